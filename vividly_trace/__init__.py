@@ -1,0 +1,51 @@
+"""vividly_trace: know what every Gemini prompt costs, how fast it is, how often it fails.
+
+::
+
+    from vividly_trace import configure, logged_prompt
+
+    configure()  # the embedded default: a SQLite file
+
+    @logged_prompt("nlu_extraction", version="v3", ab_group="B")
+    def extract_intent(text):
+        return client.models.generate_content(model="gemini-2.5-flash", contents=text)
+
+Importing this package loads only the standard library and ``wrapt``.
+"""
+
+from __future__ import annotations
+
+from ._api import log_prompt_execution
+from ._call import CallHandle
+from ._config import configure, flush, reset, shutdown, stats
+from ._decorator import logged_prompt
+from ._jsonsafe import json_safe
+from ._record import PromptExecution
+from .exceptions import ConfigurationError, MissingExtraError, VividlyTraceError
+from .pricing import ModelPrice, PricingTable, calculate_gemini_cost
+from .usage import ResponseInfo, Usage, register_extractor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CallHandle",
+    "ConfigurationError",
+    "MissingExtraError",
+    "ModelPrice",
+    "PricingTable",
+    "PromptExecution",
+    "ResponseInfo",
+    "Usage",
+    "VividlyTraceError",
+    "__version__",
+    "calculate_gemini_cost",
+    "configure",
+    "flush",
+    "json_safe",
+    "log_prompt_execution",
+    "logged_prompt",
+    "register_extractor",
+    "reset",
+    "shutdown",
+    "stats",
+]

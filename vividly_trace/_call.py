@@ -1,0 +1,305 @@
+"""The call handle: what the hot path fills in, and how it becomes a record off the hot path.
+
+The decorator only takes clocks, keeps a reference to the response and hands the handle to
+the dispatcher. Usage extraction, pricing, metadata sanitising and id formatting happen when a
+sink worker first needs the record (:meth:`CallHandle.materialize`, memoised).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from time import perf_counter_ns, time_ns
+from typing import TYPE_CHECKING, Any
+
+from ._ids import format_uuid7, next_sequence
+from ._jsonsafe import mask_secrets_in_text, sanitize_metadata
+from ._record import PromptExecution
+from .usage import EMPTY_USAGE, ResponseInfo, Usage, extract, usage_from_mapping
+
+if TYPE_CHECKING:
+    from .pricing import PricingTable
+
+__all__ = ["CallHandle", "ReadyRecord", "TemplateSpec", "current_call", "error_facts"]
+
+MAX_ERROR_CHARS = 1000
+current_call: ContextVar[CallHandle | None] = ContextVar("vividly_trace_call", default=None)
+_materialize_lock = threading.Lock()
+_UTC = _dt.timezone.utc
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSpec:
+    """What ``logged_prompt(...)`` was given (validated at decoration time)."""
+
+    template_key: str
+    version: str | None = None
+    ab_group: str | None = None
+    model: str | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
+def _http_status(exc: BaseException) -> int | None:
+    for value in (
+        getattr(exc, "code", None),
+        getattr(exc, "status_code", None),
+        getattr(getattr(exc, "response", None), "status_code", None),
+    ):
+        if isinstance(value, bool):
+            continue
+        try:
+            code = int(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+        if 100 <= code <= 599:
+            return code
+    return None
+
+
+def error_facts(exc: BaseException) -> tuple[str, str, int | None]:
+    """(type name, message cut to 1000 characters with secrets masked, HTTP status)."""
+    try:
+        name = type(exc).__qualname__
+    except Exception:
+        name = "Exception"
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"<unprintable {name}>"
+    if not isinstance(message, str):
+        message = f"<unprintable {name}>"
+    message = mask_secrets_in_text(message[: MAX_ERROR_CHARS * 4])[:MAX_ERROR_CHARS]
+    try:
+        status = _http_status(exc)
+    except Exception:
+        status = None
+    return name, message, status
+
+
+class CallHandle:
+    """One call in progress: yielded by ``with logged_prompt(...) as call``.
+
+    Use :meth:`record_response` to hand over the Gemini response, :meth:`set_usage` for
+    counts from elsewhere, :meth:`set_model` for the model name, and :attr:`metadata` for
+    per-call metadata. :attr:`execution_id` is known on entry.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = (
+        "_error",
+        "_last_chunk",
+        "_metadata",
+        "_model",
+        "_record",
+        "_response",
+        "_t1",
+        "_token",
+        "_ttfc_ns",
+        "_usage",
+        "_wall_ns",
+        "closed_early",
+        "failed",
+        "parent",
+        "seq",
+        "spec",
+        "streamed",
+        "t0",
+    )
+
+    def __init__(self, spec: TemplateSpec, parent: CallHandle | None) -> None:
+        self.spec = spec
+        self.parent = parent
+        self.seq = next_sequence()
+        self._wall_ns = time_ns()
+        self.t0 = perf_counter_ns()
+
+    # -- public handle API ---------------------------------------------------------------
+    @property
+    def execution_id(self) -> str:
+        """The id this call's record will carry (a UUIDv7 string)."""
+        return format_uuid7(self._wall_ns, self.seq)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Per-call metadata, merged over the decorator's ``metadata``."""
+        try:
+            return self._metadata  # type: ignore[no-any-return]
+        except AttributeError:
+            self._metadata: dict[str, Any] = {}
+            return self._metadata
+
+    def record_response(self, response: Any) -> None:
+        """Keep ``response`` (a Gemini response, stream chunk or usage dict) for this record."""
+        self._response = response
+
+    def set_usage(
+        self,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        *,
+        cached_tokens: int | None = None,
+        thinking_tokens: int | None = None,
+        tool_use_tokens: int | None = None,
+        audio_input_tokens: int | None = None,
+    ) -> None:
+        """Set token counts by hand (Gemini semantics, as in ``calculate_gemini_cost``).
+
+        ``input_tokens`` includes ``cached_tokens``; ``output_tokens`` excludes
+        ``thinking_tokens``, which are added to output. These win over a recorded response.
+        """
+        self._usage = usage_from_mapping(
+            {
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cached_tokens": cached_tokens,
+                "thinking_tokens": thinking_tokens,
+                "tool_use_tokens": tool_use_tokens,
+                "audio_input_tokens": audio_input_tokens,
+            }
+        )
+
+    def set_model(self, name: str) -> None:
+        """Name the model requested (wins over the decorator's ``model``)."""
+        self._model = name
+
+    def __repr__(self) -> str:
+        return f"<CallHandle {self.spec.template_key!r} {self.execution_id}>"
+
+    # -- used by the decorator -----------------------------------------------------------
+    def finish(self) -> None:
+        self._t1 = perf_counter_ns()
+
+    def fail(self, exc: BaseException) -> None:
+        self._error = error_facts(exc)
+
+    def chunk(self, chunk: Any, carries_usage: bool) -> None:
+        try:
+            self._ttfc_ns
+        except AttributeError:
+            self._ttfc_ns = perf_counter_ns()
+        if carries_usage:
+            self._response = chunk
+        self._last_chunk = chunk
+
+    # -- off the hot path ----------------------------------------------------------------
+    def materialize(
+        self, finish: Callable[[Any], PromptExecution | None]
+    ) -> PromptExecution | None:
+        """Build (once, whichever sink worker asks first) the record for this call."""
+        try:
+            return self._record  # type: ignore[no-any-return]
+        except AttributeError:
+            pass
+        with _materialize_lock:
+            try:
+                return self._record  # type: ignore[no-any-return]
+            except AttributeError:
+                self._record = finish(self)
+                return self._record
+
+
+class ReadyRecord:
+    """A record built by the caller (``log_prompt_execution``), queued like a call."""
+
+    __slots__ = ("_record", "record")
+
+    def __init__(self, record: PromptExecution) -> None:
+        self.record = record
+
+    @property
+    def failed(self) -> bool:
+        return not self.record.success
+
+    materialize = CallHandle.materialize
+
+
+def _info_of(call: CallHandle) -> ResponseInfo:
+    response = getattr(call, "_response", None)
+    info = extract(response) if response is not None else None
+    last = getattr(call, "_last_chunk", None)
+    if last is not None and last is not response:
+        tail = extract(last)
+        if info is None:
+            info = tail
+        elif tail.finish_reason or tail.block_reason:
+            info = ResponseInfo(
+                usage=info.usage,
+                provider=info.provider or tail.provider,
+                response_model=info.response_model or tail.response_model,
+                finish_reason=tail.finish_reason or info.finish_reason,
+                block_reason=tail.block_reason or info.block_reason,
+            )
+    return info if info is not None else ResponseInfo()
+
+
+def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptExecution:
+    """Turn a finished call into its record (extraction, pricing, sanitising)."""
+    spec = call.spec
+    info = _info_of(call)
+    usage: Usage = getattr(call, "_usage", None) or info.usage or EMPTY_USAGE
+    error = getattr(call, "_error", None)
+    success = error is None
+    error_type = error_message = None
+    http_status = None
+    if error is not None:
+        error_type, error_message, http_status = error
+    elif info.block_reason:
+        success = False
+        blocked_prompt = info.finish_reason is None or info.finish_reason != info.block_reason
+        error_type = "BlockedPrompt" if blocked_prompt else "BlockedResponse"
+        error_message = (
+            f"prompt blocked: {info.block_reason}"
+            if blocked_prompt
+            else f"response stopped: finish_reason={info.block_reason}"
+        )
+    model = getattr(call, "_model", None) or spec.model or info.response_model
+    t1 = getattr(call, "_t1", None) or perf_counter_ns()
+    ttfc = getattr(call, "_ttfc_ns", None)
+    metadata: Any = spec.metadata
+    own = getattr(call, "_metadata", None)
+    if own:
+        metadata = {**spec.metadata, **own} if spec.metadata else own
+    cost = pricing.cost(model, usage) if not usage.is_empty else None
+    parent = call.parent
+    return PromptExecution(
+        execution_id=call.execution_id,
+        template_key=spec.template_key,
+        success=success,
+        response_time_ms=(t1 - call.t0) / 1e6,
+        started_at=_dt.datetime.fromtimestamp(call._wall_ns / 1e9, _UTC),
+        template_version=spec.version,
+        ab_test_group=spec.ab_group,
+        provider=info.provider,
+        model=model,
+        response_model=info.response_model,
+        input_token_count=usage.input_tokens,
+        output_token_count=usage.output_tokens,
+        total_token_count=usage.total_tokens,
+        cached_token_count=usage.cached_tokens,
+        thinking_token_count=usage.thinking_tokens,
+        tool_use_token_count=usage.tool_use_tokens,
+        audio_input_token_count=usage.audio_input_tokens,
+        cost_usd=cost,
+        pricing_version=pricing.version if cost is not None else None,
+        error_type=error_type,
+        error_message=error_message,
+        http_status=http_status,
+        finish_reason=info.finish_reason,
+        streamed=getattr(call, "streamed", False),
+        stream_closed_early=getattr(call, "closed_early", False),
+        time_to_first_chunk_ms=(ttfc - call.t0) / 1e6 if ttfc is not None else None,
+        parent_execution_id=parent.execution_id if parent is not None else None,
+        metadata=sanitize_metadata(metadata, mask=mask) if metadata else {},
+    )
+
+
+def reset_token(token: Token[CallHandle | None]) -> None:
+    """Reset the current-call context variable; ignore a token from another context."""
+    try:
+        current_call.reset(token)
+    except ValueError:
+        current_call.set(None)

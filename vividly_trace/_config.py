@@ -1,0 +1,452 @@
+"""Global set-up: configure(), the environment, flush/shutdown, stats()."""
+
+from __future__ import annotations
+
+import atexit
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._call import CallHandle, ReadyRecord, build_record
+from ._dispatch import DispatchOptions, SinkWorker
+from ._record import PromptExecution
+from ._safety import logger, warn_limited
+from ._spool import default_spool_dir
+from .exceptions import ConfigurationError
+from .pricing import PricingTable
+
+__all__ = [
+    "Pipeline",
+    "configure",
+    "current_pricing",
+    "flush",
+    "get_pipeline",
+    "reset",
+    "shutdown",
+    "stats",
+]
+
+Redactor = Callable[[PromptExecution], "PromptExecution | None"]
+
+
+class Pipeline:
+    """The active configuration: sinks with their workers, pricing, sampling, redaction."""
+
+    def __init__(
+        self,
+        sinks: Sequence[Any],
+        *,
+        sync: bool,
+        options: DispatchOptions,
+        pricing: PricingTable,
+        sample_rate: float,
+        redact: Redactor | None,
+        mask_secrets: bool,
+        shutdown_timeout: float,
+    ) -> None:
+        self.pricing = pricing
+        self.sample_rate = sample_rate
+        self.redact = redact
+        self.mask_secrets = mask_secrets
+        self.shutdown_timeout = shutdown_timeout
+        self.sync = sync
+        self.options = options
+        self.sampled_out = 0
+        self.submitted = 0
+        self.workers = tuple(SinkWorker(s, options, self._materialize, sync) for s in sinks)
+        self._closed = False
+
+    def submit(self, item: CallHandle | ReadyRecord) -> None:
+        """Hand a finished call (or a ready record) to every sink. Never raises."""
+        try:
+            if self.sample_rate < 1.0 and random.random() >= self.sample_rate:
+                failed = (
+                    item.failed
+                    if type(item) is ReadyRecord
+                    else getattr(item, "_error", None) is not None
+                )
+                if not failed:  # failures are always kept
+                    self.sampled_out += 1
+                    return
+            for worker in self.workers:
+                worker.offer(item)
+        except Exception as exc:
+            warn_limited("submit", "vividly_trace could not queue a record: %r", exc)
+
+    def _materialize(self, item: CallHandle | ReadyRecord) -> PromptExecution | None:
+        return item.materialize(self._finish)
+
+    def _finish(self, item: CallHandle | ReadyRecord) -> PromptExecution | None:
+        """Build and redact a record; runs once per call, off the hot path."""
+        if type(item) is ReadyRecord:
+            record: PromptExecution | None = item.record
+        else:
+            record = build_record(item, self.pricing, self.mask_secrets)  # type: ignore[arg-type]
+        if self.redact is None or record is None:
+            return record
+        try:
+            result = self.redact(record)
+            if result is not None and not isinstance(result, PromptExecution):
+                raise TypeError(f"redact hook returned {type(result).__name__}")
+        except Exception as exc:
+            warn_limited("redact", "vividly_trace redact hook failed, record dropped: %r", exc)
+            for worker in self.workers:
+                worker.count_drop("redact_error")
+            return None
+        if result is None:
+            for worker in self.workers:
+                worker.count_drop("redacted")
+        return result
+
+    def flush(self, timeout: float) -> bool:
+        deadline = time.monotonic() + max(0.0, timeout)
+        ok = True
+        for worker in self.workers:
+            ok = worker.flush(deadline) and ok
+        return ok
+
+    def shutdown(self, timeout: float) -> bool:
+        if self._closed:
+            return True
+        self._closed = True
+        deadline = time.monotonic() + max(0.0, timeout)
+        results = []
+        # Stop all workers in parallel so that one hung sink does not eat the others' time.
+        threads = []
+        for worker in self.workers:
+            t = threading.Thread(target=lambda w=worker: results.append(w.stop(deadline)))
+            t.daemon = True
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()) + 0.5)
+        ok = all(results) and len(results) == len(self.workers)
+        if not ok:
+            pending = {w.name: len(w.queue) for w in self.workers if w.queue}
+            logger.warning("vividly_trace shutdown timed out; still pending: %s", pending)
+        return ok
+
+    def after_fork(self) -> None:
+        for worker in self.workers:
+            worker.after_fork()
+
+    def stats(self) -> dict[str, Any]:
+        sinks = {w.name: w.stats() for w in self.workers}
+        dropped: dict[str, int] = {}
+        for s in sinks.values():
+            for reason, n in s["dropped"].items():
+                dropped[reason] = dropped.get(reason, 0) + n
+        return {
+            "mode": "sync" if self.sync else "background",
+            "sampled_out": self.sampled_out,
+            "enqueued": sum(s["enqueued"] for s in sinks.values()),
+            "written": sum(s["written"] for s in sinks.values()),
+            "dropped": dropped,
+            "sinks": sinks,
+        }
+
+
+class _State:
+    """Module state. ``pipeline`` is read on every decorated call: keep it one attribute."""
+
+    UNSET: Any = object()
+
+    def __init__(self) -> None:
+        self.pipeline: Pipeline | None | Any = self.UNSET
+        self.lock = threading.RLock()
+        self.env_warned = False
+        self.atexit_registered = False
+
+
+_state = _State()
+
+
+def _validate_sinks(sinks: Iterable[Any]) -> list[Any]:
+    result = list(sinks)
+    names: set[str] = set()
+    for sink in result:
+        name = getattr(sink, "name", None)
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"sink {sink!r} needs a non-empty 'name' attribute")
+        if not callable(getattr(sink, "write_batch", None)):
+            raise ConfigurationError(f"sink {name!r} has no write_batch(records) method")
+        if name in names:
+            raise ConfigurationError(
+                f"two sinks are named {name!r}: give each a distinct name= (spool files and "
+                "stats are kept per name)"
+            )
+        names.add(name)
+    return result
+
+
+def _number(name: str, value: Any, *, lo: float, hi: float = math.inf, integer: bool = False) -> Any:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and integer and not isinstance(value, int):
+        ok = False
+    if not ok or not (lo <= value <= hi) or (isinstance(value, float) and math.isnan(value)):
+        kind = "an int" if integer else "a number"
+        raise ConfigurationError(f"configure(): {name} must be {kind} in [{lo}, {hi}], got {value!r}")
+    return value
+
+
+def configure(
+    *,
+    sinks: Sequence[Any] | None = None,
+    sync: bool = False,
+    sample_rate: float = 1.0,
+    redact: Redactor | None = None,
+    mask_secrets: bool = True,
+    pricing: PricingTable | str | Path | Mapping[str, Any] | None = None,
+    queue_size: int = 10_000,
+    batch_size: int = 200,
+    flush_interval: float = 1.0,
+    max_retries: int = 3,
+    retry_backoff: float = 0.2,
+    spool_dir: str | Path | None | bool = None,
+    spool_max_bytes: int = 256 * 1024 * 1024,
+    shutdown_timeout: float = 5.0,
+    enabled: bool = True,
+) -> None:
+    """Set up logging for this process (call again to replace the set-up).
+
+    Args:
+        sinks: where records go. ``None`` means the embedded default: a SQLite file,
+            ``vividly_trace.db`` in the working directory or ``$VIVIDLY_TRACE_DATABASE_URL``.
+        sync: write inline in the caller's thread (scripts and tests); the default hands
+            records to one background worker per sink.
+        sample_rate: fraction of successful calls kept (failures are always kept).
+        redact: ``(record) -> record | None`` run off the hot path before any sink sees a
+            record; return a changed record (``dataclasses.replace``) or ``None`` to drop it.
+        mask_secrets: mask metadata values under keys that look like secrets and API keys
+            or bearer tokens inside strings (on by default).
+        pricing: a :class:`PricingTable`, a path to a TOML/JSON table, or a mapping of
+            model overrides applied over the packaged table.
+        queue_size: per-sink bound; beyond it records are dropped and counted.
+        batch_size, flush_interval: a worker wakes when a batch is full or every
+            ``flush_interval`` seconds.
+        max_retries, retry_backoff: retries of a failed batch (exponential backoff with
+            jitter) before it is spooled.
+        spool_dir: directory of the per-sink spools (default ``$VIVIDLY_TRACE_SPOOL_DIR`` or
+            ``~/.cache/vividly_trace/spool``); ``False`` disables spooling.
+        spool_max_bytes: cap of each sink's spool; beyond it records are dropped and counted.
+        shutdown_timeout: seconds granted to flush at interpreter exit.
+        enabled: ``False`` turns every decorator into a plain pass-through.
+
+    Raises:
+        ConfigurationError: a bad argument (checked here, never at call time).
+
+    .. versionadded:: 0.1.0
+    """
+    if not isinstance(sync, bool) or not isinstance(enabled, bool):
+        raise ConfigurationError("configure(): sync and enabled must be bool")
+    _number("sample_rate", sample_rate, lo=0.0, hi=1.0)
+    _number("queue_size", queue_size, lo=1, integer=True)
+    _number("batch_size", batch_size, lo=1, integer=True)
+    _number("flush_interval", flush_interval, lo=0.001, hi=3600)
+    _number("max_retries", max_retries, lo=0, hi=100, integer=True)
+    _number("retry_backoff", retry_backoff, lo=0.0, hi=600)
+    _number("spool_max_bytes", spool_max_bytes, lo=0, integer=True)
+    _number("shutdown_timeout", shutdown_timeout, lo=0.0, hi=3600)
+    if redact is not None and not callable(redact):
+        raise ConfigurationError("configure(): redact must be callable (record) -> record | None")
+    table = _pricing(pricing)
+    if spool_dir is False:
+        spool: Path | None = None
+    elif spool_dir is None or spool_dir is True:
+        spool = default_spool_dir()
+    else:
+        spool = Path(spool_dir)
+    built = None
+    if enabled:
+        sink_list = _validate_sinks(_default_sinks() if sinks is None else sinks)
+        options = DispatchOptions(
+            queue_size=queue_size,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            spool_dir=spool,
+            spool_max_bytes=spool_max_bytes,
+        )
+        built = Pipeline(
+                sink_list,
+                sync=sync,
+                options=options,
+                pricing=table,
+                sample_rate=float(sample_rate),
+                redact=redact,
+                mask_secrets=mask_secrets,
+                shutdown_timeout=float(shutdown_timeout),
+        )
+    _install(built)
+
+
+def _pricing(pricing: Any) -> PricingTable:
+    if pricing is None:
+        return PricingTable.default()
+    if isinstance(pricing, PricingTable):
+        return pricing
+    if isinstance(pricing, (str, Path)):
+        return PricingTable.from_file(pricing)
+    if isinstance(pricing, Mapping):
+        return PricingTable.default().with_overrides(pricing)
+    raise ConfigurationError(
+        "configure(): pricing must be a PricingTable, a file path or a mapping of overrides"
+    )
+
+
+def _default_sinks() -> list[Any]:
+    from .sinks import sink_from_spec
+
+    return [sink_from_spec("sql")]
+
+
+def _install(pipeline: Pipeline | None) -> None:
+    with _state.lock:
+        old = _state.pipeline
+        _state.pipeline = pipeline
+        if not _state.atexit_registered:
+            atexit.register(_at_exit)
+            _state.atexit_registered = True
+    if isinstance(old, Pipeline) and old is not pipeline:
+        old.shutdown(old.shutdown_timeout)
+
+
+def _from_environment() -> Pipeline | None:
+    """Read ``VIVIDLY_TRACE_*`` once, before any configure()."""
+    with _state.lock:
+        if _state.pipeline is not _State.UNSET:
+            return _state.pipeline  # type: ignore[no-any-return]
+        env = os.environ
+        disabled = env.get("VIVIDLY_TRACE_DISABLED", "").strip().lower()
+        if disabled in ("1", "true", "yes", "on"):
+            _state.pipeline = None
+            return None
+        if disabled not in ("", "0", "false", "no", "off"):
+            logger.warning("VIVIDLY_TRACE_DISABLED=%r is not a boolean; ignored", disabled)
+        specs = env.get("VIVIDLY_TRACE_SINKS", "").strip()
+        url = env.get("VIVIDLY_TRACE_DATABASE_URL", "").strip()
+        if not specs and not url:
+            _state.pipeline = None
+            if not _state.env_warned:
+                _state.env_warned = True
+                logger.warning(
+                    "vividly_trace is not configured: records are discarded until configure() "
+                    "is called (or VIVIDLY_TRACE_SINKS / VIVIDLY_TRACE_DATABASE_URL is set)"
+                )
+            return None
+        from .sinks import sink_from_spec
+
+        try:
+            sinks = [sink_from_spec(s.strip()) for s in specs.split(",") if s.strip()] or [
+                sink_from_spec("sql")
+            ]
+            configure(sinks=sinks)
+        except Exception as exc:
+            logger.warning("vividly_trace: bad environment configuration, disabled: %s", exc)
+            _state.pipeline = None
+        return _state.pipeline  # type: ignore[no-any-return]
+
+
+def get_pipeline() -> Pipeline | None:
+    """The active pipeline, reading the environment on first use."""
+    p = _state.pipeline
+    if p is _State.UNSET:
+        return _from_environment()
+    return p  # type: ignore[no-any-return]
+
+
+def current_pricing() -> PricingTable:
+    """The configured price table (the packaged one when not configured)."""
+    p = _state.pipeline
+    return p.pricing if isinstance(p, Pipeline) else PricingTable.default()
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait until every record handed over so far is written, spooled or counted.
+
+    Returns ``False`` when ``timeout`` seconds passed first.
+
+    .. versionadded:: 0.1.0
+    """
+    p = _state.pipeline
+    if not isinstance(p, Pipeline):
+        return True
+    try:
+        return p.flush(timeout)
+    except Exception as exc:
+        warn_limited("flush", "vividly_trace flush failed: %r", exc)
+        return False
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush within ``timeout`` (default: the configured ``shutdown_timeout``), stop the
+    workers, close the sinks, and go back to the unconfigured state.
+
+    .. versionadded:: 0.1.0
+    """
+    with _state.lock:
+        p = _state.pipeline
+        _state.pipeline = None
+    if not isinstance(p, Pipeline):
+        return True
+    try:
+        return p.shutdown(p.shutdown_timeout if timeout is None else timeout)
+    except Exception as exc:
+        warn_limited("shutdown", "vividly_trace shutdown failed: %r", exc)
+        return False
+
+
+def reset() -> None:
+    """Shut down and forget all configuration, as if the process had just started (tests)."""
+    shutdown(timeout=5.0)
+    with _state.lock:
+        _state.pipeline = _State.UNSET
+        _state.env_warned = False
+
+
+def stats() -> dict[str, Any]:
+    """Counters of the active set-up.
+
+    ``{"mode", "sampled_out", "enqueued", "written", "dropped": {reason: n},
+    "sinks": {name: {"enqueued", "queued", "written", "failed_batches", "retries",
+    "spooled", "replayed", "spool_pending", "dropped": {reason: n}}}}``.
+
+    .. versionadded:: 0.1.0
+    """
+    p = _state.pipeline
+    if not isinstance(p, Pipeline):
+        return {
+            "mode": "disabled",
+            "sampled_out": 0,
+            "enqueued": 0,
+            "written": 0,
+            "dropped": {},
+            "sinks": {},
+        }
+    return p.stats()
+
+
+def _at_exit() -> None:
+    p = _state.pipeline
+    if isinstance(p, Pipeline):
+        try:
+            p.shutdown(p.shutdown_timeout)
+        except Exception:  # never fail interpreter exit
+            pass
+
+
+def _after_fork_in_child() -> None:
+    p = _state.pipeline
+    if isinstance(p, Pipeline):
+        p.after_fork()
+    _state.lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

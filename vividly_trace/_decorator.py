@@ -1,0 +1,358 @@
+"""``logged_prompt``: a wrapt decorator and a (sync and async) context manager.
+
+The hot path (every wrapper below) reads the active pipeline, takes two clock readings, keeps
+a reference to the response and hands the call to the dispatcher. It does no I/O, takes no
+lock, and lets the caller's exceptions and return values through unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncGenerator, Generator, Mapping
+from types import TracebackType
+from typing import Any, Callable, TypeVar
+
+import wrapt
+
+from ._call import CallHandle, TemplateSpec, current_call, reset_token
+from ._config import Pipeline, _state, get_pipeline
+from ._safety import warn_limited
+from .exceptions import ConfigurationError
+from .usage import extract, has_usage
+
+__all__ = ["logged_prompt"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_UNSET = _state.UNSET
+
+
+def _carries_usage(chunk: Any) -> bool:
+    if hasattr(chunk, "usage_metadata"):
+        return has_usage(chunk)
+    try:
+        return not extract(chunk).usage.is_empty
+    except Exception:
+        return False
+
+
+def _active() -> Pipeline | None:
+    p = _state.pipeline
+    if p is _UNSET:
+        return get_pipeline()
+    return p  # type: ignore[no-any-return]
+
+
+def _submit(p: Pipeline, call: CallHandle) -> None:
+    try:
+        p.submit(call)
+    except Exception as exc:  # submit is already guarded; belt and braces for the caller
+        warn_limited("submit", "vividly_trace could not queue a record: %r", exc)
+
+
+def _fail(call: CallHandle, exc: BaseException) -> None:
+    try:
+        call.finish()
+        call.fail(exc)
+    except Exception as inner:
+        warn_limited("fail", "vividly_trace could not record an error: %r", inner)
+
+
+def _check_str(name: str, value: Any, required: bool = False) -> str | None:
+    if value is None and not required:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not required:
+        return str(value)
+    if not isinstance(value, str) or (required and not value.strip()):
+        need = "a non-empty string" if required else "a string or None"
+        raise ConfigurationError(f"logged_prompt(): {name} must be {need}, got {value!r}")
+    return value
+
+
+class logged_prompt:  # noqa: N801 - the public name is fixed by the design
+    """Log every call of the decorated function as one execution of ``template_key``.
+
+    Works on sync and async functions, methods, classmethods, staticmethods, and sync and
+    async generators (streaming: the record ends when the stream ends, is closed early or
+    fails; usage comes from the last chunk that carries it). The same object is a ``with`` /
+    ``async with`` block yielding a :class:`CallHandle`::
+
+        @logged_prompt("nlu_extraction", version="v3", ab_group="B")
+        def extract_intent(text): return client.models.generate_content(...)
+
+        async with logged_prompt("clarification") as call:
+            call.record_response(await client.aio.models.generate_content(...))
+
+    Args:
+        template_key: the prompt template's name (required, non-empty).
+        version: template version, for A/B comparison.
+        ab_group: A/B test group.
+        model: the model requested (otherwise the model the response names).
+        metadata: metadata added to every record (JSON-safe, secrets masked).
+
+    Raises:
+        ConfigurationError: bad arguments, at decoration time.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_spec",)
+
+    def __init__(
+        self,
+        template_key: str,
+        *,
+        version: str | None = None,
+        ab_group: str | None = None,
+        model: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        key = _check_str("template_key", template_key, required=True)
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ConfigurationError(
+                f"logged_prompt(): metadata must be a mapping, got {type(metadata).__name__}"
+            )
+        self._spec = TemplateSpec(
+            template_key=key,  # type: ignore[arg-type]
+            version=_check_str("version", version),
+            ab_group=_check_str("ab_group", ab_group),
+            model=_check_str("model", model),
+            metadata=dict(metadata) if metadata else None,
+        )
+
+    @property
+    def template_key(self) -> str:
+        """The template key this object logs under."""
+        return self._spec.template_key
+
+    # -- decorator -----------------------------------------------------------------------
+    def __call__(self, wrapped: F) -> F:
+        if not callable(wrapped) and not isinstance(wrapped, (classmethod, staticmethod)):
+            raise ConfigurationError(
+                f"logged_prompt({self._spec.template_key!r}) decorates functions, got {wrapped!r}"
+            )
+        target = getattr(wrapped, "__func__", wrapped)
+        spec = self._spec
+        if inspect.isasyncgenfunction(target):
+            wrapper = _async_gen_wrapper(spec)
+        elif inspect.isgeneratorfunction(target):
+            wrapper = _gen_wrapper(spec)
+        elif inspect.iscoroutinefunction(target):
+            wrapper = _async_wrapper(spec)
+        else:
+            wrapper = _sync_wrapper(spec)
+        return wrapt.decorator(wrapper)(wrapped)  # type: ignore[no-any-return]
+
+    # -- context manager -----------------------------------------------------------------
+    def __enter__(self) -> CallHandle:
+        call = CallHandle(self._spec, current_call.get())
+        call._token = current_call.set(call)
+        return call
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        call = current_call.get()
+        if call is None or call.spec is not self._spec:
+            warn_limited("exit", "logged_prompt: __exit__ without a matching __enter__")
+            return
+        try:
+            reset_token(call._token)
+            if exc is not None:
+                _fail(call, exc)
+            else:
+                call.finish()
+        except Exception as inner:
+            warn_limited("exit", "vividly_trace could not finish a call: %r", inner)
+        p = _active()
+        if p is not None:
+            _submit(p, call)
+
+    async def __aenter__(self) -> CallHandle:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __repr__(self) -> str:
+        return f"logged_prompt({self._spec.template_key!r})"
+
+
+def _sync_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        p = _state.pipeline
+        if p is None:
+            return wrapped(*args, **kwargs)
+        if p is _UNSET:
+            p = get_pipeline()
+            if p is None:
+                return wrapped(*args, **kwargs)
+        call = CallHandle(spec, current_call.get())
+        token = current_call.set(call)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            reset_token(token)
+            _fail(call, exc)
+            _submit(p, call)
+            raise
+        call.finish()
+        reset_token(token)
+        call._response = result
+        _submit(p, call)
+        return result
+
+    return wrapper
+
+
+def _async_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
+    async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        p = _state.pipeline
+        if p is None:
+            return await wrapped(*args, **kwargs)
+        if p is _UNSET:
+            p = get_pipeline()
+            if p is None:
+                return await wrapped(*args, **kwargs)
+        call = CallHandle(spec, current_call.get())
+        token = current_call.set(call)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            reset_token(token)
+            _fail(call, exc)
+            _submit(p, call)
+            raise
+        call.finish()
+        reset_token(token)
+        call._response = result
+        _submit(p, call)
+        return result
+
+    return wrapper
+
+
+def _gen_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        p = _active()
+        if p is None:
+            return wrapped(*args, **kwargs)
+        return _traced_generator(p, spec, wrapped, args, kwargs)
+
+    return wrapper
+
+
+def _traced_generator(
+    p: Pipeline, spec: TemplateSpec, wrapped: Any, args: Any, kwargs: Any
+) -> Generator[Any, Any, Any]:
+    call = CallHandle(spec, current_call.get())
+    call.streamed = True
+    token = current_call.set(call)
+    try:
+        gen = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        reset_token(token)
+        _fail(call, exc)
+        _submit(p, call)
+        raise
+    reset_token(token)
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    try:
+        while True:
+            token = current_call.set(call)
+            try:
+                if to_throw is not None:
+                    exc, to_throw = to_throw, None
+                    chunk = gen.throw(exc)
+                else:
+                    chunk = gen.send(to_send)
+            finally:
+                reset_token(token)
+            call.chunk(chunk, _carries_usage(chunk))
+            try:
+                to_send = yield chunk
+            except GeneratorExit:
+                call.closed_early = True
+                gen.close()
+                raise
+            except BaseException as exc:  # thrown in by the consumer: pass it on
+                to_throw = exc
+    except StopIteration as stop:
+        call.finish()
+        _submit(p, call)
+        return stop.value
+    except GeneratorExit:
+        call.finish()
+        _submit(p, call)
+        raise
+    except BaseException as exc:
+        _fail(call, exc)
+        _submit(p, call)
+        raise
+
+
+def _async_gen_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        p = _active()
+        if p is None:
+            return wrapped(*args, **kwargs)
+        return _traced_async_generator(p, spec, wrapped, args, kwargs)
+
+    return wrapper
+
+
+async def _traced_async_generator(
+    p: Pipeline, spec: TemplateSpec, wrapped: Any, args: Any, kwargs: Any
+) -> AsyncGenerator[Any, Any]:
+    call = CallHandle(spec, current_call.get())
+    call.streamed = True
+    token = current_call.set(call)
+    try:
+        agen = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        reset_token(token)
+        _fail(call, exc)
+        _submit(p, call)
+        raise
+    reset_token(token)
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    try:
+        while True:
+            token = current_call.set(call)
+            try:
+                if to_throw is not None:
+                    exc, to_throw = to_throw, None
+                    chunk = await agen.athrow(exc)
+                else:
+                    chunk = await agen.asend(to_send)
+            finally:
+                reset_token(token)
+            call.chunk(chunk, _carries_usage(chunk))
+            try:
+                to_send = yield chunk
+            except GeneratorExit:
+                call.closed_early = True
+                await agen.aclose()
+                raise
+            except BaseException as exc:
+                to_throw = exc
+    except StopAsyncIteration:
+        call.finish()
+        _submit(p, call)
+    except GeneratorExit:
+        call.finish()
+        _submit(p, call)
+        raise
+    except BaseException as exc:
+        _fail(call, exc)
+        _submit(p, call)
+        raise

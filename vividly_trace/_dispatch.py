@@ -1,0 +1,348 @@
+"""When records are written: one bounded queue and one worker thread per sink.
+
+Like OpenTelemetry's ``BatchProcessor`` and sentry's ``BackgroundWorker``: the caller only
+appends to a ``deque`` (dropping and counting when it is full, never blocking); the worker
+wakes on a timer or when a batch is full (never per record), builds the records, and writes
+them with retries and backoff; a batch that still fails goes to the sink's spool on disk and is
+replayed when the sink answers again. One worker per sink keeps a slow sink from holding
+the others.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._record import PromptExecution
+from ._safety import logger, warn_limited
+from ._spool import Spool
+
+__all__ = ["DispatchOptions", "SinkWorker"]
+
+Item = Any  # CallHandle or PromptExecution
+Materializer = Callable[[Item], "PromptExecution | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchOptions:
+    """Batching, retry and spool settings shared by every sink worker."""
+
+    queue_size: int = 10_000
+    batch_size: int = 200
+    flush_interval: float = 1.0
+    max_retries: int = 3
+    retry_backoff: float = 0.2
+    max_backoff: float = 5.0
+    replay_interval: float = 5.0
+    spool_dir: Any = None
+    spool_max_bytes: int = 256 * 1024 * 1024
+
+
+class SinkWorker:
+    """The queue, worker thread, retry policy, spool and counters of one sink."""
+
+    def __init__(
+        self, sink: Any, options: DispatchOptions, materialize: Materializer, sync: bool
+    ) -> None:
+        self.sink = sink
+        self.name: str = sink.name
+        self.options = options
+        self.sync = sync
+        self._materialize = materialize
+        self.batch_size = int(getattr(sink, "max_batch_size", None) or options.batch_size)
+        self.max_queue = options.queue_size
+        use_spool = getattr(sink, "spool", True) and options.spool_dir is not None
+        self.spool: Spool | None = (
+            Spool(options.spool_dir, self.name, options.spool_max_bytes) if use_spool else None
+        )
+        self.written = 0
+        self.failed_batches = 0
+        self.retries = 0
+        self.spooled = 0
+        self.replayed = 0
+        self.dropped: dict[str, int] = {}
+        self._drop_lock = threading.Lock()
+        self._reset_runtime()
+
+    def _reset_runtime(self) -> None:
+        """Fresh queue, locks and thread (also after ``fork()`` in the child)."""
+        self.queue: deque[Item] = deque()
+        self._wake = threading.Event()
+        self._cond = threading.Condition(threading.Lock())
+        self._done = 0
+        self._inflight = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._started = False
+        self._start_lock = threading.Lock()
+        self._last_replay = 0.0
+        self._spool_pending = self.spool is not None and self.spool.pending()
+
+    # -- hot path ------------------------------------------------------------------------
+    def offer(self, item: Item) -> None:
+        """Queue ``item``; drop and count when the queue is full. Never blocks on I/O."""
+        if self.sync:
+            self._write_inline(item)
+            return
+        q = self.queue
+        if len(q) >= self.max_queue:
+            self.count_drop("queue_full")
+            warn_limited(
+                f"queue_full:{self.name}",
+                "vividly_trace: queue of sink %r is full (%d); dropping records",
+                self.name,
+                self.max_queue,
+            )
+            return
+        q.append(item)
+        if len(q) == self.batch_size:
+            self._wake.set()
+        if not self._started:
+            self._start()
+
+    def count_drop(self, reason: str, n: int = 1) -> None:
+        with self._drop_lock:
+            self.dropped[reason] = self.dropped.get(reason, 0) + n
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            thread = threading.Thread(
+                target=self._run, name=f"vividly_trace-{self.name}", daemon=True
+            )
+            try:
+                thread.start()
+            except RuntimeError:  # interpreter shutting down: write inline instead
+                self.sync = True
+                return
+            self._thread = thread
+            self._started = True
+
+    # -- worker --------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.options.flush_interval)
+            self._wake.clear()
+            try:
+                self._drain()
+                if self._spool_pending and not self._stopping:
+                    self._maybe_replay(force=False)
+            except Exception as exc:  # the worker must survive anything
+                warn_limited(f"worker:{self.name}", "vividly_trace worker %r: %r", self.name, exc)
+            if self._stopping and not self.queue:
+                return
+
+    def _drain(self) -> None:
+        q = self.queue
+        while q:
+            with self._cond:
+                batch: list[Item] = []
+                while q and len(batch) < self.batch_size:
+                    batch.append(q.popleft())
+                self._inflight = len(batch)
+            try:
+                self._process(batch)
+            finally:
+                with self._cond:
+                    self._done += len(batch)
+                    self._inflight = 0
+                    self._cond.notify_all()
+
+    def _records(self, batch: Sequence[Item]) -> list[PromptExecution]:
+        records: list[PromptExecution] = []
+        for item in batch:
+            try:
+                record = self._materialize(item)
+            except Exception as exc:
+                self.count_drop("build_error")
+                warn_limited("build_error", "vividly_trace could not build a record: %r", exc)
+                continue
+            if record is None:
+                continue
+            records.append(record)
+        return records
+
+    def _process(self, batch: Sequence[Item]) -> None:
+        records = self._records(batch)
+        if not records:
+            return
+        if self._write_with_retry(records):
+            if self._spool_pending:
+                self._maybe_replay(force=True)
+            return
+        self._keep(records)
+
+    def _write_with_retry(self, records: Sequence[PromptExecution]) -> bool:
+        attempts = 1 + max(0, self.options.max_retries)
+        delay = self.options.retry_backoff
+        for attempt in range(attempts):
+            try:
+                skipped = self.sink.write_batch(records)
+            except Exception as exc:
+                self.failed_batches += 1
+                warn_limited(
+                    f"write:{self.name}",
+                    "vividly_trace sink %r failed a batch of %d (attempt %d/%d): %s",
+                    self.name,
+                    len(records),
+                    attempt + 1,
+                    attempts,
+                    _describe(exc),
+                )
+                if attempt + 1 < attempts and not self._stopping:
+                    self.retries += 1
+                    time.sleep(min(self.options.max_backoff, delay) * (0.5 + random.random()))
+                    delay *= 2
+                    continue
+                return False
+            self._account(records, skipped)
+            return True
+        return False
+
+    def _account(self, records: Sequence[PromptExecution], skipped: object) -> None:
+        not_written = 0
+        if isinstance(skipped, Mapping):
+            for reason, n in skipped.items():
+                if isinstance(n, int) and n > 0:
+                    self.count_drop(str(reason), n)
+                    not_written += n
+        self.written += len(records) - not_written
+
+    def _keep(self, records: Sequence[PromptExecution]) -> None:
+        if self.spool is None:
+            self.count_drop("sink_failed", len(records))
+            return
+        try:
+            kept = self.spool.append(records)
+        except OSError as exc:
+            self.count_drop("spool_error", len(records))
+            warn_limited(f"spool:{self.name}", "vividly_trace spool of %r failed: %r", self.name, exc)
+            return
+        if kept:
+            self.spooled += len(records)
+            self._spool_pending = True
+        else:
+            self.count_drop("spool_full", len(records))
+            warn_limited(f"spool_full:{self.name}", "vividly_trace spool of %r is full", self.name)
+
+    def _maybe_replay(self, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_replay < self.options.replay_interval:
+            return
+        self._last_replay = now
+        self.replay_spool()
+
+    def replay_spool(self) -> int:
+        """Send what this sink's spool holds; returns how many records went out."""
+        if self.spool is None:
+            return 0
+
+        def write(batch: Sequence[PromptExecution]) -> None:
+            self._account(batch, self.sink.write_batch(batch))
+
+        try:
+            replayed, corrupt = self.spool.replay(write, self.batch_size)
+        except Exception as exc:
+            warn_limited(f"replay:{self.name}", "vividly_trace replay to %r failed: %r", self.name, exc)
+            replayed, corrupt = 0, 0
+            self._spool_pending = True
+        else:
+            self._spool_pending = self.spool.pending()
+        # A replayed record was counted as spooled before; count it as written now too.
+        self.replayed += replayed
+        if corrupt:
+            self.count_drop("spool_corrupt", corrupt)
+        return replayed
+
+    # -- synchronous mode ----------------------------------------------------------------
+    def _write_inline(self, item: Item) -> None:
+        with self._cond:
+            self._inflight = 1
+            try:
+                self._process([item])
+            except Exception as exc:
+                warn_limited(f"worker:{self.name}", "vividly_trace sink %r: %r", self.name, exc)
+            finally:
+                self._done += 1
+                self._inflight = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def flush(self, deadline: float) -> bool:
+        """Wait until everything queued now is handled; False at the deadline."""
+        with self._cond:
+            target = self._done + self._inflight + len(self.queue)
+        if target == self._done:
+            return True
+        if not self._started and not self.sync:
+            self._start()
+        self._wake.set()
+        with self._cond:
+            while self._done < target:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.1))
+                self._wake.set()
+        return True
+
+    def stop(self, deadline: float) -> bool:
+        """Drain, then stop the worker; spool what a hung sink still holds at the deadline."""
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        done = True
+        if thread is not None and thread.is_alive():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            done = not thread.is_alive()
+        left: list[Item] = []
+        while True:
+            try:
+                left.append(self.queue.popleft())
+            except IndexError:
+                break
+        if left:
+            done = False
+            records = self._records(left)
+            if records and self.spool is not None:
+                self._keep(records)
+            elif records:
+                self.count_drop("shutdown", len(records))
+        if done:
+            try:
+                self.sink.close()
+            except Exception as exc:
+                logger.warning("vividly_trace sink %r failed to close: %r", self.name, exc)
+        return done
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's queue and threads (the parent writes them)."""
+        self._drop_lock = threading.Lock()
+        self._reset_runtime()
+
+    def stats(self) -> dict[str, Any]:
+        queued = len(self.queue)
+        return {
+            "enqueued": self._done + self._inflight + queued,
+            "queued": queued,
+            "written": self.written,
+            "failed_batches": self.failed_batches,
+            "retries": self.retries,
+            "spooled": self.spooled,
+            "replayed": self.replayed,
+            "spool_pending": bool(self._spool_pending),
+            "dropped": dict(self.dropped),
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    from ._call import error_facts
+
+    name, message, status = error_facts(exc)
+    return f"{name}({status}): {message[:300]}" if status else f"{name}: {message[:300]}"
+

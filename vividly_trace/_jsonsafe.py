@@ -1,0 +1,238 @@
+"""Turn arbitrary metadata into a bounded, JSON-safe dict, masking secrets.
+
+Rules (documented in the README):
+
+- keys become strings; values become ``None``, ``bool``, ``int``, finite ``float``, ``str``,
+  lists or dicts. ``NaN`` / ``inf`` become the strings ``"NaN"``, ``"Infinity"``,
+  ``"-Infinity"``; ``bytes`` become ``"<N bytes>"``; datetimes ISO strings; ``Decimal`` a
+  string; sets and tuples lists; anything else its ``repr()`` (or ``"<unrepresentable T>"``).
+- cycles become ``"<cycle>"``; nesting deeper than 16 levels ``"<too deep>"``; containers
+  keep at most 1000 items.
+- strings longer than 8192 characters are cut to 8192 and end with ``"...[truncated N chars]"``.
+- when the whole result still serialises to more than 64 KiB, it is replaced by
+  ``{"_truncated": true, "_original_bytes": N, "_keys": [first 50 keys]}``.
+- values under keys that look like secrets (``api_key``, ``authorization``, ``password``,
+  ``token``, ``secret``, ``cookie``, ``credential``...) become ``"[REDACTED]"``, and string
+  values that look like Google API keys or bearer tokens are masked wherever they are.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+__all__ = [
+    "MAX_METADATA_BYTES",
+    "MAX_STRING_CHARS",
+    "REDACTED",
+    "is_secret_key",
+    "json_safe",
+    "mask_secrets_in_text",
+    "sanitize_metadata",
+]
+
+MAX_STRING_CHARS = 8192
+MAX_METADATA_BYTES = 64 * 1024
+MAX_ITEMS = 1000
+MAX_DEPTH = 16
+REDACTED = "[REDACTED]"
+
+_SECRET_WORDS = frozenset(
+    {
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "authorization",
+        "auth",
+        "cookie",
+        "credential",
+        "credentials",
+        "apikey",
+        "sessionid",
+    }
+)
+_SECRET_PARTS = (
+    "apikey",
+    "privatekey",
+    "accesskey",
+    "secretkey",
+    "clientsecret",
+    "password",
+    "passwd",
+    "authorization",
+    "credential",
+)
+_SPLIT = re.compile(r"[^a-z0-9]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SECRET_VALUE = re.compile(
+    r"AIza[0-9A-Za-z_\-]{20,}"  # Google API keys
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/\-]+=*"  # bearer tokens
+    r"|ya29\.[0-9A-Za-z_\-]+"  # Google OAuth access tokens
+    r"|(?i:(?<=[?&])key=)[^&\s\"']+"  # ?key=... in URLs
+    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"  # user:password@ in URLs
+)
+_key_cache: dict[str, bool] = {}
+
+
+def is_secret_key(key: str) -> bool:
+    """True when a metadata key names a secret (``api_key``, ``X-Auth-Token``, ``password``...).
+
+    The key is split into words (snake, kebab and camel case). It is a secret when its last
+    word is one (``token``, ``secret``, ``auth``...) or it contains ``api_key``,
+    ``password``, ``authorization``, ``credential``... So ``max_tokens`` and
+    ``input_token_count`` are kept, ``access_token`` and ``X-Api-Key`` are masked.
+    """
+    cached = _key_cache.get(key)
+    if cached is not None:
+        return cached
+    words = [w for w in _SPLIT.split(_CAMEL.sub("_", key).lower()) if w]
+    joined = "".join(words)
+    result = bool(words) and (
+        words[-1] in _SECRET_WORDS or any(part in joined for part in _SECRET_PARTS)
+    )
+    if len(_key_cache) < 10_000:
+        _key_cache[key] = result
+    return result
+
+
+def mask_secrets_in_text(text: str) -> str:
+    """Mask API keys, bearer tokens and URL passwords inside free text."""
+    if "AIza" not in text and "earer" not in text and "ya29." not in text and "key=" not in text \
+            and "@" not in text:
+        return text
+    return _SECRET_VALUE.sub(REDACTED, text)
+
+
+def _truncate(text: str) -> str:
+    if len(text) > MAX_STRING_CHARS:
+        cut = len(text) - MAX_STRING_CHARS
+        text = f"{text[:MAX_STRING_CHARS]}...[truncated {cut} chars]"
+    return text
+
+
+def _repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        try:
+            text = f"<unrepresentable {type(value).__name__}>"
+        except Exception:
+            text = "<unrepresentable>"
+    if not isinstance(text, str):
+        return "<unrepresentable>"
+    return text
+
+
+def json_safe(value: Any, *, mask: bool = True) -> Any:
+    """Convert ``value`` to JSON-safe data by the module's rules; never raises."""
+    try:
+        return _convert(value, mask, 0, set())
+    except Exception:  # e.g. RecursionError, MemoryError from a hostile __iter__
+        return "<unconvertible>"
+
+
+def _convert(value: Any, mask: bool, depth: int, seen: set[int]) -> Any:
+    if value is None or value is True or value is False:
+        return value
+    t = type(value)
+    if t is str:
+        value = _truncate(value)
+        return mask_secrets_in_text(value) if mask else value
+    if t is int:
+        return value
+    if t is float:
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if depth >= MAX_DEPTH:
+        return "<too deep>"
+    if isinstance(value, Mapping):
+        ident = id(value)
+        if ident in seen:
+            return "<cycle>"
+        seen.add(ident)
+        out: dict[str, Any] = {}
+        try:
+            for i, (k, v) in enumerate(value.items()):
+                if i >= MAX_ITEMS:
+                    out["_truncated_items"] = len(value) - MAX_ITEMS
+                    break
+                key = k if type(k) is str else _key_text(k)
+                key = key[:256]
+                if mask and is_secret_key(key):
+                    out[key] = REDACTED
+                else:
+                    out[key] = _convert(v, mask, depth + 1, seen)
+        finally:
+            seen.discard(ident)
+        return out
+    if isinstance(value, (list, tuple, set, frozenset)):
+        ident = id(value)
+        if ident in seen:
+            return "<cycle>"
+        seen.add(ident)
+        try:
+            items = list(value) if not isinstance(value, (set, frozenset)) else _sorted(value)
+            result = [_convert(v, mask, depth + 1, seen) for v in items[:MAX_ITEMS]]
+            if len(items) > MAX_ITEMS:
+                result.append(f"<{len(items) - MAX_ITEMS} more items>")
+        finally:
+            seen.discard(ident)
+        return result
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _convert(float(value), mask, depth, seen)
+    if isinstance(value, str):
+        return _convert(str.__str__(value), mask, depth, seen)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Decimal):
+        return str(value) if value.is_finite() else _convert(float(value), mask, depth, seen)
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    text = _truncate(_repr(value))
+    return mask_secrets_in_text(text) if mask else text
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, str):
+        return str.__str__(key)
+    if isinstance(key, (bytes, bytearray)):
+        return bytes(key).decode("utf-8", "replace")
+    return _repr(key)
+
+
+def _sorted(items: Any) -> list[Any]:
+    values = list(items)
+    try:
+        return sorted(values)
+    except Exception:
+        return values
+
+
+def sanitize_metadata(metadata: Any, *, mask: bool = True) -> dict[str, Any]:
+    """Return ``metadata`` as a bounded JSON-safe dict (see the module rules)."""
+    if metadata is None:
+        return {}
+    safe = json_safe(metadata, mask=mask)
+    if not isinstance(safe, dict):
+        safe = {"value": safe}
+    if not safe:
+        return safe
+    try:
+        size = len(json.dumps(safe, ensure_ascii=False, allow_nan=False))
+    except (TypeError, ValueError):
+        return {"_unserialisable": True}
+    if size > MAX_METADATA_BYTES:
+        return {"_truncated": True, "_original_bytes": size, "_keys": list(safe)[:50]}
+    return safe

@@ -1,0 +1,121 @@
+"""The record: one execution of a prompt template."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["PromptExecution"]
+
+_FIELD_NAMES: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class PromptExecution:
+    """One execution of a prompt template, as every sink receives it.
+
+    Token semantics follow the OpenTelemetry GenAI conventions, so totals add up:
+    ``input_token_count`` is all billed input (the prompt, its cached part included, plus
+    tool-use prompt tokens); ``output_token_count`` is all billed output (candidates plus
+    thinking); ``total_token_count`` is input + output. ``cached_token_count``,
+    ``thinking_token_count``, ``tool_use_token_count`` and ``audio_input_token_count`` say
+    how much of those were cached / thinking / tool-use / audio.
+
+    With the older ``google-generativeai`` client, which does not report thinking and
+    tool-use counts, the hidden part ``total - prompt - candidates`` is counted as thinking
+    (billed as output).
+
+    ``metadata`` is always a JSON-safe dict (see :func:`vividly_trace.json_safe`).
+
+    .. versionadded:: 0.1.0
+    """
+
+    execution_id: str
+    template_key: str
+    success: bool
+    response_time_ms: float
+    started_at: _dt.datetime
+    template_version: str | None = None
+    ab_test_group: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    response_model: str | None = None
+    input_token_count: int | None = None
+    output_token_count: int | None = None
+    total_token_count: int | None = None
+    cached_token_count: int | None = None
+    thinking_token_count: int | None = None
+    tool_use_token_count: int | None = None
+    audio_input_token_count: int | None = None
+    cost_usd: Decimal | None = None
+    pricing_version: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    http_status: int | None = None
+    finish_reason: str | None = None
+    streamed: bool = False
+    stream_closed_early: bool = False
+    time_to_first_chunk_ms: float | None = None
+    parent_execution_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as a dict of plain JSON types.
+
+        ``started_at`` becomes an ISO 8601 string (UTC, ``Z`` suffix) and ``cost_usd`` a
+        float; use :meth:`to_exact_dict` where the exact decimal matters.
+        """
+        out = self.to_exact_dict()
+        if self.cost_usd is not None:
+            out["cost_usd"] = float(self.cost_usd)
+        return out
+
+    def to_exact_dict(self) -> dict[str, Any]:
+        """Return the record as a JSON-ready dict with ``cost_usd`` as an exact decimal string."""
+        out = {name: getattr(self, name) for name in _FIELD_NAMES}
+        out["started_at"] = format_timestamp(self.started_at)
+        if self.cost_usd is not None:
+            out["cost_usd"] = str(self.cost_usd)
+        out["metadata"] = dict(self.metadata)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PromptExecution:
+        """Rebuild a record from :meth:`to_dict` or :meth:`to_exact_dict` output.
+
+        Unknown keys are ignored so that records written by a newer version still load.
+        """
+        kwargs = {k: v for k, v in data.items() if k in _FIELD_SET}
+        started = kwargs.get("started_at")
+        if isinstance(started, str):
+            kwargs["started_at"] = parse_timestamp(started)
+        cost = kwargs.get("cost_usd")
+        if cost is not None and not isinstance(cost, Decimal):
+            kwargs["cost_usd"] = Decimal(str(cost))
+        if kwargs.get("metadata") is None:
+            kwargs["metadata"] = {}
+        return cls(**kwargs)
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(PromptExecution))
+_FIELD_SET = frozenset(_FIELD_NAMES)
+
+
+def format_timestamp(value: _dt.datetime) -> str:
+    """Format an aware UTC datetime as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+    if value.tzinfo is not None:
+        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds") + "Z"
+
+
+def parse_timestamp(text: str) -> _dt.datetime:
+    """Parse :func:`format_timestamp` output (or any ISO 8601 string) into an aware UTC datetime."""
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    value = _dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    return value.astimezone(_dt.timezone.utc)

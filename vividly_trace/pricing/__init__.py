@@ -1,0 +1,335 @@
+"""Dated, sourced price tables and cost computation in ``Decimal``.
+
+The packaged table (``data/gemini.toml``) holds the official Gemini API prices with their
+as-of date and source. Users extend or override it from a file or in code::
+
+    table = PricingTable.default().with_overrides(
+        {"my-tuned-model": {"input": "0.5", "output": "2"}}, version="ours-2026-11"
+    )
+    configure(pricing=table)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import ConfigurationError
+from ..usage import Usage, usage_from_mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["ModelPrice", "PricingTable", "calculate_gemini_cost", "normalize_model_name"]
+
+_logger = logging.getLogger("vividly_trace")
+_MILLION = Decimal(1_000_000)
+_PRICE_FIELDS = (
+    "input",
+    "output",
+    "cached_input",
+    "audio_input",
+    "cached_audio_input",
+    "input_above",
+    "output_above",
+    "cached_input_above",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """Prices of one model in USD per 1M tokens.
+
+    ``tier_threshold``: above this many prompt tokens the whole request is billed at the
+    ``*_above`` prices. ``max_prompt_tokens``: above it the table has no price (cost None).
+    Missing cached / audio prices fall back to the plain input price.
+
+    .. versionadded:: 0.1.0
+    """
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal | None = None
+    audio_input: Decimal | None = None
+    cached_audio_input: Decimal | None = None
+    tier_threshold: int | None = None
+    input_above: Decimal | None = None
+    output_above: Decimal | None = None
+    cached_input_above: Decimal | None = None
+    max_prompt_tokens: int | None = None
+    as_of: str | None = None
+    source: str | None = None
+    secondary_source: bool = False
+
+    @classmethod
+    def from_mapping(cls, name: str, data: Mapping[str, Any]) -> ModelPrice:
+        """Build from a mapping of field names to values (prices as str, int or Decimal)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigurationError(f"price of {name!r}: unknown fields {sorted(unknown)}")
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in _PRICE_FIELDS:
+                kwargs[key] = _to_price(name, key, value)
+            elif key in ("tier_threshold", "max_prompt_tokens"):
+                if value is not None and (not isinstance(value, int) or value <= 0):
+                    raise ConfigurationError(f"price of {name!r}: {key} must be a positive int")
+                kwargs[key] = value
+            else:
+                kwargs[key] = value
+        if "input" not in kwargs or "output" not in kwargs:
+            raise ConfigurationError(f"price of {name!r} needs at least 'input' and 'output'")
+        if kwargs.get("tier_threshold") and (
+            kwargs.get("input_above") is None or kwargs.get("output_above") is None
+        ):
+            raise ConfigurationError(
+                f"price of {name!r}: tier_threshold needs input_above and output_above"
+            )
+        return cls(**kwargs)
+
+    def cost(self, usage: Usage) -> Decimal | None:
+        """Cost of one request with this price, or ``None`` when no tier covers it."""
+        input_tokens = usage.input_tokens or 0
+        output_tokens = usage.output_tokens or 0
+        if self.max_prompt_tokens is not None and input_tokens > self.max_prompt_tokens:
+            return None
+        above = self.tier_threshold is not None and input_tokens > self.tier_threshold
+        if above:
+            in_rate = self.input_above or self.input
+            out_rate = self.output_above or self.output
+            cached_rate = self.cached_input_above or self.cached_input or in_rate
+            # Audio has no separate tiered price on tiered models.
+            audio_rate = in_rate
+            cached_audio_rate = cached_rate
+        else:
+            in_rate = self.input
+            out_rate = self.output
+            cached_rate = self.cached_input if self.cached_input is not None else in_rate
+            audio_rate = self.audio_input if self.audio_input is not None else in_rate
+            cached_audio_rate = (
+                self.cached_audio_input if self.cached_audio_input is not None else cached_rate
+            )
+        cached = max(0, min(usage.cached_tokens or 0, input_tokens))
+        cached_audio = max(0, min(usage.cached_audio_tokens or 0, cached))
+        audio = max(0, (usage.audio_input_tokens or 0) - cached_audio)
+        plain = max(0, input_tokens - cached - audio)
+        audio = min(audio, input_tokens - cached)
+        total = (
+            plain * in_rate
+            + audio * audio_rate
+            + (cached - cached_audio) * cached_rate
+            + cached_audio * cached_audio_rate
+            + output_tokens * out_rate
+        )
+        return total / _MILLION
+
+
+def _to_price(model: str, key: str, value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        price = Decimal(value) if not isinstance(value, Decimal) else value
+    except (InvalidOperation, TypeError, ValueError):
+        raise ConfigurationError(f"price of {model!r}: {key}={value!r} is not a number") from None
+    if not price.is_finite() or price < 0:
+        raise ConfigurationError(f"price of {model!r}: {key}={value!r} must be >= 0")
+    return price
+
+
+_PREFIX = re.compile(r"^(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/google/)?(?:models/)?")
+_SUFFIXES = (
+    re.compile(r"-latest$"),
+    re.compile(r"-\d{3}$"),
+    re.compile(r"(-preview)-\d{2}-\d{2,4}$"),
+    re.compile(r"-exp(?:-\d{2}-\d{2,4})?$"),
+    re.compile(r"-preview$"),
+)
+
+
+def normalize_model_name(model: str) -> list[str]:
+    """Return the candidate table keys for a model name, most specific first.
+
+    Strips ``models/`` (and Vertex ``publishers/google/models/``) prefixes, then
+    ``-latest``, ``-001``, ``-preview-MM-DD`` (to ``-preview``) and finally ``-preview``.
+    """
+    name = _PREFIX.sub("", model.strip().lower())
+    out = [name]
+    for pattern in _SUFFIXES:
+        new = pattern.sub(r"\1" if pattern.groups else "", name)
+        if new != name:
+            name = new
+            out.append(name)
+    return out
+
+
+class PricingTable:
+    """A dated price table: model name -> :class:`ModelPrice`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    _default: PricingTable | None = None
+
+    def __init__(self, models: Mapping[str, ModelPrice | Mapping[str, Any]], version: str) -> None:
+        if not isinstance(version, str) or not version:
+            raise ConfigurationError("a PricingTable needs a non-empty version string")
+        self.version = version
+        self.models: dict[str, ModelPrice] = {}
+        for name, price in models.items():
+            key = name.strip().lower()
+            self.models[key] = (
+                price if isinstance(price, ModelPrice) else ModelPrice.from_mapping(name, price)
+            )
+        self._resolved: dict[str, ModelPrice | None] = {}
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def default(cls) -> PricingTable:
+        """The packaged table (loaded once)."""
+        if cls._default is None:
+            text = resources.files(__package__).joinpath("data/gemini.toml").read_text("utf-8")
+            cls._default = cls._from_document(tomllib.loads(text), "packaged gemini.toml")
+        return cls._default
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PricingTable:
+        """Load a table from a TOML or JSON file shaped like the packaged one."""
+        p = Path(path)
+        try:
+            raw = p.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read price table {p}: {exc}") from None
+        try:
+            doc = json.loads(raw) if p.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"price table {p} is not valid: {exc}") from None
+        return cls._from_document(doc, str(p))
+
+    @classmethod
+    def _from_document(cls, doc: Mapping[str, Any], where: str) -> PricingTable:
+        models = doc.get("models")
+        version = doc.get("version")
+        if not isinstance(models, Mapping) or not isinstance(version, str):
+            raise ConfigurationError(f"price table {where} needs 'version' and [models.*]")
+        return cls(models, version)
+
+    def with_overrides(
+        self, models: Mapping[str, ModelPrice | Mapping[str, Any]], version: str | None = None
+    ) -> PricingTable:
+        """Return a new table with ``models`` added or replaced.
+
+        A mapping for a model already in the table updates only the fields it names.
+        The new table's version is ``version`` or ``"<old>+custom"``.
+        """
+        merged: dict[str, ModelPrice | Mapping[str, Any]] = dict(self.models)
+        for name, price in models.items():
+            key = name.strip().lower()
+            if isinstance(price, ModelPrice):
+                merged[key] = price
+            elif key in self.models:
+                base = self.models[key]
+                updates = ModelPrice.from_mapping(
+                    name, {"input": base.input, "output": base.output, **price}
+                )
+                merged[key] = replace(
+                    base, **{k: getattr(updates, k) for k in price}
+                )
+            else:
+                merged[key] = ModelPrice.from_mapping(name, price)
+        return PricingTable(merged, version or f"{self.version}+custom")
+
+    def resolve(self, model: str) -> ModelPrice | None:
+        """The price for ``model`` after name normalisation, or ``None``."""
+        try:
+            return self._resolved[model]
+        except KeyError:
+            pass
+        found = None
+        for candidate in normalize_model_name(model):
+            found = self.models.get(candidate)
+            if found is not None:
+                break
+        with self._lock:
+            self._resolved[model] = found
+        return found
+
+    def cost(self, model: str | None, usage: Usage) -> Decimal | None:
+        """Cost in USD of a request, or ``None`` for an unknown model (warned once).
+
+        Cached input is billed at the cached rate (never twice), thinking at the output rate,
+        tool-use prompt tokens as input, audio input at the audio rate, and the tier is
+        chosen by the prompt size and applied to the whole request.
+        """
+        if usage.is_empty:
+            return None
+        if not model:
+            self._warn_once("", "a call with token usage has no model name: cost not computed")
+            return None
+        price = self.resolve(model)
+        if price is None:
+            self._warn_once(
+                model,
+                f"no price for model {model!r} in pricing table {self.version!r}: cost left "
+                "empty (add it with configure(pricing=...))",
+            )
+            return None
+        result = price.cost(usage)
+        if result is None:
+            self._warn_once(
+                f"{model}/max",
+                f"prompt of {usage.input_tokens} tokens is beyond the priced range of "
+                f"{model!r}: cost left empty",
+            )
+        return result
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key in self._warned:
+            return
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        _logger.warning(message)
+
+
+def calculate_gemini_cost(usage: dict[str, Any], model: str = "gemini-2.5-flash") -> float:
+    """Cost in USD of one Gemini call from a usage dict (the original design's helper).
+
+    ``usage`` keys: ``input_tokens`` (including any cached part), ``output_tokens`` (visible
+    output, without thinking), and optional ``cached_tokens``, ``thinking_tokens`` (billed at
+    the output rate), ``tool_use_tokens`` and ``audio_input_tokens``. Prices come from the
+    configured table (the packaged one by default).
+
+    Raises:
+        ValueError: the model has no price in the table, or ``usage`` holds no token count.
+
+    .. versionadded:: 0.1.0
+    """
+    from .._config import current_pricing
+
+    parsed = usage_from_mapping(usage) if isinstance(usage, Mapping) else None
+    if parsed is None:
+        raise ValueError("usage must be a dict with 'input_tokens' and/or 'output_tokens'")
+    table = current_pricing()
+    price = table.resolve(model)
+    if price is None:
+        raise ValueError(f"no price for model {model!r} in pricing table {table.version!r}")
+    cost = price.cost(parsed)
+    if cost is None:
+        raise ValueError(f"prompt size {parsed.input_tokens} is beyond the priced range of {model}")
+    return float(cost)

@@ -1,0 +1,72 @@
+"""Sinks: where records go.
+
+``MemorySink`` and ``JSONLinesSink`` load eagerly (standard library only); the others are
+resolved on first access (PEP 562), so importing this package loads neither SQLAlchemy nor
+any Google or OpenTelemetry package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from ..exceptions import ConfigurationError
+from ._base import Sink
+from .jsonl import JSONLinesSink
+from .memory import MemorySink
+
+__all__ = [
+    "CloudLoggingSink",
+    "JSONLinesSink",
+    "MemorySink",
+    "OpenTelemetrySink",
+    "SQLSink",
+    "Sink",
+    "StructuredStdoutSink",
+    "sink_from_spec",
+]
+
+_LAZY = {
+    "SQLSink": ".sql",
+    "CloudLoggingSink": ".cloud_logging",
+    "StructuredStdoutSink": ".structured_stdout",
+    "OpenTelemetrySink": ".otel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def sink_from_spec(spec: str) -> Any:
+    """Build a sink from a ``VIVIDLY_TRACE_SINKS`` entry.
+
+    ``sql`` (``$VIVIDLY_TRACE_DATABASE_URL`` or ``sqlite:///vividly_trace.db``),
+    ``sql:URL``, ``jsonl:PATH``, ``stdout`` (structured, for Cloud Run / GKE),
+    ``cloud_logging`` or ``cloud_logging:PROJECT``, ``otel``, ``memory``.
+    """
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind == "sql":
+        url = arg or os.environ.get("VIVIDLY_TRACE_DATABASE_URL") or "sqlite:///vividly_trace.db"
+        return __getattr__("SQLSink")(url)
+    if kind == "jsonl":
+        return JSONLinesSink(arg or "vividly_trace.jsonl")
+    if kind in ("stdout", "structured_stdout"):
+        return __getattr__("StructuredStdoutSink")()
+    if kind == "cloud_logging":
+        return __getattr__("CloudLoggingSink")(project=arg or None)
+    if kind == "otel":
+        return __getattr__("OpenTelemetrySink")()
+    if kind == "memory":
+        return MemorySink()
+    raise ConfigurationError(
+        f"unknown sink {spec!r} (known: sql, sql:URL, jsonl:PATH, stdout, cloud_logging, otel, "
+        "memory)"
+    )

@@ -1,0 +1,39 @@
+"""The sink protocol: *where* records go. *When* they go is the dispatcher's job."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from .._record import PromptExecution
+
+__all__ = ["Sink"]
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """A destination for records.
+
+    ``write_batch`` is called from the sink's own worker thread (never from the caller's),
+    with a batch of records; it raises on failure, and the dispatcher then retries with
+    backoff and finally spools the batch to disk for a later replay. Writes should be
+    idempotent on ``execution_id``: a replay may send a record again.
+
+    It may return a mapping ``reason -> count`` of records it deliberately did not write
+    (for example ``{"unknown_template": 2}`` in strict mode); those are counted as dropped.
+
+    Optional attributes read by the dispatcher: ``max_batch_size`` (int) and
+    ``spool`` (bool, default True: keep failed batches on disk).
+
+    .. versionadded:: 0.1.0
+    """
+
+    name: str
+
+    def write_batch(self, records: Sequence[PromptExecution]) -> Mapping[str, int] | None:
+        """Write ``records``; raise on failure."""
+        ...
+
+    def close(self) -> None:
+        """Release resources; called once at shutdown after the last batch."""
+        ...

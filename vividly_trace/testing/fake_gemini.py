@@ -1,0 +1,720 @@
+"""A fake Gemini HTTP server that the real ``google-genai`` and ``google-generativeai``
+clients can talk to.
+
+The server listens on 127.0.0.1 (standard library only: ``ThreadingHTTPServer`` in a
+daemon thread, HTTP/1.1 keep-alive, Nagle disabled) and answers the Gemini Developer
+API endpoints with canned :class:`Scenario` responses::
+
+    from vividly_trace.testing.fake_gemini import FakeGeminiServer, Scenario
+
+    with FakeGeminiServer() as fake:
+        fake.enqueue(Scenario(text="hello", prompt_tokens=12, candidates_tokens=3))
+        client = fake.genai_client()
+        response = client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+        assert response.text == "hello"
+        assert fake.requests[0]["model"] == "gemini-2.5-flash"
+
+Endpoints (``v1``, ``v1beta`` and ``v1alpha``; ``models/`` or ``tunedModels/``):
+
+* ``POST .../models/{m}:generateContent`` - one JSON response.
+* ``POST .../models/{m}:streamGenerateContent?alt=sse`` - Server-Sent Events
+  (``data: {json}\\r\\n\\r\\n``), as used by ``google-genai``.
+* ``POST .../models/{m}:streamGenerateContent`` without ``alt=sse`` - a streamed JSON
+  array (``[{...},\\r\\n{...}]``), as used by ``google-generativeai`` (``transport="rest"``).
+* ``POST .../models/{m}:countTokens`` - ``{"totalTokens": prompt_tokens}``.
+* anything else - HTTP 404 with a Gemini-style JSON error body.
+
+Each request to one of the three model endpoints consumes one queued :class:`Scenario`
+(FIFO, see :meth:`FakeGeminiServer.enqueue`); when the queue is empty the
+:attr:`FakeGeminiServer.default` scenario is used. Streamed bodies use chunked transfer
+encoding; every other body has a ``Content-Length``, so connections are reused.
+
+Enums are written as names (``"STOP"``), or as integers when the query string asks for
+``enum-encoding=int`` (``google-generativeai`` always sends ``$alt=json;enum-encoding=int``):
+``finishReason`` STOP=1, MAX_TOKENS=2, SAFETY=3, RECITATION=4, OTHER=5, ...;
+``blockReason`` SAFETY=1, OTHER=2, BLOCKLIST=3, PROHIBITED_CONTENT=4, IMAGE_SAFETY=5;
+``modality`` TEXT=1, IMAGE=2, VIDEO=3, AUDIO=4, DOCUMENT=5 (values from the
+``google.ai.generativelanguage`` protos).
+
+What callers must know about the clients
+----------------------------------------
+
+``google-genai`` (use :meth:`FakeGeminiServer.genai_client`):
+
+* it never retries unless ``HttpOptions(retry_options=...)`` is given, so every error
+  status is raised at once: 4xx as ``google.genai.errors.ClientError``, 5xx as
+  ``google.genai.errors.ServerError``, with ``.code`` equal to the HTTP status.
+* a mid-stream failure (``Scenario.stream_error_after``) is sent as an SSE error event
+  ``data: {"error": {"code": 500, ...}}``; the client raises ``ServerError`` (``.code``
+  500, or ``Scenario.error_status`` if set) from the iterator after the chunks before it
+  were yielded, in both the sync and the async client.
+
+``google-generativeai`` (use :meth:`FakeGeminiServer.configure_generativeai`, then
+create ``GenerativeModel`` objects; a model keeps the client it first used):
+
+* the default retry policy of ``generate_content`` / ``stream_generate_content`` only
+  retries HTTP 503 (``ServiceUnavailable``), for up to 600 s: do not answer 503 to it
+  in tests, or pass ``request_options={"retry": None}`` (then 503 is raised at once as
+  ``google.api_core.exceptions.ServiceUnavailable``). 400, 429 and 500 are not retried
+  and raise ``google.api_core.exceptions.BadRequest`` / ``TooManyRequests`` /
+  ``InternalServerError`` with ``.code`` equal to the HTTP status, both with and
+  without ``stream=True``.
+* ``client_options={"api_endpoint": "http://127.0.0.1:PORT"}`` works as is: the REST
+  transport keeps an explicit ``http://`` scheme (without a scheme it would use https).
+* its stream parser turns an ``{"error": ...}`` element of the JSON array into an empty
+  chunk without raising, so a mid-stream failure is produced by dropping the connection
+  before the end of the chunked body; the client raises
+  ``requests.exceptions.ChunkedEncodingError`` (not a ``google.api_core`` exception)
+  while iterating. ``generate_content(stream=True)``
+  reads the first chunk eagerly, so with ``stream_error_after=0`` the error is raised by
+  ``generate_content`` itself.
+* its v1beta protos (google-ai-generativelanguage 0.6.x) only know ``promptTokenCount``,
+  ``cachedContentTokenCount``, ``candidatesTokenCount`` and ``totalTokenCount``; the
+  other usage fields are silently dropped by the client.
+
+``Scenario.hang_s`` keeps the connection silent and then closes it without an answer
+(use it with a client timeout shorter than ``hang_s``); :meth:`FakeGeminiServer.stop`
+interrupts pending ``delay_s`` / ``hang_s`` waits and closes kept-alive connections.
+
+Run ``python -m vividly_trace.testing.fake_gemini --port N`` to serve in the foreground
+(for benchmarks in another process); it prints ``listening on http://127.0.0.1:N`` and
+stops on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import itertools
+import json
+import re
+import signal
+import socket
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType, TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = ["FakeGeminiServer", "Scenario", "main"]
+
+_FINISH_REASONS = {
+    "FINISH_REASON_UNSPECIFIED": 0,
+    "STOP": 1,
+    "MAX_TOKENS": 2,
+    "SAFETY": 3,
+    "RECITATION": 4,
+    "OTHER": 5,
+    "LANGUAGE": 6,
+    "BLOCKLIST": 7,
+    "PROHIBITED_CONTENT": 8,
+    "SPII": 9,
+    "MALFORMED_FUNCTION_CALL": 10,
+    "IMAGE_SAFETY": 11,
+}
+_BLOCK_REASONS = {
+    "BLOCK_REASON_UNSPECIFIED": 0,
+    "SAFETY": 1,
+    "OTHER": 2,
+    "BLOCKLIST": 3,
+    "PROHIBITED_CONTENT": 4,
+    "IMAGE_SAFETY": 5,
+}
+_MODALITIES = {
+    "MODALITY_UNSPECIFIED": 0,
+    "TEXT": 1,
+    "IMAGE": 2,
+    "VIDEO": 3,
+    "AUDIO": 4,
+    "DOCUMENT": 5,
+}
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "NOT_IMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_PATH_RE = re.compile(
+    r"^/(?P<version>v1|v1beta|v1alpha)/(?:models|tunedModels)/(?P<model>[^/:]+)"
+    r":(?P<method>generateContent|streamGenerateContent|countTokens)$"
+)
+_MAX_BODY = 64 * 1024 * 1024
+
+
+@dataclass
+class Scenario:
+    """What the fake answers for one request.
+
+    Token counts follow the Gemini API: ``prompt_tokens`` includes ``cached_tokens``, and
+    the default ``total_tokens`` is prompt + candidates + thoughts + tool-use prompt.
+    Optional counts left at ``None`` are omitted from ``usageMetadata``.
+
+    For a blocked prompt (``block_reason`` set) the answer has ``promptFeedback`` and a
+    ``usageMetadata`` without candidate or thoughts tokens, and no ``candidates``.
+
+    ``error_status`` makes the request fail with that HTTP status and a Gemini-style
+    error body. For a streaming request with ``stream_error_after`` set, the failure
+    comes after that many chunks instead (code ``error_status or 500``): an SSE error
+    event for ``alt=sse`` streams, a dropped connection for JSON-array streams.
+    ``stream_error_after`` is ignored by non-streaming requests.
+    """
+
+    text: str = "ok"
+    prompt_tokens: int = 10  # promptTokenCount (includes cached)
+    candidates_tokens: int = 5
+    thoughts_tokens: int | None = None
+    cached_tokens: int | None = None
+    tool_use_prompt_tokens: int | None = None
+    audio_prompt_tokens: int | None = None  # adds promptTokensDetails with AUDIO + TEXT split
+    total_tokens: int | None = None  # default: prompt + candidates + thoughts + tool_use
+    model_version: str | None = None  # default: the model from the URL
+    finish_reason: str = "STOP"  # e.g. "SAFETY"
+    block_reason: str | None = None  # if set: promptFeedback.blockReason, no candidates
+    error_status: int | None = None  # e.g. 400, 429, 500: answer an error with this status
+    error_message: str = "fake error"
+    stream_chunks: int = 3  # number of chunks for a streaming request (text split across them)
+    usage_on_every_chunk: bool = False  # True: cumulative usage on every chunk; False: last only
+    stream_error_after: int | None = None  # for streams: fail after this many chunks
+    delay_s: float = 0.0  # sleep before answering
+    hang_s: float = 0.0  # stay silent this long, then close the connection without answering
+
+
+def _enum(value: str, table: dict[str, int], as_int: bool) -> str | int:
+    if as_int and value in table:
+        return table[value]
+    return value
+
+
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": status,
+            "message": message,
+            "status": _STATUS_NAMES.get(status, "UNKNOWN"),
+        }
+    }
+
+
+def _usage(
+    scenario: Scenario,
+    candidates: int | None,
+    thoughts: int | None,
+    total: int | None,
+    enum_int: bool,
+) -> dict[str, Any]:
+    """Build ``usageMetadata``; ``candidates``/``thoughts`` None means omitted."""
+    usage: dict[str, Any] = {"promptTokenCount": scenario.prompt_tokens}
+    if candidates is not None:
+        usage["candidatesTokenCount"] = candidates
+    if scenario.cached_tokens is not None:
+        usage["cachedContentTokenCount"] = scenario.cached_tokens
+    if thoughts is not None:
+        usage["thoughtsTokenCount"] = thoughts
+    if scenario.tool_use_prompt_tokens is not None:
+        usage["toolUsePromptTokenCount"] = scenario.tool_use_prompt_tokens
+    if total is None:
+        total = (
+            scenario.prompt_tokens
+            + (candidates or 0)
+            + (thoughts or 0)
+            + (scenario.tool_use_prompt_tokens or 0)
+        )
+    usage["totalTokenCount"] = total
+    if scenario.audio_prompt_tokens is not None:
+        usage["promptTokensDetails"] = [
+            {
+                "modality": _enum("TEXT", _MODALITIES, enum_int),
+                "tokenCount": scenario.prompt_tokens - scenario.audio_prompt_tokens,
+            },
+            {
+                "modality": _enum("AUDIO", _MODALITIES, enum_int),
+                "tokenCount": scenario.audio_prompt_tokens,
+            },
+        ]
+    return usage
+
+
+def _split_text(text: str, n: int) -> list[str]:
+    return [text[len(text) * i // n : len(text) * (i + 1) // n] for i in range(n)]
+
+
+def _blocked_response(
+    scenario: Scenario, model: str, response_id: str, enum_int: bool
+) -> dict[str, Any]:
+    assert scenario.block_reason is not None
+    return {
+        "promptFeedback": {"blockReason": _enum(scenario.block_reason, _BLOCK_REASONS, enum_int)},
+        "usageMetadata": _usage(scenario, None, None, None, enum_int),
+        "modelVersion": scenario.model_version or model,
+        "responseId": response_id,
+    }
+
+
+def _full_response(
+    scenario: Scenario, model: str, response_id: str, enum_int: bool
+) -> dict[str, Any]:
+    if scenario.block_reason is not None:
+        return _blocked_response(scenario, model, response_id, enum_int)
+    return {
+        "candidates": [
+            {
+                "content": {"parts": [{"text": scenario.text}], "role": "model"},
+                "finishReason": _enum(scenario.finish_reason, _FINISH_REASONS, enum_int),
+                "index": 0,
+            }
+        ],
+        "usageMetadata": _usage(
+            scenario,
+            scenario.candidates_tokens,
+            scenario.thoughts_tokens,
+            scenario.total_tokens,
+            enum_int,
+        ),
+        "modelVersion": scenario.model_version or model,
+        "responseId": response_id,
+    }
+
+
+def _stream_responses(
+    scenario: Scenario, model: str, response_id: str, enum_int: bool
+) -> list[dict[str, Any]]:
+    """The chunks of a streamed answer (without any mid-stream error)."""
+    if scenario.block_reason is not None:
+        return [_blocked_response(scenario, model, response_id, enum_int)]
+    n = max(1, scenario.stream_chunks)
+    pieces = _split_text(scenario.text, n)
+    full_cands = scenario.candidates_tokens
+    full_thoughts = scenario.thoughts_tokens
+    chunks: list[dict[str, Any]] = []
+    for i, piece in enumerate(pieces):
+        last = i == n - 1
+        candidate: dict[str, Any] = {
+            "content": {"parts": [{"text": piece}], "role": "model"},
+            "index": 0,
+        }
+        if last:
+            candidate["finishReason"] = _enum(scenario.finish_reason, _FINISH_REASONS, enum_int)
+        chunk: dict[str, Any] = {"candidates": [candidate]}
+        if last or scenario.usage_on_every_chunk:
+            cands = full_cands * (i + 1) // n
+            thoughts = None if full_thoughts is None else full_thoughts * (i + 1) // n
+            total = None
+            if scenario.total_tokens is not None:
+                total = scenario.total_tokens - (full_cands - cands)
+                total -= (full_thoughts or 0) - (thoughts or 0)
+            chunk["usageMetadata"] = _usage(scenario, cands, thoughts, total, enum_int)
+        chunk["modelVersion"] = scenario.model_version or model
+        chunk["responseId"] = response_id
+        chunks.append(chunk)
+    return chunks
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], fake: FakeGeminiServer) -> None:
+        self.fake = fake
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that go away (timeouts, abandoned streams) are normal here: stay silent.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "FakeGemini/1.0"
+    sys_version = ""
+
+    @property
+    def _fake(self) -> FakeGeminiServer:
+        return cast(_HTTPServer, self.server).fake
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Never log requests to stderr."""
+
+    def setup(self) -> None:
+        super().setup()
+        self._fake._track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self._fake._untrack(self.connection)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts: list[bytes] = []
+            while True:
+                size_line = self.rfile.readline(65537)
+                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY:
+            raise ValueError("request body too large")
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _head(self, status: int, headers: list[tuple[str, str]]) -> bytes:
+        reason = self.responses.get(status, ("",))[0]
+        lines = [
+            f"HTTP/1.1 {status} {reason}",
+            f"Server: {self.server_version}",
+            f"Date: {formatdate(usegmt=True)}",
+            *(f"{name}: {value}" for name, value in headers),
+        ]
+        if self.close_connection:
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _send_json(self, status: int, obj: Any) -> None:
+        body = _dumps(obj)
+        head = self._head(
+            status,
+            [
+                ("Content-Type", "application/json; charset=UTF-8"),
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        self.wfile.write(head + body)
+
+    def _write_chunk(self, data: bytes, last: bool = False) -> None:
+        out = b"%x\r\n%s\r\n" % (len(data), data) if data else b""
+        if last:
+            out += b"0\r\n\r\n"
+        self.wfile.write(out)
+
+    # -- request handling -------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        fake = self._fake
+        split = urlsplit(self.path)
+        raw_query = split.query
+        query = {k: v[-1] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+        try:
+            raw_body = self._read_body()
+        except ValueError:
+            self.close_connection = True
+            self._send_json(400, _error_body(400, "unreadable request body"))
+            return
+        body: Any = None
+        if raw_body:
+            try:
+                body = json.loads(raw_body)
+            except ValueError:
+                body = None
+        match = _PATH_RE.match(split.path)
+        model = unquote(match.group("model")) if match else None
+        rpc = match.group("method") if match else None
+        stream = rpc == "streamGenerateContent"
+        fake._record(
+            {
+                "method": self.command,
+                "path": split.path,
+                "query": query,
+                "model": model,
+                "stream": stream,
+                "body": body,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+            }
+        )
+        if match is None or model is None or self.command != "POST":
+            self._send_json(404, _error_body(404, f"{self.command} {split.path} is not found"))
+            return
+
+        scenario = fake._next_scenario()
+        if scenario.hang_s > 0:
+            fake._stopping.wait(scenario.hang_s)
+            self.close_connection = True
+            return
+        if scenario.delay_s > 0 and fake._stopping.wait(scenario.delay_s):
+            self.close_connection = True
+            return
+
+        enum_int = "enum-encoding=int" in unquote(raw_query)
+        mid_stream_error = stream and scenario.stream_error_after is not None
+        if scenario.error_status is not None and not mid_stream_error:
+            self._send_json(
+                scenario.error_status,
+                _error_body(scenario.error_status, scenario.error_message),
+            )
+            return
+        response_id = fake._next_response_id()
+        if rpc == "countTokens":
+            self._send_json(200, {"totalTokens": scenario.prompt_tokens})
+        elif rpc == "generateContent":
+            self._send_json(200, _full_response(scenario, model, response_id, enum_int))
+        else:
+            self._stream(scenario, model, response_id, enum_int, query.get("alt") == "sse")
+
+    def _stream(
+        self, scenario: Scenario, model: str, response_id: str, enum_int: bool, sse: bool
+    ) -> None:
+        chunks = _stream_responses(scenario, model, response_id, enum_int)
+        fail_after = scenario.stream_error_after
+        if fail_after is not None:
+            chunks = chunks[: max(0, fail_after)]
+        content_type = "text/event-stream" if sse else "application/json; charset=UTF-8"
+        self.wfile.write(
+            self._head(200, [("Content-Type", content_type), ("Transfer-Encoding", "chunked")])
+        )
+        for i, chunk in enumerate(chunks):
+            data = _dumps(chunk)
+            if sse:
+                self._write_chunk(b"data: " + data + b"\r\n\r\n")
+            else:
+                self._write_chunk((b"[" if i == 0 else b",\r\n") + data)
+        if fail_after is None:
+            if sse:
+                self._write_chunk(b"", last=True)
+            else:
+                self._write_chunk(b"]" if chunks else b"[]", last=True)
+            return
+        if sse:
+            status = scenario.error_status or 500
+            error = _dumps(_error_body(status, scenario.error_message))
+            self._write_chunk(b"data: " + error + b"\r\n\r\n", last=True)
+        else:
+            # The JSON-array parser of google-api-core ignores error objects: drop the
+            # connection before the end of the chunked body so the client raises.
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class FakeGeminiServer:
+    """A fake Gemini API server on a local port, running in a daemon thread.
+
+    Use it as a context manager (``with FakeGeminiServer() as fake: ...``) or call
+    :meth:`start` and :meth:`stop`. Queue answers with :meth:`enqueue`; requests beyond
+    the queue get :attr:`default`. Every received request is appended to
+    :attr:`requests` as a dict with the keys ``method``, ``path``, ``query`` (dict of
+    the last value of each parameter), ``model`` (e.g. ``"gemini-2.5-flash"``, None for
+    unknown paths), ``stream`` (bool), ``body`` (parsed JSON or None) and ``headers``
+    (dict with lower-cased names).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Prepare a server for ``host``:``port`` (port 0: pick a free port on start)."""
+        self.host = host
+        self._requested_port = port
+        self.default: Scenario = Scenario()
+        self.requests: list[dict[str, Any]] = []
+        self._queue: deque[Scenario] = deque()
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ids = itertools.count(1)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> FakeGeminiServer:
+        """Bind the port and serve in a daemon thread; returns ``self``."""
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        httpd = _HTTPServer((self.host, self._requested_port), self)
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-gemini:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close kept-alive connections and release the port."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> FakeGeminiServer:
+        """Start the server."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the server."""
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port (or the requested one before :meth:`start`)."""
+        if self._httpd is not None:
+            return int(self._httpd.server_address[1])
+        if self._requested_port:
+            return self._requested_port
+        raise RuntimeError("FakeGeminiServer is not started (port 0 is chosen on start)")
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:8123``."""
+        return f"http://{self.host}:{self.port}"
+
+    # -- scenarios --------------------------------------------------------------------
+
+    def enqueue(self, *scenarios: Scenario) -> None:
+        """Queue answers; each model request consumes one, first in first out."""
+        with self._lock:
+            self._queue.extend(scenarios)
+
+    def set_default(self, scenario: Scenario) -> None:
+        """Set the answer used when the queue is empty."""
+        with self._lock:
+            self.default = scenario
+
+    # -- client helpers -------------------------------------------------------------
+
+    def genai_client(self, api_key: str = "fake-key") -> Any:
+        """Build a ``google.genai.Client`` (Gemini Developer API) pointed at this server."""
+        from google import genai
+        from google.genai import types
+
+        return genai.Client(
+            vertexai=False,
+            api_key=api_key,
+            http_options=types.HttpOptions(base_url=self.url, api_version="v1beta"),
+        )
+
+    def configure_generativeai(self, api_key: str = "fake-key") -> None:
+        """Point ``google.generativeai`` (REST transport) at this server.
+
+        This calls ``google.generativeai.configure``, which is global: ``GenerativeModel``
+        objects created afterwards use this server.
+        """
+        generativeai: Any = importlib.import_module("google.generativeai")
+        generativeai.configure(
+            api_key=api_key,
+            transport="rest",
+            client_options={"api_endpoint": self.url},
+        )
+
+    # -- used by the handler ------------------------------------------------------------
+
+    def _record(self, request: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _next_scenario(self) -> Scenario:
+        with self._lock:
+            return self._queue.popleft() if self._queue else self.default
+
+    def _next_response_id(self) -> str:
+        with self._lock:
+            return f"fake-{next(self._ids)}"
+
+    def _track(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(conn)
+
+    def _untrack(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(conn)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a fake Gemini server in the foreground until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(
+        prog="python -m vividly_trace.testing.fake_gemini",
+        description="Serve a fake Gemini API until SIGTERM/SIGINT.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: pick a free port")
+    parser.add_argument("--text", default=Scenario.text, help="default answer text")
+    parser.add_argument("--delay-s", type=float, default=0.0, help="delay of every answer")
+    parser.add_argument("--stream-chunks", type=int, default=Scenario.stream_chunks)
+    args = parser.parse_args(argv)
+
+    server = FakeGeminiServer(args.host, args.port)
+    server.set_default(
+        Scenario(text=args.text, delay_s=args.delay_s, stream_chunks=args.stream_chunks)
+    )
+    done = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous: dict[signal.Signals, Any] = {}
+    server.start()
+    try:
+        if in_main_thread:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, _on_signal)
+        print(f"listening on {server.url}", flush=True)
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

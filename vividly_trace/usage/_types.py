@@ -1,0 +1,91 @@
+"""Normalised token usage and response facts, independent of any provider package."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ResponseInfo", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call, with the record's semantics.
+
+    ``input_tokens`` is all billed input: the prompt (its cached part included) plus tool-use
+    prompt tokens. ``output_tokens`` is all billed output: candidates plus thinking.
+    ``total_tokens`` is ``input_tokens + output_tokens``. The other counts say how much of
+    those were cached, thinking, tool-use or audio input. ``None`` means "not reported".
+
+    .. versionadded:: 0.1.0
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_tokens: int | None = None
+    thinking_tokens: int | None = None
+    tool_use_tokens: int | None = None
+    audio_input_tokens: int | None = None
+    cached_audio_tokens: int | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no count at all was reported."""
+        return self.input_tokens is None and self.output_tokens is None
+
+
+EMPTY_USAGE = Usage()
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseInfo:
+    """What an extractor learned from one response (or stream chunk).
+
+    .. versionadded:: 0.1.0
+    """
+
+    usage: Usage = EMPTY_USAGE
+    provider: str | None = None
+    response_model: str | None = None
+    finish_reason: str | None = None
+    block_reason: str | None = None
+
+
+def build_usage(
+    *,
+    prompt: int | None,
+    candidates: int | None,
+    thinking: int | None = None,
+    cached: int | None = None,
+    tool_use: int | None = None,
+    audio_input: int | None = None,
+    cached_audio: int | None = None,
+    reported_total: int | None = None,
+) -> Usage:
+    """Normalise raw provider counts (Gemini semantics) into a :class:`Usage`.
+
+    ``prompt`` includes ``cached`` (as Gemini's ``prompt_token_count`` does) and excludes
+    ``tool_use``; ``candidates`` excludes ``thinking``. When thinking and tool-use are not
+    reported but ``reported_total`` exceeds prompt + candidates, the hidden part is counted
+    as thinking (billed as output), which is what the older Gemini client hides.
+    """
+    if prompt is None and candidates is None and reported_total is None:
+        return EMPTY_USAGE
+    p = prompt or 0
+    c = candidates or 0
+    if thinking is None and tool_use is None and reported_total is not None:
+        hidden = reported_total - p - c
+        if hidden > 0:
+            thinking = hidden
+    input_tokens = p + (tool_use or 0)
+    output_tokens = c + (thinking or 0)
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
+        cached_tokens=cached,
+        thinking_tokens=thinking,
+        tool_use_tokens=tool_use,
+        audio_input_tokens=audio_input,
+        cached_audio_tokens=cached_audio,
+    )

@@ -1,0 +1,133 @@
+"""Usage extraction for Gemini responses of ``google-genai`` and ``google-generativeai``.
+
+Duck-typed: nothing here imports a Google package. Both clients expose
+``response.usage_metadata`` with the same field names (``prompt_token_count``,
+``candidates_token_count``, ...); the new client's fields are ``None`` when absent, the old
+client's proto fields read ``0`` and it has no thinking / tool-use counts at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._types import ResponseInfo, Usage, build_usage
+
+__all__ = ["extract_gemini", "has_usage"]
+
+_BLOCKING_FINISH_REASONS = frozenset(
+    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
+)
+
+
+def _count(obj: Any, name: str) -> int | None:
+    value = getattr(obj, name, None)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _enum_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and not hasattr(value, "name"):
+        return value or None
+    name = getattr(value, "name", None)
+    if isinstance(name, str):
+        return name
+    return str(value)
+
+
+def _modality_count(details: Any, modality: str) -> int | None:
+    if not details:
+        return None
+    total = 0
+    found = False
+    try:
+        for item in details:
+            if _enum_name(getattr(item, "modality", None)) == modality:
+                total += _count(item, "token_count") or 0
+                found = True
+    except TypeError:
+        return None
+    return total if found else None
+
+
+def usage_from_metadata(meta: Any) -> Usage:
+    """Read a ``usage_metadata`` object of either client into a :class:`Usage`."""
+    prompt = _count(meta, "prompt_token_count")
+    candidates = _count(meta, "candidates_token_count")
+    total = _count(meta, "total_token_count")
+    if not (prompt or candidates or total):
+        return build_usage(prompt=None, candidates=None)
+    return build_usage(
+        prompt=prompt,
+        candidates=candidates,
+        thinking=_count(meta, "thoughts_token_count"),
+        cached=_count(meta, "cached_content_token_count"),
+        tool_use=_count(meta, "tool_use_prompt_token_count"),
+        audio_input=_modality_count(getattr(meta, "prompt_tokens_details", None), "AUDIO"),
+        cached_audio=_modality_count(getattr(meta, "cache_tokens_details", None), "AUDIO"),
+        reported_total=total,
+    )
+
+
+def has_usage(chunk: Any) -> bool:
+    """True when a response or stream chunk carries non-zero usage counts."""
+    meta = getattr(chunk, "usage_metadata", None)
+    if meta is None:
+        return False
+    return bool(
+        getattr(meta, "total_token_count", None)
+        or getattr(meta, "prompt_token_count", None)
+        or getattr(meta, "candidates_token_count", None)
+    )
+
+
+def _model_version(response: Any) -> str | None:
+    value = getattr(response, "model_version", None)
+    if value is None:
+        # google-generativeai keeps the proto in ``_result``.
+        value = getattr(getattr(response, "_result", None), "model_version", None)
+    return value if isinstance(value, str) and value else None
+
+
+def extract_gemini(response: Any) -> ResponseInfo | None:
+    """Extract usage, model and outcome from a Gemini response or stream chunk.
+
+    Returns ``None`` when ``response`` does not look like a Gemini response.
+    """
+    if isinstance(response, dict) or not hasattr(response, "usage_metadata"):
+        return None
+    if not (hasattr(response, "candidates") or hasattr(response, "prompt_feedback")):
+        return None
+    meta = getattr(response, "usage_metadata", None)
+    usage = usage_from_metadata(meta) if meta is not None else build_usage(
+        prompt=None, candidates=None
+    )
+    finish: str | None = None
+    try:
+        candidates = getattr(response, "candidates", None)
+        if candidates:
+            finish = _enum_name(getattr(candidates[0], "finish_reason", None))
+            if finish in ("FINISH_REASON_UNSPECIFIED", "0"):
+                finish = None
+    except (TypeError, IndexError, KeyError):
+        finish = None
+    block: str | None = None
+    feedback = getattr(response, "prompt_feedback", None)
+    if feedback is not None:
+        block = _enum_name(getattr(feedback, "block_reason", None))
+        if block in ("BLOCK_REASON_UNSPECIFIED", "BLOCKED_REASON_UNSPECIFIED", "0"):
+            block = None
+    if block is None and finish in _BLOCKING_FINISH_REASONS:
+        block = finish
+    return ResponseInfo(
+        usage=usage,
+        provider="gemini",
+        response_model=_model_version(response),
+        finish_reason=finish,
+        block_reason=block,
+    )
