@@ -44,11 +44,7 @@ def _fake_gemini() -> Iterator[object]:
 @pytest.fixture(name="gemini")
 def _gemini(fake_gemini: object) -> Iterator[object]:
     """The session's fake Gemini server, with an empty scenario queue and request log."""
-    fake_gemini._queue.clear()  # type: ignore[attr-defined]
-    fake_gemini.requests.clear()  # type: ignore[attr-defined]
-    from vividly_trace.testing.fake_gemini import Scenario
-
-    fake_gemini.set_default(Scenario())  # type: ignore[attr-defined]
+    fake_gemini.reset()  # type: ignore[attr-defined]
     yield fake_gemini
 
 

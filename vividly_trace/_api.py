@@ -23,16 +23,17 @@ def _count(name: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        warn_limited(f"arg:{name}", "log_prompt_execution: %s=%r is not a count; ignored", name,
-                     value)
+        warn_limited(
+            f"arg:{name}", "log_prompt_execution: %s=%r is not a count; ignored", name, value
+        )
         return None
     if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
-        warn_limited(f"arg:{name}", "log_prompt_execution: %s=%r is not a count; ignored", name,
-                     value)
+        warn_limited(
+            f"arg:{name}", "log_prompt_execution: %s=%r is not a count; ignored", name, value
+        )
         return None
     if value < 0:
-        warn_limited(f"arg:{name}", "log_prompt_execution: %s=%r is negative; ignored", name,
-                     value)
+        warn_limited(f"arg:{name}", "log_prompt_execution: %s=%r is negative; ignored", name, value)
         return None
     return int(value)
 
@@ -41,13 +42,15 @@ def _cost(value: Any) -> Decimal | None:
     if value is None:
         return None
     try:
-        cost = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(
-            value, float) else str(value))
+        cost = (
+            value
+            if isinstance(value, Decimal)
+            else Decimal(repr(value) if isinstance(value, float) else str(value))
+        )
     except (InvalidOperation, ValueError, TypeError):
         cost = None
     if isinstance(value, bool) or cost is None or not cost.is_finite() or cost < 0:
-        warn_limited("arg:cost", "log_prompt_execution: cost_usd=%r is not a cost; ignored",
-                     value)
+        warn_limited("arg:cost", "log_prompt_execution: cost_usd=%r is not a cost; ignored", value)
         return None
     return cost
 
@@ -80,9 +83,19 @@ def log_prompt_execution(
     """
     try:
         return _log(
-            template_key, success, response_time_ms, input_token_count, output_token_count,
-            cost_usd, error_message, metadata, template_version, ab_test_group, model,
-            error_type, http_status,
+            template_key,
+            success,
+            response_time_ms,
+            input_token_count,
+            output_token_count,
+            cost_usd,
+            error_message,
+            metadata,
+            template_version,
+            ab_test_group,
+            model,
+            error_type,
+            http_status,
         )
     except Exception as exc:
         warn_limited("log_prompt_execution", "log_prompt_execution failed: %r", exc)
@@ -90,18 +103,39 @@ def log_prompt_execution(
 
 
 def _log(
-    template_key: Any, success: Any, response_time_ms: Any, input_tokens: Any,
-    output_tokens: Any, cost_usd: Any, error_message: Any, metadata: Any,
-    version: Any, group: Any, model: Any, error_type: Any, http_status: Any,
+    template_key: Any,
+    success: Any,
+    response_time_ms: Any,
+    input_tokens: Any,
+    output_tokens: Any,
+    cost_usd: Any,
+    error_message: Any,
+    metadata: Any,
+    version: Any,
+    group: Any,
+    model: Any,
+    error_type: Any,
+    http_status: Any,
 ) -> str | None:
     if not isinstance(template_key, str) or not template_key.strip():
-        warn_limited("arg:template_key", "log_prompt_execution: template_key=%r is not a "
-                     "non-empty string; nothing logged", template_key)
+        warn_limited(
+            "arg:template_key",
+            "log_prompt_execution: template_key=%r is not a non-empty string; nothing logged",
+            template_key,
+        )
         return None
-    if (isinstance(response_time_ms, bool) or not isinstance(response_time_ms, (int, float))
-            or not math.isfinite(response_time_ms) or response_time_ms < 0):
-        warn_limited("arg:response_time_ms", "log_prompt_execution: response_time_ms=%r is "
-                     "not a non-negative number; nothing logged", response_time_ms)
+    if (
+        isinstance(response_time_ms, bool)
+        or not isinstance(response_time_ms, (int, float))
+        or not math.isfinite(response_time_ms)
+        or response_time_ms < 0
+    ):
+        warn_limited(
+            "arg:response_time_ms",
+            "log_prompt_execution: response_time_ms=%r is "
+            "not a non-negative number; nothing logged",
+            response_time_ms,
+        )
         return None
     pipeline = get_pipeline()
     if pipeline is None:
@@ -111,8 +145,13 @@ def _log(
     total = inp + out if inp is not None and out is not None else None
     cost = _cost(cost_usd)
     pricing_version = None
-    if cost is None and cost_usd is None and isinstance(model, str) and model and (
-            inp is not None or out is not None):
+    if (
+        cost is None
+        and cost_usd is None
+        and isinstance(model, str)
+        and model
+        and (inp is not None or out is not None)
+    ):
         from .usage import Usage
 
         usage = Usage(input_tokens=inp, output_tokens=out, total_tokens=total)

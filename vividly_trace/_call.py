@@ -109,6 +109,23 @@ class CallHandle:
         "streamed",
         "t0",
     )
+    spec: TemplateSpec
+    parent: CallHandle | None
+    seq: int
+    t0: int
+    streamed: bool
+    closed_early: bool
+    failed: bool
+    _wall_ns: int
+    _t1: int
+    _ttfc_ns: int
+    _token: Token[CallHandle | None]
+    _error: tuple[str, str, int | None]
+    _response: Any
+    _last_chunk: Any
+    _usage: Usage | None
+    _model: str
+    _record: PromptExecution | None
 
     def __init__(self, spec: TemplateSpec, parent: CallHandle | None) -> None:
         self.spec = spec
@@ -177,9 +194,7 @@ class CallHandle:
         self._error = error_facts(exc)
 
     def chunk(self, chunk: Any, carries_usage: bool) -> None:
-        try:
-            self._ttfc_ns
-        except AttributeError:
+        if not hasattr(self, "_ttfc_ns"):
             self._ttfc_ns = perf_counter_ns()
         if carries_usage:
             self._response = chunk
@@ -190,16 +205,7 @@ class CallHandle:
         self, finish: Callable[[Any], PromptExecution | None]
     ) -> PromptExecution | None:
         """Build (once, whichever sink worker asks first) the record for this call."""
-        try:
-            return self._record  # type: ignore[no-any-return]
-        except AttributeError:
-            pass
-        with _materialize_lock:
-            try:
-                return self._record  # type: ignore[no-any-return]
-            except AttributeError:
-                self._record = finish(self)
-                return self._record
+        return _memoised(self, finish)
 
 
 class ReadyRecord:
@@ -214,7 +220,29 @@ class ReadyRecord:
     def failed(self) -> bool:
         return not self.record.success
 
-    materialize = CallHandle.materialize
+    record: PromptExecution
+    _record: PromptExecution | None
+
+    def materialize(
+        self, finish: Callable[[Any], PromptExecution | None]
+    ) -> PromptExecution | None:
+        """Return the record after ``finish`` (redaction), once."""
+        return _memoised(self, finish)
+
+
+def _memoised(
+    item: CallHandle | ReadyRecord, finish: Callable[[Any], PromptExecution | None]
+) -> PromptExecution | None:
+    try:
+        return item._record
+    except AttributeError:
+        pass
+    with _materialize_lock:
+        try:
+            return item._record
+        except AttributeError:
+            item._record = finish(item)
+            return item._record
 
 
 def _info_of(call: CallHandle) -> ResponseInfo:

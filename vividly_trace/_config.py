@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import os
 import random
@@ -157,7 +158,7 @@ class _State:
     UNSET: Any = object()
 
     def __init__(self) -> None:
-        self.pipeline: Pipeline | None | Any = self.UNSET
+        self.pipeline: Pipeline | Any | None = self.UNSET
         self.lock = threading.RLock()
         self.env_warned = False
         self.atexit_registered = False
@@ -184,13 +185,17 @@ def _validate_sinks(sinks: Iterable[Any]) -> list[Any]:
     return result
 
 
-def _number(name: str, value: Any, *, lo: float, hi: float = math.inf, integer: bool = False) -> Any:
+def _number(
+    name: str, value: Any, *, lo: float, hi: float = math.inf, integer: bool = False
+) -> Any:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok and integer and not isinstance(value, int):
         ok = False
     if not ok or not (lo <= value <= hi) or (isinstance(value, float) and math.isnan(value)):
         kind = "an int" if integer else "a number"
-        raise ConfigurationError(f"configure(): {name} must be {kind} in [{lo}, {hi}], got {value!r}")
+        raise ConfigurationError(
+            f"configure(): {name} must be {kind} in [{lo}, {hi}], got {value!r}"
+        )
     return value
 
 
@@ -207,7 +212,7 @@ def configure(
     flush_interval: float = 1.0,
     max_retries: int = 3,
     retry_backoff: float = 0.2,
-    spool_dir: str | Path | None | bool = None,
+    spool_dir: str | Path | bool | None = None,
     spool_max_bytes: int = 256 * 1024 * 1024,
     shutdown_timeout: float = 5.0,
     enabled: bool = True,
@@ -274,14 +279,14 @@ def configure(
             spool_max_bytes=spool_max_bytes,
         )
         built = Pipeline(
-                sink_list,
-                sync=sync,
-                options=options,
-                pricing=table,
-                sample_rate=float(sample_rate),
-                redact=redact,
-                mask_secrets=mask_secrets,
-                shutdown_timeout=float(shutdown_timeout),
+            sink_list,
+            sync=sync,
+            options=options,
+            pricing=table,
+            sample_rate=float(sample_rate),
+            redact=redact,
+            mask_secrets=mask_secrets,
+            shutdown_timeout=float(shutdown_timeout),
         )
     _install(built)
 
@@ -435,10 +440,8 @@ def stats() -> dict[str, Any]:
 def _at_exit() -> None:
     p = _state.pipeline
     if isinstance(p, Pipeline):
-        try:
+        with contextlib.suppress(Exception):  # never fail interpreter exit
             p.shutdown(p.shutdown_timeout)
-        except Exception:  # never fail interpreter exit
-            pass
 
 
 def _after_fork_in_child() -> None:

@@ -8,9 +8,9 @@ lock, and lets the caller's exceptions and return values through unchanged.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from types import TracebackType
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import wrapt
 
@@ -68,7 +68,7 @@ def _check_str(name: str, value: Any, required: bool = False) -> str | None:
     return value
 
 
-class logged_prompt:  # noqa: N801 - the public name is fixed by the design
+class logged_prompt:
     """Log every call of the decorated function as one execution of ``template_key``.
 
     Works on sync and async functions, methods, classmethods, staticmethods, and sync and
@@ -140,7 +140,7 @@ class logged_prompt:  # noqa: N801 - the public name is fixed by the design
             wrapper = _async_wrapper(spec)
         else:
             wrapper = _sync_wrapper(spec)
-        return wrapt.decorator(wrapper)(wrapped)  # type: ignore[no-any-return]
+        return wrapt.decorator(wrapper)(wrapped)  # type: ignore[no-any-return,return-value]
 
     # -- context manager -----------------------------------------------------------------
     def __enter__(self) -> CallHandle:
@@ -270,8 +270,8 @@ def _traced_generator(
             token = current_call.set(call)
             try:
                 if to_throw is not None:
-                    exc, to_throw = to_throw, None
-                    chunk = gen.throw(exc)
+                    thrown, to_throw = to_throw, None
+                    chunk = gen.throw(thrown)
                 else:
                     chunk = gen.send(to_send)
             finally:
@@ -330,8 +330,8 @@ async def _traced_async_generator(
             token = current_call.set(call)
             try:
                 if to_throw is not None:
-                    exc, to_throw = to_throw, None
-                    chunk = await agen.athrow(exc)
+                    thrown, to_throw = to_throw, None
+                    chunk = await agen.athrow(thrown)
                 else:
                     chunk = await agen.asend(to_send)
             finally:

@@ -222,7 +222,9 @@ class SinkWorker:
             kept = self.spool.append(records)
         except OSError as exc:
             self.count_drop("spool_error", len(records))
-            warn_limited(f"spool:{self.name}", "vividly_trace spool of %r failed: %r", self.name, exc)
+            warn_limited(
+                f"spool:{self.name}", "vividly_trace spool of %r failed: %r", self.name, exc
+            )
             return
         if kept:
             self.spooled += len(records)
@@ -249,7 +251,9 @@ class SinkWorker:
         try:
             replayed, corrupt = self.spool.replay(write, self.batch_size)
         except Exception as exc:
-            warn_limited(f"replay:{self.name}", "vividly_trace replay to %r failed: %r", self.name, exc)
+            warn_limited(
+                f"replay:{self.name}", "vividly_trace replay to %r failed: %r", self.name, exc
+            )
             replayed, corrupt = 0, 0
             self._spool_pending = True
         else:
@@ -345,4 +349,3 @@ def _describe(exc: BaseException) -> str:
 
     name, message, status = error_facts(exc)
     return f"{name}({status}): {message[:300]}" if status else f"{name}: {message[:300]}"
-

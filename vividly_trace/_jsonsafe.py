@@ -104,8 +104,13 @@ def is_secret_key(key: str) -> bool:
 
 def mask_secrets_in_text(text: str) -> str:
     """Mask API keys, bearer tokens and URL passwords inside free text."""
-    if "AIza" not in text and "earer" not in text and "ya29." not in text and "key=" not in text \
-            and "@" not in text:
+    if (
+        "AIza" not in text
+        and "earer" not in text
+        and "ya29." not in text
+        and "key=" not in text
+        and "@" not in text
+    ):
         return text
     return _SECRET_VALUE.sub(REDACTED, text)
 

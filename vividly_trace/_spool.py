@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from ._record import PromptExecution
@@ -78,10 +78,8 @@ class Spool:
     def size(self) -> int:
         total = 0
         for p in self.files():
-            try:
+            with suppress(OSError):
                 total += p.stat().st_size
-            except OSError:
-                pass
         return total
 
     def pending(self) -> bool:

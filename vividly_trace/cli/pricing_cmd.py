@@ -25,8 +25,16 @@ def pricing(path: str | None, as_json: bool) -> None:
         table = PricingTable.from_file(path) if path else PricingTable.default()
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
-    columns = ("input", "output", "cached_input", "audio_input", "tier_threshold",
-               "input_above", "output_above", "cached_input_above")
+    columns = (
+        "input",
+        "output",
+        "cached_input",
+        "audio_input",
+        "tier_threshold",
+        "input_above",
+        "output_above",
+        "cached_input_above",
+    )
     if as_json:
         import json
 
@@ -53,8 +61,7 @@ def pricing(path: str | None, as_json: bool) -> None:
     view.add_column("as of")
     view.add_column("source")
     for name, p in sorted(table.models.items()):
-        view.add_row(name, *(_fmt(getattr(p, c)) for c in columns), _fmt(p.as_of),
-                     _fmt(p.source))
+        view.add_row(name, *(_fmt(getattr(p, c)) for c in columns), _fmt(p.as_of), _fmt(p.source))
     Console().print(view)
 
 

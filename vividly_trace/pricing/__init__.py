@@ -29,7 +29,7 @@ from ..usage import Usage, usage_from_mapping
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["ModelPrice", "PricingTable", "calculate_gemini_cost", "normalize_model_name"]
 
@@ -246,9 +246,7 @@ class PricingTable:
                 updates = ModelPrice.from_mapping(
                     name, {"input": base.input, "output": base.output, **price}
                 )
-                merged[key] = replace(
-                    base, **{k: getattr(updates, k) for k in price}
-                )
+                merged[key] = replace(base, **{k: getattr(updates, k) for k in price})
             else:
                 merged[key] = ModelPrice.from_mapping(name, price)
         return PricingTable(merged, version or f"{self.version}+custom")

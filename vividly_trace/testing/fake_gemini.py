@@ -626,6 +626,13 @@ class FakeGeminiServer:
         with self._lock:
             self.default = scenario
 
+    def reset(self) -> None:
+        """Forget queued answers and received requests; restore the default scenario."""
+        with self._lock:
+            self._queue.clear()
+            self.requests.clear()
+            self.default = Scenario()
+
     # -- client helpers -------------------------------------------------------------
 
     def genai_client(self, api_key: str = "fake-key") -> Any:

@@ -104,8 +104,8 @@ def extract_gemini(response: Any) -> ResponseInfo | None:
     if not (hasattr(response, "candidates") or hasattr(response, "prompt_feedback")):
         return None
     meta = getattr(response, "usage_metadata", None)
-    usage = usage_from_metadata(meta) if meta is not None else build_usage(
-        prompt=None, candidates=None
+    usage = (
+        usage_from_metadata(meta) if meta is not None else build_usage(prompt=None, candidates=None)
     )
     finish: str | None = None
     try:
