@@ -1,0 +1,105 @@
+"""Usage extraction from dicts and the extractor registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import vividly_trace
+from vividly_trace import ResponseInfo, Usage, register_extractor
+from vividly_trace.usage import extract, unregister_extractor
+
+
+class TestDicts:
+    """Plain dict shapes."""
+
+    def test_flat(self) -> None:
+        """input/output dict: total = input + output."""
+        u = extract({"input_tokens": 10, "output_tokens": 20}).usage
+        assert (u.input_tokens, u.output_tokens, u.total_tokens) == (10, 20, 30)
+
+    def test_thinking_added_to_output(self) -> None:
+        """thinking_tokens are added to the output (Gemini semantics)."""
+        u = extract({"input_tokens": 10, "output_tokens": 20, "thinking_tokens": 5}).usage
+        assert (u.output_tokens, u.thinking_tokens, u.total_tokens) == (25, 5, 35)
+
+    def test_openai_style(self) -> None:
+        """prompt/completion tokens are understood."""
+        u = extract({"usage": {"prompt_tokens": 3, "completion_tokens": 4}}).usage
+        assert u.total_tokens == 7
+
+    def test_gemini_rest_body(self) -> None:
+        """A raw REST body with usageMetadata and modelVersion."""
+        info = extract(
+            {
+                "candidates": [{"finishReason": "STOP"}],
+                "usageMetadata": {
+                    "promptTokenCount": 10,
+                    "candidatesTokenCount": 13,
+                    "totalTokenCount": 35,
+                    "thoughtsTokenCount": 12,
+                    "cachedContentTokenCount": 4,
+                },
+                "modelVersion": "gemini-2.5-flash",
+            }
+        )
+        assert info.response_model == "gemini-2.5-flash"
+        assert info.finish_reason == "STOP"
+        assert (info.usage.input_tokens, info.usage.output_tokens) == (10, 25)
+        assert info.usage.cached_tokens == 4
+
+    @pytest.mark.parametrize(
+        "response", [None, {}, {"foo": 1}, "text", 42, object(), {"input_tokens": "many"}]
+    )
+    def test_no_usage(self, response: Any) -> None:
+        """Anything without usage gives empty counts, never an error."""
+        assert extract(response).usage.is_empty
+
+
+class TestRegistry:
+    """Other providers plug in."""
+
+    def test_register(self) -> None:
+        """A registered extractor is tried first and shapes the record."""
+
+        class OtherResponse:
+            tokens_in = 7
+            tokens_out = 3
+
+        def other(resp: Any) -> ResponseInfo | None:
+            if not isinstance(resp, OtherResponse):
+                return None
+            return ResponseInfo(
+                usage=Usage(
+                    input_tokens=resp.tokens_in, output_tokens=resp.tokens_out, total_tokens=10
+                ),
+                provider="other",
+            )
+
+        register_extractor(other)
+        try:
+            sink = vividly_trace.sinks.MemorySink()
+            vividly_trace.configure(sinks=[sink], sync=True, spool_dir=False)
+            vividly_trace.logged_prompt("k")(OtherResponse)()
+            [rec] = sink.records
+            assert (rec.provider, rec.input_token_count, rec.total_token_count) == ("other", 7, 10)
+        finally:
+            unregister_extractor(other)
+
+    def test_failing_extractor_is_skipped(self) -> None:
+        """An extractor that raises is skipped."""
+
+        def broken(resp: Any) -> ResponseInfo | None:
+            raise RuntimeError("bad")
+
+        register_extractor(broken)
+        try:
+            assert extract({"input_tokens": 1, "output_tokens": 1}).usage.total_tokens == 2
+        finally:
+            unregister_extractor(broken)
+
+    def test_register_requires_callable(self) -> None:
+        """A non-callable is refused."""
+        with pytest.raises(TypeError):
+            register_extractor(42)  # type: ignore[arg-type]
