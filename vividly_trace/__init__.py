@@ -16,7 +16,7 @@ Importing this package loads only the standard library and ``wrapt``.
 from __future__ import annotations
 
 from ._api import log_prompt_execution
-from ._call import CallHandle
+from ._call import CallHandle, get_current_call
 from ._config import configure, flush, reset, shutdown, stats
 from ._decorator import logged_prompt
 from ._jsonsafe import json_safe
@@ -41,6 +41,7 @@ __all__ = [
     "calculate_gemini_cost",
     "configure",
     "flush",
+    "get_current_call",
     "json_safe",
     "log_prompt_execution",
     "logged_prompt",

@@ -18,12 +18,20 @@ from typing import TYPE_CHECKING, Any
 from ._ids import format_uuid7, next_sequence
 from ._jsonsafe import mask_secrets_in_text, sanitize_metadata
 from ._record import PromptExecution
-from .usage import EMPTY_USAGE, ResponseInfo, Usage, extract, usage_from_mapping
+from .usage import EMPTY_USAGE, ResponseInfo, Usage, extract, has_usage, usage_from_mapping
 
 if TYPE_CHECKING:
     from .pricing import PricingTable
 
-__all__ = ["CallHandle", "ReadyRecord", "TemplateSpec", "current_call", "error_facts"]
+__all__ = [
+    "CallHandle",
+    "ReadyRecord",
+    "TemplateSpec",
+    "carries_usage",
+    "current_call",
+    "error_facts",
+    "get_current_call",
+]
 
 MAX_ERROR_CHARS = 1000
 current_call: ContextVar[CallHandle | None] = ContextVar("vividly_trace_call", default=None)
@@ -77,6 +85,27 @@ def error_facts(exc: BaseException) -> tuple[str, str, int | None]:
     except Exception:
         status = None
     return name, message, status
+
+
+def carries_usage(chunk: Any) -> bool:
+    """True when a response or stream chunk reports token usage."""
+    if hasattr(chunk, "usage_metadata"):
+        return has_usage(chunk)
+    try:
+        return not extract(chunk).usage.is_empty
+    except Exception:
+        return False
+
+
+def get_current_call() -> CallHandle | None:
+    """The call in progress in this context (inside a decorated function or with-block).
+
+    Inside a decorated generator that yields text rather than chunks, hand the chunks over
+    with ``get_current_call().record_response(chunk)`` so that their usage is recorded.
+
+    .. versionadded:: 0.1.0
+    """
+    return current_call.get()
 
 
 class CallHandle:
@@ -150,8 +179,14 @@ class CallHandle:
             return self._metadata
 
     def record_response(self, response: Any) -> None:
-        """Keep ``response`` (a Gemini response, stream chunk or usage dict) for this record."""
-        self._response = response
+        """Keep ``response`` (a Gemini response, stream chunk or usage dict) for this record.
+
+        Call it once with a response, or with every chunk of a stream: usage is taken from
+        the last one that carries usage, the finish reason from the last one.
+        """
+        if carries_usage(response) or not hasattr(self, "_response"):
+            self._response = response
+        self._last_chunk = response
 
     def set_usage(
         self,

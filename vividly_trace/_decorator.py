@@ -14,25 +14,15 @@ from typing import Any, TypeVar
 
 import wrapt
 
-from ._call import CallHandle, TemplateSpec, current_call, reset_token
+from ._call import CallHandle, TemplateSpec, carries_usage, current_call, reset_token
 from ._config import Pipeline, _state, get_pipeline
 from ._safety import warn_limited
 from .exceptions import ConfigurationError
-from .usage import extract, has_usage
 
 __all__ = ["logged_prompt"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET = _state.UNSET
-
-
-def _carries_usage(chunk: Any) -> bool:
-    if hasattr(chunk, "usage_metadata"):
-        return has_usage(chunk)
-    try:
-        return not extract(chunk).usage.is_empty
-    except Exception:
-        return False
 
 
 def _active() -> Pipeline | None:
@@ -205,7 +195,8 @@ def _sync_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
             raise
         call.finish()
         reset_token(token)
-        call._response = result
+        if not hasattr(call, "_response"):  # a response recorded by hand wins
+            call._response = result
         _submit(p, call)
         return result
 
@@ -232,7 +223,8 @@ def _async_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
             raise
         call.finish()
         reset_token(token)
-        call._response = result
+        if not hasattr(call, "_response"):  # a response recorded by hand wins
+            call._response = result
         _submit(p, call)
         return result
 
@@ -276,7 +268,7 @@ def _traced_generator(
                     chunk = gen.send(to_send)
             finally:
                 reset_token(token)
-            call.chunk(chunk, _carries_usage(chunk))
+            call.chunk(chunk, carries_usage(chunk))
             try:
                 to_send = yield chunk
             except GeneratorExit:
@@ -336,7 +328,7 @@ async def _traced_async_generator(
                     chunk = await agen.asend(to_send)
             finally:
                 reset_token(token)
-            call.chunk(chunk, _carries_usage(chunk))
+            call.chunk(chunk, carries_usage(chunk))
             try:
                 to_send = yield chunk
             except GeneratorExit:

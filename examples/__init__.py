@@ -1,0 +1,1 @@
+"""Example services instrumented with vividly_trace (shipped as ``vividly_trace.examples``)."""
