@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 from ._ids import format_uuid7, next_sequence
 from ._jsonsafe import mask_secrets_in_text, sanitize_metadata
 from ._record import PromptExecution
-from .usage import EMPTY_USAGE, ResponseInfo, Usage, extract, has_usage, usage_from_mapping
+from .usage import (
+    EMPTY_INFO,
+    EMPTY_USAGE,
+    ResponseInfo,
+    Usage,
+    extract,
+    has_usage,
+    usage_from_mapping,
+)
 
 if TYPE_CHECKING:
     from .pricing import PricingTable
@@ -35,8 +43,9 @@ __all__ = [
 
 MAX_ERROR_CHARS = 1000
 current_call: ContextVar[CallHandle | None] = ContextVar("vividly_trace_call", default=None)
+NOTHING: Any = object()  # "not set", where None is a legitimate value
 _materialize_lock = threading.Lock()
-_UTC = _dt.timezone.utc
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,43 +127,26 @@ class CallHandle:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = (
-        "_error",
-        "_last_chunk",
-        "_metadata",
-        "_model",
-        "_record",
-        "_response",
-        "_t1",
-        "_token",
-        "_ttfc_ns",
-        "_usage",
-        "_wall_ns",
-        "closed_early",
-        "failed",
-        "parent",
-        "seq",
-        "spec",
-        "streamed",
-        "t0",
-    )
+    # No __slots__: optional facts fall back to these class-level defaults, so neither the
+    # hot path nor the worker pays for a missing-attribute lookup (an exception inside).
     spec: TemplateSpec
     parent: CallHandle | None
     seq: int
     t0: int
-    streamed: bool
-    closed_early: bool
-    failed: bool
     _wall_ns: int
-    _t1: int
-    _ttfc_ns: int
     _token: Token[CallHandle | None]
-    _error: tuple[str, str, int | None]
-    _response: Any
-    _last_chunk: Any
-    _usage: Usage | None
-    _model: str
-    _record: PromptExecution | None
+    streamed: bool = False
+    closed_early: bool = False
+    _t1: int = 0
+    _ttfc_ns: int = 0
+    _error: tuple[str, str, int | None] | None = None
+    _response: Any = NOTHING
+    _result: Any = None
+    _last_chunk: Any = NOTHING
+    _usage: Usage | None = None
+    _model: str | None = None
+    _metadata: dict[str, Any] | None = None
+    _record: Any = NOTHING
 
     def __init__(self, spec: TemplateSpec, parent: CallHandle | None) -> None:
         self.spec = spec
@@ -172,11 +164,10 @@ class CallHandle:
     @property
     def metadata(self) -> dict[str, Any]:
         """Per-call metadata, merged over the decorator's ``metadata``."""
-        try:
-            return self._metadata  # type: ignore[no-any-return]
-        except AttributeError:
-            self._metadata: dict[str, Any] = {}
-            return self._metadata
+        meta = self._metadata
+        if meta is None:
+            meta = self._metadata = {}
+        return meta
 
     def record_response(self, response: Any) -> None:
         """Keep ``response`` (a Gemini response, stream chunk or usage dict) for this record.
@@ -184,7 +175,7 @@ class CallHandle:
         Call it once with a response, or with every chunk of a stream: usage is taken from
         the last one that carries usage, the finish reason from the last one.
         """
-        if carries_usage(response) or not hasattr(self, "_response"):
+        if self._response is NOTHING or carries_usage(response):
             self._response = response
         self._last_chunk = response
 
@@ -223,13 +214,15 @@ class CallHandle:
 
     # -- used by the decorator -----------------------------------------------------------
     def finish(self) -> None:
-        self._t1 = perf_counter_ns()
+        """Stop the clock (if the hot path did not already)."""
+        if not self._t1:
+            self._t1 = perf_counter_ns()
 
     def fail(self, exc: BaseException) -> None:
         self._error = error_facts(exc)
 
     def chunk(self, chunk: Any, carries_usage: bool) -> None:
-        if not hasattr(self, "_ttfc_ns"):
+        if not self._ttfc_ns:
             self._ttfc_ns = perf_counter_ns()
         if carries_usage:
             self._response = chunk
@@ -250,13 +243,14 @@ class ReadyRecord:
 
     def __init__(self, record: PromptExecution) -> None:
         self.record = record
+        self._record = NOTHING
 
     @property
     def failed(self) -> bool:
         return not self.record.success
 
     record: PromptExecution
-    _record: PromptExecution | None
+    _record: Any
 
     def materialize(
         self, finish: Callable[[Any], PromptExecution | None]
@@ -268,23 +262,23 @@ class ReadyRecord:
 def _memoised(
     item: CallHandle | ReadyRecord, finish: Callable[[Any], PromptExecution | None]
 ) -> PromptExecution | None:
-    try:
-        return item._record
-    except AttributeError:
-        pass
+    record = item._record
+    if record is not NOTHING:
+        return record  # type: ignore[no-any-return]
     with _materialize_lock:
-        try:
-            return item._record
-        except AttributeError:
-            item._record = finish(item)
-            return item._record
+        record = item._record
+        if record is NOTHING:
+            record = item._record = finish(item)
+        return record  # type: ignore[no-any-return]
 
 
 def _info_of(call: CallHandle) -> ResponseInfo:
-    response = getattr(call, "_response", None)
+    response = call._response
+    if response is NOTHING:
+        response = call._result
     info = extract(response) if response is not None else None
-    last = getattr(call, "_last_chunk", None)
-    if last is not None and last is not response:
+    last = call._last_chunk
+    if last is not NOTHING and last is not response:
         tail = extract(last)
         if info is None:
             info = tail
@@ -296,15 +290,15 @@ def _info_of(call: CallHandle) -> ResponseInfo:
                 finish_reason=tail.finish_reason or info.finish_reason,
                 block_reason=tail.block_reason or info.block_reason,
             )
-    return info if info is not None else ResponseInfo()
+    return info if info is not None else EMPTY_INFO
 
 
 def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptExecution:
     """Turn a finished call into its record (extraction, pricing, sanitising)."""
     spec = call.spec
     info = _info_of(call)
-    usage: Usage = getattr(call, "_usage", None) or info.usage or EMPTY_USAGE
-    error = getattr(call, "_error", None)
+    usage: Usage = call._usage or info.usage or EMPTY_USAGE
+    error = call._error
     success = error is None
     error_type = error_message = None
     http_status = None
@@ -319,11 +313,11 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
             if blocked_prompt
             else f"response stopped: finish_reason={info.block_reason}"
         )
-    model = getattr(call, "_model", None) or spec.model or info.response_model
-    t1 = getattr(call, "_t1", None) or perf_counter_ns()
-    ttfc = getattr(call, "_ttfc_ns", None)
+    model = call._model or spec.model or info.response_model
+    t1 = call._t1 or perf_counter_ns()
+    ttfc = call._ttfc_ns or None
     metadata: Any = spec.metadata
-    own = getattr(call, "_metadata", None)
+    own = call._metadata
     if own:
         metadata = {**spec.metadata, **own} if spec.metadata else own
     cost = pricing.cost(model, usage) if not usage.is_empty else None
@@ -333,7 +327,7 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         template_key=spec.template_key,
         success=success,
         response_time_ms=(t1 - call.t0) / 1e6,
-        started_at=_dt.datetime.fromtimestamp(call._wall_ns / 1e9, _UTC),
+        started_at=_EPOCH + _dt.timedelta(microseconds=call._wall_ns // 1000),
         template_version=spec.version,
         ab_test_group=spec.ab_group,
         provider=info.provider,
@@ -352,8 +346,8 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         error_message=error_message,
         http_status=http_status,
         finish_reason=info.finish_reason,
-        streamed=getattr(call, "streamed", False),
-        stream_closed_early=getattr(call, "closed_early", False),
+        streamed=call.streamed,
+        stream_closed_early=call.closed_early,
         time_to_first_chunk_ms=(ttfc - call.t0) / 1e6 if ttfc is not None else None,
         parent_execution_id=parent.execution_id if parent is not None else None,
         metadata=sanitize_metadata(metadata, mask=mask) if metadata else {},

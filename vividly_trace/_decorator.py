@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from time import perf_counter_ns
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -176,56 +177,66 @@ class logged_prompt:
 
 
 def _sync_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
+    get, set_, reset = current_call.get, current_call.set, current_call.reset
+    state = _state
+
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        p = _state.pipeline
+        p = state.pipeline
         if p is None:
             return wrapped(*args, **kwargs)
         if p is _UNSET:
             p = get_pipeline()
             if p is None:
                 return wrapped(*args, **kwargs)
-        call = CallHandle(spec, current_call.get())
-        token = current_call.set(call)
+        call = CallHandle(spec, get())
+        token = set_(call)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             reset_token(token)
             _fail(call, exc)
-            _submit(p, call)
+            p.submit(call)
             raise
-        call.finish()
-        reset_token(token)
-        if not hasattr(call, "_response"):  # a response recorded by hand wins
-            call._response = result
-        _submit(p, call)
+        call._t1 = perf_counter_ns()
+        try:
+            reset(token)
+        except ValueError:  # pragma: no cover - token from another context
+            current_call.set(None)
+        call._result = result
+        p.submit(call)
         return result
 
     return wrapper
 
 
 def _async_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
+    get, set_, reset = current_call.get, current_call.set, current_call.reset
+    state = _state
+
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        p = _state.pipeline
+        p = state.pipeline
         if p is None:
             return await wrapped(*args, **kwargs)
         if p is _UNSET:
             p = get_pipeline()
             if p is None:
                 return await wrapped(*args, **kwargs)
-        call = CallHandle(spec, current_call.get())
-        token = current_call.set(call)
+        call = CallHandle(spec, get())
+        token = set_(call)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             reset_token(token)
             _fail(call, exc)
-            _submit(p, call)
+            p.submit(call)
             raise
-        call.finish()
-        reset_token(token)
-        if not hasattr(call, "_response"):  # a response recorded by hand wins
-            call._response = result
-        _submit(p, call)
+        call._t1 = perf_counter_ns()
+        try:
+            reset(token)
+        except ValueError:  # pragma: no cover - token from another context
+            current_call.set(None)
+        call._result = result
+        p.submit(call)
         return result
 
     return wrapper

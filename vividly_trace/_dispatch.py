@@ -86,24 +86,28 @@ class SinkWorker:
     # -- hot path ------------------------------------------------------------------------
     def offer(self, item: Item) -> None:
         """Queue ``item``; drop and count when the queue is full. Never blocks on I/O."""
-        if self.sync:
-            self._write_inline(item)
-            return
         q = self.queue
-        if len(q) >= self.max_queue:
-            self.count_drop("queue_full")
-            warn_limited(
-                f"queue_full:{self.name}",
-                "vividly_trace: queue of sink %r is full (%d); dropping records",
-                self.name,
-                self.max_queue,
-            )
+        n = len(q)
+        if n >= self.max_queue or self.sync:
+            self._offer_slow(item)
             return
         q.append(item)
-        if len(q) == self.batch_size:
+        if n + 1 == self.batch_size:
             self._wake.set()
         if not self._started:
             self._start()
+
+    def _offer_slow(self, item: Item) -> None:
+        if self.sync:
+            self._write_inline(item)
+            return
+        self.count_drop("queue_full")
+        warn_limited(
+            f"queue_full:{self.name}",
+            "vividly_trace: queue of sink %r is full (%d); dropping records",
+            self.name,
+            self.max_queue,
+        )
 
     def count_drop(self, reason: str, n: int = 1) -> None:
         with self._drop_lock:

@@ -32,11 +32,15 @@ def format_uuid7(wall_ns: int, seq: int) -> str:
     30 random bits fixed per process | 32-bit sequence.
     """
     ms, rest = divmod(wall_ns, 1_000_000)
-    sub = (rest * 4096) // 1_000_000
-    rand_b = (_state[0] << 32) | (seq & 0xFFFFFFFF)
-    value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | sub << 64 | 0b10 << 62 | rand_b
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    rand = _state[0]
+    return "%08x-%04x-%04x-%04x-%04x%08x" % (  # noqa: UP031 - fastest formatting here
+        (ms >> 16) & 0xFFFFFFFF,
+        ms & 0xFFFF,
+        0x7000 | ((rest * 4096) // 1_000_000),
+        0x8000 | (rand >> 16),
+        rand & 0xFFFF,
+        seq & 0xFFFFFFFF,
+    )
 
 
 def new_execution_id() -> str:

@@ -17,6 +17,7 @@ from .dicts import extract_dict, usage_from_mapping
 from .gemini import extract_gemini, has_usage
 
 __all__ = [
+    "EMPTY_INFO",
     "EMPTY_USAGE",
     "Extractor",
     "ResponseInfo",
