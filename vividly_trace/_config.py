@@ -7,6 +7,7 @@ import contextlib
 import math
 import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -226,6 +227,7 @@ def configure(
     spool_max_bytes: int = 256 * 1024 * 1024,
     shutdown_timeout: float = 5.0,
     enabled: bool = True,
+    handle_sigterm: bool = True,
 ) -> None:
     """Set up logging for this process (call again to replace the set-up).
 
@@ -251,6 +253,10 @@ def configure(
         spool_max_bytes: cap of each sink's spool; beyond it records are dropped and counted.
         shutdown_timeout: seconds granted to flush at interpreter exit.
         enabled: ``False`` turns every decorator into a plain pass-through.
+        handle_sigterm: on SIGTERM, flush (within ``shutdown_timeout``) before the process
+            ends. Installed only from the main thread and only when SIGTERM still has its
+            default disposition, so an application's own handler always wins; the default
+            action (termination) follows the flush.
 
     Raises:
         ConfigurationError: a bad argument (checked here, never at call time).
@@ -299,6 +305,8 @@ def configure(
             shutdown_timeout=float(shutdown_timeout),
         )
     _install(built)
+    if built is not None and handle_sigterm:
+        _install_sigterm_handler()
 
 
 def _pricing(pricing: Any) -> PricingTable:
@@ -445,6 +453,23 @@ def stats() -> dict[str, Any]:
             "sinks": {},
         }
     return p.stats()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """Flush what is queued, then die of SIGTERM as the default disposition would."""
+    _at_exit()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_sigterm_handler() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError, AttributeError):  # no signals here (e.g. embedded)
+        return
 
 
 def _at_exit() -> None:
