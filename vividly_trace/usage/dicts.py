@@ -36,6 +36,15 @@ def _int(value: Any) -> int | None:
     return None
 
 
+def _first(data: Mapping[str, Any], *keys: str) -> int | None:
+    """The first of ``keys`` whose value is a count."""
+    for key in keys:
+        value = _int(data.get(key))
+        if value is not None:
+            return value
+    return None
+
+
 def usage_from_mapping(data: Mapping[str, Any]) -> Usage | None:
     """Read token counts from a flat mapping; ``None`` when it holds none we know."""
     get = data.get
@@ -58,27 +67,13 @@ def usage_from_mapping(data: Mapping[str, Any]) -> Usage | None:
             audio_input=audio,
             reported_total=_int(get("totalTokenCount")),
         )
-    prompt = _int(get("input_tokens"))
-    if prompt is None:
-        prompt = _int(get("prompt_tokens"))
-        if prompt is None:
-            prompt = _int(get("prompt_token_count"))
-    candidates = _int(get("output_tokens"))
-    if candidates is None:
-        candidates = _int(get("completion_tokens"))
-        if candidates is None:
-            candidates = _int(get("candidates_token_count"))
+    prompt = _first(data, "input_tokens", "prompt_tokens", "prompt_token_count")
+    candidates = _first(data, "output_tokens", "completion_tokens", "candidates_token_count")
     if prompt is None and candidates is None:
         return None
-    thinking = _int(get("thinking_tokens"))
-    if thinking is None:
-        thinking = _int(get("thoughts_token_count"))
-    cached = _int(get("cached_tokens"))
-    if cached is None:
-        cached = _int(get("cached_content_token_count"))
-    tool_use = _int(get("tool_use_tokens"))
-    if tool_use is None:
-        tool_use = _int(get("tool_use_prompt_token_count"))
+    thinking = _first(data, "thinking_tokens", "thoughts_token_count")
+    cached = _first(data, "cached_tokens", "cached_content_token_count")
+    tool_use = _first(data, "tool_use_tokens", "tool_use_prompt_token_count")
     return build_usage(
         prompt=prompt,
         candidates=candidates,
