@@ -13,11 +13,15 @@ import os
 __all__ = ["format_uuid7", "new_execution_id", "next_sequence"]
 
 _state: list[int] = [0]
+_suffix: list[str] = [""]
 next_sequence = itertools.count().__next__
 
 
 def _reseed() -> None:
-    _state[0] = int.from_bytes(os.urandom(4), "big") >> 2  # 30 random bits per process
+    rand = int.from_bytes(os.urandom(4), "big") >> 2  # 30 random bits per process
+    _state[0] = rand
+    # The variant and the random bits are fixed per process: format them once.
+    _suffix[0] = "-%04x-%04x" % (0x8000 | (rand >> 16), rand & 0xFFFF)  # noqa: UP031
 
 
 _reseed()
@@ -32,13 +36,11 @@ def format_uuid7(wall_ns: int, seq: int) -> str:
     30 random bits fixed per process | 32-bit sequence.
     """
     ms, rest = divmod(wall_ns, 1_000_000)
-    rand = _state[0]
-    return "%08x-%04x-%04x-%04x-%04x%08x" % (  # noqa: UP031 - fastest formatting here
+    return "%08x-%04x-%04x%s%08x" % (  # noqa: UP031 - the fastest formatting here
         (ms >> 16) & 0xFFFFFFFF,
         ms & 0xFFFF,
         0x7000 | ((rest * 4096) // 1_000_000),
-        0x8000 | (rand >> 16),
-        rand & 0xFFFF,
+        _suffix[0],
         seq & 0xFFFFFFFF,
     )
 

@@ -17,7 +17,7 @@ import re
 import sys
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
@@ -34,7 +34,6 @@ else:  # pragma: no cover
 __all__ = ["ModelPrice", "PricingTable", "calculate_gemini_cost", "normalize_model_name"]
 
 _logger = logging.getLogger("vividly_trace")
-_MILLION = Decimal(1_000_000)
 _PRICE_FIELDS = (
     "input",
     "output",
@@ -71,6 +70,35 @@ class ModelPrice:
     as_of: str | None = None
     source: str | None = None
     secondary_source: bool = False
+    # The rates as integers over a common power of ten, so that a cost is integer arithmetic
+    # and one exact Decimal at the end (cheaper than Decimal arithmetic per record).
+    _scaled: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        rates = [self._effective(above) for above in (False, True)]
+        places = max(
+            (max(0, -r.as_tuple().exponent) for pair in rates for r in pair),  # type: ignore[operator]
+            default=0,
+        )
+        factor = 10**places
+        scaled = [places + 6] + [int(r * factor) for pair in rates for r in pair]
+        object.__setattr__(self, "_scaled", tuple(scaled))
+
+    def _effective(self, above: bool) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        """(input, output, cached, audio, cached audio) rates below or above the tier."""
+        if above:
+            in_rate = self.input_above or self.input
+            out_rate = self.output_above or self.output
+            cached_rate = self.cached_input_above or self.cached_input or in_rate
+            # Audio has no separate tiered price on tiered models.
+            return in_rate, out_rate, cached_rate, in_rate, cached_rate
+        in_rate = self.input
+        cached_rate = self.cached_input if self.cached_input is not None else in_rate
+        audio_rate = self.audio_input if self.audio_input is not None else in_rate
+        cached_audio = (
+            self.cached_audio_input if self.cached_audio_input is not None else cached_rate
+        )
+        return in_rate, self.output, cached_rate, audio_rate, cached_audio
 
     @classmethod
     def from_mapping(cls, name: str, data: Mapping[str, Any]) -> ModelPrice:
@@ -106,26 +134,14 @@ class ModelPrice:
         if self.max_prompt_tokens is not None and input_tokens > self.max_prompt_tokens:
             return None
         above = self.tier_threshold is not None and input_tokens > self.tier_threshold
-        if above:
-            in_rate = self.input_above or self.input
-            out_rate = self.output_above or self.output
-            cached_rate = self.cached_input_above or self.cached_input or in_rate
-            # Audio has no separate tiered price on tiered models.
-            audio_rate = in_rate
-            cached_audio_rate = cached_rate
-        else:
-            in_rate = self.input
-            out_rate = self.output
-            cached_rate = self.cached_input if self.cached_input is not None else in_rate
-            audio_rate = self.audio_input if self.audio_input is not None else in_rate
-            cached_audio_rate = (
-                self.cached_audio_input if self.cached_audio_input is not None else cached_rate
-            )
+        scaled = self._scaled
+        in_rate, out_rate, cached_rate, audio_rate, cached_audio_rate = (
+            scaled[6:11] if above else scaled[1:6]
+        )
         cached = max(0, min(usage.cached_tokens or 0, input_tokens))
         cached_audio = max(0, min(usage.cached_audio_tokens or 0, cached))
-        audio = max(0, (usage.audio_input_tokens or 0) - cached_audio)
+        audio = max(0, min((usage.audio_input_tokens or 0) - cached_audio, input_tokens - cached))
         plain = max(0, input_tokens - cached - audio)
-        audio = min(audio, input_tokens - cached)
         total = (
             plain * in_rate
             + audio * audio_rate
@@ -133,7 +149,7 @@ class ModelPrice:
             + cached_audio * cached_audio_rate
             + output_tokens * out_rate
         )
-        return total / _MILLION
+        return Decimal(total).scaleb(-scaled[0])
 
 
 def _to_price(model: str, key: str, value: Any) -> Decimal | None:

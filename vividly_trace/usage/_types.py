@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["ResponseInfo", "Usage"]
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """Token counts of one call, with the record's semantics.
 
     ``input_tokens`` is all billed input: the prompt (its cached part included) plus tool-use
     prompt tokens. ``output_tokens`` is all billed output: candidates plus thinking.
     ``total_tokens`` is ``input_tokens + output_tokens``. The other counts say how much of
     those were cached, thinking, tool-use or audio input. ``None`` means "not reported".
+    An immutable named tuple (cheap to build off the hot path).
 
     .. versionadded:: 0.1.0
     """
@@ -37,8 +37,7 @@ class Usage:
 EMPTY_USAGE = Usage()
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseInfo:
+class ResponseInfo(NamedTuple):
     """What an extractor learned from one response (or stream chunk).
 
     .. versionadded:: 0.1.0

@@ -34,7 +34,10 @@ def _enum_name(value: Any) -> str | None:
         return None
     if isinstance(value, str) and not hasattr(value, "name"):
         return value or None
-    name = getattr(value, "name", None)
+    # ``_name_`` is a plain attribute of every Enum member; ``.name`` is a slower property.
+    name = getattr(value, "_name_", None)
+    if name is None:
+        name = getattr(value, "name", None)
     if isinstance(name, str):
         return name
     return str(value)
