@@ -16,8 +16,15 @@ __all__ = ["gemini_client"]
 
 
 @contextmanager
-def gemini_client(base_url: str | None = None) -> Iterator[Any]:
-    """Yield a ``google.genai.Client``: real with ``GEMINI_API_KEY``, else a local fake."""
+def gemini_client(
+    base_url: str | None = None, *, offline_answer: str | None = None
+) -> Iterator[Any]:
+    """Yield a ``google.genai.Client``: real with ``GEMINI_API_KEY``, else a local fake.
+
+    Args:
+        base_url: talk to this Gemini-compatible endpoint instead (no key needed).
+        offline_answer: what the local fake server answers to every request (default "ok").
+    """
     from google import genai
     from google.genai import types
 
@@ -31,7 +38,9 @@ def gemini_client(base_url: str | None = None) -> Iterator[Any]:
             http_options=types.HttpOptions(base_url=base_url, api_version="v1beta"),
         )
         return
-    from vividly_trace.testing.fake_gemini import FakeGeminiServer
+    from vividly_trace.testing.fake_gemini import FakeGeminiServer, Scenario
 
     with FakeGeminiServer() as fake:
+        if offline_answer is not None:
+            fake.set_default(Scenario(text=offline_answer, prompt_tokens=60, candidates_tokens=24))
         yield fake.genai_client()

@@ -1,1 +1,153 @@
-"""Analytics over the SQL store."""
+"""Analytics over the SQL store: cost, latency percentiles, errors, A/B tests, reports.
+
+::
+
+    from vividly_trace.analytics import compare_ab, cost_by_day, latency_percentiles
+
+    url = "postgresql+psycopg://app@db/app"          # or an SQLAlchemy Engine
+    for row in cost_by_day(url, since="30d"):
+        print(row.day, row.template, row.cost_usd)
+    p95 = latency_percentiles(url, since="24h", by_version=True, as_dataframe=True)
+    ab = compare_ab(url, "nlu_extraction", since="14d")
+    print(ab.summary)                              # "nlu_extraction: v4/B better at 95% ..."
+
+    # Sticky assignment for the experiment itself (no database involved):
+    variant = choose_variant("nlu_extraction", user_id, {"A": 0.5, "B": 0.5})
+
+Every query accepts a time window (``since`` inclusive, ``until`` exclusive: ``"7d"``,
+``"24h"``, ISO 8601, ``datetime``...) and a ``template`` filter, and returns frozen
+dataclasses in a :class:`ResultList` (``.to_dataframe()``), or a pandas DataFrame with
+``as_dataframe=True``. SQLite and PostgreSQL give equal answers on equal data.
+
+Importing this package is cheap: SQLAlchemy and the queries load on first use, so
+:func:`choose_variant` costs nothing to import in a request handler.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._assign import choose_variant
+from ._patterns import normalize_error_message
+from ._stats import percentile_cont, two_proportion_z_test, wilson_interval
+
+if TYPE_CHECKING:
+    from ._ab import MIN_SAMPLES, ABComparison, ABVariant, compare_ab
+    from ._queries import (
+        DailyCost,
+        ErrorPattern,
+        ExecutionRow,
+        LatencyPercentiles,
+        TemplateSummary,
+        ab_templates,
+        cost_by_day,
+        error_patterns,
+        latency_percentiles,
+        recent_executions,
+        success_rates,
+        variant_label,
+    )
+    from ._report import Report, build_report, render_html, write_html_report
+    from ._reprice import RepriceResult, RepriceTemplate, reprice
+    from ._store import (
+        ResultList,
+        StoreError,
+        StoreSchemaError,
+        StoreUnavailableError,
+        StoreURLError,
+        default_url,
+        hide_password,
+        open_store,
+        parse_time,
+    )
+
+__all__ = [
+    "MIN_SAMPLES",
+    "ABComparison",
+    "ABVariant",
+    "DailyCost",
+    "ErrorPattern",
+    "ExecutionRow",
+    "LatencyPercentiles",
+    "Report",
+    "RepriceResult",
+    "RepriceTemplate",
+    "ResultList",
+    "StoreError",
+    "StoreSchemaError",
+    "StoreURLError",
+    "StoreUnavailableError",
+    "TemplateSummary",
+    "ab_templates",
+    "build_report",
+    "choose_variant",
+    "compare_ab",
+    "cost_by_day",
+    "default_url",
+    "error_patterns",
+    "hide_password",
+    "latency_percentiles",
+    "normalize_error_message",
+    "open_store",
+    "parse_time",
+    "percentile_cont",
+    "recent_executions",
+    "render_html",
+    "reprice",
+    "success_rates",
+    "two_proportion_z_test",
+    "variant_label",
+    "wilson_interval",
+    "write_html_report",
+]
+
+_LAZY = {
+    "MIN_SAMPLES": "._ab",
+    "ABComparison": "._ab",
+    "ABVariant": "._ab",
+    "compare_ab": "._ab",
+    "DailyCost": "._queries",
+    "ErrorPattern": "._queries",
+    "ExecutionRow": "._queries",
+    "LatencyPercentiles": "._queries",
+    "TemplateSummary": "._queries",
+    "ab_templates": "._queries",
+    "cost_by_day": "._queries",
+    "error_patterns": "._queries",
+    "latency_percentiles": "._queries",
+    "recent_executions": "._queries",
+    "success_rates": "._queries",
+    "variant_label": "._queries",
+    "RepriceResult": "._reprice",
+    "RepriceTemplate": "._reprice",
+    "reprice": "._reprice",
+    "Report": "._report",
+    "build_report": "._report",
+    "render_html": "._report",
+    "write_html_report": "._report",
+    "ResultList": "._store",
+    "StoreError": "._store",
+    "StoreSchemaError": "._store",
+    "StoreURLError": "._store",
+    "StoreUnavailableError": "._store",
+    "default_url": "._store",
+    "hide_password": "._store",
+    "open_store": "._store",
+    "parse_time": "._store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

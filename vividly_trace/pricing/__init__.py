@@ -34,6 +34,7 @@ else:  # pragma: no cover
 __all__ = ["ModelPrice", "PricingTable", "calculate_gemini_cost", "normalize_model_name"]
 
 _logger = logging.getLogger("vividly_trace")
+_ONE = Decimal(1)
 _PRICE_FIELDS = (
     "input",
     "output",
@@ -149,7 +150,9 @@ class ModelPrice:
             + cached_audio * cached_audio_rate
             + output_tokens * out_rate
         )
-        return Decimal(total).scaleb(-scaled[0])
+        cost = Decimal(total).scaleb(-scaled[0]).normalize()
+        # normalize() writes 30 as 3E+1; keep integral costs in plain notation.
+        return cost.quantize(_ONE) if cost.as_tuple().exponent > 0 else cost  # type: ignore[operator]
 
 
 def _to_price(model: str, key: str, value: Any) -> Decimal | None:

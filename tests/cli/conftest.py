@@ -1,0 +1,17 @@
+"""Fixtures of the command-line tests: a store with recent executions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cli_helpers import UTC, make_records, write
+
+
+@pytest.fixture(name="store_url")
+def _store_url(tmp_path: Path) -> str:
+    """A SQLite store with 400 recent executions."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    write(url, make_records(400, dt.datetime.now(UTC) - dt.timedelta(minutes=5)))
+    return url

@@ -1,0 +1,315 @@
+"""A/B comparison of a template's variants (version / A/B group), with a verdict for people.
+
+For each variant: executions, success rate with its Wilson confidence interval, mean and
+p95 latency, mean cost and cost per success; for each challenger, a two-sided
+two-proportion z-test of its success rate against the baseline's, and a verdict:
+
+- ``"not enough data"`` when the challenger or the baseline has fewer than ``min_samples``
+  executions (default :data:`MIN_SAMPLES`, 30: below that the normal approximation behind
+  the z-test is not trustworthy and a "significant" result is mostly noise);
+- ``"<label> better at 95%"`` / ``"<label> worse at 95%"`` when the p-value is below
+  ``1 - confidence``;
+- ``"no significant difference"`` otherwise.
+
+With three or more variants each challenger is tested against the baseline on its own (no
+correction for multiple comparisons): read a lone "better at 95%" among many with care.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from ..exceptions import ConfigurationError
+from ._queries import (
+    _as_time,
+    _conditions,
+    _cost_sum_expr,
+    _cost_value,
+    _sort_key,
+    _table,
+    latency_percentiles,
+    variant_label,
+)
+from ._stats import two_proportion_z_test, wilson_interval, z_for_confidence
+from ._store import ResultList, StoreSource, TimeBound, open_store, rows_to_dataframe
+
+__all__ = ["MIN_SAMPLES", "ABComparison", "ABVariant", "compare_ab"]
+
+MIN_SAMPLES = 30
+"""Default minimum executions per variant before a verdict is given."""
+
+
+@dataclass(frozen=True, slots=True)
+class ABVariant:
+    """One variant of an A/B comparison, with its test against the baseline.
+
+    ``difference`` is this variant's success rate minus the baseline's (a fraction;
+    ``None`` for the baseline), ``z`` and ``p_value`` the two-proportion z-test of that
+    difference (``None`` for the baseline). ``cost_per_success_usd`` is the total cost of
+    all its calls (failures cost tokens too) divided by its successes.
+
+    .. versionadded:: 0.1.0
+    """
+
+    label: str
+    version: str | None
+    ab_group: str | None
+    executions: int
+    successes: int
+    success_rate: float
+    ci_low: float | None
+    ci_high: float | None
+    mean_latency_ms: float
+    p95_latency_ms: float | None
+    total_cost_usd: Decimal
+    priced_executions: int
+    mean_cost_usd: Decimal | None
+    cost_per_success_usd: Decimal | None
+    first_seen: _dt.datetime
+    is_baseline: bool
+    difference: float | None
+    z: float | None
+    p_value: float | None
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The variant as a flat dict."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class ABComparison:
+    """The A/B comparison of one template: its variants (baseline first) and a summary.
+
+    .. versionadded:: 0.1.0
+    """
+
+    template: str
+    baseline: str
+    confidence: float
+    min_samples: int
+    variants: ResultList[ABVariant] = field(default_factory=ResultList)
+    summary: str = ""
+
+    def variant(self, label: str) -> ABVariant:
+        """The variant called ``label`` (``"v4/B"``, or its version or group alone).
+
+        Raises:
+            KeyError: no such variant.
+        """
+        for v in self.variants:
+            if label in (v.label, v.version, v.ab_group):
+                return v
+        raise KeyError(label)
+
+    def to_dataframe(self) -> Any:
+        """The variants as a pandas DataFrame (one row each, baseline first)."""
+        return rows_to_dataframe(self.variants)
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _money(value: Decimal | None) -> str:
+    return "n/a" if value is None else f"${value:.6f}"
+
+
+def _verdict(
+    variant_label_: str,
+    n: int,
+    baseline_n: int,
+    test: tuple[float, float] | None,
+    confidence: float,
+    min_samples: int,
+) -> str:
+    if n < min_samples or baseline_n < min_samples:
+        return f"not enough data (under {min_samples} calls per variant)"
+    if test is None:
+        return "not enough data"
+    z, p_value = test
+    if p_value < 1.0 - confidence:
+        direction = "better" if z > 0 else "worse"
+        return f"{variant_label_} {direction} at {confidence * 100:g}%"
+    return "no significant difference"
+
+
+def _pick_baseline(rows: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
+    if baseline is None:
+        # The oldest variant is the incumbent: the one that was running first.
+        return min(rows, key=lambda r: (r["first_seen"], _sort_key(r["version"], r["ab_group"])))
+    matches = [r for r in rows if baseline == r["label"]]
+    if not matches:
+        matches = [r for r in rows if baseline in (r["version"], r["ab_group"])]
+    if len(matches) != 1:
+        known = ", ".join(r["label"] for r in rows)
+        reason = "is ambiguous" if matches else "matches no variant"
+        raise ConfigurationError(f"baseline {baseline!r} {reason} (variants: {known})")
+    return matches[0]
+
+
+def compare_ab(
+    source: StoreSource,
+    template: str,
+    *,
+    since: TimeBound = None,
+    until: TimeBound = None,
+    baseline: str | None = None,
+    confidence: float = 0.95,
+    min_samples: int = MIN_SAMPLES,
+) -> ABComparison:
+    """Compare the variants (version / A/B group) of ``template``: the original design's A/B
+    query, with confidence intervals, a significance test and a verdict.
+
+    Args:
+        source: database URL or SQLAlchemy Engine.
+        template: the template key.
+        since, until: the time window (``since`` inclusive, ``until`` exclusive).
+        baseline: the variant the others are tested against, by label (``"v3/A"``),
+            version or group; default: the oldest variant (earliest first execution).
+        confidence: confidence level of the intervals and the test (default 0.95).
+        min_samples: executions a variant (and the baseline) needs before a verdict
+            (default 30).
+
+    Returns:
+        An :class:`ABComparison` whose ``variants`` start with the baseline, then the
+        others by label. A template with no executions in the window has no variants.
+
+    Raises:
+        StoreError: the store cannot be used. ConfigurationError: bad arguments (also an
+        unknown baseline).
+
+    .. versionadded:: 0.1.0
+    """
+    from sqlalchemy import case, func, select
+
+    z_for_confidence(confidence)  # validates
+    if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 1:
+        raise ConfigurationError(f"min_samples must be a positive int, got {min_samples!r}")
+    if not isinstance(template, str) or not template:
+        raise ConfigurationError(f"template must be a non-empty string, got {template!r}")
+    e = _table().c
+    with open_store(source) as engine:
+        keys = [e.template_version, e.template_ab_test_group]
+        query = (
+            select(
+                *keys,
+                func.count().label("n"),
+                func.sum(case((e.success.is_(True), 1), else_=0)).label("ok"),
+                func.avg(e.response_time_ms).label("mean_ms"),
+                func.count(e.cost_usd).label("priced"),
+                _cost_sum_expr(engine).label("cost"),
+                func.min(e.executed_at).label("first_seen"),
+            )
+            .where(*_conditions(engine, since, until, template))
+            .group_by(*keys)
+        )
+        with engine.connect() as conn:
+            rows = [
+                {
+                    "version": r.template_version,
+                    "ab_group": r.template_ab_test_group,
+                    "label": variant_label(r.template_version, r.template_ab_test_group),
+                    "n": int(r.n),
+                    "ok": int(r.ok),
+                    "priced": int(r.priced),
+                    "cost": _cost_value(engine, r.cost),
+                    "first_seen": _as_time(r.first_seen),
+                }
+                for r in conn.execute(query)
+            ]
+        latency = {
+            (row.version, row.ab_group): row
+            for row in latency_percentiles(
+                engine,
+                since=since,
+                until=until,
+                template=template,
+                by_version=True,
+                percentiles=(0.95,),
+            )
+        }
+    if not rows:
+        return ABComparison(
+            template=template,
+            baseline="",
+            confidence=confidence,
+            min_samples=min_samples,
+            variants=ResultList(),
+            summary=f"{template}: no executions in this window",
+        )
+    base = _pick_baseline(rows, baseline)
+    ordered = [
+        base,
+        *sorted(
+            (r for r in rows if r is not base),
+            key=lambda r: _sort_key(r["version"], r["ab_group"]),
+        ),
+    ]
+    variants: ResultList[ABVariant] = ResultList()
+    for r in ordered:
+        is_base = r is base
+        lat = latency[(r["version"], r["ab_group"])]
+        test = None if is_base else two_proportion_z_test(base["ok"], base["n"], r["ok"], r["n"])
+        interval = wilson_interval(r["ok"], r["n"], confidence)
+        variants.append(
+            ABVariant(
+                label=r["label"],
+                version=r["version"],
+                ab_group=r["ab_group"],
+                executions=r["n"],
+                successes=r["ok"],
+                success_rate=r["ok"] / r["n"],
+                ci_low=interval[0] if interval else None,
+                ci_high=interval[1] if interval else None,
+                mean_latency_ms=lat.mean_ms,
+                p95_latency_ms=lat.p95_ms,
+                total_cost_usd=r["cost"],
+                priced_executions=r["priced"],
+                mean_cost_usd=r["cost"] / r["priced"] if r["priced"] else None,
+                cost_per_success_usd=r["cost"] / r["ok"] if r["ok"] and r["priced"] else None,
+                first_seen=r["first_seen"],
+                is_baseline=is_base,
+                difference=None if is_base else r["ok"] / r["n"] - base["ok"] / base["n"],
+                z=None if test is None else test[0],
+                p_value=None if test is None else test[1],
+                verdict=(
+                    "baseline"
+                    if is_base
+                    else _verdict(r["label"], r["n"], base["n"], test, confidence, min_samples)
+                ),
+            )
+        )
+    return ABComparison(
+        template=template,
+        baseline=base["label"],
+        confidence=confidence,
+        min_samples=min_samples,
+        variants=variants,
+        summary=_summary(template, variants),
+    )
+
+
+def _summary(template: str, variants: list[ABVariant]) -> str:
+    base = variants[0]
+    if len(variants) == 1:
+        return f"{template}: only one variant ({base.label}), nothing to compare"
+    lines = []
+    for v in variants[1:]:
+        line = (
+            f"{template}: {v.verdict} (vs {base.label}); success {_pct(v.success_rate)} vs "
+            f"{_pct(base.success_rate)}"
+        )
+        if v.p_value is not None:
+            line += f", p={v.p_value:.3g}"
+        if v.cost_per_success_usd is not None and base.cost_per_success_usd:
+            change = v.cost_per_success_usd / base.cost_per_success_usd - 1
+            line += (
+                f"; cost per success {_money(v.cost_per_success_usd)} vs "
+                f"{_money(base.cost_per_success_usd)} ({change * 100:+.0f}%)"
+            )
+        lines.append(line)
+    return "\n".join(lines)

@@ -1,0 +1,339 @@
+"""Recompute stored costs from stored token counts with a (new) price table.
+
+Prices change, and a price table can be wrong: ``reprice`` rewrites ``cost_usd`` and
+``pricing_version`` of the stored executions from their token counts, in batches, and keeps
+the ``total_cost_usd`` statistic of every template it touches equal to the sum of its
+executions' costs (the statistics triggers only run on ``INSERT``, so an ``UPDATE`` of
+costs must fix the totals itself: it does, in the same transaction as each batch).
+
+Rows are left as they are when they have no token counts, no model name, or a model the
+table has no price for (they are counted as ``unpriced``, and the unknown models listed).
+A cost rewritten by ``reprice`` is what :class:`~vividly_trace.PricingTable` gives for the
+stored counts: input (cached part at the cached rate, audio at the audio rate), output
+(thinking included) at the output rate, tier by prompt size. The store does not keep the
+cached *audio* token count, so cached audio is priced as cached text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import ConfigurationError
+from ..pricing import PricingTable
+from ..usage import Usage
+from ._queries import _conditions, _sort_key, _table
+from ._store import ResultList, StoreSource, TimeBound, open_store, rows_to_dataframe
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+__all__ = ["RepriceResult", "RepriceTemplate", "reprice"]
+
+_ZERO = Decimal(0)
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RepriceTemplate:
+    """What repricing does (or would do) to one template.
+
+    ``executions``: rows looked at; ``updated``: rows written (new cost or new pricing
+    version); ``cost_changed``: rows whose cost differs; ``no_tokens``: rows without token
+    counts (failed calls, mostly: nothing to price, left as they were); ``unpriced``: rows
+    with token counts left as they were (no model name, or no price for the model in the
+    table, or a prompt beyond the priced range). ``old_cost_usd`` and
+    ``new_cost_usd`` sum the costs of the rows looked at, before and after.
+
+    .. versionadded:: 0.1.0
+    """
+
+    template: str
+    executions: int
+    updated: int
+    cost_changed: int
+    no_tokens: int
+    unpriced: int
+    old_cost_usd: Decimal
+    new_cost_usd: Decimal
+
+    @property
+    def delta_usd(self) -> Decimal:
+        """``new_cost_usd - old_cost_usd``."""
+        return self.new_cost_usd - self.old_cost_usd
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a flat dict (with the delta)."""
+        return {
+            "template": self.template,
+            "executions": self.executions,
+            "updated": self.updated,
+            "cost_changed": self.cost_changed,
+            "no_tokens": self.no_tokens,
+            "unpriced": self.unpriced,
+            "old_cost_usd": self.old_cost_usd,
+            "new_cost_usd": self.new_cost_usd,
+            "delta_usd": self.delta_usd,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RepriceResult:
+    """The outcome of :func:`reprice`, per template and in total.
+
+    .. versionadded:: 0.1.0
+    """
+
+    pricing_version: str
+    dry_run: bool
+    templates: ResultList[RepriceTemplate] = field(default_factory=ResultList)
+    unknown_models: tuple[str, ...] = ()
+
+    @property
+    def executions(self) -> int:
+        """Rows looked at."""
+        return sum(t.executions for t in self.templates)
+
+    @property
+    def updated(self) -> int:
+        """Rows written (or that would be, in a dry run)."""
+        return sum(t.updated for t in self.templates)
+
+    @property
+    def cost_changed(self) -> int:
+        """Rows whose cost changes."""
+        return sum(t.cost_changed for t in self.templates)
+
+    @property
+    def no_tokens(self) -> int:
+        """Rows without token counts (left as they were)."""
+        return sum(t.no_tokens for t in self.templates)
+
+    @property
+    def unpriced(self) -> int:
+        """Rows with token counts left as they were (no price for their model)."""
+        return sum(t.unpriced for t in self.templates)
+
+    @property
+    def old_cost_usd(self) -> Decimal:
+        """Total cost before."""
+        return sum((t.old_cost_usd for t in self.templates), _ZERO)
+
+    @property
+    def new_cost_usd(self) -> Decimal:
+        """Total cost after."""
+        return sum((t.new_cost_usd for t in self.templates), _ZERO)
+
+    def to_dataframe(self) -> Any:
+        """The per-template rows as a pandas DataFrame."""
+        return rows_to_dataframe(self.templates)
+
+
+def _stored(engine: Engine, value: Decimal) -> Decimal:
+    """The value as the store gives it back (SQLite keeps a double)."""
+    if engine.dialect.name == "sqlite":
+        return Decimal(repr(float(value)))
+    return value
+
+
+def _lock_and_fix_totals(conn: Connection, template_ids: set[int]) -> None:
+    """Set ``total_cost_usd`` of these templates to the sum of their executions' costs."""
+    from sqlalchemy import func, select, update
+
+    from ..sinks.sql.schema import prompt_executions as e
+    from ..sinks.sql.schema import prompt_templates as t
+
+    ids = sorted(template_ids)
+    if conn.dialect.name == "postgresql":
+        # Lock in id order, as the insert trigger does: a concurrent batch's trigger waits
+        # for this transaction (and then adds its rows to the new total) instead of racing.
+        conn.execute(select(t.c.id).where(t.c.id.in_(ids)).order_by(t.c.id).with_for_update())
+    total = (
+        select(func.coalesce(func.sum(e.c.cost_usd), 0))
+        .where(e.c.template_id == t.c.id)
+        .scalar_subquery()
+    )
+    conn.execute(update(t).where(t.c.id.in_(ids)).values(total_cost_usd=total))
+
+
+def _begin(conn: Connection) -> Any:
+    transaction = conn.begin()
+    if conn.dialect.name == "sqlite":
+        dbapi = conn.connection.dbapi_connection
+        if dbapi is not None and not getattr(dbapi, "in_transaction", True):
+            # Take the write lock up front: a deferred transaction that reads and then
+            # writes can fail with "database is locked" while a sink is writing.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    return transaction
+
+
+def reprice(
+    source: StoreSource,
+    *,
+    pricing: PricingTable | str | None = None,
+    dry_run: bool = False,
+    template: str | None = None,
+    since: TimeBound = None,
+    until: TimeBound = None,
+    batch_size: int = 1000,
+    progress: ProgressCallback | None = None,
+) -> RepriceResult:
+    """Recompute ``cost_usd`` and ``pricing_version`` of stored executions.
+
+    Each batch of ``batch_size`` rows is one transaction that updates the changed rows and
+    sets ``prompt_templates.total_cost_usd`` of the templates in the batch to the sum of
+    their executions' costs, so the statistic always equals the aggregate. Running it
+    twice changes nothing the second time.
+
+    Args:
+        source: database URL or SQLAlchemy Engine.
+        pricing: a :class:`PricingTable` or the path of a TOML/JSON table; default: the
+            packaged table.
+        dry_run: compute the differences, write nothing.
+        template: only this template key.
+        since, until: only executions in this window.
+        batch_size: rows per transaction.
+        progress: called as ``progress(done, total)`` after each batch.
+
+    Returns:
+        A :class:`RepriceResult` with one row per template (sorted by name).
+
+    Raises:
+        StoreError: the store cannot be used. ConfigurationError: a bad price table or
+        argument.
+
+    .. versionadded:: 0.1.0
+    """
+    from sqlalchemy import bindparam, func, select, update
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
+    if pricing is None:
+        table = PricingTable.default()
+    elif isinstance(pricing, PricingTable):
+        table = pricing
+    else:
+        table = PricingTable.from_file(pricing)
+    e = _table()
+    c = e.c
+    # template -> [n, updated, changed, no_tokens, unpriced, old, new]
+    stats: dict[str, list[Any]] = {}
+    unknown: set[str] = set()
+    with open_store(source) as engine:
+        conditions = _conditions(engine, since, until, template)
+        with engine.connect() as conn:
+            total = int(
+                conn.execute(select(func.count()).select_from(e).where(*conditions)).scalar_one()
+            )
+        if progress is not None:
+            progress(0, total)
+        statement = (
+            update(e)
+            .where(c.id == bindparam("b_id"))
+            .values(
+                cost_usd=bindparam("b_cost", type_=c.cost_usd.type),
+                pricing_version=bindparam("b_version"),
+            )
+        )
+        done = 0
+        last_id: str | None = None
+        while True:
+            query = select(
+                c.id,
+                c.template_id,
+                c.template_name,
+                c.model,
+                c.response_model,
+                c.input_token_count,
+                c.output_token_count,
+                c.cached_token_count,
+                c.thinking_token_count,
+                c.tool_use_token_count,
+                c.audio_input_token_count,
+                c.cost_usd,
+                c.pricing_version,
+            ).where(*conditions)
+            if last_id is not None:
+                query = query.where(c.id > last_id)
+            query = query.order_by(c.id).limit(batch_size)
+            with engine.connect() as conn:
+                transaction = None if dry_run else _begin(conn)
+                rows = conn.execute(query).all()
+                if not rows:
+                    if transaction is not None:
+                        transaction.rollback()
+                    break
+                changes: list[dict[str, Any]] = []
+                touched: set[int] = set()
+                for r in rows:
+                    entry = stats.setdefault(r.template_name, [0, 0, 0, 0, 0, _ZERO, _ZERO])
+                    entry[0] += 1
+                    old = r.cost_usd
+                    new = _new_cost(table, r, unknown)
+                    if new is None:
+                        no_tokens = r.input_token_count is None and r.output_token_count is None
+                        entry[3 if no_tokens else 4] += 1
+                        entry[5] += old or _ZERO
+                        entry[6] += old or _ZERO
+                        continue
+                    new = _stored(engine, new)
+                    entry[5] += old or _ZERO
+                    entry[6] += new
+                    cost_changed = old is None or old != new
+                    if cost_changed or r.pricing_version != table.version:
+                        entry[1] += 1
+                        entry[2] += 1 if cost_changed else 0
+                        changes.append({"b_id": r.id, "b_cost": new, "b_version": table.version})
+                        touched.add(int(r.template_id))
+                if transaction is not None:
+                    if changes:
+                        conn.execute(statement, changes)
+                        _lock_and_fix_totals(conn, touched)
+                    transaction.commit()
+            last_id = rows[-1].id
+            done += len(rows)
+            if progress is not None:
+                progress(done, max(total, done))
+    templates = ResultList(
+        RepriceTemplate(
+            template=name,
+            executions=v[0],
+            updated=v[1],
+            cost_changed=v[2],
+            no_tokens=v[3],
+            unpriced=v[4],
+            old_cost_usd=v[5],
+            new_cost_usd=v[6],
+        )
+        for name, v in sorted(stats.items(), key=lambda item: _sort_key(item[0]))
+    )
+    return RepriceResult(
+        pricing_version=table.version,
+        dry_run=dry_run,
+        templates=templates,
+        unknown_models=tuple(sorted(unknown)),
+    )
+
+
+def _new_cost(table: PricingTable, row: Any, unknown: set[str]) -> Decimal | None:
+    if row.input_token_count is None and row.output_token_count is None:
+        return None
+    model = row.model or row.response_model
+    if not model:
+        return None
+    price = table.resolve(model)
+    if price is None:
+        unknown.add(model)
+        return None
+    usage = Usage(
+        input_tokens=row.input_token_count,
+        output_tokens=row.output_token_count,
+        total_tokens=(row.input_token_count or 0) + (row.output_token_count or 0),
+        cached_tokens=row.cached_token_count,
+        thinking_tokens=row.thinking_token_count,
+        tool_use_tokens=row.tool_use_token_count,
+        audio_input_tokens=row.audio_input_token_count,
+    )
+    return price.cost(usage)

@@ -1,0 +1,208 @@
+"""The report as terminal tables (rich), laid out to stay readable at 80 columns."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from ._ab import ABComparison
+from ._report import Report, format_ms, format_pct, format_usd
+
+__all__ = ["print_report"]
+
+_BAR = "\u2588"
+_PARTS = " \u258f\u258e\u258d\u258c\u258b\u258a\u2589"
+
+
+def _bar(value: Decimal, top: Decimal, width: int = 12) -> str:
+    if top <= 0 or value <= 0:
+        return ""
+    eighths = round(float(value / top) * width * 8)
+    full, part = divmod(max(eighths, 1), 8)
+    return _BAR * full + (_PARTS[part] if part else "")
+
+
+def _table(title: str, *columns: tuple[str, str]) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+    )
+    for name, justify in columns:
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    return table
+
+
+def _verdict_style(verdict: str) -> str:
+    if " better at " in verdict:
+        return "bold green"
+    if " worse at " in verdict:
+        return "bold red"
+    if verdict.startswith("not enough data"):
+        return "yellow"
+    return ""
+
+
+def _ab_table(comparison: ABComparison) -> Any:
+    from rich.text import Text
+
+    ci = f"{comparison.confidence * 100:g}% CI"
+    table = _table(
+        f"A/B: {comparison.template}",
+        ("variant", "left"),
+        ("calls", "right"),
+        (f"success ({ci})", "right"),
+        ("p95 ms", "right"),
+        ("mean cost", "right"),
+        ("$/success", "right"),
+    )
+    for v in comparison.variants:
+        interval = (
+            f" ({v.ci_low * 100:.1f}\u2013{v.ci_high * 100:.1f})"
+            if v.ci_low is not None and v.ci_high is not None
+            else ""
+        )
+        table.add_row(
+            v.label + (" *" if v.is_baseline else ""),
+            f"{v.executions:,}",
+            format_pct(v.success_rate) + interval,
+            format_ms(v.p95_latency_ms),
+            format_usd(v.mean_cost_usd),
+            format_usd(v.cost_per_success_usd),
+        )
+    lines = []
+    for v in comparison.variants[1:]:
+        text = Text("  ")
+        text.append(v.verdict, style=_verdict_style(v.verdict))
+        if v.p_value is not None:
+            text.append(f"  (vs {comparison.baseline}, p={v.p_value:.3g})")
+        lines.append(text)
+    return table, lines
+
+
+def print_report(report: Report, console: Any) -> None:
+    """Print ``report`` on a rich ``Console`` as a few narrow tables.
+
+    .. versionadded:: 0.1.0
+    """
+    from rich.text import Text
+
+    console.print(Text("vividly-trace report", style="bold"), Text(f"  {report.source}"))
+    console.print(f"Window: {report.window_text}")
+    if not report.executions:
+        console.print("No executions in this window.")
+        return
+    success = report.successes / report.executions
+    console.print(
+        f"{report.executions:,} calls \u00b7 {format_pct(success)} success \u00b7 "
+        f"{format_usd(report.cost_usd)} \u00b7 {len(report.summaries)} templates"
+    )
+    console.print()
+
+    table = _table(
+        "Cost and success by template",
+        ("template", "left"),
+        ("calls", "right"),
+        ("success", "right"),
+        ("errors", "right"),
+        ("cost", "right"),
+        ("cost/call", "right"),
+    )
+    for s in sorted(report.summaries, key=lambda s: (-s.cost_usd, s.template)):
+        table.add_row(
+            s.template,
+            f"{s.executions:,}",
+            format_pct(s.success_rate),
+            f"{s.failures:,}",
+            format_usd(s.cost_usd),
+            format_usd(s.cost_usd / s.executions),
+        )
+    console.print(table)
+    console.print()
+
+    per_day: dict[Any, list[Any]] = defaultdict(lambda: [0, Decimal(0), {}])
+    for row in report.daily:
+        entry = per_day[row.day]
+        entry[0] += row.executions
+        entry[1] += row.cost_usd
+        entry[2][row.template] = entry[2].get(row.template, Decimal(0)) + row.cost_usd
+    top = max((v[1] for v in per_day.values()), default=Decimal(0))
+    table = _table(
+        "Daily cost (UTC)",
+        ("day", "left"),
+        ("calls", "right"),
+        ("cost", "right"),
+        ("", "left"),
+        ("top template", "left"),
+    )
+    for day in sorted(per_day):
+        calls, cost, by_template = per_day[day]
+        leader = max(by_template.items(), key=lambda item: (item[1], item[0]))[0]
+        table.add_row(day.isoformat(), f"{calls:,}", format_usd(cost), _bar(cost, top), leader)
+    console.print(table)
+    console.print()
+
+    table = _table(
+        "Latency (ms)",
+        ("template", "left"),
+        ("calls", "right"),
+        ("p50", "right"),
+        ("p95", "right"),
+        ("p99", "right"),
+        ("mean", "right"),
+    )
+    for lat in report.latency:
+        table.add_row(
+            lat.template,
+            f"{lat.executions:,}",
+            format_ms(lat.p50_ms),
+            format_ms(lat.p95_ms),
+            format_ms(lat.p99_ms),
+            format_ms(lat.mean_ms),
+        )
+    console.print(table)
+    console.print()
+
+    if report.errors:
+        table = _table(
+            "Top error patterns",
+            ("count", "right"),
+            ("template", "left"),
+            ("HTTP", "right"),
+            ("error", "left"),
+        )
+        for p in report.errors:
+            kind = f"[{p.error_type}] " if p.error_type else ""
+            table.add_row(
+                f"{p.count:,}",
+                p.template,
+                str(p.http_status or ""),
+                Text(kind + p.pattern),
+            )
+        console.print(table)
+    else:
+        console.print("No failed calls in this window.")
+    console.print()
+
+    if not report.ab:
+        console.print("A/B: no template has two or more variants in this window.")
+        return
+    for comparison in report.ab:
+        table, lines = _ab_table(comparison)
+        console.print(table)
+        for line in lines:
+            console.print(line)
+        console.print()
+    console.print(
+        f"* baseline. Verdicts: two-proportion z-test of success rates at "
+        f"{report.ab[0].confidence * 100:g}%; 'not enough data' under "
+        f"{report.ab[0].min_samples} calls per variant.",
+        style="dim",
+    )

@@ -1,0 +1,80 @@
+"""Run the SQL store's Alembic migrations programmatically (no ``alembic.ini`` needed).
+
+The revisions live in ``migrations/versions`` inside the package. The version is kept in
+its own table, ``vividly_trace_alembic_version``, so an application that uses Alembic for
+its own tables in the same database is not disturbed.
+
+Concurrent upgrades (several workers starting at once on an empty database) are safe: the
+whole upgrade runs in one transaction that first takes a lock (a PostgreSQL advisory lock;
+on SQLite the ``BEGIN IMMEDIATE`` write lock of the sink's engines), so the first process
+migrates and the others then find the schema current.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, Engine
+
+__all__ = [
+    "SCHEMA_REVISION",
+    "VERSION_TABLE",
+    "current_revision",
+    "upgrade",
+]
+
+SCHEMA_REVISION = "0001"
+"""The newest revision this version of the package ships (the Alembic head)."""
+
+KNOWN_REVISIONS = frozenset({"0001"})
+VERSION_TABLE = "vividly_trace_alembic_version"
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+# Arbitrary but fixed: the advisory lock key of vividly_trace migrations ("vividly" in hex).
+_PG_LOCK_KEY = 0x76697669646C79
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is at, ``None`` when the store was never created."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    row = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).first()
+    return None if row is None else str(row[0])
+
+
+def _alembic_config(connection: Connection) -> object:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.set_main_option("version_table", VERSION_TABLE)
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Bring the database behind ``engine`` to ``revision`` (default: the newest).
+
+    Idempotent: at the target already, nothing but the version check runs.
+
+    Returns:
+        ``(before, after)``: the revision before and after (``None`` = no store).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database could not be reached or migrated.
+    """
+    with engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        before = current_revision(conn)
+        target = SCHEMA_REVISION if revision == "head" else revision
+        if before == target:
+            return before, before
+        from alembic import command
+
+        command.upgrade(_alembic_config(conn), revision)  # type: ignore[arg-type]
+        after = current_revision(conn)
+    return before, after

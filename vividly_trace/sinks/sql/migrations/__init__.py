@@ -1,0 +1,1 @@
+"""Alembic migrations of the SQL store, shipped in the package (see ``..migrate``)."""

@@ -1,0 +1,1 @@
+"""Alembic revisions of the SQL store (alembic skips this file)."""

@@ -1,0 +1,201 @@
+"""The SQL store's tables, as SQLAlchemy Core metadata.
+
+Two tables, named so that the original design's analytics queries run verbatim on PostgreSQL:
+
+``prompt_templates``
+    One row per template key, version and A/B group (``name``, ``version``,
+    ``ab_test_group``; a missing version or group is ``NULL``, and the three are unique
+    together, ``NULL`` counting as one value). The statistics columns (``total_executions``
+    ... ``last_executed_at``) are maintained by database triggers, never by the sink.
+
+``prompt_executions``
+    One row per :class:`~vividly_trace.PromptExecution`: ``id`` is the execution id,
+    ``template_id`` points to the template row, ``template_name`` repeats the key so reports
+    need no join, ``executed_at`` is the record's ``started_at``; every other record field
+    has a column of its own. No column but ``id`` has the same name in both tables, so the
+    version and group repeated here are ``template_version`` and ``template_ab_test_group``.
+
+Types per engine:
+
+- money (``cost_usd``, ``total_cost_usd``) is ``NUMERIC``: exact and unbounded on PostgreSQL;
+  on SQLite, whose ``NUMERIC`` stores a double, a cost round-trips exactly up to 15
+  significant digits and the ``total_cost_usd`` statistic is a floating-point sum.
+- timestamps are ``timestamptz`` on PostgreSQL; on SQLite they are naive UTC text
+  (``YYYY-MM-DD HH:MM:SS.ffffff``), which sorts and works with ``DATE()``.
+- ``metadata`` is ``JSONB`` on PostgreSQL and ``JSON`` (text) on SQLite.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    false,
+    func,
+    literal,
+    text,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+__all__ = [
+    "EXECUTION_COLUMNS",
+    "Money",
+    "metadata",
+    "prompt_executions",
+    "prompt_templates",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+"""The metadata holding both tables (what the migrations create)."""
+
+
+class Money(TypeDecorator[decimal.Decimal]):
+    """``NUMERIC`` that always gives back a :class:`~decimal.Decimal`.
+
+    PostgreSQL keeps the exact value. SQLite stores a double; reading goes through the
+    shortest ``repr`` of that double, so every decimal of up to 15 significant digits comes
+    back exactly (``Decimal("0.00001875")`` and not ``0.0000187500000000001``).
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Numeric(asdecimal=False))
+        return dialect.type_descriptor(Numeric(asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return float(value)
+        return value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> decimal.Decimal | None:
+        if value is None:
+            return None
+        if isinstance(value, decimal.Decimal):
+            return value
+        return decimal.Decimal(repr(value) if isinstance(value, float) else str(value))
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+prompt_templates = Table(
+    "prompt_templates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False, comment="the template key"),
+    Column("version", Text, nullable=True),
+    Column("ab_test_group", Text, nullable=True),
+    Column("model", Text, nullable=True),
+    Column("template_text", Text, nullable=True),
+    Column("is_active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Statistics: written by the triggers in triggers.py, equal to the aggregates of
+    # prompt_executions for this template.
+    Column("total_executions", BigInteger, nullable=False, server_default=text("0")),
+    Column("successful_executions", BigInteger, nullable=False, server_default=text("0")),
+    Column("failed_executions", BigInteger, nullable=False, server_default=text("0")),
+    Column("total_input_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("total_output_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("total_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("total_cost_usd", Money, nullable=False, server_default=text("0")),
+    Column("total_response_time_ms", Double, nullable=False, server_default=text("0")),
+    Column("avg_response_time_ms", Double, nullable=True),
+    Column("first_executed_at", DateTime(timezone=True), nullable=True),
+    Column("last_executed_at", DateTime(timezone=True), nullable=True),
+)
+"""Templates (key, version, A/B group) and their statistics."""
+
+Index(
+    "uq_prompt_templates_name_version_ab_test_group",
+    prompt_templates.c.name,
+    func.coalesce(prompt_templates.c.version, literal("", Text)),
+    func.coalesce(prompt_templates.c.ab_test_group, literal("", Text)),
+    unique=True,
+)
+
+prompt_executions = Table(
+    "prompt_executions",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="the execution id (UUIDv7 text)"),
+    Column(
+        "template_id",
+        Integer,
+        ForeignKey("prompt_templates.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("template_name", Text, nullable=False),
+    Column("template_version", Text, nullable=True),
+    Column("template_ab_test_group", Text, nullable=True),
+    Column("executed_at", DateTime(timezone=True), nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("response_time_ms", Double, nullable=False),
+    Column("provider", Text, nullable=True),
+    Column("model", Text, nullable=True),
+    Column("response_model", Text, nullable=True),
+    Column("input_token_count", BigInteger, nullable=True),
+    Column("output_token_count", BigInteger, nullable=True),
+    Column("total_token_count", BigInteger, nullable=True),
+    Column("cached_token_count", BigInteger, nullable=True),
+    Column("thinking_token_count", BigInteger, nullable=True),
+    Column("tool_use_token_count", BigInteger, nullable=True),
+    Column("audio_input_token_count", BigInteger, nullable=True),
+    Column("cost_usd", Money, nullable=True),
+    Column("pricing_version", Text, nullable=True),
+    Column("error_type", Text, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("finish_reason", Text, nullable=True),
+    Column("streamed", Boolean, nullable=False, server_default=false()),
+    Column("stream_closed_early", Boolean, nullable=False, server_default=false()),
+    Column("time_to_first_chunk_ms", Double, nullable=True),
+    Column("parent_execution_id", String(64), nullable=True),
+    Column("metadata", JSONDocument, nullable=True),
+)
+"""One row per prompt execution."""
+
+Index(
+    "ix_prompt_executions_template_id_executed_at",
+    prompt_executions.c.template_id,
+    prompt_executions.c.executed_at,
+)
+Index(
+    "ix_prompt_executions_template_name_executed_at",
+    prompt_executions.c.template_name,
+    prompt_executions.c.executed_at,
+)
+Index("ix_prompt_executions_executed_at", prompt_executions.c.executed_at)
+
+EXECUTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in prompt_executions.columns)
+"""Column names of ``prompt_executions`` in table order (the order of COPY and INSERT)."""
