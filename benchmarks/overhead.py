@@ -1063,10 +1063,17 @@ def write_section(path: Path, body: str) -> None:
         new = text[:start] + section + text[end + len(END_MARK) :]
     else:
         new = text.rstrip("\n") + "\n\n" + section + "\n"
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".BENCHMARKS.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(new)
+        os.chmod(tmp, mode)  # mkstemp creates 0600; keep the file's own mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -6,17 +6,34 @@ import datetime as _dt
 import math
 import time
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from ._call import MAX_ERROR_CHARS, ReadyRecord, current_call
 from ._config import get_pipeline
 from ._ids import new_execution_id
-from ._jsonsafe import mask_secrets_in_text, sanitize_metadata
+from ._jsonsafe import _repr, mask_secrets_in_text, sanitize_metadata
 from ._record import PromptExecution
 from ._safety import warn_limited
 
 __all__ = ["log_prompt_execution"]
+
+
+def _show(value: Any) -> str:
+    """A repr for a warning that cannot raise (hostile ``__repr__``) and stays short."""
+    return _repr(value)[:200]
+
+
+def _text(value: Any) -> str | None:
+    """A plain ``str`` copy of a string argument (a subclass could misbehave later)."""
+    return str.__str__(value) if isinstance(value, str) else None
+
+
+def _truthy(value: Any) -> bool:
+    try:
+        return bool(value)
+    except Exception:  # a hostile __bool__: treat as "something was given"
+        return True
 
 
 def _count(name: str, value: Any) -> int | None:
@@ -24,16 +41,18 @@ def _count(name: str, value: Any) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         warn_limited(
-            f"arg:{name}", "log_prompt_execution: %s=%r is not a count; ignored", name, value
+            f"arg:{name}", "log_prompt_execution: %s=%s is not a count; ignored", name, _show(value)
         )
         return None
     if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
         warn_limited(
-            f"arg:{name}", "log_prompt_execution: %s=%r is not a count; ignored", name, value
+            f"arg:{name}", "log_prompt_execution: %s=%s is not a count; ignored", name, _show(value)
         )
         return None
     if value < 0:
-        warn_limited(f"arg:{name}", "log_prompt_execution: %s=%r is negative; ignored", name, value)
+        warn_limited(
+            f"arg:{name}", "log_prompt_execution: %s=%s is negative; ignored", name, _show(value)
+        )
         return None
     return int(value)
 
@@ -47,10 +66,12 @@ def _cost(value: Any) -> Decimal | None:
             if isinstance(value, Decimal)
             else Decimal(repr(value) if isinstance(value, float) else str(value))
         )
-    except (InvalidOperation, ValueError, TypeError):
+    except Exception:  # InvalidOperation, or a hostile __str__
         cost = None
     if isinstance(value, bool) or cost is None or not cost.is_finite() or cost < 0:
-        warn_limited("arg:cost", "log_prompt_execution: cost_usd=%r is not a cost; ignored", value)
+        warn_limited(
+            "arg:cost", "log_prompt_execution: cost_usd=%s is not a cost; ignored", _show(value)
+        )
         return None
     return cost
 
@@ -120,10 +141,11 @@ def _log(
     if not isinstance(template_key, str) or not template_key.strip():
         warn_limited(
             "arg:template_key",
-            "log_prompt_execution: template_key=%r is not a non-empty string; nothing logged",
-            template_key,
+            "log_prompt_execution: template_key=%s is not a non-empty string; nothing logged",
+            _show(template_key),
         )
         return None
+    template_key = str.__str__(template_key)
     if (
         isinstance(response_time_ms, bool)
         or not isinstance(response_time_ms, (int, float))
@@ -132,9 +154,9 @@ def _log(
     ):
         warn_limited(
             "arg:response_time_ms",
-            "log_prompt_execution: response_time_ms=%r is "
+            "log_prompt_execution: response_time_ms=%s is "
             "not a non-negative number; nothing logged",
-            response_time_ms,
+            _show(response_time_ms),
         )
         return None
     pipeline = get_pipeline()
@@ -145,13 +167,8 @@ def _log(
     total = inp + out if inp is not None and out is not None else None
     cost = _cost(cost_usd)
     pricing_version = None
-    if (
-        cost is None
-        and cost_usd is None
-        and isinstance(model, str)
-        and model
-        and (inp is not None or out is not None)
-    ):
+    model = _text(model)
+    if cost is None and cost_usd is None and model and (inp is not None or out is not None):
         from .usage import Usage
 
         usage = Usage(input_tokens=inp, output_tokens=out, total_tokens=total)
@@ -159,7 +176,9 @@ def _log(
         pricing_version = pipeline.pricing.version if cost is not None else None
     message = None
     if error_message is not None:
-        text = error_message if isinstance(error_message, str) else repr(error_message)
+        text = _text(error_message)
+        if text is None:
+            text = _repr(error_message)
         message = mask_secrets_in_text(text[: MAX_ERROR_CHARS * 4])[:MAX_ERROR_CHARS]
     status = http_status if isinstance(http_status, int) and 100 <= http_status <= 599 else None
     parent = current_call.get()
@@ -170,19 +189,21 @@ def _log(
         success=bool(success),
         response_time_ms=float(response_time_ms),
         started_at=_dt.datetime.fromtimestamp(now - response_time_ms / 1000, _dt.timezone.utc),
-        template_version=version if isinstance(version, str) else None,
-        ab_test_group=group if isinstance(group, str) else None,
-        model=model if isinstance(model, str) else None,
+        template_version=_text(version),
+        ab_test_group=_text(group),
+        model=model,
         input_token_count=inp,
         output_token_count=out,
         total_token_count=total,
         cost_usd=cost,
         pricing_version=pricing_version,
-        error_type=error_type if isinstance(error_type, str) else None,
+        error_type=_text(error_type),
         error_message=message,
         http_status=status,
         parent_execution_id=parent.execution_id if parent is not None else None,
-        metadata=sanitize_metadata(metadata, mask=pipeline.mask_secrets) if metadata else {},
+        metadata=(
+            sanitize_metadata(metadata, mask=pipeline.mask_secrets) if _truthy(metadata) else {}
+        ),
     )
     pipeline.submit(ReadyRecord(record))
     return record.execution_id

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._ids import format_uuid7, next_sequence
 from ._jsonsafe import mask_secrets_in_text, sanitize_metadata
 from ._record import PromptExecution
+from ._safety import warn_limited
 from .usage import (
     EMPTY_INFO,
     EMPTY_USAGE,
@@ -98,11 +99,11 @@ def error_facts(exc: BaseException) -> tuple[str, str, int | None]:
 
 def carries_usage(chunk: Any) -> bool:
     """True when a response or stream chunk reports token usage."""
-    if hasattr(chunk, "usage_metadata"):
-        return has_usage(chunk)
     try:
+        if hasattr(chunk, "usage_metadata"):
+            return has_usage(chunk)
         return not extract(chunk).usage.is_empty
-    except Exception:
+    except Exception:  # a hostile chunk must still pass through the stream
         return False
 
 
@@ -194,20 +195,34 @@ class CallHandle:
         ``input_tokens`` includes ``cached_tokens``; ``output_tokens`` excludes
         ``thinking_tokens``, which are added to output. These win over a recorded response.
         """
-        self._usage = usage_from_mapping(
-            {
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "cached_tokens": cached_tokens,
-                "thinking_tokens": thinking_tokens,
-                "tool_use_tokens": tool_use_tokens,
-                "audio_input_tokens": audio_input_tokens,
-            }
-        )
+        try:
+            self._usage = usage_from_mapping(
+                {
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "cached_tokens": cached_tokens,
+                    "thinking_tokens": thinking_tokens,
+                    "tool_use_tokens": tool_use_tokens,
+                    "audio_input_tokens": audio_input_tokens,
+                }
+            )
+        except Exception as exc:
+            warn_limited(
+                "set_usage",
+                "CallHandle.set_usage: unusable counts ignored (%s)",
+                type(exc).__name__,
+            )
 
     def set_model(self, name: str) -> None:
         """Name the model requested (wins over the decorator's ``model``)."""
-        self._model = name
+        if isinstance(name, str):
+            self._model = str.__str__(name)[:256]
+        else:
+            warn_limited(
+                "set_model",
+                "CallHandle.set_model: the model name must be a str; ignored (%s)",
+                type(name).__name__,
+            )
 
     def __repr__(self) -> str:
         return f"<CallHandle {self.spec.template_key!r} {self.execution_id}>"
@@ -312,7 +327,7 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
             f"prompt blocked: {info.block_reason}"
             if blocked_prompt
             else f"response stopped: finish_reason={info.block_reason}"
-        )
+        )[:MAX_ERROR_CHARS]
     model = call._model or spec.model or info.response_model
     t1 = call._t1 or perf_counter_ns()
     ttfc = call._ttfc_ns or None

@@ -129,11 +129,19 @@ class Pipeline:
         deadline = time.monotonic() + max(0.0, timeout)
         results = []
         # Stop all workers in parallel so that one hung sink does not eat the others' time.
+        for worker in self.workers:
+            worker.begin_stop()  # every worker starts draining now
         threads = []
         for worker in self.workers:
             t = threading.Thread(target=lambda w=worker: results.append(w.stop(deadline)))
             t.daemon = True
-            t.start()
+            try:
+                t.start()
+            except RuntimeError:
+                # Python >= 3.12 refuses new threads in atexit hooks: stop inline (the
+                # workers already drain in parallel, so they share the one deadline).
+                results.append(worker.stop(deadline))
+                continue
             threads.append(t)
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()) + 0.5)
@@ -480,6 +488,12 @@ def _at_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
+    # Locks another thread of the parent held at fork() stay locked forever in the child:
+    # renew the ones a worker takes while building records and reporting errors.
+    from . import _call, _safety
+
+    _call._materialize_lock = threading.Lock()
+    _safety._lock = threading.Lock()
     p = _state.pipeline
     if isinstance(p, Pipeline):
         p.after_fork()

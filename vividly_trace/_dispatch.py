@@ -76,6 +76,8 @@ class SinkWorker:
         self._cond = threading.Condition(threading.Lock())
         self._done = 0
         self._inflight = 0
+        self._current: list[Item] | None = None  # the batch the worker is writing
+        self._abandoned: list[Item] | None = None  # that batch, once stop() kept it
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._started = False
@@ -137,7 +139,7 @@ class SinkWorker:
                 self._drain()
                 if self._spool_pending and not self._stopping:
                     self._maybe_replay(force=False)
-            except Exception as exc:  # the worker must survive anything
+            except BaseException as exc:  # the worker must survive anything a sink raises
                 warn_limited(f"worker:{self.name}", "vividly_trace worker %r: %r", self.name, exc)
             if self._stopping and not self.queue:
                 return
@@ -150,12 +152,14 @@ class SinkWorker:
                 while q and len(batch) < self.batch_size:
                     batch.append(q.popleft())
                 self._inflight = len(batch)
+                self._current = batch
             try:
                 self._process(batch)
             finally:
                 with self._cond:
                     self._done += len(batch)
                     self._inflight = 0
+                    self._current = None
                     self._cond.notify_all()
 
     def _records(self, batch: Sequence[Item]) -> list[PromptExecution]:
@@ -180,6 +184,8 @@ class SinkWorker:
             if self._spool_pending:
                 self._maybe_replay(force=True)
             return
+        if self._abandoned is batch:  # stop() gave up waiting and already kept this batch
+            return
         self._keep(records)
 
     def _write_with_retry(self, records: Sequence[PromptExecution]) -> bool:
@@ -188,7 +194,9 @@ class SinkWorker:
         for attempt in range(attempts):
             try:
                 skipped = self.sink.write_batch(records)
-            except Exception as exc:
+            except BaseException as exc:  # CancelledError & co. must not kill the worker
+                if self._caller_owns(exc):
+                    raise
                 self.failed_batches += 1
                 warn_limited(
                     f"write:{self.name}",
@@ -224,7 +232,7 @@ class SinkWorker:
             return
         try:
             kept = self.spool.append(records)
-        except OSError as exc:
+        except Exception as exc:  # OSError, or a record json cannot encode (ValueError)
             self.count_drop("spool_error", len(records))
             warn_limited(
                 f"spool:{self.name}", "vividly_trace spool of %r failed: %r", self.name, exc
@@ -248,25 +256,38 @@ class SinkWorker:
         """Send what this sink's spool holds; returns how many records went out."""
         if self.spool is None:
             return 0
+        replayed = 0
 
         def write(batch: Sequence[PromptExecution]) -> None:
+            nonlocal replayed
             self._account(batch, self.sink.write_batch(batch))
+            # A replayed record was counted as spooled before; count it as written now too.
+            self.replayed += len(batch)
+            replayed += len(batch)
 
+        corrupt_before = self.spool.corrupt_lines
         try:
-            replayed, corrupt = self.spool.replay(write, self.batch_size)
-        except Exception as exc:
+            self.spool.replay(write, self.batch_size)
+        except BaseException as exc:
+            if self._caller_owns(exc):
+                raise
             warn_limited(
                 f"replay:{self.name}", "vividly_trace replay to %r failed: %r", self.name, exc
             )
-            replayed, corrupt = 0, 0
             self._spool_pending = True
         else:
             self._spool_pending = self.spool.pending()
-        # A replayed record was counted as spooled before; count it as written now too.
-        self.replayed += replayed
-        if corrupt:
-            self.count_drop("spool_corrupt", corrupt)
+        finally:
+            # Count what was unreadable even when a later batch failed.
+            corrupt = self.spool.corrupt_lines - corrupt_before
+            if corrupt:
+                self.count_drop("spool_corrupt", corrupt)
         return replayed
+
+    def _caller_owns(self, exc: BaseException) -> bool:
+        """A ``KeyboardInterrupt`` / ``SystemExit`` met while writing inline (sync mode)
+        belongs to the caller's thread and goes on; anywhere else it is a failed write."""
+        return self.sync and isinstance(exc, (KeyboardInterrupt, SystemExit))
 
     # -- synchronous mode ----------------------------------------------------------------
     def _write_inline(self, item: Item) -> None:
@@ -299,21 +320,41 @@ class SinkWorker:
                 self._wake.set()
         return True
 
-    def stop(self, deadline: float) -> bool:
-        """Drain, then stop the worker; spool what a hung sink still holds at the deadline."""
+    def begin_stop(self) -> None:
+        """Ask the worker to drain what it holds and exit (see :meth:`stop`)."""
         self._stopping = True
         self._wake.set()
+
+    def stop(self, deadline: float) -> bool:
+        """Drain, then stop the worker; spool what a hung sink still holds at the deadline."""
+        self.begin_stop()
         thread = self._thread
         done = True
         if thread is not None and thread.is_alive():
             thread.join(max(0.0, deadline - time.monotonic()))
             done = not thread.is_alive()
         left: list[Item] = []
+        if not done:
+            # The worker is still inside the sink (hung, or sleeping between retries) with a
+            # batch: keep that batch too, or it is lost when the process exits. Should the
+            # sink answer after all, the record is written and also replayed later, which
+            # sinks absorb (writes are idempotent on the execution id).
+            with self._cond:
+                current = self._current
+                self._abandoned = current
+            if current:
+                left.extend(current)
+        taken = 0
         while True:
             try:
                 left.append(self.queue.popleft())
             except IndexError:
                 break
+            taken += 1
+        if taken:  # handled here, not by the worker: count them as done (stats, flush)
+            with self._cond:
+                self._done += taken
+                self._cond.notify_all()
         if left:
             done = False
             records = self._records(left)

@@ -6,6 +6,9 @@ Rules (documented in the README):
   lists or dicts. ``NaN`` / ``inf`` become the strings ``"NaN"``, ``"Infinity"``,
   ``"-Infinity"``; ``bytes`` become ``"<N bytes>"``; datetimes ISO strings; ``Decimal`` a
   string; sets and tuples lists; anything else its ``repr()`` (or ``"<unrepresentable T>"``).
+  An int too large for JSON text (over 10,000 bits) becomes ``"<int of N bits>"``; a value
+  whose conversion raises (a hostile ``__iter__``, ``items()``...) becomes
+  ``"<unconvertible>"`` without taking its neighbours along.
 - cycles become ``"<cycle>"``; nesting deeper than 16 levels ``"<too deep>"``; containers
   keep at most 1000 items.
 - strings longer than 8192 characters are cut to 8192 and end with ``"...[truncated N chars]"``.
@@ -40,6 +43,7 @@ MAX_STRING_CHARS = 8192
 MAX_METADATA_BYTES = 64 * 1024
 MAX_ITEMS = 1000
 MAX_DEPTH = 16
+_MAX_INT_BITS = 10_000  # about 3000 digits, below Python's int-to-str limit of 4300
 REDACTED = "[REDACTED]"
 
 _SECRET_WORDS = frozenset(
@@ -144,6 +148,19 @@ def json_safe(value: Any, *, mask: bool = True) -> Any:
 
 
 def _convert(value: Any, mask: bool, depth: int, seen: set[int]) -> Any:
+    try:
+        return _convert_value(value, mask, depth, seen)
+    except Exception:  # a hostile __iter__ / __int__ / items(): lose this value, not its siblings
+        return "<unconvertible>"
+
+
+def _int(value: int) -> int | str:
+    # json.dumps (and repr) refuse ints beyond 4300 digits; keep those as a description.
+    bits = value.bit_length()
+    return value if bits <= _MAX_INT_BITS else f"<int of {bits} bits>"
+
+
+def _convert_value(value: Any, mask: bool, depth: int, seen: set[int]) -> Any:
     if value is None or value is True or value is False:
         return value
     t = type(value)
@@ -151,7 +168,7 @@ def _convert(value: Any, mask: bool, depth: int, seen: set[int]) -> Any:
         value = _truncate(value)
         return mask_secrets_in_text(value) if mask else value
     if t is int:
-        return value
+        return _int(value)
     if t is float:
         if math.isfinite(value):
             return value
@@ -194,7 +211,7 @@ def _convert(value: Any, mask: bool, depth: int, seen: set[int]) -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
-        return int(value)
+        return _int(int(value))
     if isinstance(value, float):
         return _convert(float(value), mask, depth, seen)
     if isinstance(value, str):

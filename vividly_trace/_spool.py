@@ -42,7 +42,20 @@ def _locked(path: Path, mode: str) -> Iterator[int]:
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
     finally:
+        # Unlock explicitly, not just by closing: the lock belongs to the open file, and a
+        # process forked meanwhile holds a copy of this descriptor, which would keep the
+        # lock (and block every replay of this file) for as long as that child lives.
+        if fcntl is not None:
+            with suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # replayed and removed by another process meanwhile
+        return 0.0
 
 
 def mode_flags(mode: str) -> int:
@@ -73,7 +86,7 @@ class Spool:
             found = [p for p in self.directory.glob("*.jsonl") if p.is_file()]
         except OSError:
             return []
-        return sorted(found, key=lambda p: (p.stat().st_mtime if p.exists() else 0, p.name))
+        return sorted(found, key=lambda p: (_mtime(p), p.name))
 
     def size(self) -> int:
         total = 0
@@ -125,35 +138,38 @@ class Spool:
         not sent; raises that failure after saving the remainder.
         """
         replayed = corrupt = 0
-        for path in self.files():
-            try:
-                ctx = _locked(path, "rw")
-                fd = ctx.__enter__()
-            except FileNotFoundError:
-                continue
-            try:
-                with os.fdopen(os.dup(fd), "rb") as fh:
-                    lines = fh.read().splitlines()
-                records: list[PromptExecution] = []
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    try:
-                        records.append(PromptExecution.from_dict(json.loads(line)))
-                    except (ValueError, TypeError):
-                        corrupt += 1
-                sent = 0
+        try:
+            for path in self.files():
                 try:
-                    while sent < len(records):
-                        batch = records[sent : sent + batch_size]
-                        write(batch)
-                        sent += len(batch)
-                        replayed += len(batch)
+                    ctx = _locked(path, "rw")
+                    fd = ctx.__enter__()
+                except FileNotFoundError:
+                    continue
+                try:
+                    with os.fdopen(os.dup(fd), "rb") as fh:
+                        lines = fh.read().splitlines()
+                    records: list[PromptExecution] = []
+                    for line in lines:
+                        if not line.strip():
+                            continue
+                        try:
+                            records.append(PromptExecution.from_dict(json.loads(line)))
+                        except Exception:  # torn or foreign line: not JSON, not a record
+                            corrupt += 1
+                    sent = 0
+                    try:
+                        while sent < len(records):
+                            batch = records[sent : sent + batch_size]
+                            write(batch)
+                            sent += len(batch)
+                            replayed += len(batch)
+                    finally:
+                        self._keep_rest(fd, path, records[sent:])
                 finally:
-                    self._keep_rest(fd, path, records[sent:])
-            finally:
-                ctx.__exit__(None, None, None)
-        self.corrupt_lines += corrupt
+                    ctx.__exit__(None, None, None)
+        finally:
+            # The unreadable lines are gone from the file now, even when a write failed.
+            self.corrupt_lines += corrupt
         return replayed, corrupt
 
     def _keep_rest(self, fd: int, path: Path, rest: Sequence[PromptExecution]) -> None:

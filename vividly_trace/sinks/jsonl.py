@@ -40,6 +40,7 @@ class JSONLinesSink:
         self.fsync = fsync
         self._stream: IO[str] | None = None
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         if str(path) == "-":
             self.path: Path | None = None
         else:
@@ -51,6 +52,8 @@ class JSONLinesSink:
     def write_batch(self, records: Sequence[PromptExecution]) -> None:
         """Append the batch; raises ``OSError`` on failure (the dispatcher retries)."""
         data = encode_records(records)
+        if self._pid != os.getpid():  # forked while the parent's worker held the lock
+            self._lock, self._pid = threading.Lock(), os.getpid()
         with self._lock:
             if self.path is None:
                 stream = sys.stdout

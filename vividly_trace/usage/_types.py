@@ -35,6 +35,8 @@ class Usage(NamedTuple):
 
 
 EMPTY_USAGE = Usage()
+MAX_TOKENS = 2**53
+"""Counts above this (or negative) are not token counts: they are ignored."""
 
 
 class ResponseInfo(NamedTuple):

@@ -16,24 +16,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._types import ResponseInfo, Usage, build_usage
+from ._types import MAX_TOKENS, ResponseInfo, Usage, build_usage
 
 __all__ = ["extract_dict", "usage_from_mapping"]
 
 
 def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value == value and abs(value) != float("inf"):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
+    """A token count from ``value``, or None (never raises, whatever the value)."""
+    try:
+        if value is None or isinstance(value, bool):
             return None
-    return None
+        if isinstance(value, int):
+            count = int.__index__(value)
+        elif isinstance(value, float):
+            f = float.__float__(value)
+            if f != f or f in (float("inf"), float("-inf")):
+                return None
+            count = int(f)
+        elif isinstance(value, str):
+            text = str.__str__(value).strip()
+            if not text.isdigit() or len(text) > 19:
+                return None
+            count = int(text)
+        else:
+            return None
+    except Exception:
+        return None
+    return count if 0 <= count <= MAX_TOKENS else None
 
 
 def _first(data: Mapping[str, Any], *keys: str) -> int | None:
@@ -99,7 +108,14 @@ def extract_dict(response: Any) -> ResponseInfo | None:
             usage = usage_from_mapping(nested)
     if usage is None:
         return None
-    model = response.get("modelVersion") or response.get("model_version") or response.get("model")
+    model = next(
+        (
+            v
+            for k in ("modelVersion", "model_version", "model")
+            if isinstance(v := response.get(k), str) and v
+        ),
+        None,
+    )
     finish = None
     block = None
     feedback = response.get("promptFeedback")

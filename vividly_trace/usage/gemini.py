@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._types import ResponseInfo, Usage, build_usage
+from ._types import MAX_TOKENS, ResponseInfo, Usage, build_usage
 
 __all__ = ["extract_gemini", "has_usage"]
 
@@ -24,9 +24,10 @@ def _count(obj: Any, name: str) -> int | None:
     if value is None:
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        count = int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return count if 0 <= count <= MAX_TOKENS else None
 
 
 def _enum_name(value: Any) -> str | None:
