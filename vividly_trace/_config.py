@@ -63,7 +63,8 @@ class Pipeline:
         self.workers = tuple(SinkWorker(s, options, self._materialize, sync) for s in sinks)
         self._offers = tuple(w.offer for w in self.workers)
         if len(self._offers) == 1 and sample_rate >= 1.0:
-            self.submit = self._submit_one  # type: ignore[method-assign]
+            # The common case: the hot path calls the one worker's offer() directly.
+            self.submit = self._offers[0]  # type: ignore[method-assign]
         self._closed = False
 
     def submit(self, item: CallHandle | ReadyRecord) -> None:
@@ -80,13 +81,6 @@ class Pipeline:
                     return
             for offer in self._offers:
                 offer(item)
-        except Exception as exc:
-            warn_limited("submit", "vividly_trace could not queue a record: %r", exc)
-
-    def _submit_one(self, item: CallHandle | ReadyRecord) -> None:
-        # The common case (one sink, no sampling): one call less on the hot path.
-        try:
-            self._offers[0](item)
         except Exception as exc:
             warn_limited("submit", "vividly_trace could not queue a record: %r", exc)
 

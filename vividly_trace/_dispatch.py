@@ -94,7 +94,9 @@ class SinkWorker:
             self._offer_slow(item)
             return
         q.append(item)
-        if n + 1 == self.batch_size:
+        # Wake the worker once a batch is full (racing producers may both miss the exact
+        # size, hence >=; is_set() keeps it to one wake-up per batch).
+        if n + 1 >= self.batch_size and not self._wake.is_set():
             self._wake.set()
         if not self._started:
             self._start()

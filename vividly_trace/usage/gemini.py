@@ -33,15 +33,15 @@ def _count(obj: Any, name: str) -> int | None:
 def _enum_name(value: Any) -> str | None:
     if value is None:
         return None
-    if isinstance(value, str) and not hasattr(value, "name"):
-        return value or None
-    # ``_name_`` is a plain attribute of every Enum member; ``.name`` is a slower property.
+    # ``_name_`` is a plain attribute of every Enum member (the enums of both clients);
+    # ``.name`` is a much slower property.
     name = getattr(value, "_name_", None)
-    if name is None:
-        name = getattr(value, "name", None)
     if isinstance(name, str):
         return name
-    return str(value)
+    if isinstance(value, str):
+        return value or None
+    name = getattr(value, "name", None)
+    return name if isinstance(name, str) else str(value)
 
 
 def _modality_count(details: Any, modality: str) -> int | None:
