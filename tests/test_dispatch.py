@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import vividly_trace
-from vividly_trace import PromptExecution, log_prompt_execution, logged_prompt
+from vividly_trace import PromptExecution, RecordsRejected, log_prompt_execution, logged_prompt
 from vividly_trace._config import get_pipeline
 from vividly_trace.sinks import JSONLinesSink, MemorySink
 
@@ -297,6 +297,46 @@ class TestRetryAndSpool:
         back = {r.execution_id: r for r in sink.records}[first[0]]
         assert back.input_token_count == 10
         assert back.total_token_count == 30
+
+    def test_rejected_batch_is_dropped_not_retried(self, spool_dir: Path) -> None:
+        """RecordsRejected: no retry, no spool; counted under its reason."""
+        sink = FlakySink(exc=RecordsRejected("invalid", reason="invalid_batch"))
+        vividly_trace.configure(
+            sinks=[sink], max_retries=3, retry_backoff=0.01, flush_interval=60, spool_dir=spool_dir
+        )
+        log_n(7)
+        assert vividly_trace.flush(5)
+        s = vividly_trace.stats()["sinks"]["flaky"]
+        assert len(sink.attempts) == 1
+        assert (s["retries"], s["spooled"], s["written"]) == (0, 0, 0)
+        assert s["dropped"] == {"invalid_batch": 7}
+        assert spool_lines(spool_dir, "flaky") == []
+
+    def test_rejected_batch_in_the_spool_does_not_block_the_rest(self, spool_dir: Path) -> None:
+        """A spooled batch that is later refused for good is dropped; the rest replays."""
+
+        class PickySink(FlakySink):
+            def write_batch(self, records: Sequence[PromptExecution]) -> None:
+                if not self.broken and any(r.template_key == "poison" for r in records):
+                    self.attempts.append(time.monotonic())
+                    raise RecordsRejected("poison", reason="poison")
+                super().write_batch(records)
+
+        sink = PickySink()
+        vividly_trace.configure(
+            sinks=[sink], max_retries=0, batch_size=3, flush_interval=60, spool_dir=spool_dir
+        )
+        good = log_n(3)
+        assert vividly_trace.flush(5)
+        log_n(3, key="poison")
+        assert vividly_trace.flush(5)
+        assert len(spool_lines(spool_dir, "flaky")) == 6
+        sink.broken = False
+        later = log_n(1)
+        assert vividly_trace.flush(5)
+        assert wait_until(lambda: not vividly_trace.stats()["sinks"]["flaky"]["spool_pending"])
+        assert sorted(r.execution_id for r in sink.records) == sorted(good + later)
+        assert vividly_trace.stats()["sinks"]["flaky"]["dropped"] == {"poison": 3}
 
     def test_spool_replays_on_the_timer_without_new_traffic(self, spool_dir: Path) -> None:
         """With no new records, the worker retries the spool on its replay timer."""

@@ -22,7 +22,7 @@ from ._decorator import logged_prompt
 from ._jsonsafe import json_safe
 from ._record import PromptExecution
 from .analytics._assign import choose_variant
-from .exceptions import ConfigurationError, MissingExtraError, VividlyTraceError
+from .exceptions import ConfigurationError, MissingExtraError, RecordsRejected, VividlyTraceError
 from .pricing import ModelPrice, PricingTable, calculate_gemini_cost
 from .usage import ResponseInfo, Usage, register_extractor
 
@@ -35,6 +35,7 @@ __all__ = [
     "ModelPrice",
     "PricingTable",
     "PromptExecution",
+    "RecordsRejected",
     "ResponseInfo",
     "Usage",
     "VividlyTraceError",

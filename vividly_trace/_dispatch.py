@@ -21,6 +21,7 @@ from typing import Any
 from ._record import PromptExecution
 from ._safety import logger, warn_limited
 from ._spool import Spool
+from .exceptions import RecordsRejected
 
 __all__ = ["DispatchOptions", "SinkWorker"]
 
@@ -196,6 +197,9 @@ class SinkWorker:
         for attempt in range(attempts):
             try:
                 skipped = self.sink.write_batch(records)
+            except RecordsRejected as exc:
+                self._reject(records, exc)
+                return True
             except BaseException as exc:  # CancelledError & co. must not kill the worker
                 if self._caller_owns(exc):
                     raise
@@ -218,6 +222,19 @@ class SinkWorker:
             self._account(records, skipped)
             return True
         return False
+
+    def _reject(self, records: Sequence[PromptExecution], exc: RecordsRejected) -> None:
+        """A batch the destination refuses for good: count it, never retry or spool it."""
+        self.failed_batches += 1
+        self.count_drop(exc.reason or "rejected", len(records))
+        warn_limited(
+            f"rejected:{self.name}",
+            "vividly_trace sink %r refused a batch of %d for good (dropped, counted as %r): %s",
+            self.name,
+            len(records),
+            exc.reason,
+            _describe(exc.__cause__ or exc),
+        )
 
     def _account(self, records: Sequence[PromptExecution], skipped: object) -> None:
         not_written = 0
@@ -243,6 +260,8 @@ class SinkWorker:
         if kept:
             self.spooled += len(records)
             self._spool_pending = True
+            # The sink just failed: give it replay_interval before trying the spool again.
+            self._last_replay = time.monotonic()
         else:
             self.count_drop("spool_full", len(records))
             warn_limited(f"spool_full:{self.name}", "vividly_trace spool of %r is full", self.name)
@@ -262,7 +281,12 @@ class SinkWorker:
 
         def write(batch: Sequence[PromptExecution]) -> None:
             nonlocal replayed
-            self._account(batch, self.sink.write_batch(batch))
+            try:
+                skipped = self.sink.write_batch(batch)
+            except RecordsRejected as exc:  # poison: drop it so the rest can replay
+                self._reject(batch, exc)
+                return
+            self._account(batch, skipped)
             # A replayed record was counted as spooled before; count it as written now too.
             self.replayed += len(batch)
             replayed += len(batch)

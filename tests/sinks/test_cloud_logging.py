@@ -290,8 +290,9 @@ class TestEntries:
     ) -> None:
         """trace_id / span_id / trace_sampled metadata keys work too (upper case accepted)."""
         records = [
-            make_record(metadata={"trace_id": TRACE_ID.upper(), "span_id": SPAN_ID,
-                                  "trace_sampled": False}),
+            make_record(
+                metadata={"trace_id": TRACE_ID.upper(), "span_id": SPAN_ID, "trace_sampled": False}
+            ),
             make_record(metadata={"trace_id": TRACE_ID}),
             make_record(metadata={"trace_id": "0" * 32, "span_id": SPAN_ID}),
             make_record(metadata={"trace_id": "not-hex"}),
@@ -367,9 +368,15 @@ class TestEntries:
         sink.write_batch([make_record()])
         sink.close()
         assert fake_logging.entries()[0]["logName"] == "projects/client-project/logs/vividly_trace"
-        client.logging_api.write_entries([{"logName": "projects/client-project/logs/x",
-                                           "resource": {"type": "global"},
-                                           "textPayload": "still open"}])
+        client.logging_api.write_entries(
+            [
+                {
+                    "logName": "projects/client-project/logs/x",
+                    "resource": {"type": "global"},
+                    "textPayload": "still open",
+                }
+            ]
+        )
         assert fake_logging.entries()[-1]["textPayload"] == "still open"
 
     def test_error_status_raises(
@@ -407,8 +414,9 @@ class TestEntries:
         for _ in range(3):
             sink.write_batch([make_record()])
         assert len(fake_logging.entries()) == 3
-        assert all("jsonPayload" in e and "message" in e["jsonPayload"]
-                   for e in fake_logging.entries())
+        assert all(
+            "jsonPayload" in e and "message" in e["jsonPayload"] for e in fake_logging.entries()
+        )
 
 
 class TestWithDispatcher:
@@ -422,9 +430,7 @@ class TestWithDispatcher:
         # is taken while the test is still logging.
         hold = fake_logging.hang_next(1, seconds=30)
         vividly_trace.configure(sinks=[sink], flush_interval=3600, spool_dir=False)
-        ids = [
-            log("batching", True, 10.0 + i) for i in range(n)
-        ]
+        ids = [log("batching", True, 10.0 + i) for i in range(n)]
         assert hold.wait_held(10)
         hold.release()
         assert vividly_trace.flush(timeout=20)
@@ -455,6 +461,25 @@ class TestWithDispatcher:
         assert counters["retries"] == 2
         assert counters["written"] == 5
         assert counters["dropped"] == {}
+
+    def test_invalid_batch_is_rejected_not_retried(self, fake_logging: FakeLoggingServer) -> None:
+        """A 400 is permanent: no retry, no spool, the records are counted as rejected."""
+        sink = api_sink(fake_logging)
+        fake_logging.fail_next(1, status=400, message="invalid argument")
+        vividly_trace.configure(
+            sinks=[sink], max_retries=3, retry_backoff=0.01, flush_interval=3600
+        )
+        for _ in range(4):
+            log("poison", True, 5.0)
+        assert vividly_trace.flush(timeout=20)
+        counters = vividly_trace.stats()["sinks"]["cloud_logging"]
+        assert counters["retries"] == 0
+        assert counters["spooled"] == 0
+        assert counters["dropped"] == {"rejected_by_cloud_logging": 4}
+        assert len(fake_logging.requests) == 1
+        ok = log("after", True, 5.0)
+        assert vividly_trace.flush(timeout=20)
+        assert fake_logging.insert_ids(accepted=True) == [ok]
 
     def test_spooled_batch_is_replayed(self, fake_logging: FakeLoggingServer) -> None:
         """A batch that outlives its retries is spooled and replayed with the same insertIds."""

@@ -18,7 +18,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from .._record import PromptExecution, format_timestamp
-from ..exceptions import ConfigurationError, MissingExtraError
+from ..exceptions import ConfigurationError, MissingExtraError, RecordsRejected
 from .structured_stdout import (
     StructuredStdoutSink,
     format_message,
@@ -151,8 +151,9 @@ class CloudLoggingSink:
         stream: IO[str] | None = None,
     ) -> None:
         if mode not in _MODES:
-            raise ConfigurationError(f"CloudLoggingSink: mode must be 'api' or 'stdout', got "
-                                     f"{mode!r}")
+            raise ConfigurationError(
+                f"CloudLoggingSink: mode must be 'api' or 'stdout', got {mode!r}"
+            )
         if not isinstance(name, str) or not name:
             raise ConfigurationError("CloudLoggingSink: name must be a non-empty str")
         if not isinstance(log_name, str) or not _LOG_NAME.fullmatch(log_name):
@@ -166,8 +167,9 @@ class CloudLoggingSink:
             or not math.isfinite(timeout)
             or not 0 < timeout <= 600
         ):
-            raise ConfigurationError(f"CloudLoggingSink: timeout must be in (0, 600] seconds, "
-                                     f"got {timeout!r}")
+            raise ConfigurationError(
+                f"CloudLoggingSink: timeout must be in (0, 600] seconds, got {timeout!r}"
+            )
         if max_batch_size is not None and (
             isinstance(max_batch_size, bool)
             or not isinstance(max_batch_size, int)
@@ -318,7 +320,16 @@ class CloudLoggingSink:
             self._stdout.write_batch(records)
             return
         for entries in self._requests(records):
-            self._api.write_entries(entries, partial_success=True)
+            try:
+                self._api.write_entries(entries, partial_success=True)
+            except Exception as exc:
+                code = getattr(exc, "code", None)
+                if code in _PERMANENT_STATUSES:
+                    raise RecordsRejected(
+                        f"Cloud Logging refused the batch ({code}): retrying cannot help",
+                        reason="rejected_by_cloud_logging",
+                    ) from exc
+                raise
 
     def close(self) -> None:
         """Close the HTTP session of a client this sink built (a given client is left open)."""
@@ -329,6 +340,12 @@ class CloudLoggingSink:
             close = getattr(self._client, "close", None)
             if callable(close):
                 close()
+
+
+# 400 (invalid argument) and 413 (too large) fail the same way on every retry; 401/403
+# (credentials, permissions) and 404 (log or project) are kept in the spool so that the
+# records reach Cloud Logging once the configuration is fixed.
+_PERMANENT_STATUSES = frozenset({400, 413})
 
 
 def _size(entry: dict[str, Any]) -> int:
