@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 class RecordingSink:
     """Keeps every batch it is given, with the thread that wrote it."""
 
+    spool_key = "test-destination"  # all these fakes stand for one destination
+
     def __init__(self, name: str = "rec") -> None:
         self.name = name
         self.batches: list[list[PromptExecution]] = []
@@ -106,7 +108,7 @@ def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
 def spool_lines(spool_dir: Path, sink_name: str) -> list[str]:
     """The lines of a sink's spool files, read under the spool's own lock."""
     lines: list[str] = []
-    for path in sorted((spool_dir / sink_name).glob("*.jsonl")):
+    for path in sorted(spool_dir.glob(f"{sink_name}-*/*.jsonl")):
         try:
             text = locked_edit(path, None)
         except FileNotFoundError:  # replayed and removed meanwhile
@@ -377,7 +379,7 @@ class TestRetryAndSpool:
         vividly_trace.configure(sinks=[sink], max_retries=0, flush_interval=60, spool_dir=spool_dir)
         ids = log_n(6)
         assert vividly_trace.flush(5)
-        [path] = list((spool_dir / "flaky").glob("*.jsonl"))
+        [path] = list(spool_dir.glob("flaky-*/*.jsonl"))
         # A write cut short by a crash: half a line, no newline.
         locked_edit(path, lambda text: text + text.splitlines()[0][:100])
         sink.broken = False
@@ -412,7 +414,7 @@ class TestRetryAndSpool:
         vividly_trace.configure(sinks=[sink], max_retries=0, flush_interval=60, spool_dir=spool_dir)
         ids = log_n(3)
         assert vividly_trace.flush(5)
-        [path] = list((spool_dir / "flaky").glob("*.jsonl"))
+        [path] = list(spool_dir.glob("flaky-*/*.jsonl"))
 
         def insert(text: str) -> str:
             lines = text.splitlines()

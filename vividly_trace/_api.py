@@ -12,9 +12,10 @@ from typing import Any
 from ._call import MAX_ERROR_CHARS, ReadyRecord, current_call
 from ._config import get_pipeline
 from ._ids import new_execution_id
-from ._jsonsafe import _repr, mask_secrets_in_text, sanitize_metadata
+from ._jsonsafe import _repr, mask_secrets_in_text, sanitize_metadata, valid_text
 from ._record import PromptExecution
 from ._safety import warn_limited
+from .usage._types import MAX_TOKENS
 
 __all__ = ["log_prompt_execution"]
 
@@ -25,8 +26,8 @@ def _show(value: Any) -> str:
 
 
 def _text(value: Any) -> str | None:
-    """A plain ``str`` copy of a string argument (a subclass could misbehave later)."""
-    return str.__str__(value) if isinstance(value, str) else None
+    """A plain, valid ``str`` copy of a string argument (a subclass could misbehave later)."""
+    return valid_text(str.__str__(value)) if isinstance(value, str) else None
 
 
 def _truthy(value: Any) -> bool:
@@ -49,9 +50,12 @@ def _count(name: str, value: Any) -> int | None:
             f"arg:{name}", "log_prompt_execution: %s=%s is not a count; ignored", name, _show(value)
         )
         return None
-    if value < 0:
+    if value < 0 or value > MAX_TOKENS:
         warn_limited(
-            f"arg:{name}", "log_prompt_execution: %s=%s is negative; ignored", name, _show(value)
+            f"arg:{name}",
+            "log_prompt_execution: %s=%s is out of range; ignored",
+            name,
+            _show(value),
         )
         return None
     return int(value)
@@ -145,7 +149,7 @@ def _log(
             _show(template_key),
         )
         return None
-    template_key = str.__str__(template_key)
+    template_key = valid_text(str.__str__(template_key))
     if (
         isinstance(response_time_ms, bool)
         or not isinstance(response_time_ms, (int, float))

@@ -16,7 +16,7 @@ from time import perf_counter_ns, time_ns
 from typing import TYPE_CHECKING, Any
 
 from ._ids import format_uuid7, next_sequence
-from ._jsonsafe import mask_secrets_in_text, sanitize_metadata
+from ._jsonsafe import mask_secrets_in_text, sanitize_metadata, valid_text
 from ._record import PromptExecution
 from ._safety import warn_limited
 from .usage import (
@@ -216,7 +216,7 @@ class CallHandle:
     def set_model(self, name: str) -> None:
         """Name the model requested (wins over the decorator's ``model``)."""
         if isinstance(name, str):
-            self._model = str.__str__(name)[:256]
+            self._model = valid_text(str.__str__(name)[:256])
         else:
             warn_limited(
                 "set_model",

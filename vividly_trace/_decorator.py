@@ -17,6 +17,7 @@ import wrapt
 
 from ._call import CallHandle, TemplateSpec, carries_usage, current_call, reset_token
 from ._config import Pipeline, _state, get_pipeline
+from ._jsonsafe import valid_text
 from ._safety import warn_limited
 from .exceptions import ConfigurationError
 
@@ -51,12 +52,22 @@ def _fail(call: CallHandle, exc: BaseException) -> None:
 def _check_str(name: str, value: Any, required: bool = False) -> str | None:
     if value is None and not required:
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and not required:
+    if type(value) in (int, float) and not required:
         return str(value)
-    if not isinstance(value, str) or (required and not value.strip()):
+    if not isinstance(value, str) or (required and not str.strip(value)):
         need = "a non-empty string" if required else "a string or None"
-        raise ConfigurationError(f"logged_prompt(): {name} must be {need}, got {value!r}")
-    return value
+        raise ConfigurationError(f"logged_prompt(): {name} must be {need}, got {_describe(value)}")
+    text = valid_text(str.__str__(value))
+    if len(text) > 512:
+        raise ConfigurationError(f"logged_prompt(): {name} is longer than 512 characters")
+    return text
+
+
+def _describe(value: Any) -> str:
+    try:
+        return repr(value)[:100]
+    except Exception:
+        return f"a {type(value).__name__}"
 
 
 class logged_prompt:

@@ -20,10 +20,13 @@ from typing import Any
 
 from ._record import PromptExecution
 from ._safety import logger, warn_limited
-from ._spool import Spool
+from ._spool import Spool, destination_key
 from .exceptions import RecordsRejected
 
 __all__ = ["DispatchOptions", "SinkWorker"]
+
+REPLAY_PER_WAKE = 10
+"""Batches replayed from the spool per worker wake-up, at most."""
 
 Item = Any  # CallHandle or PromptExecution
 Materializer = Callable[[Item], "PromptExecution | None"]
@@ -59,7 +62,9 @@ class SinkWorker:
         self.max_queue = options.queue_size
         use_spool = getattr(sink, "spool", True) and options.spool_dir is not None
         self.spool: Spool | None = (
-            Spool(options.spool_dir, self.name, options.spool_max_bytes) if use_spool else None
+            Spool(options.spool_dir, self.name, options.spool_max_bytes, destination_key(sink))
+            if use_spool
+            else None
         )
         self.written = 0
         self.failed_batches = 0
@@ -84,6 +89,7 @@ class SinkWorker:
         self._started = False
         self._start_lock = threading.Lock()
         self._last_replay = 0.0
+        self._replay_stalled = False
         self._spool_pending = self.spool is not None and self.spool.pending()
 
     # -- hot path ------------------------------------------------------------------------
@@ -268,13 +274,19 @@ class SinkWorker:
 
     def _maybe_replay(self, force: bool) -> None:
         now = time.monotonic()
-        if not force and now - self._last_replay < self.options.replay_interval:
+        # After a successful write the spool is tried at once, unless the last replay got
+        # nothing through (a record the sink keeps refusing): then only every interval.
+        if (not force or self._replay_stalled) and (
+            now - self._last_replay < self.options.replay_interval
+        ):
             return
         self._last_replay = now
-        self.replay_spool()
+        sent = self.replay_spool(max_records=REPLAY_PER_WAKE * self.batch_size)
+        self._replay_stalled = sent == 0 and self._spool_pending
 
-    def replay_spool(self) -> int:
-        """Send what this sink's spool holds; returns how many records went out."""
+    def replay_spool(self, max_records: int | None = None) -> int:
+        """Send what this sink's spool holds (about ``max_records`` at most, so that a large
+        backlog does not starve live records); returns how many records went out."""
         if self.spool is None:
             return 0
         replayed = 0
@@ -293,7 +305,7 @@ class SinkWorker:
 
         corrupt_before = self.spool.corrupt_lines
         try:
-            self.spool.replay(write, self.batch_size)
+            self.spool.replay(write, self.batch_size, max_records)
         except BaseException as exc:
             if self._caller_owns(exc):
                 raise

@@ -37,6 +37,7 @@ __all__ = [
     "json_safe",
     "mask_secrets_in_text",
     "sanitize_metadata",
+    "valid_text",
 ]
 
 MAX_STRING_CHARS = 8192
@@ -107,7 +108,8 @@ def is_secret_key(key: str) -> bool:
 
 
 def mask_secrets_in_text(text: str) -> str:
-    """Mask API keys, bearer tokens and URL passwords inside free text."""
+    """Mask API keys, bearer tokens and URL passwords inside free text (made valid Unicode)."""
+    text = valid_text(text)
     if (
         "AIza" not in text
         and "earer" not in text
@@ -119,11 +121,23 @@ def mask_secrets_in_text(text: str) -> str:
     return _SECRET_VALUE.sub(REDACTED, text)
 
 
+def valid_text(text: str) -> str:
+    """``text`` as valid Unicode: unpaired surrogates (e.g. half an emoji from a cut JSON
+    string) become ``\\udXXX`` escapes, since no UTF-8 store or encoder accepts them."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def _truncate(text: str) -> str:
     if len(text) > MAX_STRING_CHARS:
         cut = len(text) - MAX_STRING_CHARS
         text = f"{text[:MAX_STRING_CHARS]}...[truncated {cut} chars]"
-    return text
+    return valid_text(text)
 
 
 def _repr(value: Any) -> str:
@@ -187,7 +201,7 @@ def _convert_value(value: Any, mask: bool, depth: int, seen: set[int]) -> Any:
                     out["_truncated_items"] = len(value) - MAX_ITEMS
                     break
                 key = k if type(k) is str else _key_text(k)
-                key = key[:256]
+                key = valid_text(key[:256])
                 if mask and is_secret_key(key):
                     out[key] = REDACTED
                 else:

@@ -1,10 +1,17 @@
 """A durable local spool per sink: JSON lines, fsync'd per batch, bounded, replayable.
 
-Layout: ``<spool_dir>/<sink name>/<pid>.jsonl``, one file per writing process, so processes
-never interleave lines. Every access takes an exclusive ``flock`` on the file; a replay
-(by any process, or ``vividly-trace spool replay``) reads a whole file under that lock, sends
-it, and truncates the file only after the sink accepted it. A torn last line (the process was
-killed mid-write) is skipped and counted as corrupt, never fatal.
+Layout: ``<spool_dir>/<sink name>-<destination key>/<pid>.jsonl``. The destination key (a
+short hash of what the sink writes to: database URL, project and log, file path; see
+:func:`destination_key`) keeps the spools of two applications that both name their sink
+``sql`` apart, so a record is never replayed into another application's database. One file
+per writing process, so processes never interleave lines.
+
+Every access takes an exclusive ``flock`` on the file. A replay (by any process, or
+``vividly-trace spool replay``) reads a file under that lock, sends what it holds, and then
+rewrites the file with what was not sent (or truncates it): files are never unlinked while
+in use, so two replayers cannot both send a record, nor delete one appended meanwhile. A
+torn last line (the process was killed mid-write) is skipped and counted as corrupt, never
+fatal.
 """
 
 from __future__ import annotations
@@ -22,7 +29,25 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Spool", "default_spool_dir"]
+__all__ = ["Spool", "default_spool_dir", "destination_key"]
+
+
+def destination_key(sink: object) -> str:
+    """A short stable key of where ``sink`` writes (its ``spool_key``, else its type)."""
+    import hashlib
+
+    key = getattr(sink, "spool_key", None)
+    if not isinstance(key, str) or not key:
+        key = f"{type(sink).__module__}.{type(sink).__qualname__}"
+    return hashlib.sha256(key.encode("utf-8", "backslashreplace")).hexdigest()[:12]
+
+
+def encode_lines(records: Sequence[PromptExecution]) -> bytes:
+    """JSON lines of records, exact (``to_exact_dict``); never fails on odd text."""
+    return "".join(
+        json.dumps(r.to_exact_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
+        for r in records
+    ).encode("utf-8", "backslashreplace")
 
 
 def default_spool_dir() -> Path:
@@ -70,8 +95,12 @@ class Spool:
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, directory: Path, sink_name: str, max_bytes: int) -> None:
+    def __init__(
+        self, directory: Path, sink_name: str, max_bytes: int, key: str | None = None
+    ) -> None:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sink_name) or "sink"
+        if key:
+            safe = f"{safe}-{key}"
         self.directory = Path(directory) / safe
         self.max_bytes = max_bytes
         self.corrupt_lines = 0
@@ -110,10 +139,7 @@ class Spool:
 
         Raises ``OSError`` (disk full, permissions) to the caller, which counts the loss.
         """
-        data = "".join(
-            json.dumps(r.to_exact_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
-            for r in records
-        ).encode("utf-8")
+        data = encode_lines(records)
         if self.size() + len(data) > self.max_bytes:
             return False
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -130,23 +156,34 @@ class Spool:
                 return True
 
     def replay(
-        self, write: Callable[[Sequence[PromptExecution]], object], batch_size: int
+        self,
+        write: Callable[[Sequence[PromptExecution]], object],
+        batch_size: int,
+        max_records: int | None = None,
     ) -> tuple[int, int]:
         """Send spooled records through ``write`` in batches.
 
-        Returns ``(replayed, corrupt)``. Stops at the first failing batch, keeping what was
-        not sent; raises that failure after saving the remainder.
+        Returns ``(replayed, corrupt)``. A batch that fails is retried record by record, so
+        one record the sink keeps refusing does not hold back the others (it stays in the
+        spool). Stops after about ``max_records`` records (the rest waits for the next
+        replay) or when the sink fails a single record for another reason, and raises that
+        failure after saving what was not sent.
         """
         replayed = corrupt = 0
         try:
             for path in self.files():
+                if max_records is not None and replayed >= max_records:
+                    break
                 try:
                     ctx = _locked(path, "rw")
                     fd = ctx.__enter__()
                 except FileNotFoundError:
                     continue
                 try:
+                    if os.fstat(fd).st_nlink == 0:  # removed by a cleanup meanwhile
+                        continue
                     with os.fdopen(os.dup(fd), "rb") as fh:
+                        fh.seek(0)
                         lines = fh.read().splitlines()
                     records: list[PromptExecution] = []
                     for line in lines:
@@ -156,15 +193,28 @@ class Spool:
                             records.append(PromptExecution.from_dict(json.loads(line)))
                         except Exception:  # torn or foreign line: not JSON, not a record
                             corrupt += 1
+                    kept: list[PromptExecution] = []
                     sent = 0
                     try:
                         while sent < len(records):
+                            if max_records is not None and replayed >= max_records:
+                                break
                             batch = records[sent : sent + batch_size]
-                            write(batch)
+                            try:
+                                write(batch)
+                                failed: list[PromptExecution] = []
+                            except Exception:
+                                if len(batch) == 1:
+                                    raise
+                                failed = _one_by_one(write, batch)
+                            kept.extend(failed)
+                            replayed += len(batch) - len(failed)
                             sent += len(batch)
-                            replayed += len(batch)
                     finally:
-                        self._keep_rest(fd, path, records[sent:])
+                        rest = [*kept, *records[sent:]]
+                        self._keep_rest(fd, rest)
+                        if not rest:
+                            _remove_if_orphaned(path, fd)
                 finally:
                     ctx.__exit__(None, None, None)
         finally:
@@ -172,17 +222,52 @@ class Spool:
             self.corrupt_lines += corrupt
         return replayed, corrupt
 
-    def _keep_rest(self, fd: int, path: Path, rest: Sequence[PromptExecution]) -> None:
-        if not rest:
-            os.unlink(path)
-            return
-        data = "".join(
-            json.dumps(r.to_exact_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
-            for r in rest
-        ).encode("utf-8")
+    def _keep_rest(self, fd: int, rest: Sequence[PromptExecution]) -> None:
+        data = encode_lines(rest) if rest else b""
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
+
+
+def _remove_if_orphaned(path: Path, fd: int) -> None:
+    """Remove an emptied spool file whose writer process is gone (called under its lock).
+
+    A live writer's file is only emptied, never removed. A dead writer's file has no writer
+    left (file names are per pid, and a writer re-opens a file found unlinked).
+    """
+    try:
+        pid = int(path.stem)
+    except ValueError:
+        return
+    if pid == os.getpid():
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        with suppress(OSError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                os.unlink(path)
+    except OSError:  # exists, owned by another user: alive
+        return
+
+
+def _one_by_one(
+    write: Callable[[Sequence[PromptExecution]], object], batch: Sequence[PromptExecution]
+) -> list[PromptExecution]:
+    """Write a failed batch record by record; return the records that still fail."""
+    failed: list[PromptExecution] = []
+    for record in batch:
+        try:
+            write([record])
+        except Exception:
+            failed.append(record)
+    if len(failed) == len(batch):  # nothing got through: the sink is down, not one record
+        raise SpoolReplayFailed(len(batch))
+    return failed
+
+
+class SpoolReplayFailed(Exception):
+    """A replay batch failed record by record too: the sink is not accepting writes."""

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sql_helpers import closed_port, count_rows, make_record, statistics_mismatches
 
-from vividly_trace._spool import Spool
+from vividly_trace._spool import Spool, destination_key
 from vividly_trace.sinks.sql import SQLSink
 
 SCRIPT = Path(sys.executable).with_name("vividly-trace")
@@ -20,8 +20,7 @@ SCRIPT = Path(sys.executable).with_name("vividly-trace")
 def _cli(*args: str, module: bool = False) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "vividly_trace.cli", *args] if module else [str(SCRIPT), *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIVIDLY_TRACE_DATABASE")}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env,
-                          check=False)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, check=False)
 
 
 def test_db_upgrade_twice(db_url: str) -> None:
@@ -48,8 +47,11 @@ def test_db_upgrade_twice(db_url: str) -> None:
 def test_db_upgrade_errors_are_one_line_with_exit_2() -> None:
     """A bad URL or an unreachable database: exit 2, one line, no password, no traceback."""
     secret = "CliS3cret!pw"
-    for url in ("nonsense-url", f"mysql://u:{secret}@h/x",
-                f"postgresql+psycopg://u:{secret}@127.0.0.1:{closed_port()}/db"):
+    for url in (
+        "nonsense-url",
+        f"mysql://u:{secret}@h/x",
+        f"postgresql+psycopg://u:{secret}@127.0.0.1:{closed_port()}/db",
+    ):
         result = _cli("db", "upgrade", url)
         assert result.returncode == 2, (url, result.stdout, result.stderr)
         lines = result.stderr.strip().splitlines()
@@ -62,8 +64,10 @@ def test_spool_replay_by_hand(db_url: str, tmp_path: Path) -> None:
     """`spool replay` sends a SQL sink's spool to the database once; a rerun adds nothing."""
     spool_dir = tmp_path / "spool"
     records = [make_record(f"k{i % 3}", input_tokens=i, output_tokens=1) for i in range(30)]
-    spool = Spool(spool_dir, "sql", 1 << 30)
+    spool = Spool(spool_dir, "sql", 1 << 30, key=destination_key(SQLSink(db_url)))
     assert spool.append(records[:20]) and spool.append(records[20:])
+    other = Spool(spool_dir, "sql", 1 << 30, key="another-database")
+    assert other.append([make_record("not-ours")])
     SQLSink(db_url).write_batch(records[:5])  # some already made it before the outage
     result = _cli("spool", "replay", "--url", db_url, "--spool-dir", str(spool_dir))
     assert result.returncode == 0, result.stderr
@@ -71,6 +75,7 @@ def test_spool_replay_by_hand(db_url: str, tmp_path: Path) -> None:
     engine = sa.create_engine(db_url)
     assert count_rows(engine) == 30
     assert not spool.pending()
+    assert other.pending()  # another database's spool is never replayed here
     again = _cli("spool", "replay", "--url", db_url, "--spool-dir", str(spool_dir))
     assert again.returncode == 0 and "replayed 0 records" in again.stdout
     assert count_rows(engine) == 30
@@ -81,9 +86,9 @@ def test_spool_replay_by_hand(db_url: str, tmp_path: Path) -> None:
 def test_spool_replay_keeps_the_spool_when_the_database_is_down(tmp_path: Path) -> None:
     """Unreachable database: exit 2 and the spool is left intact for later."""
     spool_dir = tmp_path / "spool"
-    spool = Spool(spool_dir, "sql", 1 << 30)
-    spool.append([make_record() for _ in range(3)])
     url = f"postgresql+psycopg://u:pw123456@127.0.0.1:{closed_port()}/db"
+    spool = Spool(spool_dir, "sql", 1 << 30, key=destination_key(SQLSink(url)))
+    spool.append([make_record() for _ in range(3)])
     result = _cli("spool", "replay", "--url", url, "--spool-dir", str(spool_dir))
     assert result.returncode == 2
     assert "pw123456" not in result.stderr

@@ -124,11 +124,11 @@ def spool_replay(
     """Send a SQL sink's spooled records to the database now (idempotent: rows already
     written are skipped), and remove what was sent from the spool."""
     from .._record import PromptExecution
-    from .._spool import Spool, default_spool_dir
+    from .._spool import Spool, default_spool_dir, destination_key
 
     directory = spool_dir if spool_dir is not None else default_spool_dir()
     sink = _sink(url, sink_name)
-    store = Spool(directory, sink_name, max_bytes=1 << 62)
+    store = Spool(directory, sink_name, max_bytes=1 << 62, key=destination_key(sink))
     if not store.directory.is_dir():
         click.echo(f"nothing to replay: no spool for sink {sink_name!r} in {directory}")
         sink.close()

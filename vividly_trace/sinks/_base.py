@@ -22,8 +22,14 @@ class Sink(Protocol):
     It may return a mapping ``reason -> count`` of records it deliberately did not write
     (for example ``{"unknown_template": 2}`` in strict mode); those are counted as dropped.
 
-    Optional attributes read by the dispatcher: ``max_batch_size`` (int) and
-    ``spool`` (bool, default True: keep failed batches on disk).
+    Optional attributes read by the dispatcher: ``max_batch_size`` (int), ``spool`` (bool,
+    default True: keep failed batches on disk), ``spool_key`` (str: where the sink writes,
+    e.g. a database URL without password; the spool directory is keyed by it so that two
+    applications' sinks of the same name never replay into each other), and
+    ``after_fork()`` (called in a forked child: renew locks and connections).
+
+    A batch the destination refuses for good (retrying cannot help) should raise
+    :class:`vividly_trace.RecordsRejected`: it is counted as dropped, not retried.
 
     .. versionadded:: 0.1.0
     """

@@ -307,6 +307,11 @@ class CloudLoggingSink:
         if chunk:
             yield chunk
 
+    @property
+    def spool_key(self) -> str:
+        """The destination, for the spool: mode, project and log."""
+        return f"cloud_logging:{self.mode}:{self.project}:{self.log_name}"
+
     # -- Sink protocol ---------------------------------------------------------------------
     def write_batch(self, records: Sequence[PromptExecution]) -> None:
         """Write the batch (one ``entries:write`` request); raise if Cloud Logging refuses.

@@ -49,6 +49,11 @@ class JSONLinesSink:
             if not parent.exists():
                 raise ConfigurationError(f"JSONLinesSink: directory {parent} does not exist")
 
+    @property
+    def spool_key(self) -> str:
+        """The destination, for the spool: the file's absolute path (or stdout)."""
+        return "-" if self.path is None else str(self.path.resolve())
+
     def write_batch(self, records: Sequence[PromptExecution]) -> None:
         """Append the batch; raises ``OSError`` on failure (the dispatcher retries)."""
         data = encode_records(records)

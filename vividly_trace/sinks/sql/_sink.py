@@ -412,6 +412,18 @@ class SQLSink:
         """The SQLAlchemy engine (created without connecting)."""
         return self._engine
 
+    @property
+    def spool_key(self) -> str:
+        """Where this sink writes (password hidden; SQLite paths made absolute), so that the
+        spool of one database is never replayed into another."""
+        url = self._url
+        database = url.database or ""
+        if url.get_backend_name() == "sqlite" and database and not _sqlite_in_memory(url):
+            if not database.startswith("file:"):
+                database = os.path.abspath(database)
+            return f"sqlite:{database}"
+        return self._masked_url
+
     def __repr__(self) -> str:
         return f"SQLSink({self._masked_url!r}, name={self.name!r})"
 
@@ -724,7 +736,9 @@ class SQLSink:
 
     def _is_record_error(self, exc: BaseException) -> bool:
         """True for errors caused by a value in a record, not by the database or network."""
-        if isinstance(exc, (sa_exc.DataError, OverflowError)):
+        if isinstance(exc, (sa_exc.DataError, OverflowError, UnicodeError)):
+            return True
+        if isinstance(getattr(exc, "orig", None), UnicodeError):
             return True
         dbapi = getattr(self._engine.dialect, "dbapi", None)
         data_error = getattr(dbapi, "DataError", None)
