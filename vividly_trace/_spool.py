@@ -195,23 +195,26 @@ class Spool:
                             corrupt += 1
                     kept: list[PromptExecution] = []
                     sent = 0
+                    current: Sequence[PromptExecution] = ()
                     try:
                         while sent < len(records):
                             if max_records is not None and replayed >= max_records:
                                 break
-                            batch = records[sent : sent + batch_size]
+                            current = records[sent : sent + batch_size]
                             try:
-                                write(batch)
+                                write(current)
                                 failed: list[PromptExecution] = []
                             except Exception:
-                                if len(batch) == 1:
+                                if len(current) == 1:
                                     raise
-                                failed = _one_by_one(write, batch)
+                                failed = _one_by_one(write, current)
                             kept.extend(failed)
-                            replayed += len(batch) - len(failed)
-                            sent += len(batch)
+                            replayed += len(current) - len(failed)
+                            sent += len(current)
+                            current = ()
                     finally:
-                        rest = [*kept, *records[sent:]]
+                        # What failed goes to the end, so the next replay starts elsewhere.
+                        rest = [*records[sent + len(current) :], *kept, *current]
                         self._keep_rest(fd, rest)
                         if not rest:
                             _remove_if_orphaned(path, fd)
@@ -257,16 +260,28 @@ def _remove_if_orphaned(path: Path, fd: int) -> None:
 def _one_by_one(
     write: Callable[[Sequence[PromptExecution]], object], batch: Sequence[PromptExecution]
 ) -> list[PromptExecution]:
-    """Write a failed batch record by record; return the records that still fail."""
+    """Write a failed batch record by record; return the records that still fail.
+
+    Raises :class:`SpoolReplayFailed` when the first few records all fail: the sink is
+    down, not refusing one record, and trying every record alone would only wait longer.
+    """
     failed: list[PromptExecution] = []
+    written = 0
     for record in batch:
         try:
             write([record])
         except Exception:
             failed.append(record)
-    if len(failed) == len(batch):  # nothing got through: the sink is down, not one record
+            if not written and len(failed) >= _SINGLES_BEFORE_GIVING_UP:
+                raise SpoolReplayFailed(len(batch)) from None
+        else:
+            written += 1
+    if not written:
         raise SpoolReplayFailed(len(batch))
     return failed
+
+
+_SINGLES_BEFORE_GIVING_UP = 3
 
 
 class SpoolReplayFailed(Exception):
