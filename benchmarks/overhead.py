@@ -648,9 +648,9 @@ def run_pieces(number: int, repeat: int) -> tuple[list[Piece], list[str]]:
         worker = pipeline.workers[0]
         spec = _call.TemplateSpec(template_key="bench")
         call = _call.CallHandle(spec, None)
-        call.finish()
+        call._finish()
         rcall = _call.CallHandle(spec, None)
-        rcall.finish()
+        rcall._finish()
         rcall._response = response
         record = _call.build_record(rcall, pipeline.pricing, True)
         ns.update(

@@ -540,3 +540,42 @@ class TestGenerativeAI:
         [rec] = records(sink)
         assert rec.success is False
         assert rec.error_type == type(info.value).__qualname__
+
+
+class TestReturnedStreams:
+    """Functions that return the client's stream instead of being generators."""
+
+    def test_sync_function_returning_a_stream(
+        self, gemini: Any, client: Any, sink: MemorySink
+    ) -> None:
+        """The record ends with the returned stream and has its usage."""
+        gemini.enqueue(Scenario(prompt_tokens=10, candidates_tokens=5, stream_chunks=3))
+
+        @logged_prompt("script_generation")
+        def stream() -> Any:
+            return client.models.generate_content_stream(model="gemini-2.5-flash", contents="x")
+
+        chunks = list(stream())
+        assert len(chunks) == 3
+        [rec] = records(sink)
+        assert rec.streamed is True
+        assert (rec.input_token_count, rec.output_token_count) == (10, 5)
+        assert rec.cost_usd == per_million((10, "0.30"), (5, "2.50"))
+        assert rec.time_to_first_chunk_ms is not None
+
+    async def test_async_function_returning_a_stream(
+        self, gemini: Any, client: Any, sink: MemorySink
+    ) -> None:
+        """The same for client.aio's stream returned from an async function."""
+        gemini.enqueue(Scenario(prompt_tokens=8, candidates_tokens=6, stream_chunks=2))
+
+        @logged_prompt("script_generation")
+        async def stream() -> Any:
+            return await client.aio.models.generate_content_stream(
+                model="gemini-2.5-flash", contents="x"
+            )
+
+        chunks = [c async for c in await stream()]
+        assert len(chunks) == 2
+        [rec] = records(sink)
+        assert rec.streamed and (rec.input_token_count, rec.output_token_count) == (8, 6)

@@ -36,6 +36,7 @@ __all__ = [
     "CallHandle",
     "ReadyRecord",
     "TemplateSpec",
+    "call_failed",
     "carries_usage",
     "current_call",
     "error_facts",
@@ -107,6 +108,19 @@ def carries_usage(chunk: Any) -> bool:
         return False
 
 
+def call_failed(call: CallHandle) -> bool:
+    """True when a finished call failed: it raised, or its response was blocked."""
+    if call._error is not None:
+        return True
+    response = call._response if call._response is not NOTHING else call._result
+    if response is None:
+        return False
+    try:
+        return bool(extract(response).block_reason)
+    except Exception:
+        return False
+
+
 def get_current_call() -> CallHandle | None:
     """The call in progress in this context (inside a decorated function or with-block).
 
@@ -130,14 +144,14 @@ class CallHandle:
 
     # No __slots__: optional facts fall back to these class-level defaults, so neither the
     # hot path nor the worker pays for a missing-attribute lookup (an exception inside).
-    spec: TemplateSpec
-    parent: CallHandle | None
-    seq: int
-    t0: int
+    _spec: TemplateSpec
+    _parent: CallHandle | None
+    _seq: int
+    _t0: int
     _wall_ns: int
     _token: Token[CallHandle | None]
-    streamed: bool = False
-    closed_early: bool = False
+    _streamed: bool = False
+    _closed_early: bool = False
     _t1: int = 0
     _ttfc_ns: int = 0
     _error: tuple[str, str, int | None] | None = None
@@ -150,17 +164,17 @@ class CallHandle:
     _record: Any = NOTHING
 
     def __init__(self, spec: TemplateSpec, parent: CallHandle | None) -> None:
-        self.spec = spec
-        self.parent = parent
-        self.seq = next_sequence()
+        self._spec = spec
+        self._parent = parent
+        self._seq = next_sequence()
         self._wall_ns = time_ns()
-        self.t0 = perf_counter_ns()
+        self._t0 = perf_counter_ns()
 
     # -- public handle API ---------------------------------------------------------------
     @property
     def execution_id(self) -> str:
         """The id this call's record will carry (a UUIDv7 string)."""
-        return format_uuid7(self._wall_ns, self.seq)
+        return format_uuid7(self._wall_ns, self._seq)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -178,6 +192,10 @@ class CallHandle:
         """
         if self._response is NOTHING or carries_usage(response):
             self._response = response
+        if self._last_chunk is not NOTHING:  # a second chunk: this is a stream
+            self._streamed = True
+        elif not self._ttfc_ns:
+            self._ttfc_ns = perf_counter_ns()
         self._last_chunk = response
 
     def set_usage(
@@ -225,18 +243,21 @@ class CallHandle:
             )
 
     def __repr__(self) -> str:
-        return f"<CallHandle {self.spec.template_key!r} {self.execution_id}>"
+        return f"<CallHandle {self._spec.template_key!r} {self.execution_id}>"
 
     # -- used by the decorator -----------------------------------------------------------
-    def finish(self) -> None:
-        """Stop the clock (if the hot path did not already)."""
+    def _finish(self) -> None:
+        """Stop the clock (if the hot path did not already); snapshot per-call metadata."""
         if not self._t1:
             self._t1 = perf_counter_ns()
+        if self._metadata:
+            # The record is built later, off this thread: keep the values of now.
+            self._metadata = dict(self._metadata)
 
-    def fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException) -> None:
         self._error = error_facts(exc)
 
-    def chunk(self, chunk: Any, carries_usage: bool) -> None:
+    def _chunk(self, chunk: Any, carries_usage: bool) -> None:
         if not self._ttfc_ns:
             self._ttfc_ns = perf_counter_ns()
         if carries_usage:
@@ -310,7 +331,7 @@ def _info_of(call: CallHandle) -> ResponseInfo:
 
 def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptExecution:
     """Turn a finished call into its record (extraction, pricing, sanitising)."""
-    spec = call.spec
+    spec = call._spec
     info = _info_of(call)
     usage: Usage = call._usage or info.usage or EMPTY_USAGE
     error = call._error
@@ -330,18 +351,18 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         )[:MAX_ERROR_CHARS]
     model = call._model or spec.model or info.response_model
     t1 = call._t1 or perf_counter_ns()
-    ttfc = call._ttfc_ns or None
+    ttfc = (call._ttfc_ns or None) if call._streamed else None
     metadata: Any = spec.metadata
     own = call._metadata
     if own:
         metadata = {**spec.metadata, **own} if spec.metadata else own
     cost = pricing.cost(model, usage) if not usage.is_empty else None
-    parent = call.parent
+    parent = call._parent
     return PromptExecution(
         execution_id=call.execution_id,
         template_key=spec.template_key,
         success=success,
-        response_time_ms=(t1 - call.t0) / 1e6,
+        response_time_ms=(t1 - call._t0) / 1e6,
         started_at=_EPOCH + _dt.timedelta(microseconds=call._wall_ns // 1000),
         template_version=spec.version,
         ab_test_group=spec.ab_group,
@@ -361,9 +382,9 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         error_message=error_message,
         http_status=http_status,
         finish_reason=info.finish_reason,
-        streamed=call.streamed,
-        stream_closed_early=call.closed_early,
-        time_to_first_chunk_ms=(ttfc - call.t0) / 1e6 if ttfc is not None else None,
+        streamed=call._streamed,
+        stream_closed_early=call._closed_early,
+        time_to_first_chunk_ms=(ttfc - call._t0) / 1e6 if ttfc is not None else None,
         parent_execution_id=parent.execution_id if parent is not None else None,
         metadata=sanitize_metadata(metadata, mask=mask) if metadata else {},
     )

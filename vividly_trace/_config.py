@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._call import CallHandle, ReadyRecord, build_record
+from ._call import CallHandle, ReadyRecord, build_record, call_failed
 from ._dispatch import DispatchOptions, SinkWorker
 from ._record import PromptExecution
 from ._safety import logger, warn_limited
@@ -71,11 +71,7 @@ class Pipeline:
         """Hand a finished call (or a ready record) to every sink. Never raises."""
         try:
             if self.sample_rate < 1.0 and random.random() >= self.sample_rate:
-                failed = (
-                    item.failed
-                    if type(item) is ReadyRecord
-                    else getattr(item, "_error", None) is not None
-                )
+                failed = item.failed if isinstance(item, ReadyRecord) else call_failed(item)
                 if not failed:  # failures are always kept
                     self.sampled_out += 1
                     return
@@ -83,6 +79,18 @@ class Pipeline:
                 offer(item)
         except Exception as exc:
             warn_limited("submit", "vividly_trace could not queue a record: %r", exc)
+
+    def _submit_after_close(self, item: CallHandle | ReadyRecord) -> None:
+        current = _state.pipeline
+        if isinstance(current, Pipeline) and current is not self and not current._closed:
+            current.submit(item)
+            return
+        for worker in self.workers:
+            worker.count_drop("after_shutdown")
+        warn_limited(
+            "after_shutdown",
+            "vividly_trace: a call ended after shutdown(); its record was dropped",
+        )
 
     def _materialize(self, item: CallHandle | ReadyRecord) -> PromptExecution | None:
         return item.materialize(self._finish)
@@ -120,6 +128,9 @@ class Pipeline:
         if self._closed:
             return True
         self._closed = True
+        # Calls still running when this pipeline closes hand their records to whatever is
+        # configured when they end, instead of to workers that are stopping.
+        self.submit = self._submit_after_close  # type: ignore[method-assign]
         deadline = time.monotonic() + max(0.0, timeout)
         results = []
         # Stop all workers in parallel so that one hung sink does not eat the others' time.
@@ -278,6 +289,9 @@ def configure(
     if redact is not None and not callable(redact):
         raise ConfigurationError("configure(): redact must be callable (record) -> record | None")
     table = _pricing(pricing)
+    if enabled and _env_disabled():
+        logger.info("vividly_trace: VIVIDLY_TRACE_DISABLED is set; configure() records nothing")
+        enabled = False
     if spool_dir is False:
         spool: Path | None = None
     elif spool_dir is None or spool_dir is True:
@@ -340,6 +354,11 @@ def _install(pipeline: Pipeline | None) -> None:
             _state.atexit_registered = True
     if isinstance(old, Pipeline) and old is not pipeline:
         old.shutdown(old.shutdown_timeout)
+
+
+def _env_disabled() -> bool:
+    value = os.environ.get("VIVIDLY_TRACE_DISABLED", "").strip().lower()
+    return value in ("1", "true", "yes", "on")
 
 
 def _from_environment() -> Pipeline | None:

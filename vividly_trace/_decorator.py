@@ -2,7 +2,10 @@
 
 The hot path (every wrapper below) reads the active pipeline, takes two clock readings, keeps
 a reference to the response and hands the call to the dispatcher. It does no I/O, takes no
-lock, and lets the caller's exceptions and return values through unchanged.
+lock, and lets the caller's exceptions and return values through unchanged, with one
+exception: a function that *returns* a generator or async generator (e.g. the stream of
+``generate_content_stream``) gets back a generator that yields the very same chunks, so that
+the record can end with the stream.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from time import perf_counter_ns
-from types import TracebackType
+from types import AsyncGeneratorType, GeneratorType, TracebackType
 from typing import Any, TypeVar
 
 import wrapt
@@ -25,6 +28,7 @@ __all__ = ["logged_prompt"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET = _state.UNSET
+_STREAM_TYPES = frozenset({GeneratorType, AsyncGeneratorType})
 
 
 def _active() -> Pipeline | None:
@@ -43,8 +47,8 @@ def _submit(p: Pipeline, call: CallHandle) -> None:
 
 def _fail(call: CallHandle, exc: BaseException) -> None:
     try:
-        call.finish()
-        call.fail(exc)
+        call._finish()
+        call._fail(exc)
     except Exception as inner:
         warn_limited("fail", "vividly_trace could not record an error: %r", inner)
 
@@ -157,7 +161,7 @@ class logged_prompt:
         tb: TracebackType | None,
     ) -> None:
         call = current_call.get()
-        if call is None or call.spec is not self._spec:
+        if call is None or call._spec is not self._spec:
             warn_limited("exit", "logged_prompt: __exit__ without a matching __enter__")
             return
         try:
@@ -165,7 +169,7 @@ class logged_prompt:
             if exc is not None:
                 _fail(call, exc)
             else:
-                call.finish()
+                call._finish()
         except Exception as inner:
             warn_limited("exit", "vividly_trace could not finish a call: %r", inner)
         p = _active()
@@ -213,6 +217,10 @@ def _sync_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
             reset(token)
         except ValueError:  # pragma: no cover - token from another context
             current_call.set(None)
+        if type(result) in _STREAM_TYPES:
+            return _returned_stream(p, call, result)
+        if call._metadata:
+            call._finish()  # snapshot the metadata set through get_current_call()
         call._result = result
         p.submit(call)
         return result
@@ -246,6 +254,10 @@ def _async_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
             reset(token)
         except ValueError:  # pragma: no cover - token from another context
             current_call.set(None)
+        if type(result) in _STREAM_TYPES:
+            return _returned_stream(p, call, result)
+        if call._metadata:
+            call._finish()  # snapshot the metadata set through get_current_call()
         call._result = result
         p.submit(call)
         return result
@@ -258,25 +270,49 @@ def _gen_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
         p = _active()
         if p is None:
             return wrapped(*args, **kwargs)
-        return _traced_generator(p, spec, wrapped, args, kwargs)
+        return _stream(p, spec, None, lambda: wrapped(*args, **kwargs))
 
     return wrapper
 
 
-def _traced_generator(
-    p: Pipeline, spec: TemplateSpec, wrapped: Any, args: Any, kwargs: Any
-) -> Generator[Any, Any, Any]:
-    call = CallHandle(spec, current_call.get())
-    call.streamed = True
-    token = current_call.set(call)
-    try:
-        gen = wrapped(*args, **kwargs)
-    except BaseException as exc:
+def _async_gen_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        p = _active()
+        if p is None:
+            return wrapped(*args, **kwargs)
+        return _astream(p, spec, None, lambda: wrapped(*args, **kwargs))
+
+    return wrapper
+
+
+def _start_stream(
+    p: Pipeline, spec: TemplateSpec, call: CallHandle | None, make: Callable[[], Any]
+) -> tuple[CallHandle, Any]:
+    """The call and the stream: a decorated generator function's call starts with its first
+    chunk request; a returned stream's call started when the function was called."""
+    if call is not None:
+        stream = make()
+    else:
+        call = CallHandle(spec, current_call.get())
+        token = current_call.set(call)
+        try:
+            stream = make()
+        except BaseException as exc:
+            reset_token(token)
+            _fail(call, exc)
+            _submit(p, call)
+            raise
         reset_token(token)
-        _fail(call, exc)
-        _submit(p, call)
-        raise
-    reset_token(token)
+    call._streamed = True
+    call._t1 = 0
+    return call, stream
+
+
+def _stream(
+    p: Pipeline, spec: TemplateSpec, call: CallHandle | None, make: Callable[[], Any]
+) -> Generator[Any, Any, Any]:
+    """Pass a stream through chunk by chunk (send/throw/close too); the record ends with it."""
+    call, gen = _start_stream(p, spec, call, make)
     to_send: Any = None
     to_throw: BaseException | None = None
     try:
@@ -290,21 +326,21 @@ def _traced_generator(
                     chunk = gen.send(to_send)
             finally:
                 reset_token(token)
-            call.chunk(chunk, carries_usage(chunk))
+            call._chunk(chunk, carries_usage(chunk))
             try:
                 to_send = yield chunk
             except GeneratorExit:
-                call.closed_early = True
+                call._closed_early = True
                 gen.close()
                 raise
             except BaseException as exc:  # thrown in by the consumer: pass it on
                 to_throw = exc
     except StopIteration as stop:
-        call.finish()
+        call._finish()
         _submit(p, call)
         return stop.value
     except GeneratorExit:
-        call.finish()
+        call._finish()
         _submit(p, call)
         raise
     except BaseException as exc:
@@ -313,30 +349,11 @@ def _traced_generator(
         raise
 
 
-def _async_gen_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        p = _active()
-        if p is None:
-            return wrapped(*args, **kwargs)
-        return _traced_async_generator(p, spec, wrapped, args, kwargs)
-
-    return wrapper
-
-
-async def _traced_async_generator(
-    p: Pipeline, spec: TemplateSpec, wrapped: Any, args: Any, kwargs: Any
+async def _astream(
+    p: Pipeline, spec: TemplateSpec, call: CallHandle | None, make: Callable[[], Any]
 ) -> AsyncGenerator[Any, Any]:
-    call = CallHandle(spec, current_call.get())
-    call.streamed = True
-    token = current_call.set(call)
-    try:
-        agen = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        reset_token(token)
-        _fail(call, exc)
-        _submit(p, call)
-        raise
-    reset_token(token)
+    """The async twin of :func:`_stream` (asend/athrow/aclose passed on)."""
+    call, agen = _start_stream(p, spec, call, make)
     to_send: Any = None
     to_throw: BaseException | None = None
     try:
@@ -350,23 +367,30 @@ async def _traced_async_generator(
                     chunk = await agen.asend(to_send)
             finally:
                 reset_token(token)
-            call.chunk(chunk, carries_usage(chunk))
+            call._chunk(chunk, carries_usage(chunk))
             try:
                 to_send = yield chunk
             except GeneratorExit:
-                call.closed_early = True
+                call._closed_early = True
                 await agen.aclose()
                 raise
             except BaseException as exc:
                 to_throw = exc
     except StopAsyncIteration:
-        call.finish()
+        call._finish()
         _submit(p, call)
     except GeneratorExit:
-        call.finish()
+        call._finish()
         _submit(p, call)
         raise
     except BaseException as exc:
         _fail(call, exc)
         _submit(p, call)
         raise
+
+
+def _returned_stream(p: Pipeline, call: CallHandle, result: Any) -> Any:
+    """A function returned a (sync or async) generator: the record ends with that stream."""
+    if type(result) is GeneratorType:
+        return _stream(p, call._spec, call, lambda: result)
+    return _astream(p, call._spec, call, lambda: result)

@@ -408,9 +408,16 @@ class SinkWorker:
         return done
 
     def after_fork(self) -> None:
-        """In a forked child: forget the parent's queue and threads (the parent writes them)."""
+        """In a forked child: forget the parent's queue and threads (the parent writes them),
+        and let the sink renew what a parent thread may have held at the fork (its locks)."""
         self._drop_lock = threading.Lock()
         self._reset_runtime()
+        hook = getattr(self.sink, "after_fork", None)
+        if callable(hook):
+            try:
+                hook()
+            except Exception as exc:
+                logger.warning("vividly_trace sink %r after fork: %r", self.name, exc)
 
     def stats(self) -> dict[str, Any]:
         queued = len(self.queue)

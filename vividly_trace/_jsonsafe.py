@@ -37,6 +37,7 @@ __all__ = [
     "json_safe",
     "mask_secrets_in_text",
     "sanitize_metadata",
+    "show",
     "valid_text",
 ]
 
@@ -84,6 +85,12 @@ _SECRET_VALUE = re.compile(
     r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"  # user:password@ in URLs
 )
 _key_cache: dict[str, bool] = {}
+
+
+def show(value: Any, limit: int = 200) -> str:
+    """A short ``repr`` for messages that never raises (hostile ``__repr__``, huge ints,
+    deep nesting)."""
+    return valid_text(_repr(value)[:limit])
 
 
 def is_secret_key(key: str) -> bool:

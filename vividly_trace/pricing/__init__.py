@@ -174,7 +174,6 @@ _SUFFIXES = (
     re.compile(r"-latest$"),
     re.compile(r"-\d{3}$"),
     re.compile(r"(-preview)-\d{2}-\d{2,4}$"),
-    re.compile(r"-exp(?:-\d{2}-\d{2,4})?$"),
     re.compile(r"-preview$"),
 )
 

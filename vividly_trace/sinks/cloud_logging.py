@@ -307,6 +307,11 @@ class CloudLoggingSink:
         if chunk:
             yield chunk
 
+    def after_fork(self) -> None:
+        """In a forked child: renew the stdout writer's lock (API mode holds none)."""
+        if self._stdout is not None:
+            self._stdout.after_fork()
+
     @property
     def spool_key(self) -> str:
         """The destination, for the spool: mode, project and log."""

@@ -28,6 +28,10 @@ class MemorySink:
             self.records.extend(records)
             self.batches += 1
 
+    def after_fork(self) -> None:
+        """In a forked child: a parent thread may have held the lock at the fork."""
+        self._lock = threading.Lock()
+
     def clear(self) -> None:
         """Forget the records kept so far."""
         with self._lock:

@@ -341,6 +341,13 @@ class OpenTelemetrySink:
         self._unsent: OrderedDict[str, Any] = OrderedDict()
         self._closed = False
 
+    def after_fork(self) -> None:
+        """In a forked child: a parent thread may have held the locks at the fork."""
+        self._lock = threading.Lock()
+        collector = getattr(self, "_collector", None)
+        if collector is not None:
+            collector._lock = threading.Lock()
+
     # -- spans -------------------------------------------------------------------------
     def _parent_context(self, record: PromptExecution) -> Any:
         from opentelemetry.context import Context

@@ -277,6 +277,10 @@ class StructuredStdoutSink:
             for r in records
         )
 
+    def after_fork(self) -> None:
+        """In a forked child: a parent thread may have held the lock at the fork."""
+        self._lock = threading.Lock()
+
     def write_batch(self, records: Sequence[PromptExecution]) -> None:
         """Write one line per record and flush; raises ``OSError`` if the stream fails."""
         data = self.encode(records)
