@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from ._call import MAX_ERROR_CHARS, ReadyRecord, current_call
+from ._call import ReadyRecord, clean_error_message, current_call
 from ._config import get_pipeline
 from ._ids import new_execution_id
-from ._jsonsafe import _repr, mask_secrets_in_text, sanitize_metadata, valid_text
+from ._jsonsafe import _repr, sanitize_metadata, valid_text
 from ._record import PromptExecution
 from ._safety import warn_limited
 from .usage._types import MAX_TOKENS
@@ -183,7 +183,7 @@ def _log(
         text = _text(error_message)
         if text is None:
             text = _repr(error_message)
-        message = mask_secrets_in_text(text[: MAX_ERROR_CHARS * 4])[:MAX_ERROR_CHARS]
+        message = clean_error_message(text)
     status = http_status if isinstance(http_status, int) and 100 <= http_status <= 599 else None
     parent = current_call.get()
     now = time.time()

@@ -78,6 +78,11 @@ def _http_status(exc: BaseException) -> int | None:
     return None
 
 
+def clean_error_message(text: str) -> str:
+    """An error message as stored: secrets masked, valid text, at most 1000 characters."""
+    return mask_secrets_in_text(text[: MAX_ERROR_CHARS * 4])[:MAX_ERROR_CHARS]
+
+
 def error_facts(exc: BaseException) -> tuple[str, str, int | None]:
     """(type name, message cut to 1000 characters with secrets masked, HTTP status)."""
     try:
@@ -90,7 +95,7 @@ def error_facts(exc: BaseException) -> tuple[str, str, int | None]:
         message = f"<unprintable {name}>"
     if not isinstance(message, str):
         message = f"<unprintable {name}>"
-    message = mask_secrets_in_text(message[: MAX_ERROR_CHARS * 4])[:MAX_ERROR_CHARS]
+    message = clean_error_message(message)
     try:
         status = _http_status(exc)
     except Exception:

@@ -273,9 +273,10 @@ def sanitize_metadata(metadata: Any, *, mask: bool = True) -> dict[str, Any]:
     if not safe:
         return safe
     try:
-        size = len(json.dumps(safe, ensure_ascii=False, allow_nan=False))
+        text = json.dumps(safe, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
         return {"_unserialisable": True}
+    size = len(text) if text.isascii() else len(text.encode("utf-8"))
     if size > MAX_METADATA_BYTES:
         return {"_truncated": True, "_original_bytes": size, "_keys": list(safe)[:50]}
     return safe

@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-__all__ = ["internal_errors", "logger", "warn_limited"]
+__all__ = ["logger", "reset_limits", "warn_limited"]
 
 logger = logging.getLogger("vividly_trace")
 
@@ -38,12 +36,3 @@ def reset_limits() -> None:
     with _lock:
         _last.clear()
         _suppressed.clear()
-
-
-@contextmanager
-def internal_errors(key: str) -> Iterator[None]:
-    """Swallow and log (rate-limited) any ``Exception`` raised by the SDK's own code."""
-    try:
-        yield
-    except Exception as exc:
-        warn_limited(key, "vividly_trace internal error in %s: %r", key, exc)
