@@ -185,7 +185,7 @@ class TestOverrides:
         assert PricingTable.from_file(js).version == "f2"
         bad = tmp_path / "bad.toml"
         bad.write_text('version = "x"\n[models."m"]\ninput = "-1"\noutput = "1"\n')
-        with pytest.raises(ConfigurationError, match="must be >= 0"):
+        with pytest.raises(ConfigurationError, match="must be between 0 and"):
             PricingTable.from_file(bad)
         with pytest.raises(ConfigurationError, match="cannot read"):
             PricingTable.from_file(tmp_path / "missing.toml")

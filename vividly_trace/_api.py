@@ -61,6 +61,12 @@ def _count(name: str, value: Any) -> int | None:
     return int(value)
 
 
+#: A single call billed over this is a typo (or a unit error): it would not even fit a
+#: float in the JSON sinks beyond ~1e308. Costs are rounded to 18 decimals at most.
+_MAX_COST = Decimal(10**9)
+_ATTO_USD = Decimal("1e-18")
+
+
 def _cost(value: Any) -> Decimal | None:
     if value is None:
         return None
@@ -72,11 +78,20 @@ def _cost(value: Any) -> Decimal | None:
         )
     except Exception:  # InvalidOperation, or a hostile __str__
         cost = None
-    if isinstance(value, bool) or cost is None or not cost.is_finite() or cost < 0:
+    if (
+        isinstance(value, bool)
+        or cost is None
+        or not cost.is_finite()
+        or cost < 0
+        or cost > _MAX_COST
+    ):
         warn_limited(
             "arg:cost", "log_prompt_execution: cost_usd=%s is not a cost; ignored", _show(value)
         )
         return None
+    if cost.as_tuple().exponent < -18:  # type: ignore[operator]
+        # Beyond any currency's precision, and beyond what SQL NUMERIC columns take.
+        cost = cost.quantize(_ATTO_USD)
     return cost
 
 

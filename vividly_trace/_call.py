@@ -167,6 +167,7 @@ class CallHandle:
     _model: str | None = None
     _metadata: dict[str, Any] | None = None
     _record: Any = NOTHING
+    _trace: Any = None  # the OpenTelemetry span context active at the start, if captured
 
     def __init__(self, spec: TemplateSpec, parent: CallHandle | None) -> None:
         self._spec = spec
@@ -361,6 +362,11 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
     own = call._metadata
     if own:
         metadata = {**spec.metadata, **own} if spec.metadata else own
+    trace = call._trace
+    if trace is not None and not (metadata and "traceparent" in metadata):
+        flags = int(getattr(trace, "trace_flags", 0)) & 0xFF
+        header = f"00-{trace.trace_id:032x}-{trace.span_id:016x}-{flags:02x}"
+        metadata = {**metadata, "traceparent": header} if metadata else {"traceparent": header}
     cost = pricing.cost(model, usage) if not usage.is_empty else None
     parent = call._parent
     return PromptExecution(

@@ -16,6 +16,7 @@ from typing import Any
 
 from ._call import CallHandle, ReadyRecord, build_record, call_failed
 from ._dispatch import DispatchOptions, SinkWorker
+from ._jsonsafe import show
 from ._record import PromptExecution
 from ._safety import logger, warn_limited
 from ._spool import default_spool_dir
@@ -36,6 +37,10 @@ __all__ = [
 Redactor = Callable[[PromptExecution], "PromptExecution | None"]
 
 
+#: Seconds shutdown() waits, past its timeout, for the workers to spool what they held.
+_SPOOL_GRACE = 30.0
+
+
 class Pipeline:
     """The active configuration: sinks with their workers, pricing, sampling, redaction."""
 
@@ -50,7 +55,9 @@ class Pipeline:
         redact: Redactor | None,
         mask_secrets: bool,
         shutdown_timeout: float,
+        trace_getter: Callable[[], Any] | None = None,
     ) -> None:
+        self.trace_getter = trace_getter
         self.pricing = pricing
         self.sample_rate = sample_rate
         self.redact = redact
@@ -150,6 +157,12 @@ class Pipeline:
             threads.append(t)
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()) + 0.5)
+        # Past the deadline a stopping worker only spools what it still held (local work,
+        # bounded by the queue size, never waiting on the sink): wait for that, or those
+        # records die with the process unspooled and uncounted (their daemon thread is cut).
+        grace = time.monotonic() + _SPOOL_GRACE
+        for worker in self.workers:
+            worker.wait_kept(grace - time.monotonic())
         ok = all(results) and len(results) == len(self.workers)
         if not ok:
             pending = {w.name: len(w.queue) for w in self.workers if w.queue}
@@ -192,17 +205,27 @@ _state = _State()
 
 
 def _validate_sinks(sinks: Iterable[Any]) -> list[Any]:
-    result = list(sinks)
+    try:
+        result = list(sinks)
+    except Exception:
+        raise ConfigurationError(
+            f"configure(): sinks must be a sequence of sinks, got {show(sinks)}"
+        ) from None
     names: set[str] = set()
     for sink in result:
-        name = getattr(sink, "name", None)
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"sink {sink!r} needs a non-empty 'name' attribute")
-        if not callable(getattr(sink, "write_batch", None)):
-            raise ConfigurationError(f"sink {name!r} has no write_batch(records) method")
+        try:
+            name = getattr(sink, "name", None)
+            writes = callable(getattr(sink, "write_batch", None))
+        except Exception:  # a hostile __getattr__
+            name, writes = None, False
+        if not isinstance(name, str) or not str.strip(name):
+            raise ConfigurationError(f"sink {show(sink)} needs a non-empty 'name' attribute")
+        name = str.__str__(name)
+        if not writes:
+            raise ConfigurationError(f"sink {show(name)} has no write_batch(records) method")
         if name in names:
             raise ConfigurationError(
-                f"two sinks are named {name!r}: give each a distinct name= (spool files and "
+                f"two sinks are named {show(name)}: give each a distinct name= (spool files and "
                 "stats are kept per name)"
             )
         names.add(name)
@@ -212,13 +235,13 @@ def _validate_sinks(sinks: Iterable[Any]) -> list[Any]:
 def _number(
     name: str, value: Any, *, lo: float, hi: float = math.inf, integer: bool = False
 ) -> Any:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and integer and not isinstance(value, int):
+    ok = type(value) in ((int,) if integer else (int, float))
+    if ok and not (lo <= value <= hi and value == value):  # value == value: not NaN
         ok = False
-    if not ok or not (lo <= value <= hi) or (isinstance(value, float) and math.isnan(value)):
+    if not ok:
         kind = "an int" if integer else "a number"
         raise ConfigurationError(
-            f"configure(): {name} must be {kind} in [{lo}, {hi}], got {value!r}"
+            f"configure(): {name} must be {kind} in [{lo}, {hi}], got {show(value)}"
         )
     return value
 
@@ -241,6 +264,7 @@ def configure(
     shutdown_timeout: float = 5.0,
     enabled: bool = True,
     handle_sigterm: bool = True,
+    capture_trace_context: bool | None = None,
 ) -> None:
     """Set up logging for this process (call again to replace the set-up).
 
@@ -266,6 +290,11 @@ def configure(
         spool_max_bytes: cap of each sink's spool; beyond it records are dropped and counted.
         shutdown_timeout: seconds granted to flush at interpreter exit.
         enabled: ``False`` turns every decorator into a plain pass-through.
+        capture_trace_context: record the OpenTelemetry span active when each call starts
+            (its ``traceparent`` goes into the record's metadata), so Cloud Logging entries
+            and OTel spans join the caller's trace. ``None`` (default): on when a Cloud
+            Logging or OpenTelemetry sink is configured and ``opentelemetry-api`` is
+            installed. It costs a context lookup per call.
         handle_sigterm: on SIGTERM, flush (within ``shutdown_timeout``) before the process
             ends. Installed only from the main thread and only when SIGTERM still has its
             default disposition, so an application's own handler always wins; the default
@@ -276,8 +305,10 @@ def configure(
 
     .. versionadded:: 0.1.0
     """
-    if not isinstance(sync, bool) or not isinstance(enabled, bool):
-        raise ConfigurationError("configure(): sync and enabled must be bool")
+    for flag, value in (("sync", sync), ("enabled", enabled), ("mask_secrets", mask_secrets),
+                        ("handle_sigterm", handle_sigterm)):
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"configure(): {flag} must be a bool, got {show(value)}")
     _number("sample_rate", sample_rate, lo=0.0, hi=1.0)
     _number("queue_size", queue_size, lo=1, integer=True)
     _number("batch_size", batch_size, lo=1, integer=True)
@@ -297,7 +328,7 @@ def configure(
     elif spool_dir is None or spool_dir is True:
         spool = default_spool_dir()
     else:
-        spool = Path(spool_dir)
+        spool = _spool_path(spool_dir)
     built = None
     if enabled:
         sink_list = _validate_sinks(_default_sinks() if sinks is None else sinks)
@@ -319,10 +350,36 @@ def configure(
             redact=redact,
             mask_secrets=mask_secrets,
             shutdown_timeout=float(shutdown_timeout),
+            trace_getter=_trace_getter(capture_trace_context, sink_list),
         )
     _install(built)
     if built is not None and handle_sigterm:
         _install_sigterm_handler()
+
+
+def _trace_getter(capture: bool | None, sinks: Sequence[Any]) -> Callable[[], Any] | None:
+    """A function returning the active OTel span context, or None when not capturing."""
+    if capture is None:
+        capture = any(
+            type(s).__name__ in ("OpenTelemetrySink", "CloudLoggingSink", "StructuredStdoutSink")
+            for s in sinks
+        )
+    if not capture:
+        return None
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    get_current_span = trace.get_current_span
+
+    def current_span_context() -> Any:
+        try:  # runs on the caller's thread: must never raise
+            ctx = get_current_span().get_span_context()
+            return ctx if ctx.is_valid else None
+        except Exception:
+            return None
+
+    return current_span_context
 
 
 def _pricing(pricing: Any) -> PricingTable:
@@ -330,13 +387,32 @@ def _pricing(pricing: Any) -> PricingTable:
         return PricingTable.default()
     if isinstance(pricing, PricingTable):
         return pricing
-    if isinstance(pricing, (str, Path)):
-        return PricingTable.from_file(pricing)
-    if isinstance(pricing, Mapping):
-        return PricingTable.default().with_overrides(pricing)
+    try:
+        if isinstance(pricing, (str, Path)):
+            return PricingTable.from_file(pricing)
+        if isinstance(pricing, Mapping):
+            return PricingTable.default().with_overrides(pricing)
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # a hostile mapping or path: still a configuration error
+        raise ConfigurationError(
+            f"configure(): unusable pricing {show(pricing)}: {type(exc).__name__}"
+        ) from None
     raise ConfigurationError(
         "configure(): pricing must be a PricingTable, a file path or a mapping of overrides"
     )
+
+
+def _spool_path(spool_dir: Any) -> Path:
+    """``spool_dir`` as a Path the file system accepts, or ConfigurationError."""
+    try:
+        path = Path(spool_dir)
+        os.fsencode(path)  # a name the OS cannot take (e.g. lone surrogates) fails here
+    except Exception:
+        raise ConfigurationError(
+            f"configure(): spool_dir must be a directory path or False, got {show(spool_dir)}"
+        ) from None
+    return path
 
 
 def _default_sinks() -> list[Any]:

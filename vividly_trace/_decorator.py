@@ -10,6 +10,7 @@ the record can end with the stream.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from time import perf_counter_ns
@@ -57,6 +58,8 @@ def _check_str(name: str, value: Any, required: bool = False) -> str | None:
     if value is None and not required:
         return None
     if type(value) in (int, float) and not required:
+        if type(value) is int and value.bit_length() > 512:  # str() refuses huge ints
+            raise ConfigurationError(f"logged_prompt(): {name} is not a usable name")
         return str(value)
     if not isinstance(value, str) or (required and not str.strip(value)):
         need = "a non-empty string" if required else "a string or None"
@@ -117,12 +120,18 @@ class logged_prompt:
             raise ConfigurationError(
                 f"logged_prompt(): metadata must be a mapping, got {type(metadata).__name__}"
             )
+        try:
+            meta = dict(metadata) if metadata else None
+        except Exception:  # a mapping whose access raises
+            raise ConfigurationError(
+                f"logged_prompt(): metadata {_describe(metadata)} cannot be read"
+            ) from None
         self._spec = TemplateSpec(
             template_key=key,  # type: ignore[arg-type]
             version=_check_str("version", version),
             ab_group=_check_str("ab_group", ab_group),
             model=_check_str("model", model),
-            metadata=dict(metadata) if metadata else None,
+            metadata=meta,
         )
 
     @property
@@ -134,7 +143,8 @@ class logged_prompt:
     def __call__(self, wrapped: F) -> F:
         if not callable(wrapped) and not isinstance(wrapped, (classmethod, staticmethod)):
             raise ConfigurationError(
-                f"logged_prompt({self._spec.template_key!r}) decorates functions, got {wrapped!r}"
+                f"logged_prompt({self._spec.template_key!r}) decorates functions, "
+                f"got {_describe(wrapped)}"
             )
         target = getattr(wrapped, "__func__", wrapped)
         spec = self._spec
@@ -151,6 +161,10 @@ class logged_prompt:
     # -- context manager -----------------------------------------------------------------
     def __enter__(self) -> CallHandle:
         call = CallHandle(self._spec, current_call.get())
+        p = _state.pipeline
+        if isinstance(p, Pipeline) and p.trace_getter is not None:
+            with contextlib.suppress(Exception):
+                call._trace = p.trace_getter()
         call._token = current_call.set(call)
         return call
 
@@ -204,6 +218,8 @@ def _sync_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
             if p is None:
                 return wrapped(*args, **kwargs)
         call = CallHandle(spec, get())
+        if p.trace_getter is not None:
+            call._trace = p.trace_getter()
         token = set_(call)
         try:
             result = wrapped(*args, **kwargs)
@@ -241,6 +257,8 @@ def _async_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
             if p is None:
                 return await wrapped(*args, **kwargs)
         call = CallHandle(spec, get())
+        if p.trace_getter is not None:
+            call._trace = p.trace_getter()
         token = set_(call)
         try:
             result = await wrapped(*args, **kwargs)
@@ -294,6 +312,8 @@ def _start_stream(
         stream = make()
     else:
         call = CallHandle(spec, current_call.get())
+        if p.trace_getter is not None:
+            call._trace = p.trace_getter()
         token = current_call.set(call)
         try:
             stream = make()

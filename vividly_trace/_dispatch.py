@@ -54,7 +54,7 @@ class SinkWorker:
         self, sink: Any, options: DispatchOptions, materialize: Materializer, sync: bool
     ) -> None:
         self.sink = sink
-        self.name: str = sink.name
+        self.name: str = str.__str__(sink.name)  # a plain copy: configure() checked it is a str
         self.options = options
         self.sync = sync
         self._materialize = materialize
@@ -85,6 +85,7 @@ class SinkWorker:
         self._current: list[Item] | None = None  # the batch the worker is writing
         self._abandoned: list[Item] | None = None  # that batch, once stop() kept it
         self._stopping = False
+        self._kept = threading.Event()  # set once stop() has spooled what was left
         self._thread: threading.Thread | None = None
         self._started = False
         self._start_lock = threading.Lock()
@@ -400,12 +401,17 @@ class SinkWorker:
                 self._keep(records)
             elif records:
                 self.count_drop("shutdown", len(records))
+        self._kept.set()
         if done:
             try:
                 self.sink.close()
             except Exception as exc:
                 logger.warning("vividly_trace sink %r failed to close: %r", self.name, exc)
         return done
+
+    def wait_kept(self, timeout: float) -> bool:
+        """Wait until :meth:`stop` has spooled (or counted) what it took over."""
+        return self._kept.wait(max(0.0, timeout))
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's queue and threads (the parent writes them),

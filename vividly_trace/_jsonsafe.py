@@ -82,7 +82,13 @@ _SECRET_VALUE = re.compile(
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/\-]+=*"  # bearer tokens
     r"|ya29\.[0-9A-Za-z_\-]+"  # Google OAuth access tokens
     r"|(?i:(?<=[?&])key=)[^&\s\"']+"  # ?key=... in URLs
-    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"  # user:password@ in URLs
+    r"|(?<=://)[^/\s:@]*:[^/\s@]+(?=@)"  # user:password@ (or :password@) in URLs
+)
+# Credentials after their name, the name kept: "Authorization: Basic <...>" (any scheme),
+# "password=<...>" in a libpq DSN or a query string.
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:(?:basic|bearer|digest|token|negotiate)\s+)?"
+    r"|(?<![a-z0-9_])(?:password|passwd|pwd)=)[^\s\"',;&]+"
 )
 _key_cache: dict[str, bool] = {}
 
@@ -115,17 +121,27 @@ def is_secret_key(key: str) -> bool:
 
 
 def mask_secrets_in_text(text: str) -> str:
-    """Mask API keys, bearer tokens and URL passwords inside free text (made valid Unicode)."""
+    """Mask API keys, bearer tokens, Authorization header values and passwords (in URLs and
+    ``password=`` assignments) inside free text (made valid Unicode)."""
     text = valid_text(text)
     if (
-        "AIza" not in text
-        and "earer" not in text
-        and "ya29." not in text
-        and "key=" not in text
-        and "@" not in text
+        "AIza" in text
+        or "earer" in text
+        or "ya29." in text
+        or "key=" in text
+        or "@" in text
     ):
-        return text
-    return _SECRET_VALUE.sub(REDACTED, text)
+        text = _SECRET_VALUE.sub(REDACTED, text)
+    if (
+        "uthorization" in text
+        or "UTHORIZATION" in text
+        or "assw" in text
+        or "ASSW" in text
+        or "pwd=" in text
+        or "PWD=" in text
+    ):
+        text = _SECRET_ASSIGNMENT.sub(r"\1" + REDACTED, text)
+    return text
 
 
 def valid_text(text: str) -> str:

@@ -138,6 +138,9 @@ class Spool:
         """Write ``records`` durably; False when the size cap would be exceeded.
 
         Raises ``OSError`` (disk full, permissions) to the caller, which counts the loss.
+        All or nothing: a write that fails part-way (the disk filled up) is cut off again,
+        so that no record is both counted as lost and replayed, and no torn line is left in
+        the middle of the file for the next append.
         """
         data = encode_lines(records)
         if self.size() + len(data) > self.max_bytes:
@@ -148,11 +151,17 @@ class Spool:
             with _locked(path, "append") as fd:
                 if os.fstat(fd).st_nlink == 0:  # unlinked by a replayer meanwhile: reopen
                     continue
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
+                start = os.fstat(fd).st_size  # under the lock: nobody else appends now
+                try:
+                    view = memoryview(data)
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
+                    os.fsync(fd)
+                except BaseException:
+                    with suppress(OSError):
+                        os.ftruncate(fd, start)
+                    raise
                 return True
 
     def replay(

@@ -454,3 +454,51 @@ class TestOwnedExporter:
         (span,) = exporter.get_finished_spans()
         assert attrs(span)["vividly_trace.cost_usd"] == "0.10000000000000000001"
         assert attrs(span)["gen_ai.usage.cost.amount"] == 0.1
+
+
+class TestAutomaticTraceContext:
+    """The caller's active span is captured without any code in the call."""
+
+    def test_decorated_call_joins_the_active_trace(self) -> None:
+        """With an OpenTelemetrySink configured, the record's span is a child of the
+        span active at the call, and the record's metadata carries its traceparent."""
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        memory = vividly_trace.sinks.MemorySink()
+        vividly_trace.configure(
+            sinks=[OpenTelemetrySink(provider), memory], sync=True, spool_dir=False
+        )
+        tracer = provider.get_tracer("app")
+        with tracer.start_as_current_span("handler") as handler:
+            vividly_trace.logged_prompt("k")(lambda: None)()
+            with vividly_trace.logged_prompt("block"):
+                pass
+        ctx = handler.get_span_context()
+        spans = {s.name: s for s in exporter.get_finished_spans()}
+        assert all(
+            s.context.trace_id == ctx.trace_id for s in spans.values() if s.name != "handler"
+        )
+        [rec, block] = memory.records
+        flags = int(ctx.trace_flags)
+        assert rec.metadata["traceparent"] == (
+            f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{flags:02x}"
+        )
+        assert block.metadata["traceparent"] == rec.metadata["traceparent"]
+
+    def test_off_without_a_tracing_sink(self) -> None:
+        """With only a memory sink nothing is captured (no per-call cost)."""
+        memory = vividly_trace.sinks.MemorySink()
+        vividly_trace.configure(sinks=[memory], sync=True, spool_dir=False)
+        from opentelemetry.sdk.trace import TracerProvider
+
+        tracer = TracerProvider().get_tracer("app")
+        with tracer.start_as_current_span("handler"):
+            vividly_trace.logged_prompt("k")(lambda: None)()
+        assert "traceparent" not in memory.records[0].metadata

@@ -6,6 +6,7 @@ import hashlib
 import math
 from collections.abc import Mapping
 
+from .._jsonsafe import show
 from ..exceptions import ConfigurationError
 
 __all__ = ["choose_variant"]
@@ -14,26 +15,36 @@ _SCALE = float(2**64)
 
 
 def _validated(weights: Mapping[str, float]) -> list[tuple[str, float]]:
-    if not isinstance(weights, Mapping) or not weights:
+    try:
+        pairs = list(weights.items()) if isinstance(weights, Mapping) else []
+    except Exception:  # a mapping whose access raises
+        pairs = []
+    if not pairs:
         raise ConfigurationError(
             "choose_variant(): weights must be a non-empty mapping of variant -> weight, "
-            f"got {weights!r}"
+            f"got {show(weights)}"
         )
     items: list[tuple[str, float]] = []
-    for variant, weight in weights.items():
-        if not isinstance(variant, str) or not variant:
+    for variant, weight in pairs:
+        if not isinstance(variant, str) or not str.__len__(variant):
             raise ConfigurationError(
-                f"choose_variant(): variant names must be non-empty strings, got {variant!r}"
+                f"choose_variant(): variant names must be non-empty strings, got {show(variant)}"
             )
+        variant = str.__str__(variant)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise ConfigurationError(
-                f"choose_variant(): the weight of {variant!r} must be a number, got {weight!r}"
+                f"choose_variant(): the weight of {variant!r} must be a number, "
+                f"got {show(weight)}"
             )
-        value = float(weight)
+        try:
+            value = float.__float__(weight) if isinstance(weight, float) else float(
+                int.__index__(weight))
+        except (OverflowError, TypeError, ValueError):
+            value = math.inf
         if not math.isfinite(value) or value < 0:
             raise ConfigurationError(
                 f"choose_variant(): the weight of {variant!r} must be finite and >= 0, "
-                f"got {weight!r}"
+                f"got {show(weight)}"
             )
         items.append((variant, value))
     if sum(w for _, w in items) <= 0:
@@ -77,16 +88,24 @@ def choose_variant(template_key: str, unit_id: str | int, weights: Mapping[str, 
 
     .. versionadded:: 0.1.0
     """
-    if not isinstance(template_key, str) or not template_key:
+    if not isinstance(template_key, str) or not str.__len__(template_key):
         raise ConfigurationError(
-            f"choose_variant(): template_key must be a non-empty string, got {template_key!r}"
+            "choose_variant(): template_key must be a non-empty string, got "
+            f"{show(template_key)}"
         )
     if isinstance(unit_id, bool) or not isinstance(unit_id, (str, int)):
         raise ConfigurationError(
-            f"choose_variant(): unit_id must be a string or an int, got {unit_id!r}"
+            f"choose_variant(): unit_id must be a string or an int, got {show(unit_id)}"
         )
+    # Plain copies: a str or int subclass must not change (or break) the hash.
+    key = str.__str__(template_key)
+    try:
+        unit = str.__str__(unit_id) if isinstance(unit_id, str) else int.__repr__(unit_id)
+    except ValueError:  # an int beyond the int-to-str limit
+        raise ConfigurationError("choose_variant(): unit_id is too large an int") from None
     items = _validated(weights)
-    digest = hashlib.sha256(f"{template_key}\0{unit_id}".encode()).digest()
+    # surrogatepass: a key holding a lone surrogate hashes too (valid text is unchanged).
+    digest = hashlib.sha256(f"{key}\0{unit}".encode("utf-8", "surrogatepass")).digest()
     point = int.from_bytes(digest[:8], "big") / _SCALE * sum(w for _, w in items)
     cumulative = 0.0
     for variant, weight in items:

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .._jsonsafe import show
 from ..exceptions import ConfigurationError
 from ..usage import Usage, usage_from_mapping
 
@@ -76,6 +77,8 @@ class ModelPrice:
     _scaled: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        for name in _PRICE_FIELDS:
+            _check_rate(name, getattr(self, name))
         rates = [self._effective(above) for above in (False, True)]
         places = max(
             (max(0, -r.as_tuple().exponent) for pair in rates for r in pair),  # type: ignore[operator]
@@ -104,27 +107,35 @@ class ModelPrice:
     @classmethod
     def from_mapping(cls, name: str, data: Mapping[str, Any]) -> ModelPrice:
         """Build from a mapping of field names to values (prices as str, int or Decimal)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        if not isinstance(data, Mapping):
+            raise ConfigurationError(
+                f"price of {show(name)} must be a mapping of fields, got {show(data)}"
+            )
+        known = {f.name for f in fields(cls) if f.init}
+        unknown = [k for k in data if not (type(k) is str and k in known)]
         if unknown:
-            raise ConfigurationError(f"price of {name!r}: unknown fields {sorted(unknown)}")
+            raise ConfigurationError(
+                f"price of {show(name)}: unknown fields {sorted(map(show, unknown))}"
+            )
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key in _PRICE_FIELDS:
                 kwargs[key] = _to_price(name, key, value)
             elif key in ("tier_threshold", "max_prompt_tokens"):
-                if value is not None and (not isinstance(value, int) or value <= 0):
-                    raise ConfigurationError(f"price of {name!r}: {key} must be a positive int")
+                if value is not None and (type(value) is not int or value <= 0):
+                    raise ConfigurationError(
+                        f"price of {show(name)}: {key} must be a positive int"
+                    )
                 kwargs[key] = value
             else:
                 kwargs[key] = value
         if "input" not in kwargs or "output" not in kwargs:
-            raise ConfigurationError(f"price of {name!r} needs at least 'input' and 'output'")
+            raise ConfigurationError(f"price of {show(name)} needs at least 'input' and 'output'")
         if kwargs.get("tier_threshold") and (
             kwargs.get("input_above") is None or kwargs.get("output_above") is None
         ):
             raise ConfigurationError(
-                f"price of {name!r}: tier_threshold needs input_above and output_above"
+                f"price of {show(name)}: tier_threshold needs input_above and output_above"
             )
         return cls(**kwargs)
 
@@ -158,15 +169,39 @@ class ModelPrice:
 def _to_price(model: str, key: str, value: Any) -> Decimal | None:
     if value is None:
         return None
-    if isinstance(value, float):
-        value = repr(value)
     try:
-        price = Decimal(value) if not isinstance(value, Decimal) else value
-    except (InvalidOperation, TypeError, ValueError):
-        raise ConfigurationError(f"price of {model!r}: {key}={value!r} is not a number") from None
-    if not price.is_finite() or price < 0:
-        raise ConfigurationError(f"price of {model!r}: {key}={value!r} must be >= 0")
+        if isinstance(value, float):
+            value = repr(float(value))
+        price = Decimal(value) if type(value) is not Decimal else value
+    except Exception:  # InvalidOperation, TypeError, a hostile __str__ / __float__
+        raise ConfigurationError(
+            f"price of {show(model)}: {key}={show(value)} is not a number"
+        ) from None
+    _check_rate(key, price, model)
     return price
+
+
+#: A price per 1M tokens above this is a typo (the dearest Gemini model costs $120 per 1M
+#: output tokens), and more decimals than this are noise; both bounds keep the integer
+#: arithmetic of :meth:`ModelPrice.cost` small and every cost inside Decimal's precision.
+MAX_PRICE = Decimal(1_000_000)
+MAX_PRICE_DECIMALS = 18
+
+
+def _check_rate(key: str, price: Any, model: Any = None) -> None:
+    if price is None:
+        return
+    where = f"price of {show(model)}: " if model is not None else "ModelPrice: "
+    if not isinstance(price, Decimal):
+        raise ConfigurationError(f"{where}{key} must be a Decimal, got {show(price)}")
+    if not price.is_finite() or price < 0 or price > MAX_PRICE:
+        raise ConfigurationError(
+            f"{where}{key}={show(price)} must be between 0 and {MAX_PRICE} USD per 1M tokens"
+        )
+    if price.normalize().as_tuple().exponent < -MAX_PRICE_DECIMALS:  # type: ignore[operator]
+        raise ConfigurationError(
+            f"{where}{key}={show(price)} has more than {MAX_PRICE_DECIMALS} decimals"
+        )
 
 
 _PREFIX = re.compile(r"^(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/google/)?(?:models/)?")
@@ -194,6 +229,12 @@ def normalize_model_name(model: str) -> list[str]:
     return out
 
 
+def _model_key(name: Any) -> str:
+    if not isinstance(name, str) or not str.strip(name):
+        raise ConfigurationError(f"a model name must be a non-empty string, got {show(name)}")
+    return str.strip(name).lower()
+
+
 class PricingTable:
     """A dated price table: model name -> :class:`ModelPrice`.
 
@@ -205,10 +246,12 @@ class PricingTable:
     def __init__(self, models: Mapping[str, ModelPrice | Mapping[str, Any]], version: str) -> None:
         if not isinstance(version, str) or not version:
             raise ConfigurationError("a PricingTable needs a non-empty version string")
+        if not isinstance(models, Mapping):
+            raise ConfigurationError(f"a PricingTable needs a mapping of models, got {show(models)}")
         self.version = version
         self.models: dict[str, ModelPrice] = {}
         for name, price in models.items():
-            key = name.strip().lower()
+            key = _model_key(name)
             self.models[key] = (
                 price if isinstance(price, ModelPrice) else ModelPrice.from_mapping(name, price)
             )
@@ -230,7 +273,7 @@ class PricingTable:
         p = Path(path)
         try:
             raw = p.read_bytes()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a name the OS cannot take
             raise ConfigurationError(f"cannot read price table {p}: {exc}") from None
         try:
             doc = json.loads(raw) if p.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
@@ -256,7 +299,11 @@ class PricingTable:
         """
         merged: dict[str, ModelPrice | Mapping[str, Any]] = dict(self.models)
         for name, price in models.items():
-            key = name.strip().lower()
+            key = _model_key(name)
+            if not isinstance(price, (ModelPrice, Mapping)):
+                raise ConfigurationError(
+                    f"price of {show(name)} must be a mapping of fields, got {show(price)}"
+                )
             if isinstance(price, ModelPrice):
                 merged[key] = price
             elif key in self.models:
@@ -271,6 +318,10 @@ class PricingTable:
 
     def resolve(self, model: str) -> ModelPrice | None:
         """The price for ``model`` after name normalisation, or ``None``."""
+        if type(model) is not str:
+            if not isinstance(model, str):  # e.g. from a user's extractor
+                return None
+            model = str.__str__(model)  # a subclass's methods could raise
         try:
             return self._resolved[model]
         except KeyError:
@@ -338,14 +389,21 @@ def calculate_gemini_cost(usage: dict[str, Any], model: str = "gemini-2.5-flash"
     """
     from .._config import current_pricing
 
-    parsed = usage_from_mapping(usage) if isinstance(usage, Mapping) else None
+    try:
+        parsed = usage_from_mapping(usage) if isinstance(usage, Mapping) else None
+    except Exception:  # a mapping whose access raises
+        parsed = None
     if parsed is None:
         raise ValueError("usage must be a dict with 'input_tokens' and/or 'output_tokens'")
+    if not isinstance(model, str):
+        raise ValueError(f"model must be a model name (a string), got {show(model)}")
     table = current_pricing()
     price = table.resolve(model)
     if price is None:
-        raise ValueError(f"no price for model {model!r} in pricing table {table.version!r}")
+        raise ValueError(f"no price for model {show(model)} in pricing table {table.version!r}")
     cost = price.cost(parsed)
     if cost is None:
-        raise ValueError(f"prompt size {parsed.input_tokens} is beyond the priced range of {model}")
+        raise ValueError(
+            f"prompt size {parsed.input_tokens} is beyond the priced range of {show(model)}"
+        )
     return float(cost)

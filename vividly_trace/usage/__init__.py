@@ -12,7 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ._types import EMPTY_USAGE, ResponseInfo, Usage, build_usage
+from .._jsonsafe import valid_text
+from ._types import EMPTY_USAGE, MAX_TOKENS, ResponseInfo, Usage, build_usage
 from .dicts import extract_dict, usage_from_mapping
 from .gemini import extract_gemini, has_usage
 
@@ -68,6 +69,53 @@ def extract(response: Any) -> ResponseInfo:
             continue
         if info is not None:
             if isinstance(info, ResponseInfo):
-                return info
-            _logger.debug("usage extractor %r returned %r, not ResponseInfo", extractor, info)
+                if extractor in _BUILTIN:
+                    return _valid_strings(info)
+                return _valid_info(info)
+            _logger.debug("usage extractor %r returned a %s, not ResponseInfo", extractor,
+                          type(info).__name__)
     return EMPTY_INFO
+
+
+def _plain(text: Any) -> str | None:
+    """A response's text (model, finish or block reason) as valid, plain text, or None."""
+    if not isinstance(text, str):
+        return None
+    return valid_text(str.__str__(text))
+
+
+def _valid_strings(info: ResponseInfo) -> ResponseInfo:
+    """``info`` with its texts made valid Unicode: a lone surrogate in a response's model
+    or block reason would otherwise make every sink refuse the record's whole batch."""
+    p, m, f, b = info.provider, info.response_model, info.finish_reason, info.block_reason
+    if (
+        (m is None or (type(m) is str and m.isascii()))
+        and (f is None or (type(f) is str and f.isascii()))
+        and (b is None or (type(b) is str and b.isascii()))
+        and (p is None or (type(p) is str and p.isascii()))
+    ):
+        return info
+    return info._replace(
+        provider=_plain(p), response_model=_plain(m), finish_reason=_plain(f),
+        block_reason=_plain(b),
+    )
+
+
+def _count(value: Any) -> int | None:
+    if type(value) is int and 0 <= value <= MAX_TOKENS:
+        return value
+    return None
+
+
+def _valid_info(info: ResponseInfo) -> ResponseInfo:
+    """A user extractor's result with wrong types dropped: counts that are not ints in
+    range become None, texts that are not strings None (a record is never lost to them)."""
+    u = info.usage
+    if isinstance(u, Usage):
+        usage = Usage(*(_count(v) for v in u))
+    else:
+        usage = EMPTY_USAGE
+    return _valid_strings(info._replace(
+        usage=usage, provider=_plain(info.provider), response_model=_plain(info.response_model),
+        finish_reason=_plain(info.finish_reason), block_reason=_plain(info.block_reason),
+    ))
