@@ -33,6 +33,7 @@ The module also provides :class:`LocalHTTPServer`, the base it shares with
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import gzip
 import json
@@ -253,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
 
-class LocalHTTPServer:
+class LocalHTTPServer(abc.ABC):
     """Base of the local fake servers: lifecycle, request log, queued replies and holds.
 
     Subclasses implement :meth:`_route` (``None`` for an unknown path, else a callable
@@ -403,10 +404,11 @@ class LocalHTTPServer:
                 self._changed.wait(min(left, 0.05))
 
     # -- request handling (handler threads) ---------------------------------------------
+    @abc.abstractmethod
     def _route(
         self, method: str, path: str, request: ReceivedRequest
     ) -> Callable[[], tuple[str, bytes]] | None:
-        raise NotImplementedError
+        """The handler of a request (``None``: 404); each server defines its endpoints."""
 
     def _parse(self, headers: dict[str, str], raw: bytes) -> Any:
         if not raw:
