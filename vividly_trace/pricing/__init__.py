@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -247,7 +247,9 @@ class PricingTable:
         if not isinstance(version, str) or not version:
             raise ConfigurationError("a PricingTable needs a non-empty version string")
         if not isinstance(models, Mapping):
-            raise ConfigurationError(f"a PricingTable needs a mapping of models, got {show(models)}")
+            raise ConfigurationError(
+                f"a PricingTable needs a mapping of models, got {show(models)}"
+            )
         self.version = version
         self.models: dict[str, ModelPrice] = {}
         for name, price in models.items():

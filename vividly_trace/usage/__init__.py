@@ -111,10 +111,7 @@ def _valid_info(info: ResponseInfo) -> ResponseInfo:
     """A user extractor's result with wrong types dropped: counts that are not ints in
     range become None, texts that are not strings None (a record is never lost to them)."""
     u = info.usage
-    if isinstance(u, Usage):
-        usage = Usage(*(_count(v) for v in u))
-    else:
-        usage = EMPTY_USAGE
+    usage = Usage(*(_count(v) for v in u)) if isinstance(u, Usage) else EMPTY_USAGE
     return _valid_strings(info._replace(
         usage=usage, provider=_plain(info.provider), response_model=_plain(info.response_model),
         finish_reason=_plain(info.finish_reason), block_reason=_plain(info.block_reason),
