@@ -7,6 +7,7 @@ sink worker first needs the record (:meth:`CallHandle.materialize`, memoised).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import threading
 from collections.abc import Callable, Mapping
@@ -335,6 +336,19 @@ def _info_of(call: CallHandle) -> ResponseInfo:
     return info if info is not None else EMPTY_INFO
 
 
+_RECORD_FIELDS = (
+    "execution_id", "template_key", "success", "response_time_ms", "started_at",
+    "template_version", "ab_test_group", "provider", "model", "response_model",
+    "input_token_count", "output_token_count", "total_token_count", "cached_token_count",
+    "thinking_token_count", "tool_use_token_count", "audio_input_token_count", "cost_usd",
+    "pricing_version", "error_type", "error_message", "http_status", "finish_reason",
+    "streamed", "stream_closed_early", "time_to_first_chunk_ms", "parent_execution_id",
+    "metadata",
+)
+if tuple(f.name for f in dataclasses.fields(PromptExecution)) != _RECORD_FIELDS:
+    raise RuntimeError("PromptExecution's fields changed: update build_record (positional)")
+
+
 def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptExecution:
     """Turn a finished call into its record (extraction, pricing, sanitising)."""
     spec = call._spec
@@ -369,35 +383,37 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         metadata = {**metadata, "traceparent": header} if metadata else {"traceparent": header}
     cost = pricing.cost(model, usage) if not usage.is_empty else None
     parent = call._parent
+    # By position, in _RECORD_FIELDS order (checked at import): a third of the cost of
+    # 28 keyword arguments, on the path every record takes.
     return PromptExecution(
-        execution_id=call.execution_id,
-        template_key=spec.template_key,
-        success=success,
-        response_time_ms=(t1 - call._t0) / 1e6,
-        started_at=_EPOCH + _dt.timedelta(microseconds=call._wall_ns // 1000),
-        template_version=spec.version,
-        ab_test_group=spec.ab_group,
-        provider=info.provider,
-        model=model,
-        response_model=info.response_model,
-        input_token_count=usage.input_tokens,
-        output_token_count=usage.output_tokens,
-        total_token_count=usage.total_tokens,
-        cached_token_count=usage.cached_tokens,
-        thinking_token_count=usage.thinking_tokens,
-        tool_use_token_count=usage.tool_use_tokens,
-        audio_input_token_count=usage.audio_input_tokens,
-        cost_usd=cost,
-        pricing_version=pricing.version if cost is not None else None,
-        error_type=error_type,
-        error_message=error_message,
-        http_status=http_status,
-        finish_reason=info.finish_reason,
-        streamed=call._streamed,
-        stream_closed_early=call._closed_early,
-        time_to_first_chunk_ms=(ttfc - call._t0) / 1e6 if ttfc is not None else None,
-        parent_execution_id=parent.execution_id if parent is not None else None,
-        metadata=sanitize_metadata(metadata, mask=mask) if metadata else {},
+        call.execution_id,  # execution_id
+        spec.template_key,  # template_key
+        success,  # success
+        (t1 - call._t0) / 1e6,  # response_time_ms
+        _EPOCH + _dt.timedelta(0, 0, call._wall_ns // 1000),  # started_at (microseconds)
+        spec.version,  # template_version
+        spec.ab_group,  # ab_test_group
+        info.provider,  # provider
+        model,  # model
+        info.response_model,  # response_model
+        usage.input_tokens,  # input_token_count
+        usage.output_tokens,  # output_token_count
+        usage.total_tokens,  # total_token_count
+        usage.cached_tokens,  # cached_token_count
+        usage.thinking_tokens,  # thinking_token_count
+        usage.tool_use_tokens,  # tool_use_token_count
+        usage.audio_input_tokens,  # audio_input_token_count
+        cost,  # cost_usd
+        pricing.version if cost is not None else None,  # pricing_version
+        error_type,  # error_type
+        error_message,  # error_message
+        http_status,  # http_status
+        info.finish_reason,  # finish_reason
+        call._streamed,  # streamed
+        call._closed_early,  # stream_closed_early
+        (ttfc - call._t0) / 1e6 if ttfc is not None else None,  # time_to_first_chunk_ms
+        parent.execution_id if parent is not None else None,  # parent_execution_id
+        sanitize_metadata(metadata, mask=mask) if metadata else {},  # metadata
     )
 
 

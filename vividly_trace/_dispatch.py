@@ -91,6 +91,7 @@ class SinkWorker:
         self._start_lock = threading.Lock()
         self._last_replay = 0.0
         self._replay_stalled = False
+        self._down = False  # the last batch failed every retry (and nothing wrote since)
         self._spool_pending = self.spool is not None and self.spool.pending()
 
     # -- hot path ------------------------------------------------------------------------
@@ -191,7 +192,9 @@ class SinkWorker:
         if not records:
             return
         if self._write_with_retry(records):
-            if self._spool_pending:
+            # Replay once the live queue is (nearly) drained: the application's records
+            # first, or a large backlog replayed batch after batch lets the queue overflow.
+            if self._spool_pending and len(self.queue) < self.batch_size:
                 self._maybe_replay(force=True)
             return
         if self._abandoned is batch:  # stop() gave up waiting and already kept this batch
@@ -199,12 +202,18 @@ class SinkWorker:
         self._keep(records)
 
     def _write_with_retry(self, records: Sequence[PromptExecution]) -> bool:
-        attempts = 1 + max(0, self.options.max_retries)
+        # While the sink is down (the last batch failed every retry), a batch gets one
+        # attempt, then the spool: sleeping through every batch's backoffs would make the
+        # worker far slower than the application for as long as the outage lasts, and the
+        # bounded queue would overflow and drop what the spool could keep.
+        down = self._down and self.spool is not None
+        attempts = 1 if down else 1 + max(0, self.options.max_retries)
         delay = self.options.retry_backoff
         for attempt in range(attempts):
             try:
                 skipped = self.sink.write_batch(records)
             except RecordsRejected as exc:
+                self._down = False  # it answered
                 self._reject(records, exc)
                 return True
             except BaseException as exc:  # CancelledError & co. must not kill the worker
@@ -225,7 +234,9 @@ class SinkWorker:
                     time.sleep(min(self.options.max_backoff, delay) * (0.5 + random.random()))
                     delay *= 2
                     continue
+                self._down = True
                 return False
+            self._down = False
             self._account(records, skipped)
             return True
         return False

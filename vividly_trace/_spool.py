@@ -194,22 +194,30 @@ class Spool:
                     with os.fdopen(os.dup(fd), "rb") as fh:
                         fh.seek(0)
                         lines = fh.read().splitlines()
-                    records: list[PromptExecution] = []
-                    for line in lines:
-                        if not line.strip():
-                            continue
-                        try:
-                            records.append(PromptExecution.from_dict(json.loads(line)))
-                        except Exception:  # torn or foreign line: not JSON, not a record
-                            corrupt += 1
+                    # Lines are parsed a batch at a time, as they are sent: a bounded replay
+                    # of a large spool must not decode (and re-encode) all of it each time,
+                    # or replaying a backlog costs the square of its size and the worker
+                    # falls behind the application. Lines not reached are kept as they are.
+                    pos = 0  # the next line to read
                     kept: list[PromptExecution] = []
-                    sent = 0
                     current: Sequence[PromptExecution] = ()
                     try:
-                        while sent < len(records):
+                        while pos < len(lines):
                             if max_records is not None and replayed >= max_records:
                                 break
-                            current = records[sent : sent + batch_size]
+                            batch: list[PromptExecution] = []
+                            while pos < len(lines) and len(batch) < batch_size:
+                                line = lines[pos]
+                                pos += 1
+                                if not line.strip():
+                                    continue
+                                try:
+                                    batch.append(PromptExecution.from_dict(json.loads(line)))
+                                except Exception:  # torn or foreign line: not a record
+                                    corrupt += 1
+                            if not batch:
+                                continue
+                            current = batch
                             try:
                                 write(current)
                                 failed: list[PromptExecution] = []
@@ -219,13 +227,12 @@ class Spool:
                                 failed = _one_by_one(write, current)
                             kept.extend(failed)
                             replayed += len(current) - len(failed)
-                            sent += len(current)
                             current = ()
                     finally:
                         # What failed goes to the end, so the next replay starts elsewhere.
-                        rest = [*records[sent + len(current) :], *kept, *current]
-                        self._keep_rest(fd, rest)
-                        if not rest:
+                        unread = [line for line in lines[pos:] if line.strip()]
+                        self._keep_rest(fd, [*kept, *current], unread)
+                        if not unread and not kept and not current:
                             _remove_if_orphaned(path, fd)
                 finally:
                     ctx.__exit__(None, None, None)
@@ -234,8 +241,13 @@ class Spool:
             self.corrupt_lines += corrupt
         return replayed, corrupt
 
-    def _keep_rest(self, fd: int, rest: Sequence[PromptExecution]) -> None:
-        data = encode_lines(rest) if rest else b""
+    def _keep_rest(
+        self, fd: int, rest: Sequence[PromptExecution], unread: Sequence[bytes] = ()
+    ) -> None:
+        """Rewrite the file: the ``unread`` lines as they were, then ``rest``."""
+        data = b"".join(line + b"\n" for line in unread)
+        if rest:
+            data += encode_lines(rest)
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         view = memoryview(data)

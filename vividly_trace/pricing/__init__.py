@@ -36,6 +36,7 @@ __all__ = ["ModelPrice", "PricingTable", "calculate_gemini_cost", "normalize_mod
 
 _logger = logging.getLogger("vividly_trace")
 _ONE = Decimal(1)
+_EXACT_LIMIT = 10**28  # Decimal's default precision: integers below it convert exactly
 _PRICE_FIELDS = (
     "input",
     "output",
@@ -86,6 +87,8 @@ class ModelPrice:
         )
         factor = 10**places
         scaled = [places + 6] + [int(r * factor) for pair in rates for r in pair]
+        # [11]: a scaled total divisible by this is a whole number of tens of dollars.
+        scaled.append(10 ** (places + 7))
         object.__setattr__(self, "_scaled", tuple(scaled))
 
     def _effective(self, above: bool) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
@@ -145,25 +148,36 @@ class ModelPrice:
         output_tokens = usage.output_tokens or 0
         if self.max_prompt_tokens is not None and input_tokens > self.max_prompt_tokens:
             return None
-        above = self.tier_threshold is not None and input_tokens > self.tier_threshold
         scaled = self._scaled
-        in_rate, out_rate, cached_rate, audio_rate, cached_audio_rate = (
-            scaled[6:11] if above else scaled[1:6]
-        )
-        cached = max(0, min(usage.cached_tokens or 0, input_tokens))
-        cached_audio = max(0, min(usage.cached_audio_tokens or 0, cached))
-        audio = max(0, min((usage.audio_input_tokens or 0) - cached_audio, input_tokens - cached))
-        plain = max(0, input_tokens - cached - audio)
-        total = (
-            plain * in_rate
-            + audio * audio_rate
-            + (cached - cached_audio) * cached_rate
-            + cached_audio * cached_audio_rate
-            + output_tokens * out_rate
-        )
+        # Rates: [base] input, [base+1] output, [base+2] cached, [base+3] audio input,
+        # [base+4] cached audio; below the tier base 1, above it base 6.
+        base = 6 if self.tier_threshold is not None and input_tokens > self.tier_threshold else 1
+        total = output_tokens * scaled[base + 1]
+        cached = usage.cached_tokens
+        cached_audio = usage.cached_audio_tokens
+        audio = usage.audio_input_tokens
+        if cached or cached_audio or audio:
+            cached = max(0, min(cached or 0, input_tokens))
+            cached_audio = max(0, min(cached_audio or 0, cached))
+            audio = max(0, min((audio or 0) - cached_audio, input_tokens - cached))
+            plain = max(0, input_tokens - cached - audio)
+            total += (
+                plain * scaled[base]
+                + audio * scaled[base + 3]
+                + (cached - cached_audio) * scaled[base + 2]
+                + cached_audio * scaled[base + 4]
+            )
+        else:  # the common case: plain input only
+            total += max(0, input_tokens) * scaled[base]
         cost = Decimal(total).scaleb(-scaled[0]).normalize()
-        # normalize() writes 30 as 3E+1; keep integral costs in plain notation.
-        return cost.quantize(_ONE) if cost.as_tuple().exponent > 0 else cost  # type: ignore[operator]
+        # normalize() writes 30 as 3E+1: keep integral costs in plain notation. Below 10**28
+        # normalize() is exact, so "3E+1" means a total ending in more zeros than the scale
+        # (an integer test, cheaper than as_tuple()); beyond, it may round: look.
+        if total < _EXACT_LIMIT:
+            integral = total % scaled[11] == 0
+        else:
+            integral = cost.as_tuple().exponent > 0  # type: ignore[operator]
+        return cost.quantize(_ONE) if integral else cost
 
 
 def _to_price(model: str, key: str, value: Any) -> Decimal | None:

@@ -23,6 +23,8 @@ def _count(obj: Any, name: str) -> int | None:
     value = getattr(obj, name, None)
     if value is None:
         return None
+    if type(value) is int:  # what both clients give: no conversion needed
+        return value if 0 <= value <= MAX_TOKENS else None
     try:
         count = int(value)
     except (TypeError, ValueError, OverflowError):
@@ -128,10 +130,5 @@ def extract_gemini(response: Any) -> ResponseInfo | None:
             block = None
     if block is None and finish in _BLOCKING_FINISH_REASONS:
         block = finish
-    return ResponseInfo(
-        usage=usage,
-        provider="gemini",
-        response_model=_model_version(response),
-        finish_reason=finish,
-        block_reason=block,
-    )
+    # Positional (usage, provider, response_model, finish_reason, block_reason): cheaper.
+    return ResponseInfo(usage, "gemini", _model_version(response), finish, block)
