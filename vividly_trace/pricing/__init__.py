@@ -173,10 +173,11 @@ class ModelPrice:
         # normalize() writes 30 as 3E+1: keep integral costs in plain notation. Below 10**28
         # normalize() is exact, so "3E+1" means a total ending in more zeros than the scale
         # (an integer test, cheaper than as_tuple()); beyond, it may round: look.
-        if total < _EXACT_LIMIT:
-            integral = total % scaled[11] == 0
-        else:
-            integral = cost.as_tuple().exponent > 0  # type: ignore[operator]
+        integral = (
+            total % scaled[11] == 0
+            if total < _EXACT_LIMIT
+            else cost.as_tuple().exponent > 0  # type: ignore[operator]
+        )
         return cost.quantize(_ONE) if integral else cost
 
 
