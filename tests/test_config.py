@@ -363,7 +363,7 @@ class TestSecrets:
         "max_tokens": 256,
         "input_token_count": 3,
         "note": f"called with key {GOOGLE_KEY} today",
-        "url": f"https://generativelanguage.googleapis.com/v1?key={GOOGLE_KEY}",
+        "url": f"http://127.0.0.1:8080/v1?key={GOOGLE_KEY}",
         "nested": {"client_secret": "s-2", "list": [f"{GOOGLE_KEY}"]},
     }
 

