@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import pytest
+import wrapt
 
 import vividly_trace
 from vividly_trace import ConfigurationError, logged_prompt
@@ -163,6 +164,42 @@ class TestKinds:
                 "staticmethod",
             ]
         )
+
+    def test_instance_seen_by_wrapt(self, sink: MemorySink) -> None:
+        """The ``__self__ = None`` fast path keeps wrapt's binding: plain functions get no
+        instance, methods (also called through the class) get theirs, and a callable's own
+        ``__self__`` is left alone."""
+        seen: list[Any] = []
+
+        @wrapt.decorator
+        def spy(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            seen.append(instance)
+            return wrapped(*args, **kwargs)
+
+        def plain(x: int) -> int:
+            return x
+
+        class Service:
+            @spy
+            @logged_prompt("m")
+            def method(self, x: int) -> int:
+                return x * 2
+
+        def tagged() -> str:
+            return "t"
+
+        tagged.__self__ = "mine"  # type: ignore[attr-defined]
+        outer = spy(logged_prompt("p")(plain))
+        assert outer(4) == 4
+        s = Service()
+        assert s.method(2) == 4
+        assert Service.method(s, 3) == 6
+        assert logged_prompt("t")(tagged)() == "t"
+        assert tagged.__self__ == "mine"  # type: ignore[attr-defined]
+        assert plain.__self__ is None  # type: ignore[attr-defined]
+        assert not inspect.ismethod(plain)
+        assert seen == [None, s, s]
+        assert [r.template_key for r in records(sink)] == ["p", "m", "m", "t"]
 
     def test_generator_send_and_return(self, sink: MemorySink) -> None:
         """A generator's send() values and return value pass through."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._call import CallHandle, ReadyRecord, build_record, call_failed
+from ._call import CallHandle, ReadyRecord, build_record, call_failed, materialize_batch
 from ._dispatch import DispatchOptions, SinkWorker
 from ._jsonsafe import show
 from ._record import PromptExecution
@@ -99,8 +99,10 @@ class Pipeline:
             "vividly_trace: a call ended after shutdown(); its record was dropped",
         )
 
-    def _materialize(self, item: CallHandle | ReadyRecord) -> PromptExecution | None:
-        return item.materialize(self._finish)
+    def _materialize(
+        self, items: Sequence[CallHandle | ReadyRecord], on_error: Callable[[Exception], None]
+    ) -> list[PromptExecution]:
+        return materialize_batch(items, self._finish, on_error)
 
     def _finish(self, item: CallHandle | ReadyRecord) -> PromptExecution | None:
         """Build and redact a record; runs once per call, off the hot path."""

@@ -14,7 +14,7 @@ import contextlib
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from time import perf_counter_ns
-from types import AsyncGeneratorType, GeneratorType, TracebackType
+from types import AsyncGeneratorType, FunctionType, GeneratorType, TracebackType
 from typing import Any, TypeVar
 
 import wrapt
@@ -52,6 +52,20 @@ def _fail(call: CallHandle, exc: BaseException) -> None:
         call._fail(exc)
     except Exception as inner:
         warn_limited("fail", "vividly_trace could not record an error: %r", inner)
+
+
+def _skip_wrapt_self_lookup(function: Any) -> None:
+    """Give a plain function ``__self__ = None`` (unless it has one), to spare every call.
+
+    On each call of a wrapped plain function, wrapt looks up ``wrapped.__self__`` to find a
+    bound instance; on a plain function that lookup fails, and building and clearing the
+    ``AttributeError`` costs about 280 ns per call, two thirds of wrapt's own overhead
+    (BENCHMARKS.md). ``None`` is exactly what wrapt falls back to, so binding and calling
+    behave the same; methods bound later carry their own ``__self__``.
+    """
+    if type(function) is FunctionType and "__self__" not in function.__dict__:
+        with contextlib.suppress(Exception):
+            function.__self__ = None  # type: ignore[attr-defined]
 
 
 def _check_str(name: str, value: Any, required: bool = False) -> str | None:
@@ -156,6 +170,7 @@ class logged_prompt:
             wrapper = _async_wrapper(spec)
         else:
             wrapper = _sync_wrapper(spec)
+        _skip_wrapt_self_lookup(target)
         return wrapt.decorator(wrapper)(wrapped)  # type: ignore[no-any-return,return-value]
 
     # -- context manager -----------------------------------------------------------------

@@ -28,8 +28,9 @@ __all__ = ["DispatchOptions", "SinkWorker"]
 REPLAY_PER_WAKE = 10
 """Batches replayed from the spool per worker wake-up, at most."""
 
-Item = Any  # CallHandle or PromptExecution
-Materializer = Callable[[Item], "PromptExecution | None"]
+Item = Any  # CallHandle or ReadyRecord
+Materializer = Callable[[Sequence[Item], Callable[[Exception], None]], "list[PromptExecution]"]
+"""Builds the records of a batch (``None``: redacted, left out); errors go to the callback."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,18 +175,11 @@ class SinkWorker:
                     self._cond.notify_all()
 
     def _records(self, batch: Sequence[Item]) -> list[PromptExecution]:
-        records: list[PromptExecution] = []
-        for item in batch:
-            try:
-                record = self._materialize(item)
-            except Exception as exc:
-                self.count_drop("build_error")
-                warn_limited("build_error", "vividly_trace could not build a record: %r", exc)
-                continue
-            if record is None:
-                continue
-            records.append(record)
-        return records
+        return self._materialize(batch, self._build_failed)
+
+    def _build_failed(self, exc: Exception) -> None:
+        self.count_drop("build_error")
+        warn_limited("build_error", "vividly_trace could not build a record: %r", exc)
 
     def _process(self, batch: Sequence[Item]) -> None:
         records = self._records(batch)

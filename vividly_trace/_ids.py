@@ -29,6 +29,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reseed)
 
 
+_last_prefix: list[tuple[int, str]] = [(-1, "")]
+
+
 def format_uuid7(wall_ns: int, seq: int) -> str:
     """UUIDv7 text from a unix time in ns and a per-process sequence number.
 
@@ -36,9 +39,17 @@ def format_uuid7(wall_ns: int, seq: int) -> str:
     30 random bits fixed per process | 32-bit sequence.
     """
     ms, rest = divmod(wall_ns, 1_000_000)
-    return "%08x-%04x-%04x%s%08x" % (  # noqa: UP031 - the fastest formatting here
-        (ms >> 16) & 0xFFFFFFFF,
-        ms & 0xFFFF,
+    # The millisecond part is shared by every record of the same millisecond (a busy
+    # worker formats hundreds per ms): keep the last one. Racing threads at worst both
+    # format it; each (ms, text) pair is consistent.
+    last = _last_prefix[0]
+    if last[0] == ms:
+        prefix = last[1]
+    else:
+        prefix = "%08x-%04x-" % ((ms >> 16) & 0xFFFFFFFF, ms & 0xFFFF)  # noqa: UP031
+        _last_prefix[0] = (ms, prefix)
+    return "%s%04x%s%08x" % (  # noqa: UP031 - the fastest formatting here
+        prefix,
         0x7000 | ((rest * 4096) // 1_000_000),
         _suffix[0],
         seq & 0xFFFFFFFF,
