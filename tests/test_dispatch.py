@@ -204,6 +204,64 @@ class TestBatching:
         assert threading.get_ident() not in sink.threads
 
 
+class TestPacing:
+    """The worker hands the GIL to application threads between chunks of records."""
+
+    @pytest.fixture(name="sleeps")
+    def _sleeps(self, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+        """``time.sleep`` calls made in the dispatch module (real sleeps, counted); every
+        look at the clock finds the slice used up."""
+        from vividly_trace import _dispatch
+
+        calls: list[float] = []
+        real = time.sleep
+
+        class Clock:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(time, name)
+
+            @staticmethod
+            def sleep(seconds: float) -> None:
+                calls.append(seconds)
+                real(seconds)
+
+        monkeypatch.setattr(_dispatch, "time", Clock())
+        monkeypatch.setattr(_dispatch, "GIL_SLICE", 0.0)  # pace at every look
+        return calls
+
+    def test_paces_between_chunks_and_keeps_order(self, sleeps: list[float]) -> None:
+        """A batch of 64 is built in chunks of 16 with a GIL release between them; the
+        records still arrive whole and in order."""
+        sink = RecordingSink()
+        vividly_trace.configure(sinks=[sink], batch_size=64, flush_interval=60)
+        ids = log_n(64)
+        assert wait_until(lambda: len(sink.records) == 64)
+        assert [r.execution_id for r in sink.records] == ids
+        assert sleeps.count(0) >= 3  # between the 4 chunks (and after the batch)
+
+    def test_no_pause_while_a_flush_waits(self, sleeps: list[float]) -> None:
+        """flush() gets the worker's full attention: no pauses while it waits."""
+        sink = RecordingSink()
+        vividly_trace.configure(sinks=[sink], batch_size=1000, flush_interval=60)
+        log_n(200)
+        assert vividly_trace.flush(5)
+        assert len(sink.records) == 200
+        assert sleeps == []
+
+    def test_no_pause_once_the_queue_is_half_full(self, sleeps: list[float]) -> None:
+        """Above half the queue, catching up comes first; at half or below, it pauses."""
+        from vividly_trace import _dispatch
+
+        worker = _dispatch.SinkWorker(
+            RecordingSink(), _dispatch.DispatchOptions(queue_size=10), lambda b, e: [], False
+        )
+        for queued in (6, 5, 0):
+            worker.queue.extend([None] * queued)
+            worker._pace()
+            worker.queue.clear()
+        assert sleeps == [0, 0]
+
+
 # -- full queue ---------------------------------------------------------------------------
 class TestFullQueue:
     def test_drops_and_counts_never_blocks(self) -> None:

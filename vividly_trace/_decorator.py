@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
-from time import perf_counter_ns
+from time import perf_counter_ns, time_ns
 from types import AsyncGeneratorType, FunctionType, GeneratorType, TracebackType
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ import wrapt
 
 from ._call import CallHandle, TemplateSpec, carries_usage, current_call, reset_token
 from ._config import Pipeline, _state, get_pipeline
+from ._ids import next_sequence
 from ._jsonsafe import valid_text
 from ._safety import warn_limited
 from .exceptions import ConfigurationError
@@ -223,6 +224,7 @@ class logged_prompt:
 def _sync_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
     get, set_, reset = current_call.get, current_call.set, current_call.reset
     state = _state
+    new, next_seq = object.__new__, next_sequence
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         p = state.pipeline
@@ -232,10 +234,16 @@ def _sync_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
             p = get_pipeline()
             if p is None:
                 return wrapped(*args, **kwargs)
-        call = CallHandle(spec, get())
+        # CallHandle(spec, get()), without the __init__ frame (the same five attributes).
+        call = new(CallHandle)
+        call._spec = spec
+        call._parent = get()
+        call._seq = next_seq()
+        call._wall_ns = time_ns()
         if p.trace_getter is not None:
             call._trace = p.trace_getter()
         token = set_(call)
+        call._t0 = perf_counter_ns()
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -262,6 +270,7 @@ def _sync_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
 def _async_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
     get, set_, reset = current_call.get, current_call.set, current_call.reset
     state = _state
+    new, next_seq = object.__new__, next_sequence
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         p = state.pipeline
@@ -271,10 +280,15 @@ def _async_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
             p = get_pipeline()
             if p is None:
                 return await wrapped(*args, **kwargs)
-        call = CallHandle(spec, get())
+        call = new(CallHandle)  # as in _sync_wrapper
+        call._spec = spec
+        call._parent = get()
+        call._seq = next_seq()
+        call._wall_ns = time_ns()
         if p.trace_getter is not None:
             call._trace = p.trace_getter()
         token = set_(call)
+        call._t0 = perf_counter_ns()
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:

@@ -28,6 +28,12 @@ __all__ = ["DispatchOptions", "SinkWorker"]
 REPLAY_PER_WAKE = 10
 """Batches replayed from the spool per worker wake-up, at most."""
 
+GIL_SLICE = 0.0002
+"""Seconds a worker builds records before it lets application threads have the GIL."""
+
+PACE_CHUNK = 16
+"""Records built between two looks at the clock."""
+
 Item = Any  # CallHandle or ReadyRecord
 Materializer = Callable[[Sequence[Item], Callable[[Exception], None]], "list[PromptExecution]"]
 """Builds the records of a batch (``None``: redacted, left out); errors go to the callback."""
@@ -61,6 +67,7 @@ class SinkWorker:
         self._materialize = materialize
         self.batch_size = int(getattr(sink, "max_batch_size", None) or options.batch_size)
         self.max_queue = options.queue_size
+        self._high_water = options.queue_size // 2
         use_spool = getattr(sink, "spool", True) and options.spool_dir is not None
         self.spool: Spool | None = (
             Spool(options.spool_dir, self.name, options.spool_max_bytes, destination_key(sink))
@@ -94,6 +101,8 @@ class SinkWorker:
         self._replay_stalled = False
         self._down = False  # the last batch failed every retry (and nothing wrote since)
         self._spool_pending = self.spool is not None and self.spool.pending()
+        self._hurry = 0  # flush() calls waiting on this worker
+        self._slice_start = 0.0
 
     # -- hot path ------------------------------------------------------------------------
     def offer(self, item: Item) -> None:
@@ -147,6 +156,7 @@ class SinkWorker:
         while True:
             self._wake.wait(self.options.flush_interval)
             self._wake.clear()
+            self._slice_start = time.perf_counter()
             try:
                 self._drain()
                 if self._spool_pending and not self._stopping:
@@ -173,9 +183,34 @@ class SinkWorker:
                     self._inflight = 0
                     self._current = None
                     self._cond.notify_all()
+            self._pace()
+
+    def _pace(self) -> None:
+        """Release the GIL for a moment once this worker has held it for ``GIL_SLICE``.
+
+        CPython makes a thread that wants the GIL wait up to the switch interval (5 ms)
+        while another thread computes, so an application thread whose response arrived
+        would wait on the worker's record building: the pause hands it over at once. Not
+        while a ``flush()`` waits, nor once the queue is half full (then catching up comes
+        first, so nothing is dropped for being polite).
+        """
+        now = time.perf_counter()
+        if now - self._slice_start < GIL_SLICE:
+            return
+        if not (self._hurry or self._stopping or self.sync or len(self.queue) > self._high_water):
+            time.sleep(0)
+            now = time.perf_counter()
+        self._slice_start = now
 
     def _records(self, batch: Sequence[Item]) -> list[PromptExecution]:
-        return self._materialize(batch, self._build_failed)
+        if len(batch) <= PACE_CHUNK or self.sync:
+            return self._materialize(batch, self._build_failed)
+        records: list[PromptExecution] = []
+        for start in range(0, len(batch), PACE_CHUNK):
+            if start:
+                self._pace()
+            records += self._materialize(batch[start : start + PACE_CHUNK], self._build_failed)
+        return records
 
     def _build_failed(self, exc: Exception) -> None:
         self.count_drop("build_error")
@@ -356,12 +391,16 @@ class SinkWorker:
             self._start()
         self._wake.set()
         with self._cond:
-            while self._done < target:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.1))
-                self._wake.set()
+            self._hurry += 1
+            try:
+                while self._done < target:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(min(left, 0.1))
+                    self._wake.set()
+            finally:
+                self._hurry -= 1
         return True
 
     def begin_stop(self) -> None:
