@@ -93,13 +93,14 @@ import signal
 import socket
 import sys
 import threading
+import zlib
 from collections import deque
 from dataclasses import dataclass
-from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
-from typing import Any, cast
+from types import FrameType
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from ._http import BaseLocalServer, LocalRequestHandler
 
 __all__ = ["FakeGeminiServer", "Scenario", "main"]
 
@@ -151,7 +152,6 @@ _PATH_RE = re.compile(
     r"^/(?P<version>v1|v1beta|v1alpha)/(?:models|tunedModels)/(?P<model>[^/:]+)"
     r":(?P<method>generateContent|streamGenerateContent|countTokens)$"
 )
-_MAX_BODY = 64 * 1024 * 1024
 
 
 @dataclass
@@ -326,206 +326,19 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], fake: FakeGeminiServer) -> None:
-        self.fake = fake
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that go away (timeouts, abandoned streams) are normal here: stay silent.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
+def _send_json(handler: LocalRequestHandler, status: int, obj: Any) -> None:
+    handler.answer(status, "application/json; charset=UTF-8", _dumps(obj))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(LocalRequestHandler):
     server_version = "FakeGemini/1.0"
-    sys_version = ""
-
-    @property
-    def _fake(self) -> FakeGeminiServer:
-        return cast(_HTTPServer, self.server).fake
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Never log requests to stderr."""
-
-    def setup(self) -> None:
-        super().setup()
-        self._fake._track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self._fake._untrack(self.connection)
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
 
     def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    # -- plumbing ---------------------------------------------------------------------
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts: list[bytes] = []
-            while True:
-                size_line = self.rfile.readline(65537)
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline(65537)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY:
-            raise ValueError("request body too large")
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _head(self, status: int, headers: list[tuple[str, str]]) -> bytes:
-        reason = self.responses.get(status, ("",))[0]
-        lines = [
-            f"HTTP/1.1 {status} {reason}",
-            f"Server: {self.server_version}",
-            f"Date: {formatdate(usegmt=True)}",
-            *(f"{name}: {value}" for name, value in headers),
-        ]
-        if self.close_connection:
-            lines.append("Connection: close")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-    def _send_json(self, status: int, obj: Any) -> None:
-        body = _dumps(obj)
-        head = self._head(
-            status,
-            [
-                ("Content-Type", "application/json; charset=UTF-8"),
-                ("Content-Length", str(len(body))),
-            ],
-        )
-        self.wfile.write(head + body)
-
-    def _write_chunk(self, data: bytes, last: bool = False) -> None:
-        out = b"%x\r\n%s\r\n" % (len(data), data) if data else b""
-        if last:
-            out += b"0\r\n\r\n"
-        self.wfile.write(out)
-
-    # -- request handling -------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        fake = self._fake
-        split = urlsplit(self.path)
-        raw_query = split.query
-        query = {k: v[-1] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
-        try:
-            raw_body = self._read_body()
-        except ValueError:
-            self.close_connection = True
-            self._send_json(400, _error_body(400, "unreadable request body"))
-            return
-        body: Any = None
-        if raw_body:
-            try:
-                body = json.loads(raw_body)
-            except ValueError:
-                body = None
-        match = _PATH_RE.match(split.path)
-        model = unquote(match.group("model")) if match else None
-        rpc = match.group("method") if match else None
-        stream = rpc == "streamGenerateContent"
-        fake._record(
-            {
-                "method": self.command,
-                "path": split.path,
-                "query": query,
-                "model": model,
-                "stream": stream,
-                "body": body,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
-            }
-        )
-        if match is None or model is None or self.command != "POST":
-            self._send_json(404, _error_body(404, f"{self.command} {split.path} is not found"))
-            return
-
-        scenario = fake._next_scenario()
-        if scenario.hang_s > 0:
-            fake._stopping.wait(scenario.hang_s)
-            self.close_connection = True
-            return
-        if scenario.delay_s > 0 and fake._stopping.wait(scenario.delay_s):
-            self.close_connection = True
-            return
-
-        enum_int = "enum-encoding=int" in unquote(raw_query)
-        mid_stream_error = stream and scenario.stream_error_after is not None
-        if scenario.error_status is not None and not mid_stream_error:
-            self._send_json(
-                scenario.error_status,
-                _error_body(scenario.error_status, scenario.error_message),
-            )
-            return
-        response_id = fake._next_response_id()
-        if rpc == "countTokens":
-            self._send_json(200, {"totalTokens": scenario.prompt_tokens})
-        elif rpc == "generateContent":
-            self._send_json(200, _full_response(scenario, model, response_id, enum_int))
-        else:
-            self._stream(scenario, model, response_id, enum_int, query.get("alt") == "sse")
-
-    def _stream(
-        self, scenario: Scenario, model: str, response_id: str, enum_int: bool, sse: bool
-    ) -> None:
-        chunks = _stream_responses(scenario, model, response_id, enum_int)
-        fail_after = scenario.stream_error_after
-        if fail_after is not None:
-            chunks = chunks[: max(0, fail_after)]
-        content_type = "text/event-stream" if sse else "application/json; charset=UTF-8"
-        self.wfile.write(
-            self._head(200, [("Content-Type", content_type), ("Transfer-Encoding", "chunked")])
-        )
-        for i, chunk in enumerate(chunks):
-            data = _dumps(chunk)
-            if sse:
-                self._write_chunk(b"data: " + data + b"\r\n\r\n")
-            else:
-                self._write_chunk((b"[" if i == 0 else b",\r\n") + data)
-        if fail_after is None:
-            if sse:
-                self._write_chunk(b"", last=True)
-            else:
-                self._write_chunk(b"]" if chunks else b"[]", last=True)
-            return
-        if sse:
-            status = scenario.error_status or 500
-            error = _dumps(_error_body(status, scenario.error_message))
-            self._write_chunk(b"data: " + error + b"\r\n\r\n", last=True)
-        else:
-            # The JSON-array parser of google-api-core ignores error objects: drop the
-            # connection before the end of the chunked body so the client raises.
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+        """Serve a PATCH request (answered 404 like any unknown endpoint)."""
+        self.owner._serve(self)
 
 
-class FakeGeminiServer:
+class FakeGeminiServer(BaseLocalServer):
     """A fake Gemini API server on a local port, running in a daemon thread.
 
     Use it as a context manager (``with FakeGeminiServer() as fake: ...``) or call
@@ -537,82 +350,17 @@ class FakeGeminiServer:
     (dict with lower-cased names).
     """
 
+    _thread_name = "fake-gemini"
+    _handler_class = _Handler
+    _join_handlers = True  # stop() waits for the handler threads, as it always has
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Prepare a server for ``host``:``port`` (port 0: pick a free port on start)."""
-        self.host = host
-        self._requested_port = port
+        super().__init__(host, port)
         self.default: Scenario = Scenario()
         self.requests: list[dict[str, Any]] = []
         self._queue: deque[Scenario] = deque()
-        self._lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._ids = itertools.count(1)
-
-    # -- lifecycle ------------------------------------------------------------------
-
-    def start(self) -> FakeGeminiServer:
-        """Bind the port and serve in a daemon thread; returns ``self``."""
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        httpd = _HTTPServer((self.host, self._requested_port), self)
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-gemini:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, close kept-alive connections and release the port."""
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> FakeGeminiServer:
-        """Start the server."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the server."""
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound port (or the requested one before :meth:`start`)."""
-        if self._httpd is not None:
-            return int(self._httpd.server_address[1])
-        if self._requested_port:
-            return self._requested_port
-        raise RuntimeError("FakeGeminiServer is not started (port 0 is chosen on start)")
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:8123``."""
-        return f"http://{self.host}:{self.port}"
 
     # -- scenarios --------------------------------------------------------------------
 
@@ -659,27 +407,113 @@ class FakeGeminiServer:
             client_options={"api_endpoint": self.url},
         )
 
-    # -- used by the handler ------------------------------------------------------------
+    # -- request handling (handler threads) ---------------------------------------------
 
-    def _record(self, request: dict[str, Any]) -> None:
+    def _serve(self, handler: LocalRequestHandler) -> None:
+        split = urlsplit(handler.path)
+        raw_query = split.query
+        query = {k: v[-1] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+        try:
+            raw_body = handler.read_body()
+        except (ValueError, OSError, EOFError, zlib.error):
+            handler.close_connection = True
+            _send_json(handler, 400, _error_body(400, "unreadable request body"))
+            return
+        body: Any = None
+        if raw_body:
+            try:
+                body = json.loads(raw_body)
+            except ValueError:
+                body = None
+        match = _PATH_RE.match(split.path)
+        model = unquote(match.group("model")) if match else None
+        rpc = match.group("method") if match else None
+        stream = rpc == "streamGenerateContent"
         with self._lock:
-            self.requests.append(request)
+            self.requests.append(
+                {
+                    "method": handler.command,
+                    "path": split.path,
+                    "query": query,
+                    "model": model,
+                    "stream": stream,
+                    "body": body,
+                    "headers": {k.lower(): v for k, v in handler.headers.items()},
+                }
+            )
+        if match is None or model is None or handler.command != "POST":
+            message = f"{handler.command} {split.path} is not found"
+            _send_json(handler, 404, _error_body(404, message))
+            return
 
-    def _next_scenario(self) -> Scenario:
         with self._lock:
-            return self._queue.popleft() if self._queue else self.default
+            scenario = self._queue.popleft() if self._queue else self.default
+        if scenario.hang_s > 0:
+            self._stopping.wait(scenario.hang_s)
+            handler.close_connection = True
+            return
+        if scenario.delay_s > 0 and self._stopping.wait(scenario.delay_s):
+            handler.close_connection = True
+            return
 
-    def _next_response_id(self) -> str:
+        enum_int = "enum-encoding=int" in unquote(raw_query)
+        mid_stream_error = stream and scenario.stream_error_after is not None
+        if scenario.error_status is not None and not mid_stream_error:
+            _send_json(
+                handler,
+                scenario.error_status,
+                _error_body(scenario.error_status, scenario.error_message),
+            )
+            return
         with self._lock:
-            return f"fake-{next(self._ids)}"
+            response_id = f"fake-{next(self._ids)}"
+        if rpc == "countTokens":
+            _send_json(handler, 200, {"totalTokens": scenario.prompt_tokens})
+        elif rpc == "generateContent":
+            _send_json(handler, 200, _full_response(scenario, model, response_id, enum_int))
+        else:
+            sse = query.get("alt") == "sse"
+            self._stream(handler, scenario, model, response_id, enum_int, sse)
 
-    def _track(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(conn)
-
-    def _untrack(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(conn)
+    def _stream(
+        self,
+        handler: LocalRequestHandler,
+        scenario: Scenario,
+        model: str,
+        response_id: str,
+        enum_int: bool,
+        sse: bool,
+    ) -> None:
+        chunks = _stream_responses(scenario, model, response_id, enum_int)
+        fail_after = scenario.stream_error_after
+        if fail_after is not None:
+            chunks = chunks[: max(0, fail_after)]
+        content_type = "text/event-stream" if sse else "application/json; charset=UTF-8"
+        handler.wfile.write(
+            handler.head(200, [("Content-Type", content_type), ("Transfer-Encoding", "chunked")])
+        )
+        for i, chunk in enumerate(chunks):
+            data = _dumps(chunk)
+            if sse:
+                handler.write_chunk(b"data: " + data + b"\r\n\r\n")
+            else:
+                handler.write_chunk((b"[" if i == 0 else b",\r\n") + data)
+        if fail_after is None:
+            if sse:
+                handler.write_chunk(b"", last=True)
+            else:
+                handler.write_chunk(b"]" if chunks else b"[]", last=True)
+            return
+        if sse:
+            status = scenario.error_status or 500
+            error = _dumps(_error_body(status, scenario.error_message))
+            handler.write_chunk(b"data: " + error + b"\r\n\r\n", last=True)
+        else:
+            # The JSON-array parser of google-api-core ignores error objects: drop the
+            # connection before the end of the chunked body so the client raises.
+            handler.close_connection = True
+            with contextlib.suppress(OSError):
+                handler.connection.shutdown(socket.SHUT_RDWR)
 
 
 def main(argv: list[str] | None = None) -> int:

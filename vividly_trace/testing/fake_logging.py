@@ -34,22 +34,17 @@ The module also provides :class:`LocalHTTPServer`, the base it shares with
 from __future__ import annotations
 
 import abc
-import contextlib
-import gzip
 import json
-import socket
-import sys
 import threading
 import time
 import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
+
+from ._http import BaseLocalServer, LocalRequestHandler
 
 __all__ = [
     "FakeLoggingServer",
@@ -60,7 +55,6 @@ __all__ = [
     "error_body",
 ]
 
-_MAX_BODY = 64 * 1024 * 1024
 _CANONICAL = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -171,179 +165,24 @@ class ReceivedRequest:
         return []
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], owner: LocalHTTPServer) -> None:
-        self.owner = owner
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that go away (timeouts) are normal here: stay silent.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server_version = "FakeGoogle/1.0"
-    sys_version = ""
-
-    @property
-    def _owner(self) -> LocalHTTPServer:
-        return cast(_HTTPServer, self.server).owner
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Never log requests to stderr."""
-
-    def setup(self) -> None:
-        super().setup()
-        self._owner._track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self._owner._untrack(self.connection)
-
-    def do_GET(self) -> None:
-        self._owner._serve(self)
-
-    def do_POST(self) -> None:
-        self._owner._serve(self)
-
-    def do_PUT(self) -> None:
-        self._owner._serve(self)
-
-    def do_DELETE(self) -> None:
-        self._owner._serve(self)
-
-    def read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY:
-            raise ValueError("request body too large")
-        data = self.rfile.read(length) if length > 0 else b""
-        encoding = self.headers.get("Content-Encoding", "").lower()
-        if encoding == "gzip":
-            data = gzip.decompress(data)
-        elif encoding == "deflate":
-            data = zlib.decompress(data)
-        return data
-
-    def answer(self, status: int, content_type: str, body: bytes) -> bool:
-        reason = self.responses.get(status, ("",))[0]
-        lines = [
-            f"HTTP/1.1 {status} {reason}",
-            f"Server: {self.server_version}",
-            f"Date: {formatdate(usegmt=True)}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {len(body)}",
-        ]
-        if self.close_connection:
-            lines.append("Connection: close")
-        try:
-            self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-            self.wfile.flush()
-        except OSError:
-            self.close_connection = True
-            return False
-        return True
-
-
-class LocalHTTPServer(abc.ABC):
-    """Base of the local fake servers: lifecycle, request log, queued replies and holds.
+class LocalHTTPServer(BaseLocalServer):
+    """Base of the local fake Google endpoints: request log, queued replies and holds.
 
     Subclasses implement :meth:`_route` (``None`` for an unknown path, else a callable
     producing the success answer) and :meth:`_error` (the body of an error status).
+    Lifecycle and connections come from :class:`~vividly_trace.testing._http.BaseLocalServer`.
 
     .. versionadded:: 0.1.0
     """
 
-    _thread_name = "fake-http"
-
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Prepare a server for ``host``:``port`` (port 0: pick a free port on start)."""
-        self.host = host
-        self._requested_port = port
+        super().__init__(host, port)
         self._requests: list[ReceivedRequest] = []
         self._replies: deque[Reply] = deque()
         self._window: Hang | None = None
         self._hangs: list[Hang] = []
-        self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._connections: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------
-    def start(self) -> Any:
-        """Bind the port and serve in a daemon thread; returns ``self``."""
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        httpd = _HTTPServer((self.host, self._requested_port), self)
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"{self._thread_name}:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: release holds (unanswered), close connections, free the port."""
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        self._stopping.set()
-        with self._lock:
-            hangs = [*self._hangs, *([self._window] if self._window else [])]
-            connections = list(self._connections)
-        for hang in hangs:
-            hang.release()
-        httpd.shutdown()
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> Any:
-        """Start the server."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the server."""
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound port (or the requested one before :meth:`start`)."""
-        if self._httpd is not None:
-            return int(self._httpd.server_address[1])
-        if self._requested_port:
-            return self._requested_port
-        raise RuntimeError(f"{type(self).__name__} is not started (port 0 is chosen on start)")
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:8123``."""
-        return f"http://{self.host}:{self.port}"
 
     # -- programming answers ------------------------------------------------------------
     def enqueue(self, *replies: Reply) -> None:
@@ -378,9 +217,19 @@ class LocalHTTPServer(abc.ABC):
         with self._lock:
             self._requests.clear()
             self._replies.clear()
-            hangs = [*self._hangs, *([self._window] if self._window else [])]
+            hangs = self._holds()
             self._hangs.clear()
             self._window = None
+        for hang in hangs:
+            hang.release()
+
+    def _holds(self) -> list[Hang]:
+        """Every hold that can keep a request waiting (call with the lock held)."""
+        return [*self._hangs, *([self._window] if self._window else [])]
+
+    def _release(self) -> None:
+        with self._lock:
+            hangs = self._holds()
         for hang in hangs:
             hang.release()
 
@@ -421,7 +270,7 @@ class LocalHTTPServer(abc.ABC):
     def _error(self, status: int, message: str | None) -> tuple[str, bytes]:
         return "application/json; charset=UTF-8", json.dumps(error_body(status, message)).encode()
 
-    def _serve(self, handler: _Handler) -> None:
+    def _serve(self, handler: LocalRequestHandler) -> None:
         path = urlsplit(handler.path).path
         headers = {k.lower(): v for k, v in handler.headers.items()}
         try:
@@ -474,7 +323,12 @@ class LocalHTTPServer(abc.ABC):
             self._finish(handler, request, reply.status, *produce())
 
     def _finish(
-        self, handler: _Handler, request: ReceivedRequest, status: int, ctype: str, body: bytes
+        self,
+        handler: LocalRequestHandler,
+        request: ReceivedRequest,
+        status: int,
+        ctype: str,
+        body: bytes,
     ) -> None:
         with self._changed:
             request.status = status  # set first: the client may act on the answer at once
@@ -483,14 +337,6 @@ class LocalHTTPServer(abc.ABC):
         with self._changed:
             request.delivered = delivered
             self._changed.notify_all()
-
-    def _track(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(conn)
-
-    def _untrack(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(conn)
 
 
 class FakeLoggingServer(LocalHTTPServer):
