@@ -1030,8 +1030,9 @@ def render(
         "- **loop**: the timed loop only; the queues are drained after it, outside the timed "
         "region. The workers' work done *during* the loop is included (it holds the GIL), the "
         "work left queued at the end is not. vividly's worker paces itself (it releases the "
-        "GIL after every 0.2 ms of record building while its queue is under half full and no "
-        "`flush()` waits; see *Application threads* below), so in a tight loop it builds fewer "
+        "GIL after every 0.2 ms of record building while its queue is under half full, its "
+        "oldest record waited under half the flush interval and no `flush()` waits; see "
+        "*Application threads* below), so in a tight loop it builds fewer "
         "records than it could: the loop column shows what the calling thread pays, and the "
         "work deferred is in the next column."
     )
@@ -1152,7 +1153,8 @@ def render(
             "lets a thread that wants the GIL wait up to the switch interval "
             f"({sys.getswitchinterval() * 1e3:g} ms) while another computes; the paced worker "
             "releases the GIL after every 0.2 ms of record building (not while a `flush()` "
-            "waits, nor once its queue is half full). Paced and unpaced alternate, "
+            "waits, nor once its queue is half full or its oldest record waited half the "
+            "flush interval). Paced and unpaced alternate, "
             f"{app.rounds} round(s) each.\n"
         )
         w(

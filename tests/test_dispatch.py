@@ -7,6 +7,7 @@ stand-ins are small fake sinks (a sink is just ``name``, ``write_batch`` and ``c
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import fcntl
 import json
 import os
@@ -260,6 +261,28 @@ class TestPacing:
             worker._pace()
             worker.queue.clear()
         assert sleeps == [0, 0]
+
+    def test_no_pause_once_the_oldest_record_waited_half_the_interval(
+        self, sleeps: list[float]
+    ) -> None:
+        """A queued call that ended over half a flush interval ago ends the politeness."""
+        from vividly_trace import _dispatch
+        from vividly_trace._call import ReadyRecord
+
+        worker = _dispatch.SinkWorker(
+            RecordingSink(),
+            _dispatch.DispatchOptions(queue_size=100, flush_interval=1.0),
+            lambda b, e: [],
+            False,
+        )
+        record = PromptExecution("id", "k", True, 1.0, dt.datetime.now(dt.timezone.utc))
+        for age_s in (0.6, 0.4):
+            item = ReadyRecord(record)
+            item._t1 -= int(age_s * 1e9)
+            worker.queue.append(item)
+            worker._pace()
+            worker.queue.clear()
+        assert sleeps == [0]  # only for the call that waited 0.4 s
 
 
 # -- full queue ---------------------------------------------------------------------------

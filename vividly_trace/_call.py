@@ -278,11 +278,12 @@ class CallHandle:
 class ReadyRecord:
     """A record built by the caller (``log_prompt_execution``), queued like a call."""
 
-    __slots__ = ("_record", "record")
+    __slots__ = ("_record", "_t1", "record")
 
     def __init__(self, record: PromptExecution) -> None:
         self.record = record
         self._record = NOTHING
+        self._t1 = perf_counter_ns()  # when it was queued, as a call's end
 
     @property
     def failed(self) -> bool:
@@ -290,6 +291,7 @@ class ReadyRecord:
 
     record: PromptExecution
     _record: Any
+    _t1: int
 
 
 def materialize_batch(

@@ -68,6 +68,7 @@ class SinkWorker:
         self.batch_size = int(getattr(sink, "max_batch_size", None) or options.batch_size)
         self.max_queue = options.queue_size
         self._high_water = options.queue_size // 2
+        self._max_lag_ns = int(options.flush_interval * 1e9) // 2
         use_spool = getattr(sink, "spool", True) and options.spool_dir is not None
         self.spool: Spool | None = (
             Spool(options.spool_dir, self.name, options.spool_max_bytes, destination_key(sink))
@@ -191,16 +192,28 @@ class SinkWorker:
         CPython makes a thread that wants the GIL wait up to the switch interval (5 ms)
         while another thread computes, so an application thread whose response arrived
         would wait on the worker's record building: the pause hands it over at once. Not
-        while a ``flush()`` waits, nor once the queue is half full (then catching up comes
-        first, so nothing is dropped for being polite).
+        while a ``flush()`` waits, nor once the worker is behind (see :meth:`_behind`).
         """
         now = time.perf_counter()
         if now - self._slice_start < GIL_SLICE:
             return
-        if not (self._hurry or self._stopping or self.sync or len(self.queue) > self._high_water):
+        if not (self._hurry or self._stopping or self.sync or self._behind()):
             time.sleep(0)
             now = time.perf_counter()
         self._slice_start = now
+
+    def _behind(self) -> bool:
+        """Over half the queue, or the oldest queued call ended over half a flush interval
+        ago: then catching up comes first, so that being polite neither drops records nor
+        delays them past the flush interval (what a ``kill -9`` may lose)."""
+        q = self.queue
+        if len(q) > self._high_water:
+            return True
+        try:
+            ended = q[0]._t1
+        except (IndexError, AttributeError):
+            return False
+        return bool(ended) and time.perf_counter_ns() - ended > self._max_lag_ns
 
     def _records(self, batch: Sequence[Item]) -> list[PromptExecution]:
         if len(batch) <= PACE_CHUNK or self.sync:
