@@ -842,7 +842,8 @@ def run_pieces(number: int, repeat: int) -> tuple[list[Piece], list[str]]:
         "- `datetime.fromtimestamp(wall_ns // 1000 / 1e6, UTC)`",
         "dt.datetime.fromtimestamp(call._wall_ns // 1000 / 1e6, UTC)",
     )
-    piece("worker", "- `PromptExecution(*values)` (28 positional)", "PE(*values)", div=10)
+    n_fields = len(ns.get("values", ()))
+    piece("worker", f"- `PromptExecution(*values)` ({n_fields} positional)", "PE(*values)", div=10)
     piece(
         "worker",
         "`materialize_batch` of 200 records already built (one lock, the memo check; "

@@ -398,6 +398,32 @@ class TestCallHandle:
         # (600 x 0.30 + 400 x 0.03 + 150 x 2.50) / 1M
         assert rec.cost_usd == Decimal("0.000567")
 
+    def test_set_usage_cached_audio(self, sink: MemorySink) -> None:
+        """cached_audio_tokens= is recorded and billed at the cached-audio rate."""
+        with logged_prompt("voice", model="gemini-2.5-flash") as call:
+            call.set_usage(
+                1000, 10, cached_tokens=600, audio_input_tokens=300, cached_audio_tokens=200
+            )
+        with logged_prompt("voice", model="gemini-2.5-flash") as call:
+            call.set_usage(1000, 10, cached_tokens=600, audio_input_tokens=300)
+        audio, text = records(sink)
+        assert (audio.cached_token_count, audio.audio_input_token_count) == (600, 300)
+        assert audio.cached_audio_token_count == 200
+        assert text.cached_audio_token_count is None
+        from decimal import Decimal
+
+        # gemini-2.5-flash per 1M: input 0.30, audio 1.00, cached 0.03, cached audio 0.10,
+        # output 2.50. 300 plain, 100 uncached audio, 400 cached text, 200 cached audio:
+        assert audio.cost_usd == (
+            300 * Decimal("0.30") + 100 * Decimal("1.00") + 400 * Decimal("0.03")
+            + 200 * Decimal("0.10") + 10 * Decimal("2.50")
+        ) / Decimal(1_000_000) == Decimal("0.000247")
+        # Without the count, the cached part is text and all 300 audio tokens are uncached:
+        assert text.cost_usd == (
+            100 * Decimal("0.30") + 300 * Decimal("1.00") + 600 * Decimal("0.03")
+            + 10 * Decimal("2.50")
+        ) / Decimal(1_000_000) == Decimal("0.000373")
+
     def test_ids_time_ordered(self, sink: MemorySink) -> None:
         """Execution ids are UUIDv7 and sort in creation order."""
         import uuid

@@ -144,6 +144,29 @@ class TestGenaiSync:
         assert rec.cost_usd == per_million((80, "0.30"), (20, "1.00"), (10, "2.50"))
         assert rec.cost_usd == Decimal("0.000069")
 
+    def test_cached_audio(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+        """Cached audio (cacheTokensDetails, modality AUDIO) is recorded and billed at the
+        cached-audio rate."""
+        gemini.enqueue(
+            Scenario(prompt_tokens=1000, cached_tokens=600, audio_prompt_tokens=300,
+                     cached_audio_tokens=200, candidates_tokens=10)
+        )
+
+        @logged_prompt("voice_note")
+        def call() -> Any:
+            return client.models.generate_content(model="gemini-2.5-flash", contents="x")
+
+        response = call()
+        assert response.usage_metadata.cache_tokens_details[1].token_count == 200
+        [rec] = records(sink)
+        assert (rec.cached_token_count, rec.audio_input_token_count) == (600, 300)
+        assert rec.cached_audio_token_count == 200
+        # 300 plain, 100 uncached audio, 400 cached text, 200 cached audio (0.10 per 1M).
+        expected = per_million(
+            (300, "0.30"), (100, "1.00"), (400, "0.03"), (200, "0.10"), (10, "2.50")
+        )
+        assert rec.cost_usd == expected == Decimal("0.000247")
+
     @pytest.mark.parametrize(
         ("prompt", "expected"),
         [

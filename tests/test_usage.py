@@ -49,6 +49,30 @@ class TestDicts:
         assert (info.usage.input_tokens, info.usage.output_tokens) == (10, 25)
         assert info.usage.cached_tokens == 4
 
+    def test_gemini_rest_body_audio_details(self) -> None:
+        """The REST body's AUDIO entries of promptTokensDetails and cacheTokensDetails are
+        the audio input and the cached audio."""
+        info = extract(
+            {
+                "candidates": [{"finishReason": "STOP"}],
+                "usageMetadata": {
+                    "promptTokenCount": 1000,
+                    "candidatesTokenCount": 10,
+                    "cachedContentTokenCount": 600,
+                    "promptTokensDetails": [
+                        {"modality": "TEXT", "tokenCount": 700},
+                        {"modality": "AUDIO", "tokenCount": 300},
+                    ],
+                    "cacheTokensDetails": [
+                        {"modality": "TEXT", "tokenCount": 400},
+                        {"modality": "AUDIO", "tokenCount": 200},
+                    ],
+                },
+            }
+        )
+        u = info.usage
+        assert (u.cached_tokens, u.audio_input_tokens, u.cached_audio_tokens) == (600, 300, 200)
+
     @pytest.mark.parametrize(
         "response", [None, {}, {"foo": 1}, "text", 42, object(), {"input_tokens": "many"}]
     )

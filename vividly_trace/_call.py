@@ -216,11 +216,14 @@ class CallHandle:
         thinking_tokens: int | None = None,
         tool_use_tokens: int | None = None,
         audio_input_tokens: int | None = None,
+        cached_audio_tokens: int | None = None,
     ) -> None:
         """Set token counts by hand (Gemini semantics, as in ``calculate_gemini_cost``).
 
         ``input_tokens`` includes ``cached_tokens``; ``output_tokens`` excludes
-        ``thinking_tokens``, which are added to output. These win over a recorded response.
+        ``thinking_tokens``, which are added to output. ``cached_audio_tokens`` is the audio
+        part of ``cached_tokens`` (and of ``audio_input_tokens``), billed at the cached-audio
+        rate. These win over a recorded response.
         """
         try:
             self._usage = usage_from_mapping(
@@ -231,6 +234,7 @@ class CallHandle:
                     "thinking_tokens": thinking_tokens,
                     "tool_use_tokens": tool_use_tokens,
                     "audio_input_tokens": audio_input_tokens,
+                    "cached_audio_tokens": cached_audio_tokens,
                 }
             )
         except Exception as exc:
@@ -344,10 +348,10 @@ _RECORD_FIELDS = (
     "execution_id", "template_key", "success", "response_time_ms", "started_at",
     "template_version", "ab_test_group", "provider", "model", "response_model",
     "input_token_count", "output_token_count", "total_token_count", "cached_token_count",
-    "thinking_token_count", "tool_use_token_count", "audio_input_token_count", "cost_usd",
-    "pricing_version", "error_type", "error_message", "http_status", "finish_reason",
-    "streamed", "stream_closed_early", "time_to_first_chunk_ms", "parent_execution_id",
-    "metadata",
+    "thinking_token_count", "tool_use_token_count", "audio_input_token_count",
+    "cached_audio_token_count", "cost_usd", "pricing_version", "error_type", "error_message",
+    "http_status", "finish_reason", "streamed", "stream_closed_early", "time_to_first_chunk_ms",
+    "parent_execution_id", "metadata",
 )
 if tuple(f.name for f in dataclasses.fields(PromptExecution)) != _RECORD_FIELDS:
     raise RuntimeError("PromptExecution's fields changed: update build_record (positional)")
@@ -388,7 +392,7 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
     cost = None if usage is EMPTY_USAGE or usage.is_empty else pricing.cost(model, usage)
     parent = call._parent
     # By position, in _RECORD_FIELDS order (checked at import): a third of the cost of
-    # 28 keyword arguments, on the path every record takes.
+    # 29 keyword arguments, on the path every record takes.
     return PromptExecution(
         call.execution_id,  # execution_id
         spec.template_key,  # template_key
@@ -409,6 +413,7 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         usage.thinking_tokens,  # thinking_token_count
         usage.tool_use_tokens,  # tool_use_token_count
         usage.audio_input_tokens,  # audio_input_token_count
+        usage.cached_audio_tokens,  # cached_audio_token_count
         cost,  # cost_usd
         pricing.version if cost is not None else None,  # pricing_version
         error_type,  # error_type

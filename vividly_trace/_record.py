@@ -22,7 +22,10 @@ class PromptExecution:
     tool-use prompt tokens); ``output_token_count`` is all billed output (candidates plus
     thinking); ``total_token_count`` is input + output. ``cached_token_count``,
     ``thinking_token_count``, ``tool_use_token_count`` and ``audio_input_token_count`` say
-    how much of those were cached / thinking / tool-use / audio.
+    how much of those were cached / thinking / tool-use / audio;
+    ``cached_audio_token_count`` says how much of the cached input was audio (a part of
+    both ``cached_token_count`` and ``audio_input_token_count``, billed at the cached-audio
+    rate).
 
     With the older ``google-generativeai`` client, which does not report thinking and
     tool-use counts, the hidden part ``total - prompt - candidates`` is counted as thinking
@@ -50,6 +53,7 @@ class PromptExecution:
     thinking_token_count: int | None = None
     tool_use_token_count: int | None = None
     audio_input_token_count: int | None = None
+    cached_audio_token_count: int | None = None
     cost_usd: Decimal | None = None
     pricing_version: str | None = None
     error_type: str | None = None
@@ -86,7 +90,8 @@ class PromptExecution:
     def from_dict(cls, data: dict[str, Any]) -> PromptExecution:
         """Rebuild a record from :meth:`to_dict` or :meth:`to_exact_dict` output.
 
-        Unknown keys are ignored so that records written by a newer version still load.
+        Unknown keys are ignored so that records written by a newer version still load;
+        missing ones take their defaults, so records written by an older version load too.
         """
         kwargs = {k: v for k, v in data.items() if k in _FIELD_SET}
         started = kwargs.get("started_at")

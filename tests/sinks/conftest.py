@@ -104,6 +104,7 @@ def _make_record() -> Callable[..., PromptExecution]:
             "thinking_token_count": 12,
             "tool_use_token_count": 5,
             "audio_input_token_count": 2,
+            "cached_audio_token_count": 1,
             "cost_usd": Decimal("0.0000661"),
             "pricing_version": "2026-03-30",
             "finish_reason": "STOP",

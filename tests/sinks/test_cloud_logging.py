@@ -231,6 +231,7 @@ class TestEntries:
             "thinking_token_count": 12,
             "tool_use_token_count": 5,
             "audio_input_token_count": 2,
+            "cached_audio_token_count": 1,
             "cost_usd": 0.0000661,
             "pricing_version": "2026-03-30",
             "error_type": None,

@@ -108,6 +108,7 @@ class TestSpans:
             "vividly_trace.usage.total_tokens": 39,
             "vividly_trace.usage.tool_use_tokens": 5,
             "vividly_trace.usage.audio_input_tokens": 2,
+            "vividly_trace.usage.cached_audio_tokens": 1,
             "vividly_trace.streamed": True,
             "vividly_trace.time_to_first_chunk_ms": 45.5,
             "vividly_trace.metadata.user_tier": "pro",
@@ -128,6 +129,7 @@ class TestSpans:
             error_message="503 UNAVAILABLE",
             http_status=503,
             output_token_count=None,
+            cached_audio_token_count=None,
             cost_usd=None,
             response_model=None,
             template_version=None,
@@ -147,6 +149,7 @@ class TestSpans:
         assert found["vividly_trace.streamed"] is False
         for missing in (
             "gen_ai.usage.output_tokens",
+            "vividly_trace.usage.cached_audio_tokens",
             "gen_ai.usage.cost.amount",
             "gen_ai.usage.cost.currency",
             "vividly_trace.cost_usd",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,21 +28,21 @@ def test_db_upgrade_twice(db_url: str) -> None:
     """The first run creates the store, the second one is a no-op; both exit 0."""
     first = _cli("db", "upgrade", db_url)
     assert first.returncode == 0, first.stderr
-    assert "upgraded from an empty database to 0001" in first.stdout
+    assert "upgraded from an empty database to 0002" in first.stdout
     second = _cli("db", "upgrade", db_url)
     assert second.returncode == 0, second.stderr
-    assert "already at revision 0001; nothing to do" in second.stdout
+    assert "already at revision 0002; nothing to do" in second.stdout
     engine = sa.create_engine(db_url)
     with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
         version = conn.execute(sa.text("SELECT version_num FROM vividly_trace_alembic_version"))
-        assert [r[0] for r in version] == ["0001"]
+        assert [r[0] for r in version] == ["0002"]
     assert {"prompt_templates", "prompt_executions", "vividly_trace_alembic_version"} <= tables
     engine.dispose()
     third = _cli("db", "upgrade", "--url", db_url)
     assert third.returncode == 0 and "nothing to do" in third.stdout
     current = _cli("db", "current", db_url, module=True)
-    assert current.returncode == 0 and "revision 0001 (up to date)" in current.stdout
+    assert current.returncode == 0 and "revision 0002 (up to date)" in current.stdout
 
 
 def test_db_upgrade_errors_are_one_line_with_exit_2() -> None:
@@ -79,6 +80,28 @@ def test_spool_replay_by_hand(db_url: str, tmp_path: Path) -> None:
     again = _cli("spool", "replay", "--url", db_url, "--spool-dir", str(spool_dir))
     assert again.returncode == 0 and "replayed 0 records" in again.stdout
     assert count_rows(engine) == 30
+    assert statistics_mismatches(engine) == []
+    engine.dispose()
+
+
+def test_spool_replay_of_lines_with_and_without_cached_audio(db_url: str, tmp_path: Path) -> None:
+    """A spooled record keeps its cached audio count through `spool replay`; a line spooled
+    by a version without the field is replayed too, with NULL."""
+    spool_dir = tmp_path / "spool"
+    spool = Spool(spool_dir, "sql", 1 << 30, key=destination_key(SQLSink(db_url)))
+    new = make_record("spooled", input_tokens=10, output_tokens=1, cached_audio_token_count=7)
+    assert spool.append([new])
+    old = make_record("spooled", input_tokens=20, output_tokens=2).to_exact_dict()
+    del old["cached_audio_token_count"]
+    (spool.directory / "1.jsonl").write_text(json.dumps(old) + "\n", encoding="utf-8")
+    result = _cli("spool", "replay", "--url", db_url, "--spool-dir", str(spool_dir))
+    assert result.returncode == 0, result.stderr
+    assert "replayed 2 records" in result.stdout
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text(
+            "SELECT id, cached_audio_token_count FROM prompt_executions")).all())
+    assert rows == {new.execution_id: 7, old["execution_id"]: None}
     assert statistics_mismatches(engine) == []
     engine.dispose()
 

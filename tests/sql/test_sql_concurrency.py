@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import random
+import threading
+import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sql_helpers import forked_child, load_process, statistics_mismatches
+from sql_helpers import forked_child, load_process, make_record, statistics_mismatches
 
 import vividly_trace
 from vividly_trace import log_prompt_execution
@@ -105,3 +109,53 @@ def test_forked_children_do_not_share_the_parents_connections(
         assert result["stats"]["sinks"]["sql"]["failed_batches"] == 0
         ids += result["ids"]
     _check_store(postgres_url, ids, len(ids), templates=2)
+
+
+@pytest.mark.postgres
+def test_concurrent_updates_and_inserts_do_not_deadlock_on_postgresql(postgres_url: str) -> None:
+    """UPDATE statements spanning every template (as reprice or a hand edit runs them) at the
+    same time as sink batches: the statistics triggers lock template rows in id order, so
+    nobody deadlocks, and the statistics still equal the aggregates."""
+    keys = [f"c{i}" for i in range(8)]
+    SQLSink(postgres_url).write_batch(
+        [make_record(k, input_tokens=1, output_tokens=1, cost=Decimal("0.001"))
+         for k in keys for _ in range(20)])
+    engine = sa.create_engine(postgres_url)
+    errors: list[str] = []
+    stop = time.monotonic() + 5
+
+    def updater(part: int) -> None:
+        # Disjoint rows per thread: only the template rows are contended.
+        statement = sa.text(
+            "UPDATE prompt_executions SET response_time_ms = response_time_ms + 1, "
+            "cost_usd = cost_usd + 0.001 WHERE mod(abs(hashtext(id)), 4) = :part "
+            "AND mod(abs(hashtext(id || :salt)), 3) = 0")
+        rnd = random.Random(part)
+        while time.monotonic() < stop:
+            try:
+                with engine.begin() as conn:
+                    conn.execute(statement, {"part": part, "salt": str(rnd.random())})
+            except Exception as exc:
+                errors.append(str(exc)[:200])
+
+    def writer(seed: int) -> None:
+        sink = SQLSink(postgres_url)
+        rnd = random.Random(seed)
+        while time.monotonic() < stop:
+            order = rnd.sample(keys, len(keys))
+            try:
+                sink.write_batch([make_record(k, input_tokens=1, cost=Decimal("0.002"))
+                                  for k in order])
+            except Exception as exc:
+                errors.append(str(exc)[:200])
+        sink.close()
+
+    threads = [threading.Thread(target=updater, args=(i,)) for i in range(4)]
+    threads += [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert statistics_mismatches(engine) == []
+    engine.dispose()

@@ -51,7 +51,8 @@ class TestRows:
             metadata={"user_tier": "pro", "nested": {"list": [1, 2.5, None, True]}},
             provider="gemini", model="gemini-2.5-flash", response_model="gemini-2.5-flash-001",
             cached_token_count=100, thinking_token_count=50, tool_use_token_count=7,
-            audio_input_token_count=3, pricing_version="2025-06-01", error_type="ServerError",
+            audio_input_token_count=3, cached_audio_token_count=2,
+            pricing_version="2025-06-01", error_type="ServerError",
             error_message="503 overloaded", http_status=503, finish_reason="STOP",
             streamed=True, stream_closed_early=True, time_to_first_chunk_ms=12.5,
             parent_execution_id="0190b3c4-0000-7000-8000-000000000001",
@@ -74,13 +75,34 @@ class TestRows:
         for name in ("provider", "model", "response_model", "input_token_count",
                      "output_token_count", "total_token_count", "cached_token_count",
                      "thinking_token_count", "tool_use_token_count", "audio_input_token_count",
-                     "pricing_version", "error_type", "error_message", "http_status",
-                     "finish_reason", "streamed", "stream_closed_early",
+                     "cached_audio_token_count", "pricing_version", "error_type",
+                     "error_message", "http_status", "finish_reason", "streamed",
+                     "stream_closed_early",
                      "time_to_first_chunk_ms", "parent_execution_id"):
             assert getattr(row, name) == getattr(record, name), name
         assert (template.name, template.version, template.ab_test_group, template.model) == (
             "nlu_extraction", "v3", "B", "gemini-2.5-flash")
         sink.close()
+
+    def test_cached_audio_tokens_on_every_write_path(self, db_url: str) -> None:
+        """cached_audio_token_count is stored by each way a batch is written: SQLite's
+        INSERT; PostgreSQL's COPY, its replay through the staging table, and the multi-row
+        INSERT of use_copy=False."""
+        sinks = [SQLSink(db_url)]
+        if sinks[0].dialect == "postgresql":
+            assert sinks[0].use_copy
+            sinks.append(SQLSink(db_url, use_copy=False))
+        expected: dict[str, int | None] = {}
+        for n, sink in enumerate(sinks):
+            first = [make_record(cached_audio_token_count=10 * n + i) for i in range(3)]
+            first.append(make_record(cached_audio_token_count=None))
+            assert sink.write_batch(first) is None
+            # A replay: one id already stored (PostgreSQL: COPY fails, the staging path runs).
+            again = [first[0], make_record(cached_audio_token_count=10 * n + 7)]
+            assert sink.write_batch(again) is None
+            expected.update({r.execution_id: r.cached_audio_token_count for r in first + again})
+        got = {r.id: r.cached_audio_token_count for r in _executions(sinks[0].engine)}
+        assert got == expected
 
     def test_cost_round_trips_exactly(self, db_url: str) -> None:
         """Costs come back as the same Decimal (PostgreSQL: any precision; SQLite: 15 digits)."""
@@ -305,26 +327,132 @@ class TestStatistics:
         assert {(t.total_executions, t.avg_response_time_ms, t.last_executed_at)
                 for t in _templates(sink.engine)} == {(0, None, None)}
 
+    def test_statistics_after_updates(self, db_url: str) -> None:
+        """UPDATEs of every counted column (success, tokens, cost, response time,
+        executed_at, template, id), alone or together, on one row or many templates at
+        once, keep the statistics equal to the aggregates."""
+        sink = SQLSink(db_url)
+        start = dt.datetime(2025, 6, 1, tzinfo=UTC)
+        sink.write_batch([
+            make_record(f"u{n % 4}", version=f"v{n % 2}", success=n % 5 != 0,
+                        response_time_ms=0.5 + (n * 31 % 400) / 7,
+                        input_tokens=None if n % 6 == 0 else 10 * n,
+                        output_tokens=None if n % 7 == 0 else n + 3,
+                        cost=None if n % 8 == 0 else Decimal(n) / Decimal(10**6),
+                        when=start + dt.timedelta(minutes=(n * 17) % 601))
+            for n in range(160)
+        ])
+        engine = sink.engine
+        assert statistics_mismatches(engine) == []
+        e = prompt_executions
+
+        def update(*statements: sa.Executable, **params: object) -> None:
+            with engine.begin() as conn:
+                for statement in statements:
+                    conn.execute(statement, params or None)
+            assert statistics_mismatches(engine) == [], statements
+
+        def ids_of(template_id: int) -> list[str]:
+            with engine.connect() as conn:
+                return list(conn.execute(
+                    sa.select(e.c.id).where(e.c.template_id == template_id)
+                    .order_by(e.c.executed_at, e.c.id)).scalars())
+
+        update(sa.text("UPDATE prompt_executions SET success = NOT success "
+                       "WHERE response_time_ms > 30"))
+        update(sa.text("UPDATE prompt_executions SET input_token_count = input_token_count + 7,"
+                       " output_token_count = NULL WHERE total_token_count > 900"),
+               sa.text("UPDATE prompt_executions SET input_token_count = 5, "
+                       "total_token_count = 8 WHERE input_token_count IS NULL"))
+        update(sa.text("UPDATE prompt_executions SET cost_usd = cost_usd * 3 "
+                       "WHERE cost_usd > 0.00005"),
+               sa.text("UPDATE prompt_executions SET cost_usd = NULL WHERE success"
+                       " AND response_time_ms < 10"),
+               sa.text("UPDATE prompt_executions SET cost_usd = 0.25 WHERE cost_usd IS NULL"))
+        update(sa.text("UPDATE prompt_executions SET response_time_ms = "
+                       "response_time_ms * 1.5 + 0.1 WHERE input_token_count > 500"))
+        templates = [t.id for t in _templates(engine)]
+        first, *_, last = ids_of(templates[0])
+        update(  # the first execution moves to the end, the last one before the start
+            sa.update(e).where(e.c.id == first).values(executed_at=start + dt.timedelta(days=9)),
+            sa.update(e).where(e.c.id == last).values(executed_at=start - dt.timedelta(days=9)),
+        )
+        update(sa.update(e).where(e.c.id.in_(ids_of(templates[1])[::3]))
+               .values(template_id=templates[0]))
+        update(  # a template loses all its executions, in one statement with other changes
+            sa.update(e).where(e.c.template_id == templates[3]).values(
+                template_id=templates[2], success=False, cost_usd=Decimal("0.5"),
+                executed_at=start + dt.timedelta(days=3)))
+        update(sa.text(  # one statement moving rows across every template
+            "UPDATE prompt_executions SET template_id = CASE template_id "
+            "WHEN :a THEN :b WHEN :b THEN :c ELSE :a END, "
+            "response_time_ms = response_time_ms + 1 WHERE output_token_count > 50"),
+            a=templates[0], b=templates[1], c=templates[2])
+        update(sa.update(e).where(e.c.template_id == templates[1])
+               .values(id=e.c.id + "-renamed", input_token_count=1))
+        with engine.connect() as conn:
+            emptied = conn.execute(sa.select(
+                prompt_templates.c.total_executions, prompt_templates.c.total_tokens,
+                prompt_templates.c.avg_response_time_ms, prompt_templates.c.first_executed_at,
+            ).where(prompt_templates.c.id == templates[3])).one()
+        assert tuple(emptied) == (0, 0, None, None)
+        assert count_rows(engine) == 160
+
+    def test_an_update_of_no_counted_column_writes_no_statistics(self, db_url: str) -> None:
+        """An UPDATE that changes no counted column (metadata, pricing version, a value set
+        to itself) leaves the template rows untouched."""
+        sink = SQLSink(db_url)
+        sink.write_batch([make_record(f"n{i % 3}", input_tokens=i, output_tokens=1,
+                                      cost=Decimal(i) / 1000) for i in range(30)])
+        before = _templates(sink.engine)
+        with sink.engine.begin() as conn:
+            if sink.dialect == "postgresql":
+                versions = conn.execute(sa.text("SELECT id, xmin::text FROM prompt_templates"
+                                                " ORDER BY id")).all()
+            else:
+                changes = conn.execute(sa.text("SELECT total_changes()")).scalar_one()
+            updated = conn.execute(sa.update(prompt_executions).values(
+                metadata={"edited": True}, pricing_version="hand-edit",
+                cost_usd=prompt_executions.c.cost_usd,
+                executed_at=prompt_executions.c.executed_at,
+                template_id=prompt_executions.c.template_id,
+            )).rowcount
+            assert updated == 30
+            if sink.dialect == "postgresql":
+                assert conn.execute(sa.text("SELECT id, xmin::text FROM prompt_templates"
+                                            " ORDER BY id")).all() == versions
+            else:  # total_changes() counts the rows written by triggers too
+                assert conn.execute(sa.text("SELECT total_changes()")).scalar_one() == (
+                    changes + 30)
+        assert _templates(sink.engine) == before
+        assert statistics_mismatches(sink.engine) == []
+
     def test_a_statement_level_trigger_on_postgresql(self, db_url: str) -> None:
-        """PostgreSQL: one statement-level trigger with a transition table; SQLite: row."""
+        """PostgreSQL: statement-level triggers with transition tables; SQLite: row."""
         sink = SQLSink(db_url)
         sink.write_batch([make_record()])
         with sink.engine.connect() as conn:
             if sink.dialect == "postgresql":
                 rows = conn.execute(sa.text(
-                    "SELECT tgname, tgtype & 1, tgnewtable FROM pg_trigger "
+                    "SELECT tgname, tgtype & 1, tgoldtable, tgnewtable FROM pg_trigger "
                     "WHERE tgrelid = 'prompt_executions'::regclass AND NOT tgisinternal "
                     "ORDER BY tgname")).all()
-                assert [(r[0], r[1]) for r in rows] == [
-                    ("trg_prompt_executions_stats_delete", 0),  # bit 0 unset: per statement
-                    ("trg_prompt_executions_stats_insert", 0)]
-                assert rows[1][2] == "vividly_trace_new_executions"
+                assert [tuple(r) for r in rows] == [
+                    # bit 0 unset: per statement
+                    ("trg_prompt_executions_stats_delete", 0, "vividly_trace_old_executions",
+                     None),
+                    ("trg_prompt_executions_stats_insert", 0, None,
+                     "vividly_trace_new_executions"),
+                    ("trg_prompt_executions_stats_update", 0, "vividly_trace_old_executions",
+                     "vividly_trace_new_executions"),
+                ]
             else:
                 rows = conn.execute(sa.text(
                     "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
                 )).all()
                 assert [r[0] for r in rows] == ["trg_prompt_executions_stats_delete",
-                                                "trg_prompt_executions_stats_insert"]
+                                                "trg_prompt_executions_stats_insert",
+                                                "trg_prompt_executions_stats_update"]
                 assert all("FOR EACH ROW" in r[1] for r in rows)
 
 
@@ -506,6 +634,10 @@ class TestSchema:
         assert statistics_mismatches(sink.engine) == []
         (template,) = _templates(sink.engine)
         assert (template.total_executions, template.avg_response_time_ms) == (2, 6.0)
+        with sink.engine.begin() as conn:  # the UPDATE trigger is there too
+            conn.execute(sa.update(prompt_executions).values(response_time_ms=9.0))
+        (template,) = _templates(sink.engine)
+        assert (template.total_executions, template.avg_response_time_ms) == (2, 9.0)
 
     def test_schema_revision_is_the_alembic_head(self) -> None:
         """SCHEMA_REVISION (the sink's fast check) equals the shipped migrations' head."""

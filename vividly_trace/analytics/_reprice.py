@@ -1,17 +1,18 @@
 """Recompute stored costs from stored token counts with a (new) price table.
 
 Prices change, and a price table can be wrong: ``reprice`` rewrites ``cost_usd`` and
-``pricing_version`` of the stored executions from their token counts, in batches, and keeps
-the ``total_cost_usd`` statistic of every template it touches equal to the sum of its
-executions' costs (the statistics triggers only run on ``INSERT``, so an ``UPDATE`` of
-costs must fix the totals itself: it does, in the same transaction as each batch).
+``pricing_version`` of the stored executions from their token counts, in batches. The
+``total_cost_usd`` statistic of the templates follows by itself: the statistics ``UPDATE``
+trigger (schema revision 0002) applies each cost change in the same transaction, so
+``reprice`` needs a store at revision 0002 or newer (``vividly-trace db upgrade``).
 
 Rows are left as they are when they have no token counts, no model name, or a model the
 table has no price for (they are counted as ``unpriced``, and the unknown models listed).
 A cost rewritten by ``reprice`` is what :class:`~vividly_trace.PricingTable` gives for the
-stored counts: input (cached part at the cached rate, audio at the audio rate), output
-(thinking included) at the output rate, tier by prompt size. The store does not keep the
-cached *audio* token count, so cached audio is priced as cached text.
+stored counts: input (cached part at the cached rate, cached audio at the cached-audio
+rate, other audio at the audio rate), output (thinking included) at the output rate, tier
+by prompt size. Rows stored before revision 0002 have no cached audio count: their cached
+input is priced as cached text.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from ..exceptions import ConfigurationError
 from ..pricing import PricingTable
 from ..usage import Usage
 from ._queries import _conditions, _sort_key, _table
-from ._store import ResultList, StoreSource, TimeBound, open_store, rows_to_dataframe
+from ._store import (
+    ResultList,
+    StoreSchemaError,
+    StoreSource,
+    TimeBound,
+    hide_password,
+    open_store,
+    rows_to_dataframe,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -34,6 +43,15 @@ __all__ = ["RepriceResult", "RepriceTemplate", "reprice"]
 
 _ZERO = Decimal(0)
 ProgressCallback = Callable[[int, int], None]
+# Revisions without the cached audio column and the statistics UPDATE trigger (None: a store
+# not made by the migrations). Unknown revisions are newer ones, as for the sink.
+_TOO_OLD = frozenset({None, "0001"})
+# One statement per batch: the statement-level trigger then runs once per batch.
+_PG_UPDATE = """
+UPDATE prompt_executions AS e SET cost_usd = v.cost, pricing_version = :version
+  FROM unnest(CAST(:ids AS text[]), CAST(:costs AS numeric[])) AS v (id, cost)
+ WHERE e.id = v.id
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,24 +156,35 @@ def _stored(engine: Engine, value: Decimal) -> Decimal:
     return value
 
 
-def _lock_and_fix_totals(conn: Connection, template_ids: set[int]) -> None:
-    """Set ``total_cost_usd`` of these templates to the sum of their executions' costs."""
-    from sqlalchemy import func, select, update
+def _require_revision(engine: Engine) -> None:
+    """Refuse a store older than revision 0002 (no cached audio column, no UPDATE trigger)."""
+    from ..sinks.sql import migrate
 
-    from ..sinks.sql.schema import prompt_executions as e
-    from ..sinks.sql.schema import prompt_templates as t
+    with engine.connect() as conn:
+        revision = migrate.current_revision(conn)
+    if revision in _TOO_OLD:
+        raise StoreSchemaError(
+            f"{hide_password(engine.url)} is at schema revision {revision or '(none)'}; "
+            "reprice needs 0002 or newer (cached audio counts, the statistics UPDATE "
+            "trigger): upgrade it with: vividly-trace db upgrade --url URL"
+        )
 
-    ids = sorted(template_ids)
+
+def _write(conn: Connection, statement: Any, changes: list[dict[str, Any]], version: str) -> None:
+    """Set the new costs and the pricing version of the changed rows."""
     if conn.dialect.name == "postgresql":
-        # Lock in id order, as the insert trigger does: a concurrent batch's trigger waits
-        # for this transaction (and then adds its rows to the new total) instead of racing.
-        conn.execute(select(t.c.id).where(t.c.id.in_(ids)).order_by(t.c.id).with_for_update())
-    total = (
-        select(func.coalesce(func.sum(e.c.cost_usd), 0))
-        .where(e.c.template_id == t.c.id)
-        .scalar_subquery()
-    )
-    conn.execute(update(t).where(t.c.id.in_(ids)).values(total_cost_usd=total))
+        from sqlalchemy import text
+
+        conn.execute(
+            text(_PG_UPDATE),
+            {
+                "ids": [c["b_id"] for c in changes],
+                "costs": [c["b_cost"] for c in changes],
+                "version": version,
+            },
+        )
+    else:
+        conn.execute(statement, changes)
 
 
 def _begin(conn: Connection) -> Any:
@@ -182,10 +211,12 @@ def reprice(
 ) -> RepriceResult:
     """Recompute ``cost_usd`` and ``pricing_version`` of stored executions.
 
-    Each batch of ``batch_size`` rows is one transaction that updates the changed rows and
-    sets ``prompt_templates.total_cost_usd`` of the templates in the batch to the sum of
-    their executions' costs, so the statistic always equals the aggregate. Running it
-    twice changes nothing the second time.
+    Each batch of ``batch_size`` rows is one transaction that updates the changed rows. The
+    statistics ``UPDATE`` trigger moves ``prompt_templates.total_cost_usd`` of their
+    templates by the same amounts in that transaction, so the statistic stays equal to the
+    sum of the executions' costs: exactly on PostgreSQL, as a floating-point sum on SQLite
+    (as for inserts; see :mod:`vividly_trace.sinks.sql.schema`). ``reprice`` itself writes
+    no statistics. Running it twice changes nothing the second time.
 
     Args:
         source: database URL or SQLAlchemy Engine.
@@ -201,8 +232,9 @@ def reprice(
         A :class:`RepriceResult` with one row per template (sorted by name).
 
     Raises:
-        StoreError: the store cannot be used. ConfigurationError: a bad price table or
-        argument.
+        StoreError: the store cannot be used (:class:`StoreSchemaError` when it is older
+        than schema revision 0002: run ``vividly-trace db upgrade``). ConfigurationError: a
+        bad price table or argument.
 
     .. versionadded:: 0.1.0
     """
@@ -222,6 +254,7 @@ def reprice(
     stats: dict[str, list[Any]] = {}
     unknown: set[str] = set()
     with open_store(source) as engine:
+        _require_revision(engine)
         conditions = _conditions(engine, since, until, template)
         with engine.connect() as conn:
             total = int(
@@ -242,7 +275,6 @@ def reprice(
         while True:
             query = select(
                 c.id,
-                c.template_id,
                 c.template_name,
                 c.model,
                 c.response_model,
@@ -252,6 +284,7 @@ def reprice(
                 c.thinking_token_count,
                 c.tool_use_token_count,
                 c.audio_input_token_count,
+                c.cached_audio_token_count,
                 c.cost_usd,
                 c.pricing_version,
             ).where(*conditions)
@@ -266,7 +299,6 @@ def reprice(
                         transaction.rollback()
                     break
                 changes: list[dict[str, Any]] = []
-                touched: set[int] = set()
                 for r in rows:
                     entry = stats.setdefault(r.template_name, [0, 0, 0, 0, 0, _ZERO, _ZERO])
                     entry[0] += 1
@@ -286,11 +318,9 @@ def reprice(
                         entry[1] += 1
                         entry[2] += 1 if cost_changed else 0
                         changes.append({"b_id": r.id, "b_cost": new, "b_version": table.version})
-                        touched.add(int(r.template_id))
                 if transaction is not None:
                     if changes:
-                        conn.execute(statement, changes)
-                        _lock_and_fix_totals(conn, touched)
+                        _write(conn, statement, changes, table.version)
                     transaction.commit()
             last_id = rows[-1].id
             done += len(rows)
@@ -335,5 +365,6 @@ def _new_cost(table: PricingTable, row: Any, unknown: set[str]) -> Decimal | Non
         thinking_tokens=row.thinking_token_count,
         tool_use_tokens=row.tool_use_token_count,
         audio_input_tokens=row.audio_input_token_count,
+        cached_audio_tokens=row.cached_audio_token_count,
     )
     return price.cost(usage)

@@ -352,8 +352,9 @@ def reprice_command(
     """Recompute stored costs from stored token counts with the current (or a given) price
     table, and record its version.
 
-    Each batch is one transaction that also sets the templates' total_cost_usd statistic to
-    the sum of their executions' costs. Running it twice changes nothing the second time.
+    Each batch is one transaction; the database's triggers move the templates' total_cost_usd
+    statistic with it (the store must be at the current schema: 'vividly-trace db upgrade').
+    Running it twice changes nothing the second time.
     """
     from rich import box
     from rich.progress import (

@@ -119,10 +119,10 @@ def span_attributes(record: PromptExecution) -> dict[str, Any]:
     Ours: ``vividly_trace.execution_id``, ``.parent_execution_id``, ``.template.key``,
     ``.template.version``, ``.ab_test_group``, ``.success``, ``.cost_usd`` (exact decimal
     string), ``.pricing_version``, ``.usage.total_tokens``, ``.usage.tool_use_tokens``,
-    ``.usage.audio_input_tokens``, ``.streamed``, ``.stream_closed_early``,
-    ``.time_to_first_chunk_ms``, and ``vividly_trace.metadata.<key>`` for each top-level
-    metadata value that is a str, bool, float or int64 (trace-context keys excepted;
-    nested values are left out).
+    ``.usage.audio_input_tokens``, ``.usage.cached_audio_tokens``, ``.streamed``,
+    ``.stream_closed_early``, ``.time_to_first_chunk_ms``, and
+    ``vividly_trace.metadata.<key>`` for each top-level metadata value that is a str, bool,
+    float or int64 (trace-context keys excepted; nested values are left out).
 
     .. versionadded:: 0.1.0
     """
@@ -153,6 +153,7 @@ def span_attributes(record: PromptExecution) -> dict[str, Any]:
         "vividly_trace.usage.total_tokens": record.total_token_count,
         "vividly_trace.usage.tool_use_tokens": record.tool_use_token_count,
         "vividly_trace.usage.audio_input_tokens": record.audio_input_token_count,
+        "vividly_trace.usage.cached_audio_tokens": record.cached_audio_token_count,
         "vividly_trace.streamed": record.streamed,
         "vividly_trace.stream_closed_early": record.stream_closed_early or None,
         "vividly_trace.time_to_first_chunk_ms": record.time_to_first_chunk_ms,

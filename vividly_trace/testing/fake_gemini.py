@@ -179,6 +179,7 @@ class Scenario:
     cached_tokens: int | None = None
     tool_use_prompt_tokens: int | None = None
     audio_prompt_tokens: int | None = None  # adds promptTokensDetails with AUDIO + TEXT split
+    cached_audio_tokens: int | None = None  # adds cacheTokensDetails: AUDIO (+ TEXT rest)
     total_tokens: int | None = None  # default: prompt + candidates + thoughts + tool_use
     model_version: str | None = None  # default: the model from the URL
     finish_reason: str = "STOP"  # e.g. "SAFETY"
@@ -244,6 +245,19 @@ def _usage(
                 "tokenCount": scenario.audio_prompt_tokens,
             },
         ]
+    if scenario.cached_audio_tokens is not None:
+        details = [
+            {
+                "modality": _enum("AUDIO", _MODALITIES, enum_int),
+                "tokenCount": scenario.cached_audio_tokens,
+            }
+        ]
+        text = (scenario.cached_tokens or 0) - scenario.cached_audio_tokens
+        if text > 0:
+            details.insert(
+                0, {"modality": _enum("TEXT", _MODALITIES, enum_int), "tokenCount": text}
+            )
+        usage["cacheTokensDetails"] = details
     return usage
 
 

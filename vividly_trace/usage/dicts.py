@@ -54,26 +54,30 @@ def _first(data: Mapping[str, Any], *keys: str) -> int | None:
     return None
 
 
+def _audio_count(details: Any) -> int | None:
+    """The AUDIO tokens of a REST ``*TokensDetails`` list; ``None`` when it names none."""
+    if not isinstance(details, list):
+        return None
+    counts = [
+        _int(d.get("tokenCount")) or 0
+        for d in details
+        if isinstance(d, Mapping) and d.get("modality") == "AUDIO"
+    ]
+    return sum(counts) if counts else None
+
+
 def usage_from_mapping(data: Mapping[str, Any]) -> Usage | None:
     """Read token counts from a flat mapping; ``None`` when it holds none we know."""
     get = data.get
     if "promptTokenCount" in data or "candidatesTokenCount" in data or "totalTokenCount" in data:
-        audio = None
-        details = get("promptTokensDetails")
-        if isinstance(details, list):
-            counts = [
-                _int(d.get("tokenCount")) or 0
-                for d in details
-                if isinstance(d, Mapping) and d.get("modality") == "AUDIO"
-            ]
-            audio = sum(counts) if counts else None
         return build_usage(
             prompt=_int(get("promptTokenCount")),
             candidates=_int(get("candidatesTokenCount")),
             thinking=_int(get("thoughtsTokenCount")),
             cached=_int(get("cachedContentTokenCount")),
             tool_use=_int(get("toolUsePromptTokenCount")),
-            audio_input=audio,
+            audio_input=_audio_count(get("promptTokensDetails")),
+            cached_audio=_audio_count(get("cacheTokensDetails")),
             reported_total=_int(get("totalTokenCount")),
         )
     prompt = _first(data, "input_tokens", "prompt_tokens", "prompt_token_count")

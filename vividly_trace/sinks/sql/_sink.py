@@ -43,7 +43,7 @@ _STAGE_TABLE = f"vividly_trace_stage_{migrate.SCHEMA_REVISION}"
 _STAGE_FLAG = "vividly_trace_stage_ready"
 _COLUMN_LIST = ", ".join(EXECUTION_COLUMNS)
 _N_COLUMNS = len(EXECUTION_COLUMNS)
-_PG_MAX_ROWS_PER_STATEMENT = 1000  # 29 columns x 1000 rows stays under the 65535 parameters
+_PG_MAX_ROWS_PER_STATEMENT = 1000  # 30 columns x 1000 rows stays under the 65535 parameters
 
 # The row tuples below are built positionally: this is the order they follow.
 _ROW_ORDER = (
@@ -53,7 +53,7 @@ _ROW_ORDER = (
     "thinking_token_count", "tool_use_token_count", "audio_input_token_count", "cost_usd",
     "pricing_version", "error_type", "error_message", "http_status", "finish_reason",
     "streamed", "stream_closed_early", "time_to_first_chunk_ms", "parent_execution_id",
-    "metadata",
+    "metadata", "cached_audio_token_count",
 )
 assert _ROW_ORDER == EXECUTION_COLUMNS, "schema.prompt_executions and _ROW_ORDER differ"
 
@@ -186,6 +186,7 @@ _SQLITE_PLAIN = (
     ("thinking_token_count", "thinking_token_count"),
     ("tool_use_token_count", "tool_use_token_count"),
     ("audio_input_token_count", "audio_input_token_count"),
+    ("cached_audio_token_count", "cached_audio_token_count"),
     ("pricing_version", "pricing_version"), ("error_type", "error_type"),
     ("error_message", "error_message"), ("http_status", "http_status"),
     ("finish_reason", "finish_reason"), ("streamed", "streamed"),
@@ -227,7 +228,7 @@ def _pg_row(r: PromptExecution, template_id: int) -> tuple[Any, ...]:
         r.thinking_token_count, r.tool_use_token_count, r.audio_input_token_count, cost,
         t(r.pricing_version), t(r.error_type), t(r.error_message), r.http_status,
         t(r.finish_reason), bool(r.streamed), bool(r.stream_closed_early),
-        r.time_to_first_chunk_ms, t(r.parent_execution_id), meta,
+        r.time_to_first_chunk_ms, t(r.parent_execution_id), meta, r.cached_audio_token_count,
     )
 
 

@@ -23,13 +23,18 @@ __all__ = [
     "SCHEMA_REVISION",
     "VERSION_TABLE",
     "current_revision",
+    "downgrade",
     "upgrade",
 ]
 
-SCHEMA_REVISION = "0001"
-"""The newest revision this version of the package ships (the Alembic head)."""
+SCHEMA_REVISION = "0002"
+"""The newest revision this version of the package ships (the Alembic head).
 
-KNOWN_REVISIONS = frozenset({"0001"})
+``0001``: the tables and the INSERT and DELETE statistics triggers. ``0002``: the
+``prompt_executions.cached_audio_token_count`` column and the UPDATE statistics trigger.
+"""
+
+KNOWN_REVISIONS = frozenset({"0001", "0002"})
 VERSION_TABLE = "vividly_trace_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -66,15 +71,38 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the database could not be reached or migrated.
     """
+    target = SCHEMA_REVISION if revision == "head" else revision
+    return _migrate(engine, revision, target, "upgrade")
+
+
+def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
+    """Take the database behind ``engine`` back to ``revision`` (``"base"``: drop the store).
+
+    The inverse of :func:`upgrade`, in one transaction under the same lock. Downgrading
+    drops what the later revisions added (columns included, with their data).
+
+    Returns:
+        ``(before, after)``: the revision before and after (``None`` = no store).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database could not be reached or migrated.
+    """
+    return _migrate(engine, revision, None if revision == "base" else revision, "downgrade")
+
+
+def _migrate(
+    engine: Engine, revision: str, target: str | None, direction: str
+) -> tuple[str | None, str | None]:
+    """Run Alembic's ``upgrade``/``downgrade`` to ``revision`` in one transaction, under the
+    migration lock (PostgreSQL: an advisory lock), unless the store is at ``target``."""
     with engine.connect() as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         before = current_revision(conn)
-        target = SCHEMA_REVISION if revision == "head" else revision
         if before == target:
             return before, before
         from alembic import command
 
-        command.upgrade(_alembic_config(conn), revision)  # type: ignore[arg-type]
+        getattr(command, direction)(_alembic_config(conn), revision)
         after = current_revision(conn)
     return before, after

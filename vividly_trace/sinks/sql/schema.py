@@ -182,6 +182,9 @@ prompt_executions = Table(
     Column("time_to_first_chunk_ms", Double, nullable=True),
     Column("parent_execution_id", String(64), nullable=True),
     Column("metadata", JSONDocument, nullable=True),
+    # Added by revision 0002. ALTER TABLE ... ADD COLUMN appends, so the column is last here
+    # too: a store created from this metadata and an upgraded one have the same layout.
+    Column("cached_audio_token_count", BigInteger, nullable=True),
 )
 """One row per prompt execution."""
 

@@ -2,7 +2,8 @@
 
 The sink never writes statistics itself: the database does, in the same transaction as the
 executions, so they stay equal to the aggregates of ``prompt_executions`` whoever writes
-(several processes, a spool replay, a hand-written ``INSERT``).
+(several processes, a spool replay, a hand-written ``INSERT``, ``UPDATE`` or ``DELETE``,
+:func:`~vividly_trace.analytics.reprice`).
 
 PostgreSQL
     A statement-level ``AFTER INSERT`` trigger with a transition table (``REFERENCING NEW
@@ -13,17 +14,39 @@ PostgreSQL
     the foreign-key checks), so two batches touching the same templates in a different order
     wait for each other instead of deadlocking. A
     statement-level ``AFTER DELETE`` trigger recomputes the affected templates (retention
-    jobs keep the statistics right).
+    jobs keep the statistics right). A statement-level ``AFTER UPDATE`` trigger (``REFERENCING
+    OLD TABLE ... NEW TABLE``, revision 0002) pairs the old and new rows by id, keeps the
+    rows whose counted columns changed, and applies their differences new - old to their
+    templates (a row moved to another template leaves its old one and joins the new one),
+    locking those templates in ``id`` order first, like the insert trigger. ``first_`` and
+    ``last_executed_at`` are looked up again (``min``/``max`` on the ``(template_id,
+    executed_at)`` index) only for templates whose rows changed ``executed_at`` or
+    ``template_id``.
 
 SQLite
-    Row-level ``AFTER INSERT`` and ``AFTER DELETE`` triggers (SQLite has no statement-level
-    triggers); an ``INSERT OR IGNORE`` that skips a row fires nothing.
+    Row-level ``AFTER INSERT``, ``AFTER DELETE`` and ``AFTER UPDATE`` triggers (SQLite has no
+    statement-level triggers); an ``INSERT OR IGNORE`` that skips a row fires nothing. The
+    update trigger fires only when a counted column changed (its ``WHEN`` clause): a row
+    that stays in its template adds new - old to it; a row that moves leaves its old
+    template as a delete does and joins its new one as an insert does. ``first_`` and
+    ``last_executed_at`` are looked up again (``min``/``max`` on the index) only for a
+    template that lost a row or whose row changed ``executed_at``.
 
 The statistics: ``total_executions``, ``successful_executions``, ``failed_executions``,
 ``total_input_tokens``, ``total_output_tokens``, ``total_tokens`` (sums of the non-null
 counts), ``total_cost_usd``, ``total_response_time_ms``, ``avg_response_time_ms``
 (``total_response_time_ms / total_executions``), ``first_executed_at``,
-``last_executed_at``.
+``last_executed_at``. The counted columns of ``prompt_executions``: ``template_id``,
+``success``, ``input_token_count``, ``output_token_count``, ``total_token_count``,
+``cost_usd``, ``response_time_ms``, ``executed_at``.
+
+Migrations are history, so each revision's triggers have their own functions here:
+:func:`create_statements` / :func:`drop_statements` are the INSERT and DELETE triggers of
+revision 0001, :func:`create_update_statements` / :func:`drop_update_statements` the UPDATE
+trigger of revision 0002, and :func:`head_create_statements` all of them (what ``db
+upgrade`` leaves in a store). Where the statistics may be wrong (triggers disabled during a
+bulk load, a store adopted from elsewhere), :data:`RECOMPUTE_STATISTICS_SQL` recomputes
+them all; migrations 0001 and 0002 run it.
 
 .. versionadded:: 0.1.0
 """
@@ -33,10 +56,14 @@ from __future__ import annotations
 __all__ = [
     "RECOMPUTE_STATISTICS_SQL",
     "create_statements",
+    "create_update_statements",
     "drop_statements",
+    "drop_update_statements",
+    "head_create_statements",
 ]
 
-# Recompute every template's statistics from prompt_executions (repair, and tests).
+_Statements = tuple[str, ...]
+
 RECOMPUTE_STATISTICS_SQL = """
 UPDATE prompt_templates SET
     total_executions = (SELECT count(*) FROM prompt_executions e
@@ -145,6 +172,88 @@ END;
 $$
 """
 
+# The UPDATE trigger pairs each row before (o) with itself after (n) by id (a row whose id
+# changed pairs with nothing) and keeps the pairs whose counted columns differ. A pair that
+# stays in its template adds n - o to it (exactly 0 for an unchanged value: an unchanged
+# response time adds nothing to the floating-point sum); any other takes o out of its old
+# template and adds n to its new one.
+_PG_CHANGED_PAIRS = """
+          FROM vividly_trace_old_executions AS o
+          FULL JOIN vividly_trace_new_executions AS n ON n.id = o.id"""
+_PG_CHANGED = """
+         WHERE (o.template_id, o.success, o.input_token_count, o.output_token_count,
+                o.total_token_count, o.cost_usd, o.response_time_ms, o.executed_at)
+               IS DISTINCT FROM
+               (n.template_id, n.success, n.input_token_count, n.output_token_count,
+                n.total_token_count, n.cost_usd, n.response_time_ms, n.executed_at)"""
+
+_PG_UPDATE_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION vividly_trace_stats_after_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM prompt_templates
+     WHERE id IN (
+        SELECT unnest(ARRAY[o.template_id, n.template_id]){_PG_CHANGED_PAIRS}{_PG_CHANGED})
+     ORDER BY id
+       FOR NO KEY UPDATE;
+    UPDATE prompt_templates AS t SET
+        total_executions = t.total_executions + d.n,
+        successful_executions = t.successful_executions + d.ok,
+        failed_executions = t.failed_executions + (d.n - d.ok),
+        total_input_tokens = t.total_input_tokens + d.input_tokens,
+        total_output_tokens = t.total_output_tokens + d.output_tokens,
+        total_tokens = t.total_tokens + d.tokens,
+        total_cost_usd = t.total_cost_usd + d.cost,
+        total_response_time_ms = t.total_response_time_ms + d.response_time,
+        avg_response_time_ms = CASE WHEN t.total_executions + d.n > 0
+            THEN (t.total_response_time_ms + d.response_time) / (t.total_executions + d.n) END,
+        first_executed_at = CASE WHEN d.moved
+            THEN (SELECT min(e.executed_at) FROM prompt_executions AS e
+                   WHERE e.template_id = t.id)
+            ELSE t.first_executed_at END,
+        last_executed_at = CASE WHEN d.moved
+            THEN (SELECT max(e.executed_at) FROM prompt_executions AS e
+                   WHERE e.template_id = t.id)
+            ELSE t.last_executed_at END
+    FROM (
+        SELECT c.template_id,
+               sum(c.n) AS n,
+               sum(c.ok) AS ok,
+               sum(c.input_tokens) AS input_tokens,
+               sum(c.output_tokens) AS output_tokens,
+               sum(c.tokens) AS tokens,
+               sum(c.cost) AS cost,
+               sum(c.response_time) AS response_time,
+               bool_or(c.moved) AS moved{_PG_CHANGED_PAIRS}
+         CROSS JOIN LATERAL (
+            SELECT n.template_id, 0, n.success::int - o.success::int,
+                   coalesce(n.input_token_count, 0) - coalesce(o.input_token_count, 0),
+                   coalesce(n.output_token_count, 0) - coalesce(o.output_token_count, 0),
+                   coalesce(n.total_token_count, 0) - coalesce(o.total_token_count, 0),
+                   coalesce(n.cost_usd, 0) - coalesce(o.cost_usd, 0),
+                   n.response_time_ms - o.response_time_ms,
+                   n.executed_at <> o.executed_at
+             WHERE n.template_id = o.template_id
+            UNION ALL
+            SELECT o.template_id, -1, -o.success::int, -coalesce(o.input_token_count, 0),
+                   -coalesce(o.output_token_count, 0), -coalesce(o.total_token_count, 0),
+                   -coalesce(o.cost_usd, 0), -o.response_time_ms, TRUE
+             WHERE o.id IS NOT NULL AND n.template_id IS DISTINCT FROM o.template_id
+            UNION ALL
+            SELECT n.template_id, 1, n.success::int, coalesce(n.input_token_count, 0),
+                   coalesce(n.output_token_count, 0), coalesce(n.total_token_count, 0),
+                   coalesce(n.cost_usd, 0), n.response_time_ms, TRUE
+             WHERE n.id IS NOT NULL AND n.template_id IS DISTINCT FROM o.template_id
+         ) AS c (template_id, n, ok, input_tokens, output_tokens, tokens, cost, response_time,
+                 moved){_PG_CHANGED}
+         GROUP BY c.template_id
+    ) AS d
+    WHERE t.id = d.template_id;
+    RETURN NULL;
+END;
+$$
+"""
+
 _PG_CREATE = (
     _PG_INSERT_FUNCTION,
     _PG_DELETE_FUNCTION,
@@ -167,6 +276,21 @@ _PG_DROP = (
     "DROP TRIGGER IF EXISTS trg_prompt_executions_stats_insert ON prompt_executions",
     "DROP FUNCTION IF EXISTS vividly_trace_stats_after_delete()",
     "DROP FUNCTION IF EXISTS vividly_trace_stats_after_insert()",
+)
+
+_PG_CREATE_UPDATE = (
+    _PG_UPDATE_FUNCTION,
+    """
+CREATE TRIGGER trg_prompt_executions_stats_update
+AFTER UPDATE ON prompt_executions
+REFERENCING OLD TABLE AS vividly_trace_old_executions NEW TABLE AS vividly_trace_new_executions
+FOR EACH STATEMENT EXECUTE FUNCTION vividly_trace_stats_after_update()
+""",
+)
+
+_PG_DROP_UPDATE = (
+    "DROP TRIGGER IF EXISTS trg_prompt_executions_stats_update ON prompt_executions",
+    "DROP FUNCTION IF EXISTS vividly_trace_stats_after_update()",
 )
 
 # SQLite compares the timestamps as text: they are all written as
@@ -225,20 +349,118 @@ _SQLITE_DROP = (
     "DROP TRIGGER IF EXISTS trg_prompt_executions_stats_insert",
 )
 
+# Three UPDATEs of one row each, of which one or two apply: a row that stays in its template
+# adds NEW - OLD to it; a row that moves leaves its old template (as a DELETE does) and joins
+# its new one (as an INSERT does). The WHEN clause skips updates that change no counted
+# column (IS NOT: the null-safe "differs").
+_SQLITE_CREATE_UPDATE = (
+    """
+CREATE TRIGGER trg_prompt_executions_stats_update
+AFTER UPDATE ON prompt_executions
+FOR EACH ROW WHEN NEW.template_id IS NOT OLD.template_id
+    OR NEW.success IS NOT OLD.success
+    OR NEW.input_token_count IS NOT OLD.input_token_count
+    OR NEW.output_token_count IS NOT OLD.output_token_count
+    OR NEW.total_token_count IS NOT OLD.total_token_count
+    OR NEW.cost_usd IS NOT OLD.cost_usd
+    OR NEW.response_time_ms IS NOT OLD.response_time_ms
+    OR NEW.executed_at IS NOT OLD.executed_at
+BEGIN
+    UPDATE prompt_templates SET
+        successful_executions = successful_executions
+            + (CASE WHEN NEW.success THEN 1 ELSE 0 END) - (CASE WHEN OLD.success THEN 1 ELSE 0 END),
+        failed_executions = failed_executions
+            + (CASE WHEN NEW.success THEN 0 ELSE 1 END) - (CASE WHEN OLD.success THEN 0 ELSE 1 END),
+        total_input_tokens = total_input_tokens
+            + coalesce(NEW.input_token_count, 0) - coalesce(OLD.input_token_count, 0),
+        total_output_tokens = total_output_tokens
+            + coalesce(NEW.output_token_count, 0) - coalesce(OLD.output_token_count, 0),
+        total_tokens = total_tokens
+            + coalesce(NEW.total_token_count, 0) - coalesce(OLD.total_token_count, 0),
+        total_cost_usd = total_cost_usd
+            + (coalesce(NEW.cost_usd, 0) - coalesce(OLD.cost_usd, 0)),
+        total_response_time_ms = total_response_time_ms
+            + (NEW.response_time_ms - OLD.response_time_ms),
+        avg_response_time_ms = (total_response_time_ms
+            + (NEW.response_time_ms - OLD.response_time_ms)) / total_executions,
+        first_executed_at = CASE WHEN NEW.executed_at IS OLD.executed_at THEN first_executed_at
+            ELSE (SELECT min(e.executed_at) FROM prompt_executions e
+                   WHERE e.template_id = NEW.template_id) END,
+        last_executed_at = CASE WHEN NEW.executed_at IS OLD.executed_at THEN last_executed_at
+            ELSE (SELECT max(e.executed_at) FROM prompt_executions e
+                   WHERE e.template_id = NEW.template_id) END
+    WHERE id = NEW.template_id AND NEW.template_id IS OLD.template_id;
+    UPDATE prompt_templates SET
+        total_executions = total_executions - 1,
+        successful_executions = successful_executions - (CASE WHEN OLD.success THEN 1 ELSE 0 END),
+        failed_executions = failed_executions - (CASE WHEN OLD.success THEN 0 ELSE 1 END),
+        total_input_tokens = total_input_tokens - coalesce(OLD.input_token_count, 0),
+        total_output_tokens = total_output_tokens - coalesce(OLD.output_token_count, 0),
+        total_tokens = total_tokens - coalesce(OLD.total_token_count, 0),
+        total_cost_usd = total_cost_usd - coalesce(OLD.cost_usd, 0),
+        total_response_time_ms = total_response_time_ms - OLD.response_time_ms,
+        avg_response_time_ms = CASE WHEN total_executions > 1
+            THEN (total_response_time_ms - OLD.response_time_ms) / (total_executions - 1) END,
+        first_executed_at = (SELECT min(e.executed_at) FROM prompt_executions e
+                             WHERE e.template_id = OLD.template_id),
+        last_executed_at = (SELECT max(e.executed_at) FROM prompt_executions e
+                            WHERE e.template_id = OLD.template_id)
+    WHERE id = OLD.template_id AND NEW.template_id IS NOT OLD.template_id;
+    UPDATE prompt_templates SET
+        total_executions = total_executions + 1,
+        successful_executions = successful_executions + (CASE WHEN NEW.success THEN 1 ELSE 0 END),
+        failed_executions = failed_executions + (CASE WHEN NEW.success THEN 0 ELSE 1 END),
+        total_input_tokens = total_input_tokens + coalesce(NEW.input_token_count, 0),
+        total_output_tokens = total_output_tokens + coalesce(NEW.output_token_count, 0),
+        total_tokens = total_tokens + coalesce(NEW.total_token_count, 0),
+        total_cost_usd = total_cost_usd + coalesce(NEW.cost_usd, 0),
+        total_response_time_ms = total_response_time_ms + NEW.response_time_ms,
+        avg_response_time_ms = (total_response_time_ms + NEW.response_time_ms)
+                               / (total_executions + 1),
+        first_executed_at = CASE
+            WHEN first_executed_at IS NULL OR NEW.executed_at < first_executed_at
+            THEN NEW.executed_at ELSE first_executed_at END,
+        last_executed_at = CASE
+            WHEN last_executed_at IS NULL OR NEW.executed_at > last_executed_at
+            THEN NEW.executed_at ELSE last_executed_at END
+    WHERE id = NEW.template_id AND NEW.template_id IS NOT OLD.template_id;
+END
+""",
+)
+
+_SQLITE_DROP_UPDATE = ("DROP TRIGGER IF EXISTS trg_prompt_executions_stats_update",)
+
+
+def _pick(dialect_name: str, postgresql: _Statements, sqlite: _Statements) -> _Statements:
+    if dialect_name == "postgresql":
+        return postgresql
+    if dialect_name == "sqlite":
+        return sqlite
+    raise ValueError(f"no statistics triggers for the {dialect_name!r} dialect")
+
 
 def create_statements(dialect_name: str) -> tuple[str, ...]:
-    """The DDL creating the statistics triggers on ``dialect_name`` (``postgresql``/``sqlite``)."""
-    if dialect_name == "postgresql":
-        return _PG_CREATE
-    if dialect_name == "sqlite":
-        return _SQLITE_CREATE
-    raise ValueError(f"no statistics triggers for the {dialect_name!r} dialect")
+    """The DDL creating the INSERT and DELETE statistics triggers (revision 0001) on
+    ``dialect_name`` (``postgresql``/``sqlite``); :func:`head_create_statements` for all."""
+    return _pick(dialect_name, _PG_CREATE, _SQLITE_CREATE)
 
 
 def drop_statements(dialect_name: str) -> tuple[str, ...]:
     """The DDL dropping what :func:`create_statements` creates."""
-    if dialect_name == "postgresql":
-        return _PG_DROP
-    if dialect_name == "sqlite":
-        return _SQLITE_DROP
-    raise ValueError(f"no statistics triggers for the {dialect_name!r} dialect")
+    return _pick(dialect_name, _PG_DROP, _SQLITE_DROP)
+
+
+def create_update_statements(dialect_name: str) -> tuple[str, ...]:
+    """The DDL creating the UPDATE statistics trigger (revision 0002) on ``dialect_name``."""
+    return _pick(dialect_name, _PG_CREATE_UPDATE, _SQLITE_CREATE_UPDATE)
+
+
+def drop_update_statements(dialect_name: str) -> tuple[str, ...]:
+    """The DDL dropping what :func:`create_update_statements` creates."""
+    return _pick(dialect_name, _PG_DROP_UPDATE, _SQLITE_DROP_UPDATE)
+
+
+def head_create_statements(dialect_name: str) -> tuple[str, ...]:
+    """The DDL creating every statistics trigger of the newest revision (what ``db
+    upgrade`` leaves in a store) on ``dialect_name``."""
+    return create_statements(dialect_name) + create_update_statements(dialect_name)

@@ -1,0 +1,222 @@
+"""Schema revisions: the head schema, upgrading a store with data from 0001, downgrading."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sql_helpers import UTC, count_rows, make_record, statistics_mismatches
+
+from vividly_trace.sinks.sql import SQLSink, SQLSinkError, migrate, triggers
+from vividly_trace.sinks.sql.schema import metadata, prompt_executions, prompt_templates
+
+SCRIPT = Path(sys.executable).with_name("vividly-trace")
+STATS_TRIGGERS = {
+    "trg_prompt_executions_stats_delete",
+    "trg_prompt_executions_stats_insert",
+    "trg_prompt_executions_stats_update",
+}
+
+
+@pytest.fixture(name="other_url")
+def _other_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A second fresh database of the same kind as ``db_url``."""
+    if db_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'other.db'}"
+    server = request.getfixturevalue("postgres_server")
+    if not isinstance(server, str):
+        return str(server.create_database())  # type: ignore[attr-defined]
+    name = f"other_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    return sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def schema_snapshot(engine: sa.Engine) -> dict[str, Any]:
+    """The layout of the store: columns in order (type, null, default), keys, indexes,
+    triggers and trigger functions, as the database reports them."""
+    inspector = sa.inspect(engine)
+    out: dict[str, Any] = {}
+    for table in ("prompt_templates", "prompt_executions"):
+        out[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], c.get("default"), c.get("comment"))
+                for c in inspector.get_columns(table)
+            ],
+            "pk": inspector.get_pk_constraint(table),
+            "fks": inspector.get_foreign_keys(table),
+        }
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            queries = {
+                "indexes": "SELECT indexname, indexdef FROM pg_indexes "
+                           "WHERE tablename LIKE 'prompt_%' ORDER BY indexname",
+                "triggers": "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
+                            "WHERE tgrelid = 'prompt_executions'::regclass "
+                            "AND NOT tgisinternal ORDER BY tgname",
+                "functions": "SELECT proname, prosrc FROM pg_proc "
+                             "WHERE proname LIKE 'vividly_trace%' ORDER BY proname",
+            }
+        else:
+            queries = {
+                "indexes": "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                           "AND tbl_name LIKE 'prompt_%' ORDER BY name",
+                "triggers": "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                            "ORDER BY name",
+            }
+        for key, query in queries.items():
+            out[key] = [tuple(row) for row in conn.execute(sa.text(query))]
+    return out
+
+
+def trigger_names(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            return set(conn.execute(sa.text(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'prompt_executions'::regclass "
+                "AND NOT tgisinternal")).scalars())
+        return set(conn.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+
+
+def column_names(engine: sa.Engine) -> list[str]:
+    return [c["name"] for c in sa.inspect(engine).get_columns("prompt_executions")]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIVIDLY_TRACE_DATABASE")}
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=120,
+                          env=env, check=False)
+
+
+def insert_at_0001(engine: sa.Engine, n: int) -> None:
+    """Executions as a revision-0001 store holds them (no cached audio column)."""
+    keys = ("old_a", "old_b")
+    with engine.begin() as conn:
+        for key in keys:
+            if conn.execute(sa.select(prompt_templates.c.id).where(
+                    prompt_templates.c.name == key)).first() is None:
+                conn.execute(sa.insert(prompt_templates).values(name=key))
+        ids = dict(conn.execute(sa.select(prompt_templates.c.name, prompt_templates.c.id)).all())
+        conn.execute(sa.insert(prompt_executions), [
+            {"id": f"old-{uuid.uuid4()}", "template_id": ids[keys[i % 2]],
+             "template_name": keys[i % 2],
+             "executed_at": dt.datetime(2025, 1, 1, tzinfo=UTC) + dt.timedelta(hours=i),
+             "success": i % 3 != 0, "response_time_ms": 10.0 + i, "input_token_count": 100 + i,
+             "output_token_count": i, "total_token_count": 100 + 2 * i,
+             "cost_usd": Decimal(i) / 10**4}
+            for i in range(n)
+        ])
+
+
+def test_the_head_schema_equals_what_db_upgrade_builds(db_url: str, other_url: str) -> None:
+    """schema.py + the head triggers build the same store as the migrations do: same
+    columns in the same order, keys, indexes, triggers and trigger functions."""
+    upgraded = sa.create_engine(db_url)
+    built = sa.create_engine(other_url)
+    try:
+        assert migrate.upgrade(upgraded) == (None, "0002")
+        metadata.create_all(built)
+        with built.begin() as conn:
+            for statement in triggers.head_create_statements(built.dialect.name):
+                conn.exec_driver_sql(statement)
+        expected = schema_snapshot(upgraded)
+        assert schema_snapshot(built) == expected
+        assert expected["prompt_executions"]["columns"][-1][:3] == (
+            "cached_audio_token_count", "BIGINT", True)
+        assert {t[0] for t in expected["triggers"]} == STATS_TRIGGERS
+    finally:
+        upgraded.dispose()
+        built.dispose()
+
+
+def test_db_upgrade_from_0001_with_data(db_url: str) -> None:
+    """A revision-0001 store with data, whose statistics an UPDATE made wrong (0001 has no
+    UPDATE trigger): `db upgrade` adds the column, keeps every row, and fixes the
+    statistics; from then on UPDATEs keep them right and the sink writes cached audio."""
+    engine = sa.create_engine(db_url)
+    assert migrate.upgrade(engine, "0001") == (None, "0001")
+    assert "cached_audio_token_count" not in column_names(engine)
+    insert_at_0001(engine, 40)
+    assert statistics_mismatches(engine) == []
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE prompt_executions SET cost_usd = 1, success = NOT success "
+                             "WHERE output_token_count < 10"))
+    assert statistics_mismatches(engine) != []
+    with pytest.raises(SQLSinkError, match="at revision 0001"):
+        SQLSink(db_url, auto_migrate=False).write_batch([make_record()])
+    with engine.connect() as conn:
+        before = conn.execute(sa.text("SELECT * FROM prompt_executions ORDER BY id")).all()
+
+    result = cli("db", "upgrade", db_url)
+    assert result.returncode == 0, result.stderr
+    assert "upgraded from 0001 to 0002" in result.stdout
+    assert column_names(engine)[-1] == "cached_audio_token_count"
+    assert trigger_names(engine) == STATS_TRIGGERS
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == "0002"
+        after = conn.execute(sa.text("SELECT * FROM prompt_executions ORDER BY id")).all()
+    assert [(*row, None) for row in before] == [tuple(row) for row in after]
+    assert statistics_mismatches(engine) == []
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE prompt_executions SET response_time_ms = 1.5, "
+                             "template_name = 'moved', template_id = "
+                             "(SELECT min(id) FROM prompt_templates) WHERE success"))
+    assert statistics_mismatches(engine) == []
+    record = make_record("old_a", cached_audio_token_count=9)
+    assert SQLSink(db_url, auto_migrate=False).write_batch([record]) is None
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(prompt_executions.c.cached_audio_token_count).where(
+            prompt_executions.c.id == record.execution_id)).scalar_one() == 9
+    assert count_rows(engine) == 41
+    engine.dispose()
+
+
+def test_downgrade_to_0001_and_back(db_url: str) -> None:
+    """Downgrading to 0001 drops the column and the UPDATE trigger (and its function) and
+    keeps the rows and the 0001 triggers working; upgrading again restores them."""
+    sink = SQLSink(db_url)
+    records = [make_record(f"d{i % 3}", input_tokens=100, output_tokens=i,
+                           cost=Decimal(i) / 1000, cached_audio_token_count=i)
+               for i in range(12)]
+    assert sink.write_batch(records) is None
+    engine = sink.engine
+    head = schema_snapshot(engine)
+
+    assert migrate.downgrade(engine, "0001") == ("0002", "0001")
+    assert "cached_audio_token_count" not in column_names(engine)
+    assert trigger_names(engine) == STATS_TRIGGERS - {"trg_prompt_executions_stats_update"}
+    snapshot = schema_snapshot(engine)
+    if engine.dialect.name == "postgresql":
+        assert [f[0] for f in snapshot["functions"]] == [
+            "vividly_trace_stats_after_delete", "vividly_trace_stats_after_insert"]
+    assert count_rows(engine) == 12
+    assert statistics_mismatches(engine) == []
+    insert_at_0001(engine, 5)  # the 0001 triggers still count inserts and deletes
+    with engine.begin() as conn:
+        conn.execute(sa.delete(prompt_executions).where(
+            prompt_executions.c.template_name == "d0"))
+    assert statistics_mismatches(engine) == []
+    assert migrate.downgrade(engine, "0001") == ("0001", "0001")
+
+    assert migrate.upgrade(engine) == ("0001", "0002")
+    assert schema_snapshot(engine) == head
+    with engine.connect() as conn:
+        audio = conn.execute(sa.select(prompt_executions.c.cached_audio_token_count)).scalars()
+        assert set(audio) == {None}  # the values went with the column
+    assert statistics_mismatches(engine) == []
+
+    assert migrate.downgrade(engine, "base") == ("0002", None)
+    assert not sa.inspect(engine).has_table("prompt_executions")
+    sink.close()
