@@ -892,7 +892,9 @@ def run_app_latency(records: int, rounds: int) -> AppLatency:
         for r in range(rounds):
             for mode in ("paced", "unpaced") if r % 2 == 0 else ("unpaced", "paced"):
                 _dispatch.GIL_SLICE = default_slice if mode == "paced" else float("inf")
-                configure_vividly(DiscardSink(), queue_size=records + 1, parked=True)
+                # A queue of 4x the backlog: under half full, where pacing applies (over it,
+                # the worker catches up unpaced by design).
+                configure_vividly(DiscardSink(), queue_size=4 * records, parked=True)
                 for _ in range(records):
                     decorated()
                 pipeline: Any = _config._state.pipeline
@@ -1149,7 +1151,8 @@ def render(
         w("### Application threads while a worker drains a backlog\n")
         w(
             f"{app.records:,} calls that returned a `GenerateContentResponse` are queued with "
-            "the worker parked; then the worker drains them (batches of 200) while an "
+            f"the worker parked (queue size {4 * app.records:,}, so the backlog is under half "
+            "of it); then the worker drains them (batches of 200) while an "
             "application thread sleeps 1 ms in a loop and notes how late it wakes. CPython "
             "lets a thread that wants the GIL wait up to the switch interval "
             f"({sys.getswitchinterval() * 1e3:g} ms) while another computes; the paced worker "
