@@ -33,7 +33,11 @@ In one process and one run (same machine state) it measures:
    paired differences does not cancel reliably.) Reported: the median of the paired
    differences with a distribution-free 95% confidence interval (order statistics of the
    binomial), the mean difference, the median and p99 of each arm; the controls show the
-   noise floor.
+   noise floor. Every arm's response is released after its timed region (the decorated
+   arm's is kept by its record until the worker built it, so timing the others' release
+   would flatter it). One process's result moves by a few µs from run to run, more than
+   its CI says: the part runs in three fresh interpreters, pooled (``--processes``), and
+   each one's median is shown.
 3. **A breakdown** (``--no-breakdown`` skips it): the caller-thread cost and the worker cost
    of each variant measured apart (worker parked during the loop, then drained and timed),
    and micro-timings of the pieces of the hot path and of the record building. The
@@ -58,6 +62,7 @@ import contextlib
 import datetime as dt
 import gc
 import itertools
+import json
 import os
 import platform
 import random
@@ -74,6 +79,7 @@ from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from time import perf_counter_ns
+from types import SimpleNamespace
 from typing import Any
 
 import wrapt
@@ -400,6 +406,8 @@ class RealResult:
     dropped: int
     records: int
     last_record: Any
+    processes: int = 1
+    per_process: list[float] = field(default_factory=list)  # vividly's median diff, each
 
     def median(self, arm: str) -> float:
         return statistics.median(self.times[arm])
@@ -466,7 +474,90 @@ def stop_process(proc: subprocess.Popen[str]) -> None:
             proc.wait(10)
 
 
-def run_real(blocks: int, warmup: int) -> RealResult:
+def run_real_processes(blocks: int, warmup: int, processes: int) -> RealResult:
+    """:func:`run_real` in ``processes`` fresh interpreters, one after the other, pooled.
+
+    One process's result moves by a few µs from run to run (memory layout, caches) more
+    than its own confidence interval says; pooling fresh processes spreads that out, and
+    the per-process medians show it."""
+    parts: list[dict[str, Any]] = []
+    for i in range(processes):
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--real-child",
+                "--blocks",
+                str(blocks),
+                "--warmup",
+                str(warmup),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=str(ROOT),
+            timeout=3600,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"real-call process {i + 1} failed: {out.stderr[-2000:]}")
+        parts.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"  process {i + 1}/{processes} done", flush=True)
+    arms = list(parts[0]["times"])
+    times = {arm: [t for part in parts for t in part["times"][arm]] for arm in arms}
+    positions = [
+        [t for part in parts for t in part["positions"][k]]
+        for k in range(len(parts[0]["positions"]))
+    ]
+    per_process = []
+    for part in parts:
+        ref = part["times"]["undecorated"]
+        per_process.append(
+            statistics.median(t - r for t, r in zip(part["times"]["vividly"], ref, strict=True))
+        )
+    return RealResult(
+        blocks=blocks * processes,
+        warmup=warmup,
+        times=times,
+        by_position=[statistics.median(p) for p in positions],
+        url=parts[-1]["url"],
+        dropped=sum(part["dropped"] for part in parts),
+        records=sum(part["records"] for part in parts),
+        last_record=SimpleNamespace(**parts[-1]["last_record"]),
+        processes=processes,
+        per_process=per_process,
+    )
+
+
+def real_child(blocks: int, warmup: int) -> int:
+    """``--real-child``: one :func:`run_real`, printed as one JSON line."""
+    result, positions = run_real(blocks, warmup)
+    rec = result.last_record
+    fields = (
+        "input_token_count",
+        "output_token_count",
+        "cached_token_count",
+        "thinking_token_count",
+        "model",
+        "success",
+    )
+    summary: dict[str, Any] = {f: getattr(rec, f, None) for f in fields}
+    summary["cost_usd"] = str(getattr(rec, "cost_usd", None))
+    print(
+        json.dumps(
+            {
+                "times": result.times,
+                "positions": positions,
+                "url": result.url,
+                "dropped": result.dropped,
+                "records": result.records,
+                "last_record": summary,
+            }
+        )
+    )
+    return 0
+
+
+def run_real(blocks: int, warmup: int) -> tuple[RealResult, list[list[int]]]:
     """Randomised blocks: each block times one call of every arm, in a shuffled order."""
     from google import genai
     from google.genai import types
@@ -512,8 +603,11 @@ def run_real(blocks: int, warmup: int) -> RealResult:
             for pos, k in enumerate(order):
                 name, fn = arms[k]
                 t0 = perf_counter_ns()
-                fn()
+                response = fn()
                 elapsed = perf_counter_ns() - t0
+                # Freed outside the timed region, as the decorated arm's response is (its
+                # record keeps it until the worker has built the record).
+                del response
                 times[name].append(elapsed)
                 positions[pos].append(elapsed)
             if (b + 1) % max(1, blocks // 4) == 0:
@@ -532,7 +626,7 @@ def run_real(blocks: int, warmup: int) -> RealResult:
         )
         vividly_trace.shutdown()
         client.close()
-        return result
+        return result, positions
     finally:
         stop_process(proc)
 
@@ -1089,13 +1183,16 @@ def render(
         w(
             f"`client.models.generate_content(model={MODEL!r})` of the real `google-genai` "
             "client against `python -m vividly_trace.testing.fake_gemini --port 0` running in "
-            f"another process (one `genai.Client`, one kept-alive connection). {real.warmup} "
-            f"warm-up blocks, then {real.blocks:,} blocks; each block times one call of each "
+            f"another process (one `genai.Client`, one kept-alive connection), in "
+            f"{real.processes} fresh interpreter(s) one after the other, pooled: "
+            f"{real.warmup} warm-up blocks, then {real.blocks // real.processes:,} blocks each "
+            f"({real.blocks:,} in all); each block times one call of each "
             "arm below, in a freshly shuffled order, and each arm is paired with the "
             "undecorated call of the same block. (Strict alternation of two calls showed a "
             "first-call-of-the-pair effect of about ±10 µs on this machine; shuffling spreads "
             "it evenly over the arms.) The two control arms show the noise floor: their true "
-            "cost is 0 and about 0.4 µs. vividly in the default background mode with a "
+            "cost is 0 and about 0.4 µs. Every arm's response is released after its timed "
+            "region. vividly in the default background mode with a "
             "discarding sink. 95% CI of the median difference: distribution-free (order "
             "statistics); of the mean: normal approximation.\n"
         )
@@ -1119,6 +1216,13 @@ def render(
                 f"({(mean - half) / 1e3:+.2f} .. {(mean + half) / 1e3:+.2f}) | {p99:,.1f} |"
             )
         w("")
+        if real.per_process:
+            w(
+                "Median paired difference of `@logged_prompt` in each process: "
+                + ", ".join(f"{x / 1e3:+.2f}" for x in real.per_process)
+                + " µs (the spread between fresh processes, beyond each one's CI)."
+            )
+            w("")
         w(
             "Median µs by position in the block (all arms): "
             + ", ".join(f"{x / 1e3:,.1f}" for x in real.by_position)
@@ -1264,7 +1368,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     parser.add_argument("--iterations", type=int, help="calls per repeat (default 200k/20k)")
     parser.add_argument("--repeats", type=int, help="interleaved repeats (default 9/5)")
-    parser.add_argument("--blocks", "--pairs", type=int, help="real-call blocks (default 3000/300)")
+    parser.add_argument(
+        "--blocks", "--pairs", type=int, help="real-call blocks per process (default 2000/150)"
+    )
+    parser.add_argument(
+        "--processes", type=int, help="fresh processes for the real-call part (default 3)"
+    )
+    parser.add_argument("--warmup", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--real-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-real", action="store_true", help="skip the real-call part")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the breakdown")
     parser.add_argument("--no-app", action="store_true", help="skip the application-latency part")
@@ -1274,8 +1385,10 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     iterations = args.iterations or (20_000 if quick else 200_000)
     repeats = args.repeats or (5 if quick else 9)
-    blocks = args.blocks or (300 if quick else 3000)
-    warmup = 50 if quick else 200
+    blocks = args.blocks or (150 if quick else 2000)
+    warmup = args.warmup or (50 if quick else 200)
+    if args.real_child:
+        return real_child(blocks, warmup)
 
     shown = ["benchmarks/overhead.py", *(sys.argv[1:] if argv is None else argv)]
     env = {
@@ -1300,8 +1413,12 @@ def main(argv: list[str] | None = None) -> int:
 
     real = None
     if not args.no_real:
-        print(f"\n[2] real google-genai call vs fake server process: {blocks} blocks", flush=True)
-        real = run_real(blocks, warmup)
+        print(
+            f"\n[2] real google-genai call vs fake server process: {args.processes or 3} "
+            f"processes x {blocks} blocks",
+            flush=True,
+        )
+        real = run_real_processes(blocks, warmup, args.processes or 3)
 
     breakdown = None
     if not args.no_breakdown:
