@@ -1,16 +1,21 @@
-"""Shared fixtures: a clean vividly_trace per test, internal-error surfacing, servers."""
+"""Shared fixtures: a clean vividly_trace per test, a loopback-only network, internal-error
+surfacing, servers."""
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import vividly_trace
 from vividly_trace._safety import reset_limits
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +28,50 @@ def _reset_vividly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     vividly_trace.reset()
     yield
     vividly_trace.reset()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Refuse (and remember) any connection or name lookup beyond 127.0.0.1 in this process.
+
+    No test may use the network except 127.0.0.1 (the fake servers). A metadata-server
+    probe or a real Google endpoint would show up here; the test then fails at teardown
+    even if the library swallowed the refusal. Unix sockets are allowed. The fixture's value
+    is the list of refused attempts.
+    """
+    attempts: list[str] = []
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def allowed(address: Any) -> bool:
+        if isinstance(address, (str, bytes)):  # AF_UNIX
+            return True
+        return isinstance(address, tuple) and str(address[0]) in _LOOPBACK
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if not allowed(address):
+            attempts.append(f"connect {address!r}")
+            raise OSError(f"network disabled in tests: connect to {address!r}")
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if not allowed(address):
+            attempts.append(f"connect_ex {address!r}")
+            raise OSError(f"network disabled in tests: connect to {address!r}")
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host is not None and str(host) not in _LOOPBACK:
+            attempts.append(f"getaddrinfo {host!r}")
+            raise socket.gaierror(f"network disabled in tests: lookup of {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield attempts
+    assert attempts == [], f"a test tried to reach the network: {attempts}"
 
 
 @pytest.fixture(name="internal_errors")

@@ -11,10 +11,30 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hostile_objects import (
+    Bag,
+    Boom,
+    EvilBaseException,
+    EvilDict,
+    EvilFloat,
+    EvilInt,
+    EvilList,
+    EvilMapping,
+    EvilStr,
+    Hostile,
+    HostileKey,
+    RaisingAttrError,
+    UnprintableError,
+    WeirdCodeError,
+    cyclic_dict,
+    cyclic_list,
+    deep,
+)
+from hostile_objects import RaisingResponse as _RaisingResponse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,129 +50,6 @@ SETTINGS = settings(
 
 BIG = "x" * 10_000_000  # 10 MB
 BIG_KEY = "AIzaSy" + "k" * 10_000_000
-
-
-class Boom(Exception):
-    """What every hostile dunder raises."""
-
-
-def _boom(*args: Any, **kwargs: Any) -> Any:
-    raise Boom("hostile")
-
-
-class Hostile:
-    """Every dunder a logger might touch raises; so does any attribute access."""
-
-    __repr__ = _boom
-    __str__ = _boom
-    __format__ = _boom
-    __eq__ = _boom
-    __hash__ = _boom  # type: ignore[assignment]
-    __bool__ = _boom
-    __len__ = _boom
-    __iter__ = _boom
-    __int__ = _boom
-    __index__ = _boom
-    __float__ = _boom
-
-    def __getattr__(self, name: str) -> Any:
-        raise Boom(name)
-
-
-class HostileKey(Hostile):
-    """Usable as a dict key (hash by identity) but hostile otherwise."""
-
-    __hash__ = object.__hash__  # type: ignore[assignment]
-
-
-class EvilStr(str):
-    """A str whose methods raise (hash and equality still work: it can be a dict key)."""
-
-    __repr__ = _boom
-    __str__ = _boom
-    __len__ = _boom
-    __getitem__ = _boom
-    __iter__ = _boom
-    strip = _boom
-    lower = _boom
-    encode = _boom
-
-
-class EvilInt(int):
-    """An int whose conversions and comparisons raise."""
-
-    __repr__ = _boom
-    __str__ = _boom
-    __index__ = _boom
-    __int__ = _boom
-    __float__ = _boom
-    __lt__ = _boom
-    __le__ = _boom
-    __gt__ = _boom
-    __ge__ = _boom
-    __eq__ = _boom
-    __hash__ = int.__hash__
-    __bool__ = _boom
-    __add__ = _boom
-    __radd__ = _boom
-
-
-class EvilFloat(float):
-    __repr__ = _boom
-    __str__ = _boom
-    __eq__ = _boom
-    __hash__ = float.__hash__
-    __lt__ = _boom
-    __gt__ = _boom
-
-
-class EvilDict(dict):  # type: ignore[type-arg]
-    """A dict whose views raise."""
-
-    items = _boom
-    keys = _boom
-    values = _boom
-    __iter__ = _boom
-    __len__ = _boom
-    __repr__ = _boom
-
-
-class EvilMapping(Mapping):  # type: ignore[type-arg]
-    """A Mapping whose every access raises."""
-
-    __getitem__ = _boom
-    __iter__ = _boom
-    __len__ = _boom
-
-
-class EvilList(list):  # type: ignore[type-arg]
-    __iter__ = _boom
-    __len__ = _boom
-    __repr__ = _boom
-
-
-def cyclic_dict() -> dict[str, Any]:
-    d: dict[str, Any] = {"a": 1}
-    d["self"] = d
-    d["list"] = [d, {"back": d}]
-    return d
-
-
-def cyclic_list() -> list[Any]:
-    lst: list[Any] = [1]
-    lst.append(lst)
-    lst.append({"l": lst})
-    return lst
-
-
-def deep(n: int = 5000) -> list[Any]:
-    root: list[Any] = []
-    node = root
-    for _ in range(n):
-        child: list[Any] = []
-        node.append(child)
-        node = child
-    return root
 
 
 def big() -> str:
@@ -262,14 +159,6 @@ plain_counts = st.one_of(
 count_values = st.one_of(plain_counts, hostile_atoms)
 
 
-class Bag:
-    """An object whose attributes are whatever hypothesis chose."""
-
-    def __init__(self, attrs: dict[str, Any]) -> None:
-        for k, v in attrs.items():
-            setattr(self, k, v)
-
-
 class RaisingUsage:
     """A ``usage_metadata`` whose every field raises on access."""
 
@@ -277,18 +166,14 @@ class RaisingUsage:
         raise Boom(name)
 
 
-class RaisingResponse:
-    """Looks like a Gemini response, but ``usage_metadata`` raises on access."""
+class RaisingResponse(_RaisingResponse):
+    """Looks like a Gemini response, but ``usage_metadata`` raises on access.
 
-    candidates = ()
+    Unlike the shared one, ``candidates`` is empty rather than raising: these tests keep the
+    failing usage apart from the (well-behaved) candidates.
+    """
 
-    @property
-    def usage_metadata(self) -> Any:
-        raise Boom("usage_metadata")
-
-    @property
-    def prompt_feedback(self) -> Any:
-        raise Boom("prompt_feedback")
+    candidates = ()  # type: ignore[assignment]
 
 
 def _response(usage: dict[str, Any], finish: Any, block: Any, model: Any, usage_kind: str) -> Any:
@@ -368,44 +253,6 @@ plain_chunks = st.one_of(
 
 
 # -- hostile exceptions -------------------------------------------------------------------
-class UnprintableError(Exception):
-    __str__ = _boom
-    __repr__ = _boom
-
-
-class WeirdCodeError(Exception):
-    def __init__(self, code: Any, message: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status_code = code
-        self.response = Bag({"status_code": code})
-
-
-class RaisingAttrError(Exception):
-    __str__ = _boom
-
-    def __getattribute__(self, name: str) -> Any:
-        if name in (
-            "__traceback__",
-            "__cause__",
-            "__context__",
-            "__suppress_context__",
-            "__class__",
-            "with_traceback",
-            "__setattr__",
-            "__dict__",
-            "args",
-            "add_note",
-            "__notes__",
-        ):
-            return object.__getattribute__(self, name)
-        raise Boom(name)
-
-
-class EvilBaseException(BaseException):
-    __str__ = _boom
-
-
 exceptions = st.one_of(
     st.builds(UnprintableError),
     st.builds(WeirdCodeError, count_values, st.one_of(st.text(), st.builds(big), hostile_atoms)),

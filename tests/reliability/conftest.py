@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import platform
-import socket
 import subprocess
 import sys
 import threading
@@ -38,7 +37,6 @@ RELIABILITY_MD = ROOT / "RELIABILITY.md"
 _DATA_START = "<!-- reliability-data"
 _DATA_END = "reliability-data -->"
 _SCAN_LAST = "test_no_secret_anywhere"
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -445,44 +443,6 @@ def _scan_tmp_path(tmp_path: Path) -> Iterator[None]:
     """After each test, scan what it left in its tmp_path (records, spools, databases)."""
     yield
     _SCAN.add_tree(tmp_path)
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Refuse (and remember) any connection or name lookup beyond 127.0.0.1 in this process."""
-    attempts: list[str] = []
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-    real_getaddrinfo = socket.getaddrinfo
-
-    def allowed(address: Any) -> bool:
-        if isinstance(address, (str, bytes)):  # AF_UNIX
-            return True
-        return isinstance(address, tuple) and str(address[0]) in _LOOPBACK
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if not allowed(address):
-            attempts.append(f"connect {address!r}")
-            raise OSError(f"network disabled in tests: connect to {address!r}")
-        real_connect(self, address)
-
-    def connect_ex(self: socket.socket, address: Any) -> int:
-        if not allowed(address):
-            attempts.append(f"connect_ex {address!r}")
-            raise OSError(f"network disabled in tests: connect to {address!r}")
-        return real_connect_ex(self, address)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None and str(host) not in _LOOPBACK:
-            attempts.append(f"getaddrinfo {host!r}")
-            raise socket.gaierror(f"network disabled in tests: lookup of {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield attempts
-    assert attempts == [], f"a test tried to reach the network: {attempts}"
 
 
 # -- servers and disks -----------------------------------------------------------------------

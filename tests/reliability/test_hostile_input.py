@@ -25,13 +25,33 @@ import traceback
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from types import AsyncGeneratorType, GeneratorType
 from typing import Any
 
 import pytest
+from hostile_objects import (
+    Bag,
+    EvilBaseException,
+    EvilDict,
+    EvilFloat,
+    EvilInt,
+    EvilList,
+    EvilMapping,
+    EvilStr,
+    Hostile,
+    HostileKey,
+    RaisingAttrError,
+    RaisingResponse,
+    UnprintableError,
+    WeirdCodeError,
+    _boom,
+    cyclic_dict,
+    cyclic_list,
+    deep,
+)
 from reliability_helpers import LONG, SHORT, VERSIONS, SecretError, secret_text
 
 import vividly_trace
@@ -62,120 +82,7 @@ CASES = {
 SEEDS = {SHORT: 20261124, LONG: 424242}
 
 
-# -- hostile objects ---------------------------------------------------------------------------
-class Boom(Exception):
-    """What every hostile dunder raises."""
-
-
-def _boom(*args: Any, **kwargs: Any) -> Any:
-    raise Boom("hostile")
-
-
-class Hostile:
-    """Every dunder a logger might touch raises; so does any attribute access."""
-
-    __repr__ = _boom
-    __str__ = _boom
-    __format__ = _boom
-    __eq__ = _boom
-    __hash__ = _boom  # type: ignore[assignment]
-    __bool__ = _boom
-    __len__ = _boom
-    __iter__ = _boom
-    __int__ = _boom
-    __index__ = _boom
-    __float__ = _boom
-    __lt__ = _boom
-    __fspath__ = _boom
-    __call__ = _boom
-
-    def __getattr__(self, name: str) -> Any:
-        raise Boom(name)
-
-
-class HostileKey(Hostile):
-    """Hashable by identity (usable as a dict key), hostile otherwise."""
-
-    __hash__ = object.__hash__  # type: ignore[assignment]
-    __eq__ = object.__eq__  # type: ignore[assignment]
-
-
-class EvilStr(str):
-    """A str whose methods raise (hash and equality still work)."""
-
-    __repr__ = _boom
-    __str__ = _boom
-    __len__ = _boom
-    __getitem__ = _boom
-    __iter__ = _boom
-    __format__ = _boom
-    strip = _boom
-    lower = _boom
-    encode = _boom
-    replace = _boom
-    startswith = _boom
-    endswith = _boom
-
-
-class EvilInt(int):
-    """An int whose conversions and comparisons raise."""
-
-    __repr__ = _boom
-    __str__ = _boom
-    __index__ = _boom
-    __int__ = _boom
-    __float__ = _boom
-    __lt__ = _boom
-    __le__ = _boom
-    __gt__ = _boom
-    __ge__ = _boom
-    __eq__ = _boom
-    __hash__ = int.__hash__
-    __bool__ = _boom
-    __add__ = _boom
-    __radd__ = _boom
-    __format__ = _boom
-
-
-class EvilFloat(float):
-    __repr__ = _boom
-    __str__ = _boom
-    __eq__ = _boom
-    __hash__ = float.__hash__
-    __lt__ = _boom
-    __gt__ = _boom
-    __format__ = _boom
-
-
-class EvilDict(dict):  # type: ignore[type-arg]
-    """A dict whose views raise."""
-
-    items = _boom
-    keys = _boom
-    values = _boom
-    get = _boom
-    __iter__ = _boom
-    __len__ = _boom
-    __repr__ = _boom
-    __contains__ = _boom
-    __getitem__ = _boom
-
-
-class EvilMapping(Mapping):  # type: ignore[type-arg]
-    """A Mapping whose every access raises."""
-
-    __getitem__ = _boom
-    __iter__ = _boom
-    __len__ = _boom
-
-
-class EvilList(list):  # type: ignore[type-arg]
-    __iter__ = _boom
-    __len__ = _boom
-    __repr__ = _boom
-    __getitem__ = _boom
-
-
+# -- hostile objects (the shared ones are in tests/hostile_objects.py) ---------------------
 class Echo:
     """Every attribute, item and call is the object itself (an infinitely deep response)."""
 
@@ -201,89 +108,12 @@ class Slotted:
     __slots__ = ("a",)
 
 
-class Bag:
-    """An object whose attributes are whatever the generator chose."""
-
-    def __init__(self, **attrs: Any) -> None:
-        for k, v in attrs.items():
-            object.__setattr__(self, k, v)
-
-
-class RaisingResponse:
-    """Looks like a Gemini response, but its fields raise on access."""
-
-    @property
-    def usage_metadata(self) -> Any:
-        raise Boom("usage_metadata")
-
-    @property
-    def candidates(self) -> Any:
-        raise Boom("candidates")
-
-    @property
-    def prompt_feedback(self) -> Any:
-        raise Boom("prompt_feedback")
-
-
-class UnprintableError(Exception):
-    __str__ = _boom
-    __repr__ = _boom
-
-
-class WeirdCodeError(Exception):
-    def __init__(self, code: Any, message: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status_code = code
-        self.response = Bag(status_code=code)
-
-
-class RaisingAttrError(Exception):
-    __str__ = _boom
-
-    def __getattribute__(self, name: str) -> Any:
-        if name in (
-            "__traceback__", "__cause__", "__context__", "__suppress_context__", "__class__",
-            "with_traceback", "__setattr__", "__dict__", "args", "add_note", "__notes__",
-        ):
-            return object.__getattribute__(self, name)
-        raise Boom(name)
-
-
-class EvilBaseException(BaseException):
-    __str__ = _boom
-
-
-def _cyclic_dict() -> dict[str, Any]:
-    d: dict[str, Any] = {"a": 1}
-    d["self"] = d
-    d["list"] = [d, {"back": d}]
-    return d
-
-
-def _cyclic_list() -> list[Any]:
-    lst: list[Any] = [1]
-    lst.append(lst)
-    lst.append({"l": lst})
-    return lst
-
-
-def _deep(n: int) -> list[Any]:
-    root: list[Any] = []
-    node = root
-    for _ in range(n):
-        child: list[Any] = []
-        node.append(child)
-        node = child
-    return root
-
-
 BIG = "x" * 1_000_000
 BIG_NUL = ("\x00\ud800é" * 100_000)[:300_000]
-DEEP = _deep(3000)
+DEEP = deep(3000)
 HUGE_INT = 10**5000
-CYCLIC_DICT = _cyclic_dict()
-CYCLIC_LIST = _cyclic_list()
+CYCLIC_DICT = cyclic_dict()
+CYCLIC_LIST = cyclic_list()
 SQL_PAYLOADS = (
     "'; DROP TABLE prompt_executions; --",
     "Robert'); DROP TABLE prompt_templates;--",

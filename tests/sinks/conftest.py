@@ -1,9 +1,11 @@
-"""Fixtures of the sink tests: local fake servers, records, and a loopback-only network."""
+"""Fixtures of the sink tests: local fake servers and records.
+
+(The loopback-only network guard, ``_loopback_only``, is in ``tests/conftest.py``.)
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
-import socket
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -11,50 +13,6 @@ from typing import Any
 import pytest
 
 from vividly_trace import PromptExecution
-
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Refuse (and remember) any connection or name lookup beyond 127.0.0.1.
-
-    A metadata-server probe or a real Google endpoint would show up here; the test then
-    fails at teardown even if the library swallowed the refusal.
-    """
-    attempts: list[str] = []
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-    real_getaddrinfo = socket.getaddrinfo
-
-    def allowed(address: Any) -> bool:
-        if isinstance(address, (str, bytes)):  # AF_UNIX
-            return True
-        return isinstance(address, tuple) and str(address[0]) in _LOOPBACK
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if not allowed(address):
-            attempts.append(f"connect {address!r}")
-            raise OSError(f"network disabled in tests: connect to {address!r}")
-        real_connect(self, address)
-
-    def connect_ex(self: socket.socket, address: Any) -> int:
-        if not allowed(address):
-            attempts.append(f"connect_ex {address!r}")
-            raise OSError(f"network disabled in tests: connect to {address!r}")
-        return real_connect_ex(self, address)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None and str(host) not in _LOOPBACK:
-            attempts.append(f"getaddrinfo {host!r}")
-            raise socket.gaierror(f"network disabled in tests: lookup of {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield attempts
-    assert attempts == [], f"a test tried to reach the network: {attempts}"
 
 
 @pytest.fixture(name="fake_logging")
