@@ -164,7 +164,7 @@ class logged_prompt:
         target = getattr(wrapped, "__func__", wrapped)
         spec = self._spec
         if inspect.isasyncgenfunction(target):
-            wrapper = _async_gen_wrapper(spec)
+            wrapper = _gen_wrapper(spec, _astream)
         elif inspect.isgeneratorfunction(target):
             wrapper = _gen_wrapper(spec)
         elif inspect.iscoroutinefunction(target):
@@ -312,22 +312,17 @@ def _async_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
     return wrapper
 
 
-def _gen_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
+def _gen_wrapper(
+    spec: TemplateSpec, run_stream: Callable[..., Any] | None = None
+) -> Callable[..., Any]:
+    """The wrapper of a generator function (``run_stream=_astream``: an async one)."""
+    stream = run_stream or _stream
+
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         p = _active()
         if p is None:
             return wrapped(*args, **kwargs)
-        return _stream(p, spec, None, lambda: wrapped(*args, **kwargs))
-
-    return wrapper
-
-
-def _async_gen_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        p = _active()
-        if p is None:
-            return wrapped(*args, **kwargs)
-        return _astream(p, spec, None, lambda: wrapped(*args, **kwargs))
+        return stream(p, spec, None, lambda: wrapped(*args, **kwargs))
 
     return wrapper
 

@@ -9,22 +9,12 @@ import pytest
 from analytics_data import make_records, write
 
 from vividly_trace import PromptExecution
+from vividly_trace.testing.postgres import create_database
 
 
 def new_pg_database(server: object) -> str:
     """A fresh database on the test PostgreSQL (a server fixture or a server URL)."""
-    if not isinstance(server, str):
-        return str(server.create_database())  # type: ignore[attr-defined]
-    import uuid
-
-    import sqlalchemy as sa
-
-    name = f"analytics_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    return sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+    return create_database(server, "analytics")  # type: ignore[arg-type]
 
 
 def far_timezone(url: str, zone: str = "Pacific/Auckland") -> None:

@@ -17,6 +17,7 @@ from sql_helpers import UTC, count_rows, make_record, statistics_mismatches
 
 from vividly_trace.sinks.sql import SQLSink, SQLSinkError, migrate, triggers
 from vividly_trace.sinks.sql.schema import metadata, prompt_executions, prompt_templates
+from vividly_trace.testing.postgres import create_database
 
 SCRIPT = Path(sys.executable).with_name("vividly-trace")
 STATS_TRIGGERS = {
@@ -31,15 +32,7 @@ def _other_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     """A second fresh database of the same kind as ``db_url``."""
     if db_url.startswith("sqlite"):
         return f"sqlite:///{tmp_path / 'other.db'}"
-    server = request.getfixturevalue("postgres_server")
-    if not isinstance(server, str):
-        return str(server.create_database())  # type: ignore[attr-defined]
-    name = f"other_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    return sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+    return create_database(request.getfixturevalue("postgres_server"), "other")
 
 
 def schema_snapshot(engine: sa.Engine) -> dict[str, Any]:

@@ -37,7 +37,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["DEFAULT_SETTINGS", "PostgresServer", "PostgresServerError", "find_pg_bin"]
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "PostgresServer",
+    "PostgresServerError",
+    "create_database",
+    "find_pg_bin",
+]
 
 _SERVICE_USER = "postgres"
 
@@ -52,6 +58,25 @@ _names = itertools.count(1)
 
 class PostgresServerError(RuntimeError):
     """The server could not be installed, initialised, started or stopped."""
+
+
+def create_database(server: PostgresServer | str, prefix: str = "db") -> str:
+    """A fresh empty database on ``server``: a :class:`PostgresServer`, or the URL of a server
+    run elsewhere (``VIVIDLY_TRACE_TEST_PG_URL``-style, SQLAlchemy). Returns its URL."""
+    if not isinstance(server, str):
+        return server.create_database()
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"database name must be alphanumeric/underscore, got {name!r}")
+    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        engine.dispose()
+    return sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
 def find_pg_bin() -> Path | None:
