@@ -21,7 +21,7 @@ from ._config import configure, flush, reset, shutdown, stats
 from ._decorator import logged_prompt
 from ._jsonsafe import json_safe
 from ._record import PromptExecution
-from .analytics._assign import choose_variant
+from ._assign import choose_variant
 from .exceptions import ConfigurationError, MissingExtraError, RecordsRejected, VividlyTraceError
 from .pricing import ModelPrice, PricingTable, calculate_gemini_cost
 from .usage import ResponseInfo, Usage, register_extractor

@@ -26,12 +26,14 @@ from .pricing import PricingTable
 __all__ = [
     "Pipeline",
     "configure",
+    "configured_pipeline",
     "current_pricing",
     "flush",
     "get_pipeline",
     "reset",
     "shutdown",
     "stats",
+    "swap_pipeline",
 ]
 
 Redactor = Callable[[PromptExecution], "PromptExecution | None"]
@@ -307,8 +309,67 @@ def configure(
 
     .. versionadded:: 0.1.0
     """
-    for flag, value in (("sync", sync), ("enabled", enabled), ("mask_secrets", mask_secrets),
-                        ("handle_sigterm", handle_sigterm)):
+    if enabled is not True and enabled is not False:
+        raise ConfigurationError(f"configure(): enabled must be a bool, got {show(enabled)}")
+    if not isinstance(handle_sigterm, bool):
+        raise ConfigurationError(
+            f"configure(): handle_sigterm must be a bool, got {show(handle_sigterm)}"
+        )
+    if enabled and _env_disabled():
+        logger.info("vividly_trace: VIVIDLY_TRACE_DISABLED is set; configure() records nothing")
+        enabled = False
+    built = None
+    if enabled:
+        built = configured_pipeline(
+            sinks=sinks,
+            sync=sync,
+            sample_rate=sample_rate,
+            redact=redact,
+            mask_secrets=mask_secrets,
+            pricing=pricing,
+            queue_size=queue_size,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            spool_dir=spool_dir,
+            spool_max_bytes=spool_max_bytes,
+            shutdown_timeout=shutdown_timeout,
+            capture_trace_context=capture_trace_context,
+        )
+    else:  # still refuse bad arguments, whether or not they are used
+        configured_pipeline(
+            sinks=[], sync=sync, sample_rate=sample_rate, redact=redact,
+            mask_secrets=mask_secrets, pricing=pricing, queue_size=queue_size,
+            batch_size=batch_size, flush_interval=flush_interval, max_retries=max_retries,
+            retry_backoff=retry_backoff, spool_dir=spool_dir, spool_max_bytes=spool_max_bytes,
+            shutdown_timeout=shutdown_timeout, capture_trace_context=False,
+        )
+    _install(built)
+    if built is not None and handle_sigterm:
+        _install_sigterm_handler()
+
+
+def configured_pipeline(
+    *,
+    sinks: Sequence[Any] | None = None,
+    sync: bool = False,
+    sample_rate: float = 1.0,
+    redact: Redactor | None = None,
+    mask_secrets: bool = True,
+    pricing: PricingTable | str | Path | Mapping[str, Any] | None = None,
+    queue_size: int = 10_000,
+    batch_size: int = 200,
+    flush_interval: float = 1.0,
+    max_retries: int = 3,
+    retry_backoff: float = 0.2,
+    spool_dir: str | Path | bool | None = None,
+    spool_max_bytes: int = 256 * 1024 * 1024,
+    shutdown_timeout: float = 5.0,
+    capture_trace_context: bool | None = None,
+) -> Pipeline:
+    """A pipeline built from :func:`configure`'s arguments (validated), not installed."""
+    for flag, value in (("sync", sync), ("mask_secrets", mask_secrets)):
         if not isinstance(value, bool):
             raise ConfigurationError(f"configure(): {flag} must be a bool, got {show(value)}")
     _number("sample_rate", sample_rate, lo=0.0, hi=1.0)
@@ -322,41 +383,41 @@ def configure(
     if redact is not None and not callable(redact):
         raise ConfigurationError("configure(): redact must be callable (record) -> record | None")
     table = _pricing(pricing)
-    if enabled and _env_disabled():
-        logger.info("vividly_trace: VIVIDLY_TRACE_DISABLED is set; configure() records nothing")
-        enabled = False
     if spool_dir is False:
         spool: Path | None = None
     elif spool_dir is None or spool_dir is True:
         spool = default_spool_dir()
     else:
         spool = _spool_path(spool_dir)
-    built = None
-    if enabled:
-        sink_list = _validate_sinks(_default_sinks() if sinks is None else sinks)
-        options = DispatchOptions(
-            queue_size=queue_size,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            spool_dir=spool,
-            spool_max_bytes=spool_max_bytes,
-        )
-        built = Pipeline(
-            sink_list,
-            sync=sync,
-            options=options,
-            pricing=table,
-            sample_rate=float(sample_rate),
-            redact=redact,
-            mask_secrets=mask_secrets,
-            shutdown_timeout=float(shutdown_timeout),
-            trace_getter=_trace_getter(capture_trace_context, sink_list),
-        )
-    _install(built)
-    if built is not None and handle_sigterm:
-        _install_sigterm_handler()
+    sink_list = _validate_sinks(_default_sinks() if sinks is None else sinks)
+    options = DispatchOptions(
+        queue_size=queue_size,
+        batch_size=batch_size,
+        flush_interval=flush_interval,
+        max_retries=max_retries,
+        retry_backoff=retry_backoff,
+        spool_dir=spool,
+        spool_max_bytes=spool_max_bytes,
+    )
+    return Pipeline(
+        sink_list,
+        sync=sync,
+        options=options,
+        pricing=table,
+        sample_rate=float(sample_rate),
+        redact=redact,
+        mask_secrets=mask_secrets,
+        shutdown_timeout=float(shutdown_timeout),
+        trace_getter=_trace_getter(capture_trace_context, sink_list),
+    )
+
+
+def swap_pipeline(pipeline: Pipeline | None | Any) -> Pipeline | None | Any:
+    """Install ``pipeline`` and return the one it replaces, which keeps running (tests)."""
+    with _state.lock:
+        old = _state.pipeline
+        _state.pipeline = pipeline
+    return old
 
 
 def _trace_getter(capture: bool | None, sinks: Sequence[Any]) -> Callable[[], Any] | None:

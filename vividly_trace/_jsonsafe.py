@@ -36,6 +36,8 @@ __all__ = [
     "is_secret_key",
     "json_safe",
     "mask_secrets_in_text",
+    "mask_url_password",
+    "replace_nul",
     "sanitize_metadata",
     "show",
     "valid_text",
@@ -142,6 +144,19 @@ def mask_secrets_in_text(text: str) -> str:
     ):
         text = _SECRET_ASSIGNMENT.sub(r"\1" + REDACTED, text)
     return text
+
+
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]*):[^/\s@]*@")
+
+
+def mask_url_password(text: str) -> str:
+    """Hide the password of every ``scheme://user:password@host`` URL in ``text`` (``***``)."""
+    return _URL_PASSWORD.sub(r"\1:***@", text) if "@" in text else text
+
+
+def replace_nul(text: str) -> str:
+    """``text`` with NUL characters replaced by U+FFFD (PostgreSQL text refuses NUL)."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def valid_text(text: str) -> str:

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 from ._jsonsafe import mask_secrets_in_text
+from ._lifecycle import on_fork
 
-__all__ = ["logger", "reset_limits", "warn_limited"]
+__all__ = [
+    "add_internal_error_hook",
+    "internal_error",
+    "logger",
+    "remove_internal_error_hook",
+    "reset_limits",
+    "swallow_internal",
+    "warn_limited",
+]
 
 logger = logging.getLogger("vividly_trace")
 
@@ -53,6 +64,53 @@ def warn_limited(key: str, message: str, *args: object, level: int = logging.WAR
     if skipped:
         message = f"{message} ({skipped} similar messages suppressed)"
     logger.log(level, message, *args)
+
+
+def _renew_lock() -> None:
+    global _lock
+    _lock = threading.Lock()  # a parent thread may have held it at the fork
+
+
+on_fork(_renew_lock)
+
+_internal_hooks: list[Callable[[BaseException], None]] = []
+
+
+def internal_error(key: str, exc: BaseException, message: str, *args: object) -> None:
+    """Report an exception the SDK swallowed because of its own failure (not the sink's,
+    not the application's): log it, rate-limited per ``key``, and tell the hooks.
+
+    Every internal ``except`` that keeps "logging never raises into the caller" ends here,
+    so that a test suite can turn swallowed bugs back into failures
+    (:func:`add_internal_error_hook`), as sentry-python's tests do.
+    """
+    try:
+        warn_limited(key, message, *args)
+    finally:
+        for hook in tuple(_internal_hooks):
+            with contextlib.suppress(Exception):
+                hook(exc)
+
+
+@contextlib.contextmanager
+def swallow_internal(key: str, what: str) -> Iterator[None]:
+    """Run a step of the SDK's own work; an ``Exception`` it raises is reported through
+    :func:`internal_error` ("vividly_trace could not <what>: <exc>") and swallowed."""
+    try:
+        yield
+    except Exception as exc:
+        internal_error(key, exc, "vividly_trace could not %s: %r", what, exc)
+
+
+def add_internal_error_hook(hook: Callable[[BaseException], None]) -> None:
+    """Call ``hook(exc)`` for every internal error swallowed from now on (tests)."""
+    _internal_hooks.append(hook)
+
+
+def remove_internal_error_hook(hook: Callable[[BaseException], None]) -> None:
+    """Undo :func:`add_internal_error_hook`."""
+    with contextlib.suppress(ValueError):
+        _internal_hooks.remove(hook)
 
 
 def reset_limits() -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._assign import choose_variant
+from .._assign import choose_variant
 from ._patterns import normalize_error_message
 from ._stats import percentile_cont, two_proportion_z_test, wilson_interval
 

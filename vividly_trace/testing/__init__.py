@@ -8,7 +8,9 @@
 - :mod:`vividly_trace.testing.postgres`: a throwaway PostgreSQL server (Debian's package).
 
 Each module is imported on its own, so that using one needs no other's dependencies. For
-records in a test, configure a :class:`vividly_trace.sinks.MemorySink` with ``sync=True``.
+the records of the calls a test makes, use :func:`capture_records`.
 """
 
-__all__: list[str] = []
+from ._capture import CapturedRecords, capture_records
+
+__all__ = ["CapturedRecords", "capture_records"]

@@ -6,8 +6,8 @@ import hashlib
 import math
 from collections.abc import Mapping
 
-from .._jsonsafe import show
-from ..exceptions import ConfigurationError
+from ._jsonsafe import show
+from .exceptions import ConfigurationError
 
 __all__ = ["choose_variant"]
 
