@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import vividly_trace
-from vividly_trace._safety import reset_limits
+from vividly_trace._safety import add_internal_error_hook, remove_internal_error_hook, reset_limits
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -28,6 +28,27 @@ def _reset_vividly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     vividly_trace.reset()
     yield
     vividly_trace.reset()
+
+
+@pytest.fixture(autouse=True)
+def _internal_errors_fail_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """An exception the SDK swallowed as its own failure fails the test that caused it.
+
+    "Logging never raises into the caller" must not hide bugs: every internal ``except``
+    reports through ``vividly_trace._safety.internal_error``, and this fixture re-raises
+    what was reported at teardown (as sentry-python's tests do). A test that provokes one on
+    purpose says so with ``@pytest.mark.internal_errors`` and asserts on it itself.
+    """
+    seen: list[BaseException] = []
+    add_internal_error_hook(seen.append)
+    try:
+        yield
+    finally:
+        remove_internal_error_hook(seen.append)
+    if seen and request.node.get_closest_marker("internal_errors") is None:
+        raise AssertionError(
+            f"vividly_trace swallowed {len(seen)} internal error(s); the first: {seen[0]!r}"
+        ) from seen[0]
 
 
 @pytest.fixture(autouse=True)

@@ -15,18 +15,18 @@ Importing this package loads only the standard library and ``wrapt``.
 
 from __future__ import annotations
 
-from ._api import log_prompt_execution
-from ._call import CallHandle, get_current_call
+from ._api import calculate_gemini_cost, log_prompt_execution
+from ._assign import choose_variant
+from ._call import CallHandle
 from ._config import configure, flush, reset, shutdown, stats
+from ._context import get_current_call
 from ._decorator import logged_prompt
 from ._jsonsafe import json_safe
 from ._record import PromptExecution
-from ._assign import choose_variant
+from ._version import __version__
 from .exceptions import ConfigurationError, MissingExtraError, RecordsRejected, VividlyTraceError
-from .pricing import ModelPrice, PricingTable, calculate_gemini_cost
+from .pricing import ModelPrice, PricingTable
 from .usage import ResponseInfo, Usage, register_extractor
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CallHandle",

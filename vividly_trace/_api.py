@@ -1,4 +1,5 @@
-"""``log_prompt_execution``: the plain-function form of the original design."""
+"""The plain-function forms of the original design: ``log_prompt_execution`` and
+``calculate_gemini_cost`` (both read the configured set-up)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,22 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from ._call import ReadyRecord, clean_error_message, current_call
-from ._config import get_pipeline
+from ._call import ReadyRecord
+from ._config import current_pricing, get_pipeline
+from ._context import current_call
+from ._errors import clean_error_message
 from ._ids import new_execution_id
-from ._jsonsafe import _repr, sanitize_metadata, valid_text
-from ._record import PromptExecution
-from ._safety import warn_limited
-from .usage._types import MAX_TOKENS
+from ._jsonsafe import safe_repr, sanitize_metadata, show, valid_text
+from ._record import new_record
+from ._safety import internal_error, warn_limited
+from .usage import MAX_TOKENS, Usage, usage_from_mapping
 
-__all__ = ["log_prompt_execution"]
+__all__ = ["calculate_gemini_cost", "log_prompt_execution"]
 
 
 def _show(value: Any) -> str:
     """A repr for a warning that cannot raise (hostile ``__repr__``) and stays short."""
-    return _repr(value)[:200]
+    return show(value)
 
 
 def _text(value: Any) -> str | None:
@@ -138,7 +141,7 @@ def log_prompt_execution(
             http_status,
         )
     except Exception as exc:
-        warn_limited("log_prompt_execution", "log_prompt_execution failed: %r", exc)
+        internal_error("log_prompt_execution", exc, "log_prompt_execution failed: %r", exc)
         return None
 
 
@@ -188,8 +191,6 @@ def _log(
     pricing_version = None
     model = _text(model)
     if cost is None and cost_usd is None and model and (inp is not None or out is not None):
-        from .usage import Usage
-
         usage = Usage(input_tokens=inp, output_tokens=out, total_tokens=total)
         cost = pipeline.pricing.cost(model, usage)
         pricing_version = pipeline.pricing.version if cost is not None else None
@@ -197,12 +198,12 @@ def _log(
     if error_message is not None:
         text = _text(error_message)
         if text is None:
-            text = _repr(error_message)
+            text = safe_repr(error_message)
         message = clean_error_message(text)
     status = http_status if isinstance(http_status, int) and 100 <= http_status <= 599 else None
     parent = current_call.get()
     now = time.time()
-    record = PromptExecution(
+    record = new_record(
         execution_id=new_execution_id(),
         template_key=template_key,
         success=bool(success),
@@ -226,3 +227,36 @@ def _log(
     )
     pipeline.submit(ReadyRecord(record))
     return record.execution_id
+
+
+def calculate_gemini_cost(usage: dict[str, Any], model: str = "gemini-2.5-flash") -> float:
+    """Cost in USD of one Gemini call from a usage dict (the original design's helper).
+
+    ``usage`` keys: ``input_tokens`` (including any cached part), ``output_tokens`` (visible
+    output, without thinking), and optional ``cached_tokens``, ``thinking_tokens`` (billed at
+    the output rate), ``tool_use_tokens`` and ``audio_input_tokens``. Prices come from the
+    configured table (the packaged one by default).
+
+    Raises:
+        ValueError: the model has no price in the table, or ``usage`` holds no token count.
+
+    .. versionadded:: 0.1.0
+    """
+    try:
+        parsed = usage_from_mapping(usage) if isinstance(usage, Mapping) else None
+    except Exception:  # a mapping whose access raises
+        parsed = None
+    if parsed is None:
+        raise ValueError("usage must be a dict with 'input_tokens' and/or 'output_tokens'")
+    if not isinstance(model, str):
+        raise ValueError(f"model must be a model name (a string), got {show(model)}")
+    table = current_pricing()
+    price = table.resolve(model)
+    if price is None:
+        raise ValueError(f"no price for model {show(model)} in pricing table {table.version!r}")
+    cost = price.cost(parsed)
+    if cost is None:
+        raise ValueError(
+            f"prompt size {parsed.input_tokens} is beyond the priced range of {show(model)}"
+        )
+    return float(cost)

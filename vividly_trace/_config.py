@@ -1,30 +1,32 @@
-"""Global set-up: configure(), the environment, flush/shutdown, stats()."""
+"""The configuration: configure() and its validation, the environment, and the public
+set-up functions flush(), shutdown(), reset() and stats().
+
+It builds a :class:`~vividly_trace._pipeline.Pipeline` and installs it in
+:mod:`vividly_trace._active`, where the hot path reads it.
+"""
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import math
 import os
-import random
-import signal
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._call import CallHandle, ReadyRecord, build_record, call_failed, materialize_batch
-from ._dispatch import DispatchOptions, SinkWorker
+from ._active import UNSET, state
+from ._build import Redactor
+from ._dispatch import DispatchOptions
 from ._jsonsafe import show
-from ._record import PromptExecution
-from ._safety import logger, warn_limited
+from ._lifecycle import install_exit_hook, install_sigterm_handler
+from ._pipeline import Pipeline
+from ._safety import internal_error, logger
 from ._spool import default_spool_dir
+from ._trace import trace_context_getter
 from .exceptions import ConfigurationError
 from .pricing import PricingTable
 
 __all__ = [
-    "Pipeline",
     "configure",
     "configured_pipeline",
     "current_pricing",
@@ -35,178 +37,6 @@ __all__ = [
     "stats",
     "swap_pipeline",
 ]
-
-Redactor = Callable[[PromptExecution], "PromptExecution | None"]
-
-
-#: Seconds shutdown() waits, past its timeout, for the workers to spool what they held.
-_SPOOL_GRACE = 30.0
-
-
-class Pipeline:
-    """The active configuration: sinks with their workers, pricing, sampling, redaction."""
-
-    def __init__(
-        self,
-        sinks: Sequence[Any],
-        *,
-        sync: bool,
-        options: DispatchOptions,
-        pricing: PricingTable,
-        sample_rate: float,
-        redact: Redactor | None,
-        mask_secrets: bool,
-        shutdown_timeout: float,
-        trace_getter: Callable[[], Any] | None = None,
-    ) -> None:
-        self.trace_getter = trace_getter
-        self.pricing = pricing
-        self.sample_rate = sample_rate
-        self.redact = redact
-        self.mask_secrets = mask_secrets
-        self.shutdown_timeout = shutdown_timeout
-        self.sync = sync
-        self.options = options
-        self.sampled_out = 0
-        self.submitted = 0
-        self.workers = tuple(SinkWorker(s, options, self._materialize, sync) for s in sinks)
-        self._offers = tuple(w.offer for w in self.workers)
-        if len(self._offers) == 1 and sample_rate >= 1.0:
-            # The common case: the hot path calls the one worker's offer() directly.
-            self.submit = self._offers[0]  # type: ignore[method-assign]
-        self._closed = False
-
-    def submit(self, item: CallHandle | ReadyRecord) -> None:
-        """Hand a finished call (or a ready record) to every sink. Never raises."""
-        try:
-            if self.sample_rate < 1.0 and random.random() >= self.sample_rate:
-                failed = item.failed if isinstance(item, ReadyRecord) else call_failed(item)
-                if not failed:  # failures are always kept
-                    self.sampled_out += 1
-                    return
-            for offer in self._offers:
-                offer(item)
-        except Exception as exc:
-            warn_limited("submit", "vividly_trace could not queue a record: %r", exc)
-
-    def _submit_after_close(self, item: CallHandle | ReadyRecord) -> None:
-        current = _state.pipeline
-        if isinstance(current, Pipeline) and current is not self and not current._closed:
-            current.submit(item)
-            return
-        for worker in self.workers:
-            worker.count_drop("after_shutdown")
-        warn_limited(
-            "after_shutdown",
-            "vividly_trace: a call ended after shutdown(); its record was dropped",
-        )
-
-    def _materialize(
-        self, items: Sequence[CallHandle | ReadyRecord], on_error: Callable[[Exception], None]
-    ) -> list[PromptExecution]:
-        return materialize_batch(items, self._finish, on_error)
-
-    def _finish(self, item: CallHandle | ReadyRecord) -> PromptExecution | None:
-        """Build and redact a record; runs once per call, off the hot path."""
-        if type(item) is ReadyRecord:
-            record: PromptExecution | None = item.record
-        else:
-            record = build_record(item, self.pricing, self.mask_secrets)  # type: ignore[arg-type]
-        if self.redact is None or record is None:
-            return record
-        try:
-            result = self.redact(record)
-            if result is not None and not isinstance(result, PromptExecution):
-                raise TypeError(f"redact hook returned {type(result).__name__}")
-        except Exception as exc:
-            warn_limited("redact", "vividly_trace redact hook failed, record dropped: %r", exc)
-            for worker in self.workers:
-                worker.count_drop("redact_error")
-            return None
-        if result is None:
-            for worker in self.workers:
-                worker.count_drop("redacted")
-        return result
-
-    def flush(self, timeout: float) -> bool:
-        deadline = time.monotonic() + max(0.0, timeout)
-        ok = True
-        for worker in self.workers:
-            ok = worker.flush(deadline) and ok
-        return ok
-
-    def shutdown(self, timeout: float) -> bool:
-        if self._closed:
-            return True
-        self._closed = True
-        # Calls still running when this pipeline closes hand their records to whatever is
-        # configured when they end, instead of to workers that are stopping.
-        self.submit = self._submit_after_close  # type: ignore[method-assign]
-        deadline = time.monotonic() + max(0.0, timeout)
-        results = []
-        # Stop all workers in parallel so that one hung sink does not eat the others' time.
-        for worker in self.workers:
-            worker.begin_stop()  # every worker starts draining now
-        threads = []
-        for worker in self.workers:
-            t = threading.Thread(target=lambda w=worker: results.append(w.stop(deadline)))
-            t.daemon = True
-            try:
-                t.start()
-            except RuntimeError:
-                # Python >= 3.12 refuses new threads in atexit hooks: stop inline (the
-                # workers already drain in parallel, so they share the one deadline).
-                results.append(worker.stop(deadline))
-                continue
-            threads.append(t)
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()) + 0.5)
-        # Past the deadline a stopping worker only spools what it still held (local work,
-        # bounded by the queue size, never waiting on the sink): wait for that, or those
-        # records die with the process unspooled and uncounted (their daemon thread is cut).
-        grace = time.monotonic() + _SPOOL_GRACE
-        for worker in self.workers:
-            worker.wait_kept(grace - time.monotonic())
-        ok = all(results) and len(results) == len(self.workers)
-        if not ok:
-            pending = {w.name: len(w.queue) for w in self.workers if w.queue}
-            logger.warning("vividly_trace shutdown timed out; still pending: %s", pending)
-        return ok
-
-    def after_fork(self) -> None:
-        for worker in self.workers:
-            worker.after_fork()
-
-    def stats(self) -> dict[str, Any]:
-        sinks = {w.name: w.stats() for w in self.workers}
-        dropped: dict[str, int] = {}
-        for s in sinks.values():
-            for reason, n in s["dropped"].items():
-                dropped[reason] = dropped.get(reason, 0) + n
-        return {
-            "mode": "sync" if self.sync else "background",
-            "sampled_out": self.sampled_out,
-            "enqueued": sum(s["enqueued"] for s in sinks.values()),
-            "written": sum(s["written"] for s in sinks.values()),
-            "dropped": dropped,
-            "sinks": sinks,
-        }
-
-
-class _State:
-    """Module state. ``pipeline`` is read on every decorated call: keep it one attribute."""
-
-    UNSET: Any = object()
-
-    def __init__(self) -> None:
-        self.pipeline: Pipeline | Any | None = self.UNSET
-        self.lock = threading.RLock()
-        self.env_warned = False
-        self.atexit_registered = False
-
-
-_state = _State()
-
 
 def _validate_sinks(sinks: Iterable[Any]) -> list[Any]:
     try:
@@ -347,7 +177,7 @@ def configure(
         )
     _install(built)
     if built is not None and handle_sigterm:
-        _install_sigterm_handler()
+        install_sigterm_handler(_at_exit)
 
 
 def configured_pipeline(
@@ -408,41 +238,21 @@ def configured_pipeline(
         redact=redact,
         mask_secrets=mask_secrets,
         shutdown_timeout=float(shutdown_timeout),
-        trace_getter=_trace_getter(capture_trace_context, sink_list),
+        trace_getter=trace_context_getter(capture_trace_context, sink_list),
     )
 
 
-def swap_pipeline(pipeline: Pipeline | None | Any) -> Pipeline | None | Any:
+def swap_pipeline(pipeline: Any) -> Any:
     """Install ``pipeline`` and return the one it replaces, which keeps running (tests)."""
-    with _state.lock:
-        old = _state.pipeline
-        _state.pipeline = pipeline
+    with state.lock:
+        old = state.pipeline
+        _set(pipeline)
     return old
 
 
-def _trace_getter(capture: bool | None, sinks: Sequence[Any]) -> Callable[[], Any] | None:
-    """A function returning the active OTel span context, or None when not capturing."""
-    if capture is None:
-        capture = any(
-            type(s).__name__ in ("OpenTelemetrySink", "CloudLoggingSink", "StructuredStdoutSink")
-            for s in sinks
-        )
-    if not capture:
-        return None
-    try:
-        from opentelemetry import trace
-    except ImportError:
-        return None
-    get_current_span = trace.get_current_span
-
-    def current_span_context() -> Any:
-        try:  # runs on the caller's thread: must never raise
-            ctx = get_current_span().get_span_context()
-            return ctx if ctx.is_valid else None
-        except Exception:
-            return None
-
-    return current_span_context
+def _set(pipeline: Any) -> None:
+    state.pipeline = pipeline
+    state.sinks = pipeline.sinks if isinstance(pipeline, Pipeline) else ()
 
 
 def _pricing(pricing: Any) -> PricingTable:
@@ -485,12 +295,10 @@ def _default_sinks() -> list[Any]:
 
 
 def _install(pipeline: Pipeline | None) -> None:
-    with _state.lock:
-        old = _state.pipeline
-        _state.pipeline = pipeline
-        if not _state.atexit_registered:
-            atexit.register(_at_exit)
-            _state.atexit_registered = True
+    with state.lock:
+        old = state.pipeline
+        _set(pipeline)
+    install_exit_hook(_at_exit)
     if isinstance(old, Pipeline) and old is not pipeline:
         old.shutdown(old.shutdown_timeout)
 
@@ -502,22 +310,22 @@ def _env_disabled() -> bool:
 
 def _from_environment() -> Pipeline | None:
     """Read ``VIVIDLY_TRACE_*`` once, before any configure()."""
-    with _state.lock:
-        if _state.pipeline is not _State.UNSET:
-            return _state.pipeline  # type: ignore[no-any-return]
+    with state.lock:
+        if state.pipeline is not UNSET:
+            return state.pipeline  # type: ignore[no-any-return]
         env = os.environ
         disabled = env.get("VIVIDLY_TRACE_DISABLED", "").strip().lower()
         if disabled in ("1", "true", "yes", "on"):
-            _state.pipeline = None
+            _set(None)
             return None
         if disabled not in ("", "0", "false", "no", "off"):
             logger.warning("VIVIDLY_TRACE_DISABLED=%r is not a boolean; ignored", disabled)
         specs = env.get("VIVIDLY_TRACE_SINKS", "").strip()
         url = env.get("VIVIDLY_TRACE_DATABASE_URL", "").strip()
         if not specs and not url:
-            _state.pipeline = None
-            if not _state.env_warned:
-                _state.env_warned = True
+            _set(None)
+            if not state.env_warned:
+                state.env_warned = True
                 logger.warning(
                     "vividly_trace is not configured: records are discarded until configure() "
                     "is called (or VIVIDLY_TRACE_SINKS / VIVIDLY_TRACE_DATABASE_URL is set)"
@@ -532,21 +340,21 @@ def _from_environment() -> Pipeline | None:
             configure(sinks=sinks)
         except Exception as exc:
             logger.warning("vividly_trace: bad environment configuration, disabled: %s", exc)
-            _state.pipeline = None
-        return _state.pipeline  # type: ignore[no-any-return]
+            _set(None)
+        return state.pipeline  # type: ignore[no-any-return]
 
 
 def get_pipeline() -> Pipeline | None:
     """The active pipeline, reading the environment on first use."""
-    p = _state.pipeline
-    if p is _State.UNSET:
+    p = state.pipeline
+    if p is UNSET:
         return _from_environment()
     return p  # type: ignore[no-any-return]
 
 
 def current_pricing() -> PricingTable:
     """The configured price table (the packaged one when not configured)."""
-    p = _state.pipeline
+    p = state.pipeline
     return p.pricing if isinstance(p, Pipeline) else PricingTable.default()
 
 
@@ -557,13 +365,13 @@ def flush(timeout: float = 5.0) -> bool:
 
     .. versionadded:: 0.1.0
     """
-    p = _state.pipeline
+    p = state.pipeline
     if not isinstance(p, Pipeline):
         return True
     try:
         return p.flush(timeout)
     except Exception as exc:
-        warn_limited("flush", "vividly_trace flush failed: %r", exc)
+        internal_error("flush", exc, "vividly_trace flush failed: %r", exc)
         return False
 
 
@@ -573,24 +381,24 @@ def shutdown(timeout: float | None = None) -> bool:
 
     .. versionadded:: 0.1.0
     """
-    with _state.lock:
-        p = _state.pipeline
-        _state.pipeline = None
+    with state.lock:
+        p = state.pipeline
+        _set(None)
     if not isinstance(p, Pipeline):
         return True
     try:
         return p.shutdown(p.shutdown_timeout if timeout is None else timeout)
     except Exception as exc:
-        warn_limited("shutdown", "vividly_trace shutdown failed: %r", exc)
+        internal_error("shutdown", exc, "vividly_trace shutdown failed: %r", exc)
         return False
 
 
 def reset() -> None:
     """Shut down and forget all configuration, as if the process had just started (tests)."""
     shutdown(timeout=5.0)
-    with _state.lock:
-        _state.pipeline = _State.UNSET
-        _state.env_warned = False
+    with state.lock:
+        _set(UNSET)
+        state.env_warned = False
 
 
 def stats() -> dict[str, Any]:
@@ -602,7 +410,7 @@ def stats() -> dict[str, Any]:
 
     .. versionadded:: 0.1.0
     """
-    p = _state.pipeline
+    p = state.pipeline
     if not isinstance(p, Pipeline):
         return {
             "mode": "disabled",
@@ -615,42 +423,8 @@ def stats() -> dict[str, Any]:
     return p.stats()
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    """Flush what is queued, then die of SIGTERM as the default disposition would."""
-    _at_exit()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _install_sigterm_handler() -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _on_sigterm)
-    except (ValueError, OSError, AttributeError):  # no signals here (e.g. embedded)
-        return
-
-
 def _at_exit() -> None:
-    p = _state.pipeline
+    p = state.pipeline
     if isinstance(p, Pipeline):
         with contextlib.suppress(Exception):  # never fail interpreter exit
             p.shutdown(p.shutdown_timeout)
-
-
-def _after_fork_in_child() -> None:
-    # Locks another thread of the parent held at fork() stay locked forever in the child:
-    # renew the ones a worker takes while building records and reporting errors.
-    from . import _call, _safety
-
-    _call._materialize_lock = threading.Lock()
-    _safety._lock = threading.Lock()
-    p = _state.pipeline
-    if isinstance(p, Pipeline):
-        p.after_fork()
-    _state.lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

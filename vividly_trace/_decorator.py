@@ -10,32 +10,32 @@ the record can end with the stream.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
-from time import perf_counter_ns, time_ns
-from types import AsyncGeneratorType, FunctionType, GeneratorType, TracebackType
+from time import perf_counter_ns
+from types import AsyncGeneratorType, GeneratorType, TracebackType
 from typing import Any, TypeVar
 
 import wrapt
 
-from ._call import CallHandle, TemplateSpec, carries_usage, current_call, reset_token
-from ._config import Pipeline, _state, get_pipeline
-from ._ids import next_sequence
+from ._active import UNSET, state
+from ._call import CallHandle, TemplateSpec, carries_usage
+from ._config import get_pipeline
+from ._context import current_call, reset_token
 from ._jsonsafe import valid_text
-from ._safety import warn_limited
+from ._pipeline import Pipeline
+from ._safety import internal_error, warn_limited
 from .exceptions import ConfigurationError
 
 __all__ = ["logged_prompt"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_UNSET = _state.UNSET
 _STREAM_TYPES = frozenset({GeneratorType, AsyncGeneratorType})
 
 
 def _active() -> Pipeline | None:
-    p = _state.pipeline
-    if p is _UNSET:
+    p = state.pipeline
+    if p is UNSET:
         return get_pipeline()
     return p  # type: ignore[no-any-return]
 
@@ -44,7 +44,7 @@ def _submit(p: Pipeline, call: CallHandle) -> None:
     try:
         p.submit(call)
     except Exception as exc:  # submit is already guarded; belt and braces for the caller
-        warn_limited("submit", "vividly_trace could not queue a record: %r", exc)
+        internal_error("submit", exc, "vividly_trace could not queue a record: %r", exc)
 
 
 def _fail(call: CallHandle, exc: BaseException) -> None:
@@ -52,21 +52,7 @@ def _fail(call: CallHandle, exc: BaseException) -> None:
         call._finish()
         call._fail(exc)
     except Exception as inner:
-        warn_limited("fail", "vividly_trace could not record an error: %r", inner)
-
-
-def _skip_wrapt_self_lookup(function: Any) -> None:
-    """Give a plain function ``__self__ = None`` (unless it has one), to spare every call.
-
-    On each call of a wrapped plain function, wrapt looks up ``wrapped.__self__`` to find a
-    bound instance; on a plain function that lookup fails, and building and clearing the
-    ``AttributeError`` costs about 280 ns per call, two thirds of wrapt's own overhead
-    (BENCHMARKS.md). ``None`` is exactly what wrapt falls back to, so binding and calling
-    behave the same; methods bound later carry their own ``__self__``.
-    """
-    if type(function) is FunctionType and "__self__" not in function.__dict__:
-        with contextlib.suppress(Exception):
-            function.__self__ = None  # type: ignore[attr-defined]
+        internal_error("fail", inner, "vividly_trace could not record an error: %r", inner)
 
 
 def _check_str(name: str, value: Any, required: bool = False) -> str | None:
@@ -171,16 +157,13 @@ class logged_prompt:
             wrapper = _async_wrapper(spec)
         else:
             wrapper = _sync_wrapper(spec)
-        _skip_wrapt_self_lookup(target)
-        return wrapt.decorator(wrapper)(wrapped)  # type: ignore[no-any-return,return-value]
+        return wrapt.decorator(wrapper)(wrapped)  # type: ignore[return-value]
 
     # -- context manager -----------------------------------------------------------------
     def __enter__(self) -> CallHandle:
-        call = CallHandle(self._spec, current_call.get())
-        p = _state.pipeline
-        if isinstance(p, Pipeline) and p.trace_getter is not None:
-            with contextlib.suppress(Exception):
-                call._trace = p.trace_getter()
+        p = state.pipeline
+        getter = p.trace_getter if isinstance(p, Pipeline) else None
+        call = CallHandle(self._spec, current_call.get(), getter)
         call._token = current_call.set(call)
         return call
 
@@ -201,7 +184,7 @@ class logged_prompt:
             else:
                 call._finish()
         except Exception as inner:
-            warn_limited("exit", "vividly_trace could not finish a call: %r", inner)
+            internal_error("exit", inner, "vividly_trace could not finish a call: %r", inner)
         p = _active()
         if p is not None:
             _submit(p, call)
@@ -223,25 +206,16 @@ class logged_prompt:
 
 def _sync_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
     get, set_, reset = current_call.get, current_call.set, current_call.reset
-    state = _state
-    new, next_seq = object.__new__, next_sequence
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         p = state.pipeline
         if p is None:
             return wrapped(*args, **kwargs)
-        if p is _UNSET:
+        if p is UNSET:
             p = get_pipeline()
             if p is None:
                 return wrapped(*args, **kwargs)
-        # CallHandle(spec, get()), without the __init__ frame (the same five attributes).
-        call = new(CallHandle)
-        call._spec = spec
-        call._parent = get()
-        call._seq = next_seq()
-        call._wall_ns = time_ns()
-        if p.trace_getter is not None:
-            call._trace = p.trace_getter()
+        call = CallHandle(spec, get(), p.trace_getter)
         token = set_(call)
         call._t0 = perf_counter_ns()
         try:
@@ -269,24 +243,16 @@ def _sync_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
 
 def _async_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
     get, set_, reset = current_call.get, current_call.set, current_call.reset
-    state = _state
-    new, next_seq = object.__new__, next_sequence
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         p = state.pipeline
         if p is None:
             return await wrapped(*args, **kwargs)
-        if p is _UNSET:
+        if p is UNSET:
             p = get_pipeline()
             if p is None:
                 return await wrapped(*args, **kwargs)
-        call = new(CallHandle)  # as in _sync_wrapper
-        call._spec = spec
-        call._parent = get()
-        call._seq = next_seq()
-        call._wall_ns = time_ns()
-        if p.trace_getter is not None:
-            call._trace = p.trace_getter()
+        call = CallHandle(spec, get(), p.trace_getter)
         token = set_(call)
         call._t0 = perf_counter_ns()
         try:
@@ -335,9 +301,7 @@ def _start_stream(
     if call is not None:
         stream = make()
     else:
-        call = CallHandle(spec, current_call.get())
-        if p.trace_getter is not None:
-            call._trace = p.trace_getter()
+        call = CallHandle(spec, current_call.get(), p.trace_getter)
         token = current_call.set(call)
         try:
             stream = make()

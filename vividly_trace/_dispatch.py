@@ -14,12 +14,14 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._build import Item, RecordBuilder
+from ._errors import describe_error
 from ._record import PromptExecution
-from ._safety import logger, warn_limited
+from ._safety import internal_error, logger, warn_limited
 from ._spool import Spool, destination_key
 from .exceptions import RecordsRejected
 
@@ -33,10 +35,6 @@ GIL_SLICE = 0.0002
 
 PACE_CHUNK = 16
 """Records built between two looks at the clock."""
-
-Item = Any  # CallHandle or ReadyRecord
-Materializer = Callable[[Sequence[Item], Callable[[Exception], None]], "list[PromptExecution]"]
-"""Builds the records of a batch (``None``: redacted, left out); errors go to the callback."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +56,13 @@ class SinkWorker:
     """The queue, worker thread, retry policy, spool and counters of one sink."""
 
     def __init__(
-        self, sink: Any, options: DispatchOptions, materialize: Materializer, sync: bool
+        self, sink: Any, options: DispatchOptions, builder: RecordBuilder, sync: bool
     ) -> None:
         self.sink = sink
         self.name: str = str.__str__(sink.name)  # a plain copy: configure() checked it is a str
         self.options = options
         self.sync = sync
-        self._materialize = materialize
+        self.builder = builder
         self.batch_size = int(getattr(sink, "max_batch_size", None) or options.batch_size)
         self.max_queue = options.queue_size
         self._high_water = options.queue_size // 2
@@ -163,7 +161,9 @@ class SinkWorker:
                 if self._spool_pending and not self._stopping:
                     self._maybe_replay(force=False)
             except BaseException as exc:  # the worker must survive anything a sink raises
-                warn_limited(f"worker:{self.name}", "vividly_trace worker %r: %r", self.name, exc)
+                internal_error(
+                    f"worker:{self.name}", exc, "vividly_trace worker %r: %r", self.name, exc
+                )
             if self._stopping and not self.queue:
                 return
 
@@ -217,17 +217,19 @@ class SinkWorker:
 
     def _records(self, batch: Sequence[Item]) -> list[PromptExecution]:
         if len(batch) <= PACE_CHUNK or self.sync:
-            return self._materialize(batch, self._build_failed)
+            return self.builder.build_batch(batch, self._build_failed)
         records: list[PromptExecution] = []
         for start in range(0, len(batch), PACE_CHUNK):
             if start:
                 self._pace()
-            records += self._materialize(batch[start : start + PACE_CHUNK], self._build_failed)
+            records += self.builder.build_batch(
+                batch[start : start + PACE_CHUNK], self._build_failed
+            )
         return records
 
     def _build_failed(self, exc: Exception) -> None:
         self.count_drop("build_error")
-        warn_limited("build_error", "vividly_trace could not build a record: %r", exc)
+        internal_error("build_error", exc, "vividly_trace could not build a record: %r", exc)
 
     def _process(self, batch: Sequence[Item]) -> None:
         records = self._records(batch)
@@ -269,7 +271,7 @@ class SinkWorker:
                     len(records),
                     attempt + 1,
                     attempts,
-                    _describe(exc),
+                    describe_error(exc),
                 )
                 if attempt + 1 < attempts and not self._stopping:
                     self.retries += 1
@@ -293,7 +295,7 @@ class SinkWorker:
             self.name,
             len(records),
             exc.reason,
-            _describe(exc.__cause__ or exc),
+            describe_error(exc.__cause__ or exc),
         )
 
     def _account(self, records: Sequence[PromptExecution], skipped: object) -> None:
@@ -388,7 +390,9 @@ class SinkWorker:
             try:
                 self._process([item])
             except Exception as exc:
-                warn_limited(f"worker:{self.name}", "vividly_trace sink %r: %r", self.name, exc)
+                internal_error(
+                    f"worker:{self.name}", exc, "vividly_trace sink %r: %r", self.name, exc
+                )
             finally:
                 self._done += 1
                 self._inflight = 0
@@ -496,9 +500,3 @@ class SinkWorker:
             "dropped": dict(self.dropped),
         }
 
-
-def _describe(exc: BaseException) -> str:
-    from ._call import error_facts
-
-    name, message, status = error_facts(exc)
-    return f"{name}({status}): {message[:300]}" if status else f"{name}: {message[:300]}"

@@ -38,6 +38,7 @@ __all__ = [
     "mask_secrets_in_text",
     "mask_url_password",
     "replace_nul",
+    "safe_repr",
     "sanitize_metadata",
     "show",
     "valid_text",
@@ -98,7 +99,7 @@ _key_cache: dict[str, bool] = {}
 def show(value: Any, limit: int = 200) -> str:
     """A short ``repr`` for messages that never raises (hostile ``__repr__``, huge ints,
     deep nesting)."""
-    return valid_text(_repr(value)[:limit])
+    return valid_text(safe_repr(value)[:limit])
 
 
 def is_secret_key(key: str) -> bool:
@@ -178,7 +179,7 @@ def _truncate(text: str) -> str:
     return valid_text(text)
 
 
-def _repr(value: Any) -> str:
+def safe_repr(value: Any) -> str:
     try:
         text = repr(value)
     except Exception:
@@ -274,7 +275,7 @@ def _convert_value(value: Any, mask: bool, depth: int, seen: set[int]) -> Any:
         return str(value) if value.is_finite() else _convert(float(value), mask, depth, seen)
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
         return value.isoformat()
-    text = _truncate(_repr(value))
+    text = _truncate(safe_repr(value))
     return mask_secrets_in_text(text) if mask else text
 
 
@@ -283,7 +284,7 @@ def _key_text(key: Any) -> str:
         return str.__str__(key)
     if isinstance(key, (bytes, bytearray)):
         return bytes(key).decode("utf-8", "replace")
-    return _repr(key)
+    return safe_repr(key)
 
 
 def _sorted(items: Any) -> list[Any]:

@@ -137,14 +137,13 @@ def load_process(url: str, proc: int, threads: int, per_thread: int, out_path: s
 
     import vividly_trace
     from vividly_trace import log_prompt_execution, logged_prompt
-    from vividly_trace._call import current_call
     from vividly_trace.sinks.sql import SQLSink
 
     vividly_trace.configure(sinks=[SQLSink(url)], batch_size=200, flush_interval=0.2)
 
     @logged_prompt("decorated_task", version="v1", ab_group="B", model="gemini-2.5-flash")
     def decorated(i: int) -> str:
-        call = current_call.get()
+        call = vividly_trace.get_current_call()
         assert call is not None
         call.set_usage(input_tokens=10 + i % 50, output_tokens=i % 20)
         if i % 11 == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -685,10 +686,11 @@ class TestHostileRecords:
         """A record whose key is not a string (built by hand) costs only itself."""
         sink = SQLSink(db_url)
         good = make_record("fine")
-        bad = [make_record("x"), make_record("y"), make_record("z")]
-        bad[0].template_key = None  # type: ignore[assignment]
-        bad[1].template_key = ""
-        bad[2].template_version = 3  # type: ignore[assignment]
+        bad = [
+            dataclasses.replace(make_record("x"), template_key=None),  # type: ignore[arg-type]
+            dataclasses.replace(make_record("y"), template_key=""),
+            dataclasses.replace(make_record("z"), template_version=3),  # type: ignore[arg-type]
+        ]
         assert sink.write_batch([bad[0], good, bad[1], bad[2]]) == {"invalid_record": 3}
         assert [r.id for r in _executions(sink.engine)] == [good.execution_id]
 
@@ -696,7 +698,6 @@ class TestHostileRecords:
         """A hand-built record holding a dict where text belongs is left out, counted."""
         sink = SQLSink(db_url)
         good = [make_record(), make_record()]
-        bad = make_record()
-        bad.provider = {"not": "text"}  # type: ignore[assignment]
+        bad = dataclasses.replace(make_record(), provider={"not": "text"})  # type: ignore[arg-type]
         assert sink.write_batch([good[0], bad, good[1]]) == {"invalid_record": 1}
         assert {r.id for r in _executions(sink.engine)} == {r.execution_id for r in good}

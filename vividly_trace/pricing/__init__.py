@@ -25,14 +25,14 @@ from typing import Any
 
 from .._jsonsafe import show
 from ..exceptions import ConfigurationError
-from ..usage import Usage, usage_from_mapping
+from ..usage import Usage
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["ModelPrice", "PricingTable", "calculate_gemini_cost", "normalize_model_name"]
+__all__ = ["ModelPrice", "PricingTable", "normalize_model_name"]
 
 _logger = logging.getLogger("vividly_trace")
 _ONE = Decimal(1)
@@ -389,38 +389,3 @@ class PricingTable:
                 return
             self._warned.add(key)
         _logger.warning(message)
-
-
-def calculate_gemini_cost(usage: dict[str, Any], model: str = "gemini-2.5-flash") -> float:
-    """Cost in USD of one Gemini call from a usage dict (the original design's helper).
-
-    ``usage`` keys: ``input_tokens`` (including any cached part), ``output_tokens`` (visible
-    output, without thinking), and optional ``cached_tokens``, ``thinking_tokens`` (billed at
-    the output rate), ``tool_use_tokens`` and ``audio_input_tokens``. Prices come from the
-    configured table (the packaged one by default).
-
-    Raises:
-        ValueError: the model has no price in the table, or ``usage`` holds no token count.
-
-    .. versionadded:: 0.1.0
-    """
-    from .._config import current_pricing
-
-    try:
-        parsed = usage_from_mapping(usage) if isinstance(usage, Mapping) else None
-    except Exception:  # a mapping whose access raises
-        parsed = None
-    if parsed is None:
-        raise ValueError("usage must be a dict with 'input_tokens' and/or 'output_tokens'")
-    if not isinstance(model, str):
-        raise ValueError(f"model must be a model name (a string), got {show(model)}")
-    table = current_pricing()
-    price = table.resolve(model)
-    if price is None:
-        raise ValueError(f"no price for model {show(model)} in pricing table {table.version!r}")
-    cost = price.cost(parsed)
-    if cost is None:
-        raise ValueError(
-            f"prompt size {parsed.input_tokens} is beyond the priced range of {show(model)}"
-        )
-    return float(cost)

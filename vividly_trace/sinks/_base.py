@@ -26,7 +26,9 @@ class Sink(Protocol):
     default True: keep failed batches on disk), ``spool_key`` (str: where the sink writes,
     e.g. a database URL without password; the spool directory is keyed by it so that two
     applications' sinks of the same name never replay into each other), and
-    ``after_fork()`` (called in a forked child: renew locks and connections).
+    ``after_fork()`` (called in a forked child: renew locks and connections), and
+    ``wants_trace_context`` (bool, default False: record the OpenTelemetry span active at
+    each call, as ``traceparent`` in the metadata, when ``configure()`` is not told).
 
     A batch the destination refuses for good (retrying cannot help) should raise
     :class:`vividly_trace.RecordsRejected`: it is counted as dropped, not retried.

@@ -134,6 +134,9 @@ class CloudLoggingSink:
     .. versionadded:: 0.1.0
     """
 
+    wants_trace_context = True
+    """The span active at each call is recorded (``traceparent``), to join its trace."""
+
     def __init__(
         self,
         *,

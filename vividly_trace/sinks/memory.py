@@ -11,21 +11,31 @@ __all__ = ["MemorySink"]
 
 
 class MemorySink:
-    """Keeps every record in :attr:`records` (a list of :class:`PromptExecution`).
+    """Keeps every record it is given; :attr:`records` hands out a snapshot.
+
+    For the records of the calls a test makes, :func:`vividly_trace.testing.capture_records`
+    is simpler.
 
     .. versionadded:: 0.1.0
     """
 
     def __init__(self, name: str = "memory") -> None:
         self.name = name
-        self.records: list[PromptExecution] = []
+        self._records: list[PromptExecution] = []
         self.batches = 0
         self._lock = threading.Lock()
 
-    def write_batch(self, records: Sequence[PromptExecution]) -> None:
-        """Append the batch to :attr:`records`."""
+    @property
+    def records(self) -> list[PromptExecution]:
+        """The records written so far, in order: a new list each time (the worker thread
+        may be appending meanwhile)."""
         with self._lock:
-            self.records.extend(records)
+            return list(self._records)
+
+    def write_batch(self, records: Sequence[PromptExecution]) -> None:
+        """Keep the batch."""
+        with self._lock:
+            self._records.extend(records)
             self.batches += 1
 
     def after_fork(self) -> None:
@@ -35,7 +45,7 @@ class MemorySink:
     def clear(self) -> None:
         """Forget the records kept so far."""
         with self._lock:
-            self.records.clear()
+            self._records.clear()
 
     def close(self) -> None:
         """Nothing to release."""

@@ -263,6 +263,9 @@ class OpenTelemetrySink:
     .. versionadded:: 0.1.0
     """
 
+    wants_trace_context = True
+    """The span active at each call is recorded (``traceparent``), to join its trace."""
+
     def __init__(
         self,
         tracer_provider: Any = None,
@@ -331,7 +334,7 @@ class OpenTelemetrySink:
             self._collector = _Collector()
             tracer_provider.add_span_processor(self._collector)
         self._provider = tracer_provider
-        from .. import __version__
+        from .._version import __version__
 
         source = tracer_provider if tracer_provider is not None else self._trace
         # With the global provider this is a ProxyTracer until the application sets one.

@@ -246,6 +246,9 @@ class StructuredStdoutSink:
     .. versionadded:: 0.1.0
     """
 
+    wants_trace_context = True
+    """The span active at each call is recorded (``traceparent``), to join its trace."""
+
     def __init__(
         self,
         stream: IO[str] | None = None,

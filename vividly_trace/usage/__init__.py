@@ -20,6 +20,7 @@ from .gemini import extract_gemini, has_usage
 __all__ = [
     "EMPTY_INFO",
     "EMPTY_USAGE",
+    "MAX_TOKENS",
     "Extractor",
     "ResponseInfo",
     "Usage",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["ResponseInfo", "Usage"]
+__all__ = ["EMPTY_USAGE", "MAX_TOKENS", "ResponseInfo", "Usage", "build_usage"]
 
 
 class Usage(NamedTuple):

@@ -1,0 +1,160 @@
+"""The pipeline: one configured set-up's fan-out to its sink workers, sampling, shutdown.
+
+Built by :mod:`vividly_trace._config`; the hot path calls :meth:`Pipeline.submit`. It owns
+the :class:`~vividly_trace._build.RecordBuilder` that every one of its workers is handed.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._active import state
+from ._build import Item, RecordBuilder, Redactor
+from ._call import ReadyRecord, call_failed
+from ._dispatch import DispatchOptions, SinkWorker
+from ._lifecycle import on_fork
+from ._safety import internal_error, logger, warn_limited
+from .pricing import PricingTable
+
+__all__ = ["Pipeline"]
+
+#: Seconds shutdown() waits, past its timeout, for the workers to spool what they held.
+_SPOOL_GRACE = 30.0
+
+
+class Pipeline:
+    """The active configuration: sinks with their workers, pricing, sampling, redaction."""
+
+    def __init__(
+        self,
+        sinks: Sequence[Any],
+        *,
+        sync: bool,
+        options: DispatchOptions,
+        pricing: PricingTable,
+        sample_rate: float,
+        redact: Redactor | None,
+        mask_secrets: bool,
+        shutdown_timeout: float,
+        trace_getter: Callable[[], Any] | None = None,
+    ) -> None:
+        self.trace_getter = trace_getter
+        self.pricing = pricing
+        self.sample_rate = sample_rate
+        self.mask_secrets = mask_secrets
+        self.shutdown_timeout = shutdown_timeout
+        self.sync = sync
+        self.options = options
+        self.sampled_out = 0
+        self.builder = RecordBuilder(
+            pricing, mask_secrets=mask_secrets, redact=redact, on_drop=self._count_drop
+        )
+        self.workers = tuple(SinkWorker(s, options, self.builder, sync) for s in sinks)
+        self.sinks = tuple(sinks)
+        self._offers = tuple(w.offer for w in self.workers)
+        if len(self._offers) == 1 and sample_rate >= 1.0:
+            # The common case: the hot path calls the one worker's offer() directly.
+            self.submit = self._offers[0]  # type: ignore[method-assign]
+        self._closed = False
+        on_fork(self.after_fork)
+
+    def submit(self, item: Item) -> None:
+        """Hand a finished call (or a ready record) to every sink. Never raises."""
+        try:
+            if self.sample_rate < 1.0 and random.random() >= self.sample_rate:
+                failed = item.failed if isinstance(item, ReadyRecord) else call_failed(item)
+                if not failed:  # failures are always kept
+                    self.sampled_out += 1
+                    return
+            for offer in self._offers:
+                offer(item)
+        except Exception as exc:
+            internal_error("submit", exc, "vividly_trace could not queue a record: %r", exc)
+
+    def _submit_after_close(self, item: Item) -> None:
+        current = state.pipeline
+        if isinstance(current, Pipeline) and current is not self and not current._closed:
+            current.submit(item)
+            return
+        for worker in self.workers:
+            worker.count_drop("after_shutdown")
+        warn_limited(
+            "after_shutdown",
+            "vividly_trace: a call ended after shutdown(); its record was dropped",
+        )
+
+    def _count_drop(self, reason: str) -> None:
+        for worker in self.workers:
+            worker.count_drop(reason)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait (one deadline for all sinks) until what was queued so far is handled."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        ok = True
+        for worker in self.workers:
+            ok = worker.flush(deadline) and ok
+        return ok
+
+    def shutdown(self, timeout: float) -> bool:
+        """Drain and stop every worker in parallel within ``timeout``; close the sinks."""
+        if self._closed:
+            return True
+        self._closed = True
+        # Calls still running when this pipeline closes hand their records to whatever is
+        # configured when they end, instead of to workers that are stopping.
+        self.submit = self._submit_after_close  # type: ignore[method-assign]
+        deadline = time.monotonic() + max(0.0, timeout)
+        results = []
+        # Stop all workers in parallel so that one hung sink does not eat the others' time.
+        for worker in self.workers:
+            worker.begin_stop()  # every worker starts draining now
+        threads = []
+        for worker in self.workers:
+            t = threading.Thread(target=lambda w=worker: results.append(w.stop(deadline)))
+            t.daemon = True
+            try:
+                t.start()
+            except RuntimeError:
+                # Python >= 3.12 refuses new threads in atexit hooks: stop inline (the
+                # workers already drain in parallel, so they share the one deadline).
+                results.append(worker.stop(deadline))
+                continue
+            threads.append(t)
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()) + 0.5)
+        # Past the deadline a stopping worker only spools what it still held (local work,
+        # bounded by the queue size, never waiting on the sink): wait for that, or those
+        # records die with the process unspooled and uncounted (their daemon thread is cut).
+        grace = time.monotonic() + _SPOOL_GRACE
+        for worker in self.workers:
+            worker.wait_kept(grace - time.monotonic())
+        ok = all(results) and len(results) == len(self.workers)
+        if not ok:
+            pending = {w.name: len(w.queue) for w in self.workers if w.queue}
+            logger.warning("vividly_trace shutdown timed out; still pending: %s", pending)
+        return ok
+
+    def after_fork(self) -> None:
+        """In a forked child: fresh queues and threads for every worker."""
+        for worker in self.workers:
+            worker.after_fork()
+
+    def stats(self) -> dict[str, Any]:
+        """The counters of :func:`vividly_trace.stats`."""
+        sinks = {w.name: w.stats() for w in self.workers}
+        dropped: dict[str, int] = {}
+        for s in sinks.values():
+            for reason, n in s["dropped"].items():
+                dropped[reason] = dropped.get(reason, 0) + n
+        return {
+            "mode": "sync" if self.sync else "background",
+            "sampled_out": self.sampled_out,
+            "enqueued": sum(s["enqueued"] for s in sinks.values()),
+            "written": sum(s["written"] for s in sinks.values()),
+            "dropped": dropped,
+            "sinks": sinks,
+        }
