@@ -19,6 +19,7 @@ from typing import Any
 import wrapt
 
 import vividly_trace
+from vividly_trace import logged_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "gemini-2.5-flash"
@@ -127,6 +128,29 @@ def make_response() -> Any:
 @wrapt.decorator
 def passthrough(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     return wrapped(*args, **kwargs)
+
+
+def strip_self_shortcut(function: Any) -> bool:
+    """Delete the ``__self__`` that ``logged_prompt`` may have written onto ``function``
+    (to spare wrapt's failing ``__self__`` lookup on every call); True if there was one.
+
+    wrapt looks ``__self__`` up on every call, so deleting it after decorating gives the
+    cost of a ``logged_prompt`` that does not write it, whichever version is installed.
+    """
+    if "__self__" in getattr(function, "__dict__", {}):
+        del function.__self__
+        return True
+    return False
+
+
+def sets_self_shortcut() -> bool:
+    """Whether the installed ``logged_prompt`` writes ``__self__`` onto a plain function."""
+
+    def probe() -> None:
+        return None
+
+    logged_prompt("probe")(probe)
+    return strip_self_shortcut(probe)
 
 
 def configure_vividly(sink: DiscardSink, queue_size: int, parked: bool = False) -> None:

@@ -8,9 +8,12 @@ Variants: (a) undecorated (the baseline), (b) a bare ``wrapt`` pass-through deco
 (c) ``@logged_prompt("bench")`` configured with a sink that discards, in the default
 background mode, (d) an OpenTelemetry SDK span (``TracerProvider`` + ``BatchSpanProcessor``
 + a no-op exporter) around the call, and (e) ``@logged_prompt`` on a function returning a
-realistic ``GenerateContentResponse`` (so usage extraction and pricing run). Each variant
+realistic ``GenerateContentResponse`` (so usage extraction and pricing run), and
+(f) ``@logged_prompt`` on a no-op function of its own whose ``__self__`` (which
+``logged_prompt`` writes onto a plain function, to spare wrapt a failing lookup on every
+call) is deleted after decorating: what (c) costs without that shortcut. Each variant
 is timed over many iterations with ``perf_counter_ns``; repeats are interleaved (rounds of
-A B C D E, rotated each round) and the queues are drained between repeats, outside the
+A B C D E F, rotated each round) and the queues are drained between repeats, outside the
 timed region. Overhead is paired per round (variant - baseline in the same round), then the
 median over rounds is taken.
 
@@ -43,6 +46,7 @@ from _common import (
     otel_queued,
     passthrough,
     rotation,
+    strip_self_shortcut,
     time_loop,
 )
 from _stats import paired_diffs
@@ -56,9 +60,10 @@ KEY: str = "micro"
 SKIP: tuple[str, str] | None = None
 
 
-def make_variants(tracer: Any) -> dict[str, Callable[[], Any]]:
+def make_variants(tracer: Any) -> tuple[dict[str, Callable[[], Any]], bool]:
     """The callables timed, by name, in the order of the report's letters (a), (b), ...;
-    ``tracer`` is OpenTelemetry's.
+    ``tracer`` is OpenTelemetry's. Also: whether the installed ``logged_prompt`` wrote
+    ``__self__`` onto the function it decorates (if not, (f) is the same as (c)).
 
     vividly must be configured before they are called; a wrapt wrapper hashes and compares
     equal to the function it wraps, so they are kept as dict values, never keys.
@@ -74,17 +79,24 @@ def make_variants(tracer: Any) -> dict[str, Callable[[], Any]]:
     def noop_response() -> Any:
         return response
 
+    def noop_no_self() -> None:  # (f)'s own function, to take its __self__ away
+        return None
+
     def otel_span() -> None:
         with tracer.start_as_current_span("x"):
             noop()
 
-    return {
+    no_self = logged_prompt("bench")(noop_no_self)
+    shortcut = strip_self_shortcut(noop_no_self)
+    variants: dict[str, Callable[[], Any]] = {
         "baseline": noop,
         "wrapt": passthrough(noop_w),
         "vividly": logged_prompt("bench")(noop),
         "otel_span": otel_span,
         "vividly_response": logged_prompt("bench")(noop_response),
+        "vividly_no_self": no_self,
     }
+    return variants, shortcut
 
 
 @dataclass
@@ -99,6 +111,7 @@ class MicroResult:
     written: int
     last_record: Any
     order: list[str]
+    self_shortcut: bool  # the installed logged_prompt wrote __self__ ((f) differs from (c))
 
     def median(self, name: str, drain: bool = False) -> float:
         return statistics.median((self.with_drain if drain else self.per_call)[name])
@@ -108,12 +121,14 @@ class MicroResult:
         data = self.with_drain if drain else self.per_call
         return paired_diffs(data[name], data[reference])
 
-    def overhead(self, name: str, drain: bool = False) -> float:
+    def overhead(self, name: str, drain: bool = False, reference: str = "baseline") -> float:
         """Median over rounds of (variant - baseline) in the same round."""
-        return statistics.median(self.diffs(name, drain))
+        return statistics.median(self.diffs(name, drain, reference))
 
-    def overhead_range(self, name: str, drain: bool = False) -> tuple[float, float]:
-        diffs = self.diffs(name, drain)
+    def overhead_range(
+        self, name: str, drain: bool = False, reference: str = "baseline"
+    ) -> tuple[float, float]:
+        diffs = self.diffs(name, drain, reference)
         return min(diffs), max(diffs)
 
     def ratio(self, name: str, drain: bool = False) -> float:
@@ -137,7 +152,7 @@ def run_micro(iterations: int, repeats: int) -> MicroResult:
     sink = DiscardSink()
     configure_vividly(sink, queue_size=iterations + 1)
     provider, tracer, processor = make_otel(max_queue_size=iterations + 1)
-    variants = make_variants(tracer)
+    variants, shortcut = make_variants(tracer)
     names = list(variants)
 
     def queued(name: str) -> int | None:
@@ -159,7 +174,7 @@ def run_micro(iterations: int, repeats: int) -> MicroResult:
     orders: list[str] = []
     letters = "abcdefghij"
     for r in range(repeats):
-        order = rotation(names, r)  # ABCDE, BCDEA, ...
+        order = rotation(names, r)  # ABCDEF, BCDEFA, ...
         orders.append("".join(letters[names.index(n)] for n in order))
         for name in order:
             gc.collect()
@@ -189,6 +204,7 @@ def run_micro(iterations: int, repeats: int) -> MicroResult:
         written=after["written"] - before["written"],
         last_record=sink.last_with_usage,
         order=orders,
+        self_shortcut=shortcut,
     )
     provider.shutdown()
     vividly_trace.shutdown()

@@ -48,11 +48,17 @@ MD_HEADER = (
 )
 RATIO_TARGET = 1 / 8
 REAL_TARGET_US = 10.0
-WRAPT_NOTE = (
+WRAPT_NOTE = (  # when the installed logged_prompt writes __self__ (see NO_SHORTCUT_NOTE)
     "`logged_prompt` gives the plain function it decorates `__self__ = None`: on every call "
     "wrapt looks up the wrapped function's `__self__`, and on a plain function that lookup "
     "raises (and clears) an `AttributeError`. The `wrapt` control wraps a function of its "
     "own, so it shows stock wrapt."
+)
+NO_SHORTCUT_NOTE = (  # when it does not
+    "`logged_prompt` leaves the plain function it decorates as it is: on every call wrapt "
+    "looks up the wrapped function's `__self__`, and on a plain function that lookup raises "
+    "(and clears) an `AttributeError`, as in the `wrapt` control, which wraps a function of "
+    "its own."
 )
 VARIANT_LABELS = {  # bench_per_call.make_variants(), in its order
     "baseline": "(a) undecorated no-op (baseline)",
@@ -60,6 +66,7 @@ VARIANT_LABELS = {  # bench_per_call.make_variants(), in its order
     "vividly": '(c) `@logged_prompt("bench")`, background mode',
     "otel_span": "(d) OpenTelemetry SDK span (BatchSpanProcessor, no-op exporter)",
     "vividly_response": "(e) `@logged_prompt`, returns a `GenerateContentResponse`",
+    "vividly_no_self": "(f) `@logged_prompt`, without the `__self__` shortcut",
 }
 REAL_ARMS = {  # bench_real_call.run_real()'s arms
     "undecorated": "undecorated (reference)",
@@ -162,6 +169,34 @@ def _overhead_cell(micro: MicroResult, name: str, drain: bool) -> str:
     return f"{_fmt(micro.overhead(name, drain))} ({_fmt(lo)}..{_fmt(hi)})"
 
 
+def _diff_cell(micro: MicroResult, name: str, reference: str, drain: bool) -> str:
+    lo, hi = micro.overhead_range(name, drain, reference)
+    return f"{micro.overhead(name, drain, reference):+,.0f} ns ({lo:+,.0f}..{hi:+,.0f})"
+
+
+def _shortcut_line(micro: MicroResult, breakdown: Breakdown | None) -> str:
+    """(f) - (c): what the ``__self__`` shortcut saves per call, or that there is none."""
+    line = (
+        "**Without the `__self__` shortcut** ((f) - (c), paired per round): loop "
+        f"{_diff_cell(micro, 'vividly_no_self', 'vividly', False)}, loop + drain "
+        f"{_diff_cell(micro, 'vividly_no_self', 'vividly', True)}"
+    )
+    splits = breakdown.splits if breakdown is not None else {}
+    if "vividly_no_self" in splits and "vividly" in splits:
+        caller = splits["vividly_no_self"].caller_ns - splits["vividly"].caller_ns
+        line += f", caller thread only (worker parked) {caller:+,.0f} ns"
+    if micro.self_shortcut:
+        return line + (
+            ". (f) decorates a function of its own like (c), then deletes the `__self__` "
+            "`logged_prompt` wrote on it, so wrapt's `__self__` lookup fails on every call: "
+            "what each call pays once `logged_prompt` stops writing `__self__`."
+        )
+    return line + (
+        ". The installed `logged_prompt` does not write `__self__`, so (f) and (c) run the "
+        "same code: the difference is noise."
+    )
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -227,7 +262,9 @@ def render_per_call(micro: MicroResult, breakdown: Breakdown | None) -> list[str
             f"| {_ratio_cell(micro, name, True)} | {micro.queued(name)} |"
         )
     w("")
-    w(WRAPT_NOTE)
+    w(WRAPT_NOTE if micro.self_shortcut else NO_SHORTCUT_NOTE)
+    w("")
+    w(_shortcut_line(micro, breakdown))
     w("")
     w(
         f"Records: {micro.enqueued:,} enqueued, {micro.written:,} written to the discarding "
