@@ -49,7 +49,6 @@ import platform
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,7 +60,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import report  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from _stats import quantile  # noqa: E402
 
 import vividly_trace  # noqa: E402
 from vividly_trace import PromptExecution, logged_prompt  # noqa: E402
@@ -78,11 +79,6 @@ from vividly_trace.testing.postgres import PostgresServer  # noqa: E402
 
 START_MARK = "<!-- sql-sink:start -->"
 END_MARK = "<!-- sql-sink:end -->"
-MD_HEADER = (
-    "# Benchmarks\n\n"
-    "Measured numbers for vividly_trace. Each section is written by the benchmark named in "
-    "it; re-run the command shown there to refresh it.\n"
-)
 BATCH = 200
 COLUMNS = ", ".join(EXECUTION_COLUMNS)
 TEMPLATES = [
@@ -199,13 +195,17 @@ def bench_sqlite(records: list[PromptExecution], repeats: int, work: Path) -> di
 def fingerprint(engine: sa.Engine) -> tuple[Any, ...]:
     """What was stored, summed up: every variant of one engine must store the same."""
     with engine.connect() as conn:
-        return tuple(conn.execute(sa.text(
-            "SELECT count(*), count(DISTINCT id), sum(input_token_count), "
-            "sum(CASE WHEN success THEN 1 ELSE 0 END), round(sum(cost_usd), 6), "
-            "count(DISTINCT template_id), min(executed_at), max(executed_at), "
-            "sum(length(CAST(metadata AS TEXT))), "
-            "(SELECT sum(total_executions) FROM prompt_templates) FROM prompt_executions"
-        )).one())
+        return tuple(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*), count(DISTINCT id), sum(input_token_count), "
+                    "sum(CASE WHEN success THEN 1 ELSE 0 END), round(sum(cost_usd), 6), "
+                    "count(DISTINCT template_id), min(executed_at), max(executed_at), "
+                    "sum(length(CAST(metadata AS TEXT))), "
+                    "(SELECT sum(total_executions) FROM prompt_templates) FROM prompt_executions"
+                )
+            ).one()
+        )
 
 
 def count(engine: sa.Engine) -> int:
@@ -301,12 +301,8 @@ def per_call_ns(fn: Callable[[], Any], calls: int, pause: float) -> list[int]:
 
 
 def summarize(samples: list[int]) -> tuple[float, float, float]:
-    ordered = sorted(samples)
-    return (
-        statistics.median(ordered),
-        ordered[int(len(ordered) * 0.99)],
-        statistics.fmean(ordered),
-    )
+    """Median, p99 and mean."""
+    return statistics.median(samples), quantile(samples, 0.99), statistics.fmean(samples)
 
 
 def bench_caller(
@@ -369,32 +365,14 @@ def bench_caller(
 
 # -- report ------------------------------------------------------------------------------
 def environment() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = "?"
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     import psycopg
 
     return (
         f"- Python {platform.python_version()} ({platform.python_implementation()}, "
-        f"{sys.platform}); CPU: {cpu} ({os.cpu_count()} logical CPUs, shared; load "
+        f"{sys.platform}); CPU: {report.cpu_model()} ({os.cpu_count()} logical CPUs, shared; load "
         f"{load[0]:.2f} at the end)\n"
-        f"- Versions: vividly_trace {vividly_trace.__version__} (commit {commit or '?'}, "
+        f"- Versions: vividly_trace {vividly_trace.__version__} (commit {report.git_head()}, "
         f"working tree as found), SQLAlchemy {sa.__version__}, psycopg {psycopg.__version__}, "
         f"SQLite {sqlite3.sqlite_version}, PostgreSQL 15 (Debian package, default settings, "
         "fsync on)"
@@ -498,20 +476,6 @@ def render(
     return "\n".join(lines)
 
 
-def write_section(text: str) -> Path:
-    path = ROOT / "BENCHMARKS.md"
-    body = path.read_text() if path.exists() else MD_HEADER
-    section = f"{START_MARK}\n{text}\n{END_MARK}"
-    if START_MARK in body and END_MARK in body:
-        head, rest = body.split(START_MARK, 1)
-        _, tail = rest.split(END_MARK, 1)
-        body = head + section + tail
-    else:
-        body = body.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(body)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
@@ -543,7 +507,9 @@ def main() -> None:
     print()
     print(text)
     if not args.no_write:
-        print(f"written to {write_section(text)}")
+        path = ROOT / "BENCHMARKS.md"
+        report.write_section(path, text + "\n", START_MARK, END_MARK)
+        print(f"written to {path}")
 
 
 if __name__ == "__main__":
