@@ -5,14 +5,21 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test test-long lint bench clean
 
+# Two stamps: the demo installs only what it needs (extra `demo`), the tests the dev toolchain.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.demo-installed
+
+$(VENV)/.demo-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[demo]'
 	touch $@
 
 ## demo: example services -> real google-genai client -> local fake Gemini -> SQLite -> report
-demo: $(VENV)/.installed
+demo: $(VENV)/.demo-installed
 	$(VENV)/bin/vividly-trace demo
 
 ## test: lint, type-check, then the whole suite (starts a throwaway PostgreSQL on 127.0.0.1)
@@ -28,6 +35,7 @@ test-long: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check vividly_trace tests examples benchmarks
+	$(VENV)/bin/ruff format --check vividly_trace tests examples benchmarks
 	$(VENV)/bin/mypy
 
 ## bench: run the benchmarks and rewrite BENCHMARKS.md

@@ -76,7 +76,7 @@ def _installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         timeout=300,
     )
     assert build.returncode == 0, (
-        f"building the fresh copy failed (needs 'wheel', in the dev extra):\n{build.stderr}"
+        f"building the fresh copy failed (needs setuptools>=77, in the dev extra):\n{build.stderr}"
     )
     env = cli_env(PYTHONPATH=str(site), VIVIDLY_TRACE_SPOOL_DIR=str(base / "spool"))
     workdir = base / "work"
