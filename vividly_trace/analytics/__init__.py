@@ -37,21 +37,23 @@ from ._stats import percentile_cont, two_proportion_z_test, wilson_interval
 if TYPE_CHECKING:
     from ._ab import MIN_SAMPLES, ABComparison, ABVariant, compare_ab
     from ._queries import (
-        DailyCost,
-        ErrorPattern,
-        ExecutionRow,
-        LatencyPercentiles,
-        TemplateSummary,
         ab_templates,
         cost_by_day,
         error_patterns,
         latency_percentiles,
         recent_executions,
         success_rates,
-        variant_label,
     )
     from ._report import Report, build_report, render_html, write_html_report
     from ._reprice import RepriceResult, RepriceTemplate, reprice
+    from ._rows import (
+        DailyCost,
+        ErrorPattern,
+        ExecutionRow,
+        LatencyPercentiles,
+        TemplateSummary,
+        variant_label,
+    )
     from ._store import (
         ResultList,
         StoreError,
@@ -109,18 +111,18 @@ _LAZY = {
     "ABComparison": "._ab",
     "ABVariant": "._ab",
     "compare_ab": "._ab",
-    "DailyCost": "._queries",
-    "ErrorPattern": "._queries",
-    "ExecutionRow": "._queries",
-    "LatencyPercentiles": "._queries",
-    "TemplateSummary": "._queries",
+    "DailyCost": "._rows",
+    "ErrorPattern": "._rows",
+    "ExecutionRow": "._rows",
+    "LatencyPercentiles": "._rows",
+    "TemplateSummary": "._rows",
     "ab_templates": "._queries",
     "cost_by_day": "._queries",
     "error_patterns": "._queries",
     "latency_percentiles": "._queries",
     "recent_executions": "._queries",
     "success_rates": "._queries",
-    "variant_label": "._queries",
+    "variant_label": "._rows",
     "RepriceResult": "._reprice",
     "RepriceTemplate": "._reprice",
     "reprice": "._reprice",

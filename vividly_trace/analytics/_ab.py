@@ -23,16 +23,9 @@ from decimal import Decimal
 from typing import Any
 
 from ..exceptions import ConfigurationError
-from ._queries import (
-    _as_time,
-    _conditions,
-    _cost_sum_expr,
-    _cost_value,
-    _sort_key,
-    _table,
-    latency_percentiles,
-    variant_label,
-)
+from ._queries import latency_percentiles
+from ._rows import variant_label
+from ._sql import as_time, cost_sum, cost_value, executions_table, sort_key, window_conditions
 from ._stats import two_proportion_z_test, wilson_interval, z_for_confidence
 from ._store import ResultList, StoreSource, TimeBound, open_store, rows_to_dataframe
 
@@ -140,7 +133,7 @@ def _verdict(
 def _pick_baseline(rows: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
     if baseline is None:
         # The oldest variant is the incumbent: the one that was running first.
-        return min(rows, key=lambda r: (r["first_seen"], _sort_key(r["version"], r["ab_group"])))
+        return min(rows, key=lambda r: (r["first_seen"], sort_key(r["version"], r["ab_group"])))
     matches = [r for r in rows if baseline == r["label"]]
     if not matches:
         matches = [r for r in rows if baseline in (r["version"], r["ab_group"])]
@@ -191,7 +184,7 @@ def compare_ab(
         raise ConfigurationError(f"min_samples must be a positive int, got {min_samples!r}")
     if not isinstance(template, str) or not template:
         raise ConfigurationError(f"template must be a non-empty string, got {template!r}")
-    e = _table().c
+    e = executions_table().c
     with open_store(source) as engine:
         keys = [e.template_version, e.template_ab_test_group]
         query = (
@@ -201,10 +194,10 @@ def compare_ab(
                 func.sum(case((e.success.is_(True), 1), else_=0)).label("ok"),
                 func.avg(e.response_time_ms).label("mean_ms"),
                 func.count(e.cost_usd).label("priced"),
-                _cost_sum_expr(engine).label("cost"),
+                cost_sum(engine).label("cost"),
                 func.min(e.executed_at).label("first_seen"),
             )
-            .where(*_conditions(engine, since, until, template))
+            .where(*window_conditions(engine, since, until, template))
             .group_by(*keys)
         )
         with engine.connect() as conn:
@@ -216,8 +209,8 @@ def compare_ab(
                     "n": int(r.n),
                     "ok": int(r.ok),
                     "priced": int(r.priced),
-                    "cost": _cost_value(engine, r.cost),
-                    "first_seen": _as_time(r.first_seen),
+                    "cost": cost_value(engine, r.cost),
+                    "first_seen": as_time(r.first_seen),
                 }
                 for r in conn.execute(query)
             ]
@@ -246,7 +239,7 @@ def compare_ab(
         base,
         *sorted(
             (r for r in rows if r is not base),
-            key=lambda r: _sort_key(r["version"], r["ab_group"]),
+            key=lambda r: sort_key(r["version"], r["ab_group"]),
         ),
     ]
     variants: ResultList[ABVariant] = ResultList()

@@ -1,4 +1,4 @@
-"""Queries over the SQL store: cost, latency percentiles, success rates, error patterns.
+"""The queries over the SQL store: cost by day, latency percentiles, success rates, errors.
 
 Every function takes the store as a URL or an SQLAlchemy ``Engine`` and an optional time
 window (``since`` inclusive, ``until`` exclusive; see :func:`parse_time` for the accepted
@@ -18,351 +18,42 @@ The two supported engines give equal answers on equal data:
 
 from __future__ import annotations
 
-import datetime as _dt
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ..exceptions import ConfigurationError
 from ._patterns import normalize_error_message
+from ._rows import DailyCost, ErrorPattern, ExecutionRow, LatencyPercentiles, TemplateSummary
+from ._sql import (
+    as_date,
+    as_time,
+    cost_sum,
+    cost_value,
+    executions_table,
+    is_postgres,
+    sort_key,
+    utc_day,
+    window_conditions,
+)
 from ._stats import percentile_cont
-from ._store import ResultList, StoreSource, TimeBound, open_store, parse_time, to_utc
+from ._store import ResultList, StoreSource, TimeBound, open_store
 
 if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement, Table
+    from sqlalchemy import ColumnElement
     from sqlalchemy.engine import Connection, Engine
 
 __all__ = [
-    "DailyCost",
-    "ErrorPattern",
-    "ExecutionRow",
-    "LatencyPercentiles",
-    "TemplateSummary",
     "ab_templates",
     "cost_by_day",
     "error_patterns",
     "latency_percentiles",
     "recent_executions",
     "success_rates",
-    "variant_label",
 ]
 
 DEFAULT_PERCENTILES: tuple[float, ...] = (0.5, 0.95, 0.99)
-_PICO = Decimal(10) ** -12
-_ZERO = Decimal(0)
-
-
-def variant_label(version: str | None, ab_group: str | None) -> str:
-    """How a variant is named in reports: ``"v3/A"``, ``"v3"``, ``"A"`` or ``"(none)"``.
-
-    .. versionadded:: 0.1.0
-    """
-    if version and ab_group:
-        return f"{version}/{ab_group}"
-    return version or ab_group or "(none)"
-
-
-def percentile_key(fraction: float) -> str:
-    """Column name of a percentile: ``p50_ms``, ``p95_ms``, ``p99.9_ms``."""
-    return f"p{fraction * 100:g}_ms"
-
-
-# -- result rows ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DailyCost:
-    """Cost of one template (and model, with ``by_model=True``) on one UTC day.
-
-    ``cost_usd`` sums the executions that have a cost; ``priced_executions`` says how many
-    did (an unknown model leaves the cost empty).
-
-    .. versionadded:: 0.1.0
-    """
-
-    day: _dt.date
-    template: str
-    model: str | None
-    executions: int
-    priced_executions: int
-    cost_usd: Decimal
-    input_tokens: int
-    output_tokens: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """The row as a flat dict."""
-        return {
-            "day": self.day,
-            "template": self.template,
-            "model": self.model,
-            "executions": self.executions,
-            "priced_executions": self.priced_executions,
-            "cost_usd": self.cost_usd,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class LatencyPercentiles:
-    """Latency of one template (or template variant) in milliseconds.
-
-    ``percentiles`` maps each requested fraction (0.95) to its value; ``p50_ms``,
-    ``p95_ms`` and ``p99_ms`` read it. ``version`` and ``ab_group`` are ``None`` unless
-    the query was made with ``by_version=True``.
-
-    .. versionadded:: 0.1.0
-    """
-
-    template: str
-    version: str | None
-    ab_group: str | None
-    executions: int
-    mean_ms: float
-    percentiles: Mapping[float, float] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """``template`` or ``template v3/A``."""
-        if self.version is None and self.ab_group is None:
-            return self.template
-        return f"{self.template} {variant_label(self.version, self.ab_group)}"
-
-    def percentile(self, fraction: float) -> float | None:
-        """The value for ``fraction`` (e.g. 0.95), if it was requested."""
-        return self.percentiles.get(fraction)
-
-    @property
-    def p50_ms(self) -> float | None:
-        """The median."""
-        return self.percentiles.get(0.5)
-
-    @property
-    def p95_ms(self) -> float | None:
-        """The 95th percentile."""
-        return self.percentiles.get(0.95)
-
-    @property
-    def p99_ms(self) -> float | None:
-        """The 99th percentile."""
-        return self.percentiles.get(0.99)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The row as a flat dict, one ``pNN_ms`` column per percentile."""
-        out: dict[str, Any] = {
-            "template": self.template,
-            "version": self.version,
-            "ab_group": self.ab_group,
-            "executions": self.executions,
-            "mean_ms": self.mean_ms,
-        }
-        for fraction, value in sorted(self.percentiles.items()):
-            out[percentile_key(fraction)] = value
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateSummary:
-    """Executions, success and error rates, cost and tokens of a template (or variant).
-
-    .. versionadded:: 0.1.0
-    """
-
-    template: str
-    version: str | None
-    ab_group: str | None
-    executions: int
-    successes: int
-    failures: int
-    cost_usd: Decimal
-    input_tokens: int
-    output_tokens: int
-    first_seen: _dt.datetime
-    last_seen: _dt.datetime
-
-    @property
-    def success_rate(self) -> float:
-        """Successes / executions."""
-        return self.successes / self.executions if self.executions else 0.0
-
-    @property
-    def error_rate(self) -> float:
-        """Failures / executions."""
-        return self.failures / self.executions if self.executions else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The row as a flat dict (with the rates)."""
-        return {
-            "template": self.template,
-            "version": self.version,
-            "ab_group": self.ab_group,
-            "executions": self.executions,
-            "successes": self.successes,
-            "failures": self.failures,
-            "success_rate": self.success_rate,
-            "error_rate": self.error_rate,
-            "cost_usd": self.cost_usd,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorPattern:
-    """One kind of failure of one template: the normalised message and how often it occurred.
-
-    ``share`` is the fraction of the template's failures (in the window) with this pattern;
-    ``example`` is the latest raw message.
-
-    .. versionadded:: 0.1.0
-    """
-
-    template: str
-    error_type: str | None
-    http_status: int | None
-    pattern: str
-    count: int
-    share: float
-    first_seen: _dt.datetime
-    last_seen: _dt.datetime
-    example: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The row as a flat dict."""
-        return {
-            "template": self.template,
-            "error_type": self.error_type,
-            "http_status": self.http_status,
-            "pattern": self.pattern,
-            "count": self.count,
-            "share": self.share,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-            "example": self.example,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionRow:
-    """One stored execution, as ``vividly-trace tail`` shows it.
-
-    .. versionadded:: 0.1.0
-    """
-
-    id: str
-    executed_at: _dt.datetime
-    template: str
-    version: str | None
-    ab_group: str | None
-    model: str | None
-    success: bool
-    response_time_ms: float
-    input_tokens: int | None
-    output_tokens: int | None
-    cost_usd: Decimal | None
-    error_type: str | None
-    error_message: str | None
-    http_status: int | None
-    streamed: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """The row as a flat dict."""
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
-# -- helpers ----------------------------------------------------------------------------------
-
-
-def _table() -> Table:
-    from ..sinks.sql.schema import prompt_executions
-
-    return prompt_executions
-
-
-def _is_postgres(engine: Engine | Connection) -> bool:
-    return engine.dialect.name == "postgresql"
-
-
-def _bound(engine: Engine, value: _dt.datetime) -> _dt.datetime:
-    # SQLite keeps naive UTC text: bind a naive UTC datetime so the text compares right.
-    value = to_utc(value)
-    return value.replace(tzinfo=None) if engine.dialect.name == "sqlite" else value
-
-
-def _conditions(
-    engine: Engine,
-    since: TimeBound,
-    until: TimeBound,
-    template: str | None,
-    extra: Iterable[ColumnElement[bool]] = (),
-) -> list[ColumnElement[bool]]:
-    e = _table().c
-    start = parse_time(since)
-    end = parse_time(until)
-    if start is not None and end is not None and end <= start:
-        raise ConfigurationError(f"the time window is empty: until ({end}) <= since ({start})")
-    out: list[ColumnElement[bool]] = list(extra)
-    if start is not None:
-        out.append(e.executed_at >= _bound(engine, start))
-    if end is not None:
-        out.append(e.executed_at < _bound(engine, end))
-    if template is not None:
-        if not isinstance(template, str) or not template:
-            raise ConfigurationError(f"template must be a non-empty string, got {template!r}")
-        out.append(e.template_name == template)
-    return out
-
-
-def _day_expr(engine: Engine) -> ColumnElement[Any]:
-    from sqlalchemy import func
-
-    e = _table().c
-    if _is_postgres(engine):
-        return func.date(func.timezone("UTC", e.executed_at))
-    return func.date(e.executed_at)
-
-
-def _cost_sum_expr(engine: Engine) -> ColumnElement[Any]:
-    from sqlalchemy import BigInteger, Double, cast, func, literal_column, type_coerce
-
-    e = _table().c
-    if _is_postgres(engine):
-        return func.sum(e.cost_usd)
-    # Integer pico-dollars: exact where a float sum would drift in the last digits.
-    pico = func.round(type_coerce(e.cost_usd, Double) * literal_column("1000000000000"))
-    return func.sum(cast(pico, BigInteger))
-
-
-def _cost_value(engine: Engine, raw: Any) -> Decimal:
-    if raw is None:
-        return _ZERO
-    if _is_postgres(engine):
-        return raw if isinstance(raw, Decimal) else Decimal(str(raw))
-    return (Decimal(int(raw)) * _PICO).normalize() if raw else _ZERO
-
-
-def _as_date(value: Any) -> _dt.date:
-    if isinstance(value, _dt.datetime):
-        return value.date()
-    if isinstance(value, _dt.date):
-        return value
-    return _dt.date.fromisoformat(str(value))
-
-
-def _as_time(value: Any) -> _dt.datetime:
-    if isinstance(value, _dt.datetime):
-        return to_utc(value)
-    return to_utc(_dt.datetime.fromisoformat(str(value)))
-
-
-def _sort_key(*parts: str | None) -> tuple[tuple[int, str], ...]:
-    # None first, then by text: the same order on every engine.
-    return tuple((0, "") if p is None else (1, p) for p in parts)
 
 
 def _check_percentiles(percentiles: Sequence[float]) -> tuple[float, ...]:
@@ -440,9 +131,9 @@ def cost_by_day(
     """
     from sqlalchemy import func, select
 
-    e = _table().c
+    e = executions_table().c
     with open_store(source) as engine:
-        day = _day_expr(engine).label("day")
+        day = utc_day(engine).label("day")
         keys: list[Any] = [day, e.template_name]
         if by_model:
             keys.append(e.model)
@@ -451,28 +142,28 @@ def cost_by_day(
                 *keys,
                 func.count().label("n"),
                 func.count(e.cost_usd).label("priced"),
-                _cost_sum_expr(engine).label("cost"),
+                cost_sum(engine).label("cost"),
                 func.coalesce(func.sum(e.input_token_count), 0).label("input_tokens"),
                 func.coalesce(func.sum(e.output_token_count), 0).label("output_tokens"),
             )
-            .where(*_conditions(engine, since, until, template))
+            .where(*window_conditions(engine, since, until, template))
             .group_by(*keys)
         )
         with engine.connect() as conn:
             rows = [
                 DailyCost(
-                    day=_as_date(r.day),
+                    day=as_date(r.day),
                     template=r.template_name,
                     model=r.model if by_model else None,
                     executions=int(r.n),
                     priced_executions=int(r.priced),
-                    cost_usd=_cost_value(engine, r.cost),
+                    cost_usd=cost_value(engine, r.cost),
                     input_tokens=int(r.input_tokens),
                     output_tokens=int(r.output_tokens),
                 )
                 for r in conn.execute(query)
             ]
-    rows.sort(key=lambda r: (r.day, -r.cost_usd, _sort_key(r.template, r.model)))
+    rows.sort(key=lambda r: (r.day, -r.cost_usd, sort_key(r.template, r.model)))
     return _frame_or_rows(ResultList(rows), as_dataframe)
 
 
@@ -488,7 +179,7 @@ def _latency_postgres(
 ) -> list[LatencyPercentiles]:
     from sqlalchemy import func, literal_column, select
 
-    e = _table().c
+    e = executions_table().c
     keys: list[Any] = [e.template_name]
     if by_version:
         keys += [e.template_version, e.template_ab_test_group]
@@ -535,7 +226,7 @@ def _latency_python(
 ) -> list[LatencyPercentiles]:
     from sqlalchemy import select
 
-    e = _table().c
+    e = executions_table().c
     keys: list[Any] = [e.template_name]
     if by_version:
         keys += [e.template_version, e.template_ab_test_group]
@@ -619,16 +310,16 @@ def latency_percentiles(
     .. versionadded:: 0.1.0
     """
     fractions = _check_percentiles(percentiles)
-    e = _table().c
+    e = executions_table().c
     with open_store(source) as engine:
         extra = [e.success.is_(True)] if successful_only else []
-        conditions = _conditions(engine, since, until, template, extra)
+        conditions = window_conditions(engine, since, until, template, extra)
         with engine.connect() as conn:
-            if _is_postgres(engine):
+            if is_postgres(engine):
                 rows = _latency_postgres(conn, engine, conditions, by_version, fractions)
             else:
                 rows = _latency_python(conn, conditions, by_version, fractions)
-    rows.sort(key=lambda r: _sort_key(r.template, r.version, r.ab_group))
+    rows.sort(key=lambda r: sort_key(r.template, r.version, r.ab_group))
     return _frame_or_rows(ResultList(rows), as_dataframe)
 
 
@@ -683,7 +374,7 @@ def success_rates(
     """
     from sqlalchemy import case, func, select
 
-    e = _table().c
+    e = executions_table().c
     with open_store(source) as engine:
         keys: list[Any] = [e.template_name]
         if by_version:
@@ -693,13 +384,13 @@ def success_rates(
                 *keys,
                 func.count().label("n"),
                 func.sum(case((e.success.is_(True), 1), else_=0)).label("ok"),
-                _cost_sum_expr(engine).label("cost"),
+                cost_sum(engine).label("cost"),
                 func.coalesce(func.sum(e.input_token_count), 0).label("input_tokens"),
                 func.coalesce(func.sum(e.output_token_count), 0).label("output_tokens"),
                 func.min(e.executed_at).label("first_seen"),
                 func.max(e.executed_at).label("last_seen"),
             )
-            .where(*_conditions(engine, since, until, template))
+            .where(*window_conditions(engine, since, until, template))
             .group_by(*keys)
         )
         with engine.connect() as conn:
@@ -714,14 +405,14 @@ def success_rates(
                         executions=int(r.n),
                         successes=int(r.ok),
                         failures=int(r.n) - int(r.ok),
-                        cost_usd=_cost_value(engine, r.cost),
+                        cost_usd=cost_value(engine, r.cost),
                         input_tokens=int(r.input_tokens),
                         output_tokens=int(r.output_tokens),
-                        first_seen=_as_time(r.first_seen),
-                        last_seen=_as_time(r.last_seen),
+                        first_seen=as_time(r.first_seen),
+                        last_seen=as_time(r.last_seen),
                     )
                 )
-    rows.sort(key=lambda r: _sort_key(r.template, r.version, r.ab_group))
+    rows.sort(key=lambda r: sort_key(r.template, r.version, r.ab_group))
     return _frame_or_rows(ResultList(rows), as_dataframe)
 
 
@@ -796,18 +487,18 @@ def error_patterns(
 
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
         raise ConfigurationError(f"top must be a positive int or None, got {top!r}")
-    e = _table().c
+    e = executions_table().c
     groups: dict[tuple[str, str | None, int | None, str], list[Any]] = {}
     failures: dict[str, int] = {}
     with open_store(source) as engine:
         query = (
             select(e.template_name, e.error_type, e.http_status, e.error_message, e.executed_at)
-            .where(*_conditions(engine, since, until, template, [e.success.is_(False)]))
+            .where(*window_conditions(engine, since, until, template, [e.success.is_(False)]))
             .order_by(e.executed_at, e.id)
         )
         with engine.connect() as conn:
             for r in conn.execution_options(yield_per=10_000).execute(query):
-                at = _as_time(r.executed_at)
+                at = as_time(r.executed_at)
                 key = (
                     r.template_name,
                     r.error_type,
@@ -841,7 +532,7 @@ def error_patterns(
             -r.count,
             r.template,
             r.pattern,
-            _sort_key(r.error_type),
+            sort_key(r.error_type),
             r.http_status or 0,
         )
     )
@@ -877,7 +568,7 @@ def recent_executions(
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigurationError(f"limit must be a positive int or None, got {limit!r}")
-    e = _table().c
+    e = executions_table().c
     with open_store(source) as engine:
         query = (
             select(
@@ -897,7 +588,7 @@ def recent_executions(
                 e.http_status,
                 e.streamed,
             )
-            .where(*_conditions(engine, since, None, template))
+            .where(*window_conditions(engine, since, None, template))
             .order_by(e.executed_at.desc(), e.id.desc())
         )
         if limit is not None:
@@ -906,7 +597,7 @@ def recent_executions(
             rows = [
                 ExecutionRow(
                     id=r.id,
-                    executed_at=_as_time(r.executed_at),
+                    executed_at=as_time(r.executed_at),
                     template=r.template_name,
                     version=r.template_version,
                     ab_group=r.template_ab_test_group,

@@ -22,17 +22,8 @@ from typing import Any
 
 from ..exceptions import MissingExtraError
 from ._ab import MIN_SAMPLES, ABComparison, compare_ab
-from ._queries import (
-    DailyCost,
-    ErrorPattern,
-    LatencyPercentiles,
-    TemplateSummary,
-    cost_by_day,
-    error_patterns,
-    latency_percentiles,
-    success_rates,
-    variant_label,
-)
+from ._queries import cost_by_day, error_patterns, latency_percentiles, success_rates
+from ._rows import DailyCost, ErrorPattern, LatencyPercentiles, TemplateSummary, variant_label
 from ._store import ResultList, StoreSource, TimeBound, hide_password, open_store, parse_time
 
 __all__ = [
