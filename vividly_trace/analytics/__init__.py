@@ -7,7 +7,7 @@
     url = "postgresql+psycopg://app@db/app"          # or an SQLAlchemy Engine
     for row in cost_by_day(url, since="30d"):
         print(row.day, row.template, row.cost_usd)
-    p95 = latency_percentiles(url, since="24h", by_version=True, as_dataframe=True)
+    p95 = latency_percentiles(url, since="24h", by_version=True).to_dataframe()
     ab = compare_ab(url, "nlu_extraction", since="14d")
     print(ab.summary)                              # "nlu_extraction: v4/B better at 95% ..."
 
@@ -16,8 +16,8 @@
 
 Every query accepts a time window (``since`` inclusive, ``until`` exclusive: ``"7d"``,
 ``"24h"``, ISO 8601, ``datetime``...) and a ``template`` filter, and returns frozen
-dataclasses in a :class:`ResultList` (``.to_dataframe()``), or a pandas DataFrame with
-``as_dataframe=True``. SQLite and PostgreSQL give equal answers on equal data.
+dataclasses in a :class:`ResultList`, which ``.to_dataframe()`` turns into a pandas
+DataFrame. SQLite and PostgreSQL give equal answers on equal data.
 
 Importing this package is cheap: SQLAlchemy and the queries load on first use, so
 :func:`choose_variant` costs nothing to import in a request handler.

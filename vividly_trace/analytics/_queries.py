@@ -2,8 +2,8 @@
 
 Every function takes the store as a URL or an SQLAlchemy ``Engine`` and an optional time
 window (``since`` inclusive, ``until`` exclusive; see :func:`parse_time` for the accepted
-forms) and returns a :class:`ResultList` of frozen dataclasses, or a pandas DataFrame with
-``as_dataframe=True``.
+forms) and returns a :class:`ResultList` of frozen dataclasses (``.to_dataframe()`` makes it
+a pandas DataFrame).
 
 The two supported engines give equal answers on equal data:
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigurationError
 from ._patterns import normalize_error_message
@@ -72,33 +72,9 @@ def _check_percentiles(percentiles: Sequence[float]) -> tuple[float, ...]:
     return tuple(out)
 
 
-def _frame_or_rows(rows: ResultList[Any], as_dataframe: bool) -> Any:
-    return rows.to_dataframe() if as_dataframe else rows
-
-
 # -- cost -------------------------------------------------------------------------------------
 
 
-@overload
-def cost_by_day(
-    source: StoreSource,
-    *,
-    since: TimeBound = ...,
-    until: TimeBound = ...,
-    template: str | None = ...,
-    by_model: bool = ...,
-    as_dataframe: Literal[False] = ...,
-) -> ResultList[DailyCost]: ...
-@overload
-def cost_by_day(
-    source: StoreSource,
-    *,
-    since: TimeBound = ...,
-    until: TimeBound = ...,
-    template: str | None = ...,
-    by_model: bool = ...,
-    as_dataframe: Literal[True],
-) -> Any: ...
 def cost_by_day(
     source: StoreSource,
     *,
@@ -106,8 +82,7 @@ def cost_by_day(
     until: TimeBound = None,
     template: str | None = None,
     by_model: bool = False,
-    as_dataframe: bool = False,
-) -> Any:
+) -> ResultList[DailyCost]:
     """Cost, executions and tokens per UTC day and template (and model).
 
     The original design's budget query (``SELECT DATE(executed_at), template_name,
@@ -119,7 +94,6 @@ def cost_by_day(
         until: end of the window, exclusive; None: no limit.
         template: only this template key.
         by_model: one row per model too (the ``model`` column, else ``None``).
-        as_dataframe: return a pandas DataFrame instead.
 
     Returns:
         Rows ordered by day, then cost (highest first), then template and model.
@@ -164,7 +138,7 @@ def cost_by_day(
                 for r in conn.execute(query)
             ]
     rows.sort(key=lambda r: (r.day, -r.cost_usd, sort_key(r.template, r.model)))
-    return _frame_or_rows(ResultList(rows), as_dataframe)
+    return ResultList(rows)
 
 
 # -- latency ----------------------------------------------------------------------------------
@@ -249,30 +223,6 @@ def _latency_python(
     return out
 
 
-@overload
-def latency_percentiles(
-    source: StoreSource,
-    *,
-    since: TimeBound = ...,
-    until: TimeBound = ...,
-    template: str | None = ...,
-    by_version: bool = ...,
-    percentiles: Sequence[float] = ...,
-    successful_only: bool = ...,
-    as_dataframe: Literal[False] = ...,
-) -> ResultList[LatencyPercentiles]: ...
-@overload
-def latency_percentiles(
-    source: StoreSource,
-    *,
-    since: TimeBound = ...,
-    until: TimeBound = ...,
-    template: str | None = ...,
-    by_version: bool = ...,
-    percentiles: Sequence[float] = ...,
-    successful_only: bool = ...,
-    as_dataframe: Literal[True],
-) -> Any: ...
 def latency_percentiles(
     source: StoreSource,
     *,
@@ -282,8 +232,7 @@ def latency_percentiles(
     by_version: bool = False,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     successful_only: bool = False,
-    as_dataframe: bool = False,
-) -> Any:
+) -> ResultList[LatencyPercentiles]:
     """Latency percentiles (and mean, in ms) per template, or per template variant.
 
     On PostgreSQL this is ``PERCENTILE_CONT(f) WITHIN GROUP (ORDER BY response_time_ms)``,
@@ -299,7 +248,6 @@ def latency_percentiles(
         percentiles: fractions in ``[0, 1]``; default p50, p95, p99.
         successful_only: leave failed calls out (by default every call counts, as in the
             original query: a fast 429 is also a latency your users saw).
-        as_dataframe: return a pandas DataFrame instead.
 
     Returns:
         Rows ordered by template, then version and group (``None`` first).
@@ -320,32 +268,12 @@ def latency_percentiles(
             else:
                 rows = _latency_python(conn, conditions, by_version, fractions)
     rows.sort(key=lambda r: sort_key(r.template, r.version, r.ab_group))
-    return _frame_or_rows(ResultList(rows), as_dataframe)
+    return ResultList(rows)
 
 
 # -- success rates ------------------------------------------------------------------------
 
 
-@overload
-def success_rates(
-    source: StoreSource,
-    *,
-    since: TimeBound = ...,
-    until: TimeBound = ...,
-    template: str | None = ...,
-    by_version: bool = ...,
-    as_dataframe: Literal[False] = ...,
-) -> ResultList[TemplateSummary]: ...
-@overload
-def success_rates(
-    source: StoreSource,
-    *,
-    since: TimeBound = ...,
-    until: TimeBound = ...,
-    template: str | None = ...,
-    by_version: bool = ...,
-    as_dataframe: Literal[True],
-) -> Any: ...
 def success_rates(
     source: StoreSource,
     *,
@@ -353,8 +281,7 @@ def success_rates(
     until: TimeBound = None,
     template: str | None = None,
     by_version: bool = False,
-    as_dataframe: bool = False,
-) -> Any:
+) -> ResultList[TemplateSummary]:
     """Executions, successes, failures (with success and error rates), cost and tokens.
 
     Args:
@@ -362,7 +289,6 @@ def success_rates(
         since, until: the time window (``since`` inclusive, ``until`` exclusive).
         template: only this template key.
         by_version: one row per (template, version, A/B group).
-        as_dataframe: return a pandas DataFrame instead.
 
     Returns:
         Rows ordered by template, then version and group (``None`` first).
@@ -413,7 +339,7 @@ def success_rates(
                     )
                 )
     rows.sort(key=lambda r: sort_key(r.template, r.version, r.ab_group))
-    return _frame_or_rows(ResultList(rows), as_dataframe)
+    return ResultList(rows)
 
 
 def ab_templates(
@@ -436,26 +362,6 @@ def ab_templates(
 # -- error patterns ---------------------------------------------------------------------------
 
 
-@overload
-def error_patterns(
-    source: StoreSource,
-    *,
-    since: TimeBound = ...,
-    until: TimeBound = ...,
-    template: str | None = ...,
-    top: int | None = ...,
-    as_dataframe: Literal[False] = ...,
-) -> ResultList[ErrorPattern]: ...
-@overload
-def error_patterns(
-    source: StoreSource,
-    *,
-    since: TimeBound = ...,
-    until: TimeBound = ...,
-    template: str | None = ...,
-    top: int | None = ...,
-    as_dataframe: Literal[True],
-) -> Any: ...
 def error_patterns(
     source: StoreSource,
     *,
@@ -463,8 +369,7 @@ def error_patterns(
     until: TimeBound = None,
     template: str | None = None,
     top: int | None = 10,
-    as_dataframe: bool = False,
-) -> Any:
+) -> ResultList[ErrorPattern]:
     """The most frequent kinds of failure: failed executions grouped by template, error type,
     HTTP status and normalised message (:func:`normalize_error_message`).
 
@@ -473,7 +378,6 @@ def error_patterns(
         since, until: the time window (``since`` inclusive, ``until`` exclusive).
         template: only this template key.
         top: keep the ``top`` most frequent patterns (None: all).
-        as_dataframe: return a pandas DataFrame instead.
 
     Returns:
         Rows ordered by count (highest first), then template, pattern.
@@ -538,7 +442,7 @@ def error_patterns(
     )
     if top is not None:
         rows = rows[:top]
-    return _frame_or_rows(ResultList(rows), as_dataframe)
+    return ResultList(rows)
 
 
 # -- recent executions ------------------------------------------------------------------------
