@@ -2,7 +2,7 @@
 
 ::
 
-    from vividly_trace.analytics import compare_ab, cost_by_day, latency_percentiles
+    from vividly_trace.analytics import ABDirection, compare_ab, cost_by_day, latency_percentiles
 
     url = "postgresql+psycopg://app@db/app"          # or an SQLAlchemy Engine
     for row in cost_by_day(url, since="30d"):
@@ -10,6 +10,9 @@
     p95 = latency_percentiles(url, since="24h", by_version=True).to_dataframe()
     ab = compare_ab(url, "nlu_extraction", since="14d")
     print(ab.summary)                              # "nlu_extraction: v4/B better at 95% ..."
+    for verdict in ab.verdicts:                    # structured: baseline, challenger, p_value...
+        if verdict.direction is ABDirection.WORSE:
+            print(f"{verdict.challenger} hurts the success rate, p={verdict.p_value:.3g}")
 
     # Sticky assignment for the experiment itself (no database involved):
     variant = choose_variant("nlu_extraction", user_id, {"A": 0.5, "B": 0.5})
@@ -35,7 +38,7 @@ from ._patterns import normalize_error_message
 from ._stats import percentile_cont, two_proportion_z_test, wilson_interval
 
 if TYPE_CHECKING:
-    from ._ab import MIN_SAMPLES, ABComparison, ABVariant, compare_ab
+    from ._ab import MIN_SAMPLES, ABComparison, ABDirection, ABVariant, ABVerdict, compare_ab
     from ._queries import (
         ab_templates,
         cost_by_day,
@@ -69,7 +72,9 @@ if TYPE_CHECKING:
 __all__ = [
     "MIN_SAMPLES",
     "ABComparison",
+    "ABDirection",
     "ABVariant",
+    "ABVerdict",
     "DailyCost",
     "ErrorPattern",
     "ExecutionRow",
@@ -109,7 +114,9 @@ __all__ = [
 _LAZY = {
     "MIN_SAMPLES": "._ab",
     "ABComparison": "._ab",
+    "ABDirection": "._ab",
     "ABVariant": "._ab",
+    "ABVerdict": "._ab",
     "compare_ab": "._ab",
     "DailyCost": "._rows",
     "ErrorPattern": "._rows",
