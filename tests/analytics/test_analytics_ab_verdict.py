@@ -1,9 +1,12 @@
 """The structured A/B verdict (ABVerdict): on the seeded data set and on variants written for
-the test, on both engines, against a z-test computed by hand."""
+the test, on both engines, against a z-test computed by hand; and the reports styling the
+verdicts from it rather than from the sentence."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import io
 import math
 
 import pytest
@@ -11,9 +14,13 @@ from analytics_data import START, write
 
 from vividly_trace import PromptExecution
 from vividly_trace.analytics import (
+    ABComparison,
     ABDirection,
     ABVerdict,
+    Report,
+    build_report,
     compare_ab,
+    render_html,
 )
 
 
@@ -156,3 +163,44 @@ def test_each_challenger_gets_its_own_verdict(fresh_url: str) -> None:
     assert bad.z == pytest.approx(z, rel=1e-12)
     assert bad.p_value == pytest.approx(p, rel=1e-9)
     assert bad.text == "v4/D worse at 95%"
+
+
+def _relabel(comparison: ABComparison, text: str) -> ABComparison:
+    """The comparison with every challenger's sentence replaced by ``text``."""
+    variants = type(comparison.variants)(
+        v if v.is_baseline else dataclasses.replace(v, verdict=text) for v in comparison.variants
+    )
+    return dataclasses.replace(comparison, variants=variants)
+
+
+class TestRendering:
+    def test_html_classes_come_from_the_direction(self, sqlite_store: str) -> None:
+        """The HTML verdict badge is classed by direction, not by reading the sentence."""
+        pytest.importorskip("plotly")
+        report = build_report(sqlite_store)
+        assert "<span class='verdict better'>v2/B better at 95%</span>" in render_html(report)
+        relabelled = dataclasses.replace(report, ab=[_relabel(c, "odd words") for c in report.ab])
+        assert "<span class='verdict better'>odd words</span>" in render_html(relabelled)
+        worse = build_report(sqlite_store, baseline="v2/B")
+        assert "<span class='verdict worse'>v1/A worse at 95%</span>" in render_html(worse)
+        few = build_report(sqlite_store, min_samples=500)
+        assert "<span class='verdict nodata'>not enough data" in render_html(few)
+
+    def test_terminal_styles_come_from_the_direction(self, sqlite_store: str) -> None:
+        """Bold green for better, bold red for worse, whatever the sentence says."""
+        from rich.console import Console
+
+        from vividly_trace.analytics._terminal import print_report
+
+        def shown(report: Report) -> str:
+            out = io.StringIO()
+            console = Console(file=out, force_terminal=True, color_system="standard", width=120)
+            print_report(report, console)
+            return out.getvalue()
+
+        report = build_report(sqlite_store)
+        assert "\x1b[1;32mv2/B better at 95%\x1b[0m" in shown(report)
+        relabelled = dataclasses.replace(report, ab=[_relabel(c, "odd words") for c in report.ab])
+        assert "\x1b[1;32modd words\x1b[0m" in shown(relabelled)
+        worse = build_report(sqlite_store, baseline="v2/B")
+        assert "\x1b[1;31mv1/A worse at 95%\x1b[0m" in shown(worse)
