@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import sys
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -23,7 +24,7 @@ from analytics_data import (
     latencies,
 )
 
-from vividly_trace import ConfigurationError, PromptExecution
+from vividly_trace import ConfigurationError, MissingExtraError, PromptExecution
 from vividly_trace.analytics import (
     ABComparison,
     ab_templates,
@@ -105,9 +106,10 @@ class TestCostByDay:
         assert sum(r.cost_usd for r in rows) == sum(r.cost_usd or 0 for r in inside)
 
     def test_dataframe(self, store: str) -> None:
-        """as_dataframe=True gives one column per field, money as float."""
+        """.to_dataframe() gives one column per field, money as float."""
         pandas = pytest.importorskip("pandas")
-        frame = cost_by_day(store, as_dataframe=True)
+        rows = cost_by_day(store)
+        frame = rows.to_dataframe()
         assert isinstance(frame, pandas.DataFrame)
         assert list(frame.columns) == [
             "day",
@@ -120,8 +122,28 @@ class TestCostByDay:
             "output_tokens",
         ]
         assert frame["cost_usd"].dtype == float
-        assert len(frame) == len(cost_by_day(store))
-        assert cost_by_day(store).to_dataframe().equals(frame)
+        assert len(frame) == len(rows)
+        assert list(frame["cost_usd"]) == [float(r.cost_usd) for r in rows]
+
+
+class TestResultList:
+    @pytest.mark.parametrize(
+        "query", [cost_by_day, latency_percentiles, success_rates, error_patterns]
+    )
+    def test_as_dataframe_is_gone(self, sqlite_store: str, query: Any) -> None:
+        """The queries take no as_dataframe= any more: .to_dataframe() replaces it."""
+        with pytest.raises(TypeError, match="as_dataframe"):
+            query(sqlite_store, as_dataframe=True)
+
+    def test_to_dataframe_without_pandas(
+        self, sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without pandas, .to_dataframe() raises MissingExtraError naming the extra."""
+        rows = success_rates(sqlite_store)
+        monkeypatch.setitem(sys.modules, "pandas", None)  # makes `import pandas` fail
+        with pytest.raises(MissingExtraError, match=r"vividly-trace\[dataframe\]") as info:
+            rows.to_dataframe()
+        assert info.value.extra == "dataframe"
 
 
 class TestLatencyPercentiles:
@@ -170,7 +192,7 @@ class TestLatencyPercentiles:
     def test_dataframe_columns(self, store: str) -> None:
         """One pNN_ms column per percentile."""
         pytest.importorskip("pandas")
-        frame = latency_percentiles(store, percentiles=(0.5, 0.999), as_dataframe=True)
+        frame = latency_percentiles(store, percentiles=(0.5, 0.999)).to_dataframe()
         assert list(frame.columns) == [
             "template",
             "version",

@@ -2,22 +2,25 @@
 
 ::
 
-    from vividly_trace.analytics import compare_ab, cost_by_day, latency_percentiles
+    from vividly_trace.analytics import ABDirection, compare_ab, cost_by_day, latency_percentiles
 
     url = "postgresql+psycopg://app@db/app"          # or an SQLAlchemy Engine
     for row in cost_by_day(url, since="30d"):
         print(row.day, row.template, row.cost_usd)
-    p95 = latency_percentiles(url, since="24h", by_version=True, as_dataframe=True)
+    p95 = latency_percentiles(url, since="24h", by_version=True).to_dataframe()
     ab = compare_ab(url, "nlu_extraction", since="14d")
     print(ab.summary)                              # "nlu_extraction: v4/B better at 95% ..."
+    for verdict in ab.verdicts:                    # structured: baseline, challenger, p_value...
+        if verdict.direction is ABDirection.WORSE:
+            print(f"{verdict.challenger} hurts the success rate, p={verdict.p_value:.3g}")
 
     # Sticky assignment for the experiment itself (no database involved):
     variant = choose_variant("nlu_extraction", user_id, {"A": 0.5, "B": 0.5})
 
 Every query accepts a time window (``since`` inclusive, ``until`` exclusive: ``"7d"``,
 ``"24h"``, ISO 8601, ``datetime``...) and a ``template`` filter, and returns frozen
-dataclasses in a :class:`ResultList` (``.to_dataframe()``), or a pandas DataFrame with
-``as_dataframe=True``. SQLite and PostgreSQL give equal answers on equal data.
+dataclasses in a :class:`ResultList`, which ``.to_dataframe()`` turns into a pandas
+DataFrame. SQLite and PostgreSQL give equal answers on equal data.
 
 Importing this package is cheap: SQLAlchemy and the queries load on first use, so
 :func:`choose_variant` costs nothing to import in a request handler.
@@ -35,23 +38,25 @@ from ._patterns import normalize_error_message
 from ._stats import percentile_cont, two_proportion_z_test, wilson_interval
 
 if TYPE_CHECKING:
-    from ._ab import MIN_SAMPLES, ABComparison, ABVariant, compare_ab
+    from ._ab import MIN_SAMPLES, ABComparison, ABDirection, ABVariant, ABVerdict, compare_ab
     from ._queries import (
-        DailyCost,
-        ErrorPattern,
-        ExecutionRow,
-        LatencyPercentiles,
-        TemplateSummary,
         ab_templates,
         cost_by_day,
         error_patterns,
         latency_percentiles,
         recent_executions,
         success_rates,
-        variant_label,
     )
     from ._report import Report, build_report, render_html, write_html_report
     from ._reprice import RepriceResult, RepriceTemplate, reprice
+    from ._rows import (
+        DailyCost,
+        ErrorPattern,
+        ExecutionRow,
+        LatencyPercentiles,
+        TemplateSummary,
+        variant_label,
+    )
     from ._store import (
         ResultList,
         StoreError,
@@ -67,7 +72,9 @@ if TYPE_CHECKING:
 __all__ = [
     "MIN_SAMPLES",
     "ABComparison",
+    "ABDirection",
     "ABVariant",
+    "ABVerdict",
     "DailyCost",
     "ErrorPattern",
     "ExecutionRow",
@@ -107,20 +114,22 @@ __all__ = [
 _LAZY = {
     "MIN_SAMPLES": "._ab",
     "ABComparison": "._ab",
+    "ABDirection": "._ab",
     "ABVariant": "._ab",
+    "ABVerdict": "._ab",
     "compare_ab": "._ab",
-    "DailyCost": "._queries",
-    "ErrorPattern": "._queries",
-    "ExecutionRow": "._queries",
-    "LatencyPercentiles": "._queries",
-    "TemplateSummary": "._queries",
+    "DailyCost": "._rows",
+    "ErrorPattern": "._rows",
+    "ExecutionRow": "._rows",
+    "LatencyPercentiles": "._rows",
+    "TemplateSummary": "._rows",
     "ab_templates": "._queries",
     "cost_by_day": "._queries",
     "error_patterns": "._queries",
     "latency_percentiles": "._queries",
     "recent_executions": "._queries",
     "success_rates": "._queries",
-    "variant_label": "._queries",
+    "variant_label": "._rows",
     "RepriceResult": "._reprice",
     "RepriceTemplate": "._reprice",
     "reprice": "._reprice",

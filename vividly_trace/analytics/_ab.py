@@ -1,15 +1,18 @@
-"""A/B comparison of a template's variants (version / A/B group), with a verdict for people.
+"""A/B comparison of a template's variants (version / A/B group), with verdicts.
 
 For each variant: executions, success rate with its Wilson confidence interval, mean and
 p95 latency, mean cost and cost per success; for each challenger, a two-sided
-two-proportion z-test of its success rate against the baseline's, and a verdict:
+two-proportion z-test of its success rate against the baseline's, and a verdict, both
+structured (:class:`ABVerdict`, whose ``direction`` is an :class:`ABDirection`) and as a
+sentence for people:
 
-- ``"not enough data"`` when the challenger or the baseline has fewer than ``min_samples``
-  executions (default :data:`MIN_SAMPLES`, 30: below that the normal approximation behind
-  the z-test is not trustworthy and a "significant" result is mostly noise);
-- ``"<label> better at 95%"`` / ``"<label> worse at 95%"`` when the p-value is below
-  ``1 - confidence``;
-- ``"no significant difference"`` otherwise.
+- ``INSUFFICIENT_DATA``, ``"not enough data"``, when the challenger or the baseline has
+  fewer than ``min_samples`` executions (default :data:`MIN_SAMPLES`, 30: below that the
+  normal approximation behind the z-test is not trustworthy and a "significant" result is
+  mostly noise);
+- ``BETTER`` / ``WORSE``, ``"<label> better at 95%"`` / ``"<label> worse at 95%"``, when
+  the p-value is below ``1 - confidence``;
+- ``NO_DIFFERENCE``, ``"no significant difference"``, otherwise.
 
 With three or more variants each challenger is tested against the baseline on its own (no
 correction for multiple comparisons): read a lone "better at 95%" among many with care.
@@ -18,28 +21,83 @@ correction for multiple comparisons): read a lone "better at 95%" among many wit
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from ..exceptions import ConfigurationError
-from ._queries import (
-    _as_time,
-    _conditions,
-    _cost_sum_expr,
-    _cost_value,
-    _sort_key,
-    _table,
-    latency_percentiles,
-    variant_label,
-)
+from ._queries import latency_percentiles
+from ._rows import variant_label
+from ._sql import as_time, cost_sum, cost_value, executions_table, sort_key, window_conditions
 from ._stats import two_proportion_z_test, wilson_interval, z_for_confidence
 from ._store import ResultList, StoreSource, TimeBound, open_store, rows_to_dataframe
 
-__all__ = ["MIN_SAMPLES", "ABComparison", "ABVariant", "compare_ab"]
+__all__ = ["MIN_SAMPLES", "ABComparison", "ABDirection", "ABVariant", "ABVerdict", "compare_ab"]
 
 MIN_SAMPLES = 30
 """Default minimum executions per variant before a verdict is given."""
+
+
+class ABDirection(enum.Enum):
+    """How a challenger compares with the baseline on the verdict's metric.
+
+    .. versionadded:: 0.2.0
+    """
+
+    BETTER = "better"
+    """Significantly higher success rate than the baseline."""
+    WORSE = "worse"
+    """Significantly lower success rate than the baseline."""
+    NO_DIFFERENCE = "no difference"
+    """Enough data, and the difference is not significant."""
+    INSUFFICIENT_DATA = "insufficient data"
+    """Too few executions (challenger or baseline) to judge."""
+
+
+@dataclass(frozen=True, slots=True)
+class ABVerdict:
+    """The verdict on one challenger against the baseline, for programs.
+
+    ``baseline`` and ``challenger`` are variant labels (``"v3/A"``); ``metric`` is the
+    compared quantity (``"success_rate"``); ``difference`` is the challenger's value minus
+    the baseline's; ``z`` and ``p_value`` are the two-sided two-proportion z-test the
+    direction rests on (``None`` when it could not be computed). ``direction`` is
+    :attr:`~ABDirection.BETTER` or :attr:`~ABDirection.WORSE` when ``p_value < 1 -
+    confidence`` and both variants have at least ``min_samples`` executions. ``text`` is
+    the same verdict as a sentence.
+
+    .. versionadded:: 0.2.0
+    """
+
+    baseline: str
+    challenger: str
+    direction: ABDirection
+    metric: str
+    difference: float
+    z: float | None
+    p_value: float | None
+    confidence: float
+    min_samples: int
+    baseline_executions: int
+    challenger_executions: int
+
+    @property
+    def significant(self) -> bool:
+        """Whether the challenger is significantly better or worse."""
+        return self.direction in (ABDirection.BETTER, ABDirection.WORSE)
+
+    @property
+    def text(self) -> str:
+        """The verdict for people: ``"v4/B better at 95%"``, ``"no significant difference"``,
+        ``"not enough data (under 30 calls per variant)"``."""
+        if self.direction is ABDirection.INSUFFICIENT_DATA:
+            if min(self.baseline_executions, self.challenger_executions) < self.min_samples:
+                return f"not enough data (under {self.min_samples} calls per variant)"
+            return "not enough data"
+        if self.direction is ABDirection.NO_DIFFERENCE:
+            return "no significant difference"
+        return f"{self.challenger} {self.direction.value} at {self.confidence * 100:g}%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +107,9 @@ class ABVariant:
     ``difference`` is this variant's success rate minus the baseline's (a fraction;
     ``None`` for the baseline), ``z`` and ``p_value`` the two-proportion z-test of that
     difference (``None`` for the baseline). ``cost_per_success_usd`` is the total cost of
-    all its calls (failures cost tokens too) divided by its successes.
+    all its calls (failures cost tokens too) divided by its successes. ``outcome`` is the
+    structured verdict (``None`` for the baseline) and ``verdict`` its sentence
+    (``"baseline"`` for the baseline).
 
     .. versionadded:: 0.1.0
     """
@@ -74,10 +134,13 @@ class ABVariant:
     z: float | None
     p_value: float | None
     verdict: str
+    outcome: ABVerdict | None
 
     def to_dict(self) -> dict[str, Any]:
-        """The variant as a flat dict."""
-        return {name: getattr(self, name) for name in self.__slots__}
+        """The variant as a flat dict (the outcome as its ``direction`` value)."""
+        out = {name: getattr(self, name) for name in self.__slots__ if name != "outcome"}
+        out["direction"] = None if self.outcome is None else self.outcome.direction.value
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +168,11 @@ class ABComparison:
                 return v
         raise KeyError(label)
 
+    @property
+    def verdicts(self) -> list[ABVerdict]:
+        """The structured verdict of each challenger, in the order of ``variants``."""
+        return [v.outcome for v in self.variants if v.outcome is not None]
+
     def to_dataframe(self) -> Any:
         """The variants as a pandas DataFrame (one row each, baseline first)."""
         return rows_to_dataframe(self.variants)
@@ -118,29 +186,38 @@ def _money(value: Decimal | None) -> str:
     return "n/a" if value is None else f"${value:.6f}"
 
 
-def _verdict(
-    variant_label_: str,
-    n: int,
-    baseline_n: int,
+def _judge(
+    base: dict[str, Any],
+    challenger: dict[str, Any],
     test: tuple[float, float] | None,
     confidence: float,
     min_samples: int,
-) -> str:
-    if n < min_samples or baseline_n < min_samples:
-        return f"not enough data (under {min_samples} calls per variant)"
-    if test is None:
-        return "not enough data"
-    z, p_value = test
-    if p_value < 1.0 - confidence:
-        direction = "better" if z > 0 else "worse"
-        return f"{variant_label_} {direction} at {confidence * 100:g}%"
-    return "no significant difference"
+) -> ABVerdict:
+    if challenger["n"] < min_samples or base["n"] < min_samples or test is None:
+        direction = ABDirection.INSUFFICIENT_DATA
+    elif test[1] < 1.0 - confidence:
+        direction = ABDirection.BETTER if test[0] > 0 else ABDirection.WORSE
+    else:
+        direction = ABDirection.NO_DIFFERENCE
+    return ABVerdict(
+        baseline=base["label"],
+        challenger=challenger["label"],
+        direction=direction,
+        metric="success_rate",
+        difference=challenger["ok"] / challenger["n"] - base["ok"] / base["n"],
+        z=None if test is None else test[0],
+        p_value=None if test is None else test[1],
+        confidence=confidence,
+        min_samples=min_samples,
+        baseline_executions=base["n"],
+        challenger_executions=challenger["n"],
+    )
 
 
 def _pick_baseline(rows: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
     if baseline is None:
         # The oldest variant is the incumbent: the one that was running first.
-        return min(rows, key=lambda r: (r["first_seen"], _sort_key(r["version"], r["ab_group"])))
+        return min(rows, key=lambda r: (r["first_seen"], sort_key(r["version"], r["ab_group"])))
     matches = [r for r in rows if baseline == r["label"]]
     if not matches:
         matches = [r for r in rows if baseline in (r["version"], r["ab_group"])]
@@ -191,7 +268,7 @@ def compare_ab(
         raise ConfigurationError(f"min_samples must be a positive int, got {min_samples!r}")
     if not isinstance(template, str) or not template:
         raise ConfigurationError(f"template must be a non-empty string, got {template!r}")
-    e = _table().c
+    e = executions_table().c
     with open_store(source) as engine:
         keys = [e.template_version, e.template_ab_test_group]
         query = (
@@ -201,10 +278,10 @@ def compare_ab(
                 func.sum(case((e.success.is_(True), 1), else_=0)).label("ok"),
                 func.avg(e.response_time_ms).label("mean_ms"),
                 func.count(e.cost_usd).label("priced"),
-                _cost_sum_expr(engine).label("cost"),
+                cost_sum(engine).label("cost"),
                 func.min(e.executed_at).label("first_seen"),
             )
-            .where(*_conditions(engine, since, until, template))
+            .where(*window_conditions(engine, since, until, template))
             .group_by(*keys)
         )
         with engine.connect() as conn:
@@ -216,8 +293,8 @@ def compare_ab(
                     "n": int(r.n),
                     "ok": int(r.ok),
                     "priced": int(r.priced),
-                    "cost": _cost_value(engine, r.cost),
-                    "first_seen": _as_time(r.first_seen),
+                    "cost": cost_value(engine, r.cost),
+                    "first_seen": as_time(r.first_seen),
                 }
                 for r in conn.execute(query)
             ]
@@ -246,7 +323,7 @@ def compare_ab(
         base,
         *sorted(
             (r for r in rows if r is not base),
-            key=lambda r: _sort_key(r["version"], r["ab_group"]),
+            key=lambda r: sort_key(r["version"], r["ab_group"]),
         ),
     ]
     variants: ResultList[ABVariant] = ResultList()
@@ -254,6 +331,7 @@ def compare_ab(
         is_base = r is base
         lat = latency[(r["version"], r["ab_group"])]
         test = None if is_base else two_proportion_z_test(base["ok"], base["n"], r["ok"], r["n"])
+        outcome = None if is_base else _judge(base, r, test, confidence, min_samples)
         interval = wilson_interval(r["ok"], r["n"], confidence)
         variants.append(
             ABVariant(
@@ -273,14 +351,11 @@ def compare_ab(
                 cost_per_success_usd=r["cost"] / r["ok"] if r["ok"] and r["priced"] else None,
                 first_seen=r["first_seen"],
                 is_baseline=is_base,
-                difference=None if is_base else r["ok"] / r["n"] - base["ok"] / base["n"],
+                difference=None if outcome is None else outcome.difference,
                 z=None if test is None else test[0],
                 p_value=None if test is None else test[1],
-                verdict=(
-                    "baseline"
-                    if is_base
-                    else _verdict(r["label"], r["n"], base["n"], test, confidence, min_samples)
-                ),
+                verdict="baseline" if outcome is None else outcome.text,
+                outcome=outcome,
             )
         )
     return ABComparison(

@@ -21,18 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import MissingExtraError
-from ._ab import MIN_SAMPLES, ABComparison, compare_ab
-from ._queries import (
-    DailyCost,
-    ErrorPattern,
-    LatencyPercentiles,
-    TemplateSummary,
-    cost_by_day,
-    error_patterns,
-    latency_percentiles,
-    success_rates,
-    variant_label,
-)
+from ._ab import MIN_SAMPLES, ABComparison, ABDirection, ABVerdict, compare_ab
+from ._queries import cost_by_day, error_patterns, latency_percentiles, success_rates
+from ._rows import DailyCost, ErrorPattern, LatencyPercentiles, TemplateSummary, variant_label
 from ._store import ResultList, StoreSource, TimeBound, hide_password, open_store, parse_time
 
 __all__ = [
@@ -433,14 +424,15 @@ def _ab_chart(comparison: ABComparison, index: int) -> str:
     return _figure_html(figure, f"chart-ab-{index}", 360)
 
 
-def _verdict_class(verdict: str) -> str:
-    if " better at " in verdict:
-        return "better"
-    if " worse at " in verdict:
-        return "worse"
-    if verdict.startswith("not enough data"):
-        return "nodata"
-    return ""
+_VERDICT_CLASSES = {
+    ABDirection.BETTER: "better",
+    ABDirection.WORSE: "worse",
+    ABDirection.INSUFFICIENT_DATA: "nodata",
+}
+
+
+def _verdict_class(outcome: ABVerdict | None) -> str:
+    return "" if outcome is None else _VERDICT_CLASSES.get(outcome.direction, "")
 
 
 def _ab_section(comparison: ABComparison, index: int) -> str:
@@ -463,7 +455,7 @@ def _ab_section(comparison: ABComparison, index: int) -> str:
             f"<td class='n'>{format_usd(v.mean_cost_usd)}</td>"
             f"<td class='n'>{format_usd(v.cost_per_success_usd)}</td>"
             f"<td class='n'>{p_value}</td>"
-            f"<td><span class='verdict {_verdict_class(v.verdict)}'>{_e(v.verdict)}</span></td>"
+            f"<td><span class='verdict {_verdict_class(v.outcome)}'>{_e(v.verdict)}</span></td>"
             "</tr>"
         )
     ci_label = f"{comparison.confidence * 100:g}% CI"

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import ConfigurationError
 from ..pricing import PricingTable
 from ..usage import Usage
-from ._queries import _conditions, _sort_key, _table
+from ._sql import executions_table, sort_key, window_conditions
 from ._store import (
     ResultList,
     StoreSchemaError,
@@ -248,14 +248,14 @@ def reprice(
         table = pricing
     else:
         table = PricingTable.from_file(pricing)
-    e = _table()
+    e = executions_table()
     c = e.c
     # template -> [n, updated, changed, no_tokens, unpriced, old, new]
     stats: dict[str, list[Any]] = {}
     unknown: set[str] = set()
     with open_store(source) as engine:
         _require_revision(engine)
-        conditions = _conditions(engine, since, until, template)
+        conditions = window_conditions(engine, since, until, template)
         with engine.connect() as conn:
             total = int(
                 conn.execute(select(func.count()).select_from(e).where(*conditions)).scalar_one()
@@ -337,7 +337,7 @@ def reprice(
             old_cost_usd=v[5],
             new_cost_usd=v[6],
         )
-        for name, v in sorted(stats.items(), key=lambda item: _sort_key(item[0]))
+        for name, v in sorted(stats.items(), key=lambda item: sort_key(item[0]))
     )
     return RepriceResult(
         pricing_version=table.version,

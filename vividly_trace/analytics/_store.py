@@ -34,6 +34,7 @@ __all__ = [
     "hide_password",
     "open_store",
     "parse_time",
+    "rows_to_dataframe",
     "store_errors",
     "to_utc",
 ]

@@ -6,7 +6,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from ._ab import ABComparison
+from ._ab import ABComparison, ABDirection, ABVerdict
 from ._report import Report, format_ms, format_pct, format_usd
 
 __all__ = ["print_report"]
@@ -40,14 +40,15 @@ def _table(title: str, *columns: tuple[str, str]) -> Any:
     return table
 
 
-def _verdict_style(verdict: str) -> str:
-    if " better at " in verdict:
-        return "bold green"
-    if " worse at " in verdict:
-        return "bold red"
-    if verdict.startswith("not enough data"):
-        return "yellow"
-    return ""
+_VERDICT_STYLES = {
+    ABDirection.BETTER: "bold green",
+    ABDirection.WORSE: "bold red",
+    ABDirection.INSUFFICIENT_DATA: "yellow",
+}
+
+
+def _verdict_style(outcome: ABVerdict | None) -> str:
+    return "" if outcome is None else _VERDICT_STYLES.get(outcome.direction, "")
 
 
 def _ab_table(comparison: ABComparison) -> Any:
@@ -80,7 +81,7 @@ def _ab_table(comparison: ABComparison) -> Any:
     lines = []
     for v in comparison.variants[1:]:
         text = Text("  ")
-        text.append(v.verdict, style=_verdict_style(v.verdict))
+        text.append(v.verdict, style=_verdict_style(v.outcome))
         if v.p_value is not None:
             text.append(f"  (vs {comparison.baseline}, p={v.p_value:.3g})")
         lines.append(text)

@@ -1,0 +1,235 @@
+"""The result rows of the analytics queries: frozen dataclasses with ``to_dict()``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+__all__ = [
+    "DailyCost",
+    "ErrorPattern",
+    "ExecutionRow",
+    "LatencyPercentiles",
+    "TemplateSummary",
+    "variant_label",
+]
+
+
+def variant_label(version: str | None, ab_group: str | None) -> str:
+    """How a variant is named in reports: ``"v3/A"``, ``"v3"``, ``"A"`` or ``"(none)"``.
+
+    .. versionadded:: 0.1.0
+    """
+    if version and ab_group:
+        return f"{version}/{ab_group}"
+    return version or ab_group or "(none)"
+
+
+def _percentile_key(fraction: float) -> str:
+    """Column name of a percentile: ``p50_ms``, ``p95_ms``, ``p99.9_ms``."""
+    return f"p{fraction * 100:g}_ms"
+
+
+@dataclass(frozen=True, slots=True)
+class DailyCost:
+    """Cost of one template (and model, with ``by_model=True``) on one UTC day.
+
+    ``cost_usd`` sums the executions that have a cost; ``priced_executions`` says how many
+    did (an unknown model leaves the cost empty).
+
+    .. versionadded:: 0.1.0
+    """
+
+    day: _dt.date
+    template: str
+    model: str | None
+    executions: int
+    priced_executions: int
+    cost_usd: Decimal
+    input_tokens: int
+    output_tokens: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a flat dict."""
+        return {
+            "day": self.day,
+            "template": self.template,
+            "model": self.model,
+            "executions": self.executions,
+            "priced_executions": self.priced_executions,
+            "cost_usd": self.cost_usd,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyPercentiles:
+    """Latency of one template (or template variant) in milliseconds.
+
+    ``percentiles`` maps each requested fraction (0.95) to its value; ``p50_ms``,
+    ``p95_ms`` and ``p99_ms`` read it. ``version`` and ``ab_group`` are ``None`` unless
+    the query was made with ``by_version=True``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    template: str
+    version: str | None
+    ab_group: str | None
+    executions: int
+    mean_ms: float
+    percentiles: Mapping[float, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """``template`` or ``template v3/A``."""
+        if self.version is None and self.ab_group is None:
+            return self.template
+        return f"{self.template} {variant_label(self.version, self.ab_group)}"
+
+    def percentile(self, fraction: float) -> float | None:
+        """The value for ``fraction`` (e.g. 0.95), if it was requested."""
+        return self.percentiles.get(fraction)
+
+    @property
+    def p50_ms(self) -> float | None:
+        """The median."""
+        return self.percentiles.get(0.5)
+
+    @property
+    def p95_ms(self) -> float | None:
+        """The 95th percentile."""
+        return self.percentiles.get(0.95)
+
+    @property
+    def p99_ms(self) -> float | None:
+        """The 99th percentile."""
+        return self.percentiles.get(0.99)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a flat dict, one ``pNN_ms`` column per percentile."""
+        out: dict[str, Any] = {
+            "template": self.template,
+            "version": self.version,
+            "ab_group": self.ab_group,
+            "executions": self.executions,
+            "mean_ms": self.mean_ms,
+        }
+        for fraction, value in sorted(self.percentiles.items()):
+            out[_percentile_key(fraction)] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSummary:
+    """Executions, success and error rates, cost and tokens of a template (or variant).
+
+    .. versionadded:: 0.1.0
+    """
+
+    template: str
+    version: str | None
+    ab_group: str | None
+    executions: int
+    successes: int
+    failures: int
+    cost_usd: Decimal
+    input_tokens: int
+    output_tokens: int
+    first_seen: _dt.datetime
+    last_seen: _dt.datetime
+
+    @property
+    def success_rate(self) -> float:
+        """Successes / executions."""
+        return self.successes / self.executions if self.executions else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        """Failures / executions."""
+        return self.failures / self.executions if self.executions else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a flat dict (with the rates)."""
+        return {
+            "template": self.template,
+            "version": self.version,
+            "ab_group": self.ab_group,
+            "executions": self.executions,
+            "successes": self.successes,
+            "failures": self.failures,
+            "success_rate": self.success_rate,
+            "error_rate": self.error_rate,
+            "cost_usd": self.cost_usd,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPattern:
+    """One kind of failure of one template: the normalised message and how often it occurred.
+
+    ``share`` is the fraction of the template's failures (in the window) with this pattern;
+    ``example`` is the latest raw message.
+
+    .. versionadded:: 0.1.0
+    """
+
+    template: str
+    error_type: str | None
+    http_status: int | None
+    pattern: str
+    count: int
+    share: float
+    first_seen: _dt.datetime
+    last_seen: _dt.datetime
+    example: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a flat dict."""
+        return {
+            "template": self.template,
+            "error_type": self.error_type,
+            "http_status": self.http_status,
+            "pattern": self.pattern,
+            "count": self.count,
+            "share": self.share,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "example": self.example,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRow:
+    """One stored execution, as ``vividly-trace tail`` shows it.
+
+    .. versionadded:: 0.1.0
+    """
+
+    id: str
+    executed_at: _dt.datetime
+    template: str
+    version: str | None
+    ab_group: str | None
+    model: str | None
+    success: bool
+    response_time_ms: float
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: Decimal | None
+    error_type: str | None
+    error_message: str | None
+    http_status: int | None
+    streamed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a flat dict."""
+        return {name: getattr(self, name) for name in self.__slots__}
