@@ -40,9 +40,38 @@ def _truthy(value: Any) -> bool:
         return True
 
 
+def _plain(value: Any) -> Any:
+    """An ``int`` or ``float`` subclass as the plain number it holds (its own methods are not
+    trusted: they may raise); ``bool`` and anything else as it is."""
+    if type(value) in (int, float, bool):
+        return value
+    if isinstance(value, bool):
+        return bool.__bool__(value)
+    if isinstance(value, int):
+        return int.__index__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    return value
+
+
+#: A call that took longer than a year is a unit error (or a hostile value).
+_MAX_DURATION_MS = 365 * 86400 * 1000
+
+
+def _duration_ms(value: Any) -> float | None:
+    """``response_time_ms`` as a float, or ``None`` when it is not a usable duration."""
+    value = _plain(value)
+    if type(value) is int:
+        return float(value) if 0 <= value <= _MAX_DURATION_MS else None
+    if type(value) is float and math.isfinite(value) and 0.0 <= value <= _MAX_DURATION_MS:
+        return value
+    return None
+
+
 def _count(name: str, value: Any) -> int | None:
     if value is None:
         return None
+    value = _plain(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         warn_limited(
             f"arg:{name}", "log_prompt_execution: %s=%s is not a count; ignored", name, _show(value)
@@ -160,7 +189,7 @@ def _log(
     error_type: Any,
     http_status: Any,
 ) -> str | None:
-    if not isinstance(template_key, str) or not template_key.strip():
+    if not isinstance(template_key, str) or not str.strip(template_key):
         warn_limited(
             "arg:template_key",
             "log_prompt_execution: template_key=%s is not a non-empty string; nothing logged",
@@ -168,17 +197,22 @@ def _log(
         )
         return None
     template_key = valid_text(str.__str__(template_key))
-    if (
-        isinstance(response_time_ms, bool)
-        or not isinstance(response_time_ms, (int, float))
-        or not math.isfinite(response_time_ms)
-        or response_time_ms < 0
-    ):
+    duration = _duration_ms(response_time_ms)
+    if duration is None:
         warn_limited(
             "arg:response_time_ms",
             "log_prompt_execution: response_time_ms=%s is "
-            "not a non-negative number; nothing logged",
+            "not a non-negative number of milliseconds; nothing logged",
             _show(response_time_ms),
+        )
+        return None
+    try:
+        succeeded = bool(success)
+    except Exception:  # a hostile __bool__
+        warn_limited(
+            "arg:success",
+            "log_prompt_execution: success=%s is not a bool; nothing logged",
+            _show(success),
         )
         return None
     pipeline = get_pipeline()
@@ -200,15 +234,16 @@ def _log(
         if text is None:
             text = safe_repr(error_message)
         message = clean_error_message(text)
-    status = http_status if isinstance(http_status, int) and 100 <= http_status <= 599 else None
+    http_status = _plain(http_status)
+    status = http_status if type(http_status) is int and 100 <= http_status <= 599 else None
     parent = current_call.get()
     now = time.time()
     record = new_record(
         execution_id=new_execution_id(),
         template_key=template_key,
-        success=bool(success),
-        response_time_ms=float(response_time_ms),
-        started_at=_dt.datetime.fromtimestamp(now - response_time_ms / 1000, _dt.timezone.utc),
+        success=succeeded,
+        response_time_ms=duration,
+        started_at=_dt.datetime.fromtimestamp(now - duration / 1000, _dt.timezone.utc),
         template_version=_text(version),
         ab_test_group=_text(group),
         model=model,

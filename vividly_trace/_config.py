@@ -358,6 +358,22 @@ def current_pricing() -> PricingTable:
     return p.pricing if isinstance(p, Pipeline) else PricingTable.default()
 
 
+def _timeout(caller: str, value: Any, default: float) -> float:
+    """A call-time ``timeout`` argument: a bad one is a warning and ``default``, never an
+    exception (these run in ``finally`` blocks and exit handlers)."""
+    if value is None:
+        return default
+    if type(value) in (int, float) and value == value and value >= 0:
+        return float(min(value, 86400))
+    logger.warning(
+        "vividly_trace.%s(): timeout=%s is not a number of seconds; using %s",
+        caller,
+        show(value),
+        default,
+    )
+    return default
+
+
 def flush(timeout: float = 5.0) -> bool:
     """Wait until every record handed over so far is written, spooled or counted.
 
@@ -368,6 +384,7 @@ def flush(timeout: float = 5.0) -> bool:
     p = state.pipeline
     if not isinstance(p, Pipeline):
         return True
+    timeout = _timeout("flush", timeout, 5.0)
     try:
         return p.flush(timeout)
     except Exception as exc:
@@ -386,8 +403,9 @@ def shutdown(timeout: float | None = None) -> bool:
         _set(None)
     if not isinstance(p, Pipeline):
         return True
+    timeout = _timeout("shutdown", timeout, p.shutdown_timeout)
     try:
-        return p.shutdown(p.shutdown_timeout if timeout is None else timeout)
+        return p.shutdown(timeout)
     except Exception as exc:
         internal_error("shutdown", exc, "vividly_trace shutdown failed: %r", exc)
         return False

@@ -64,7 +64,7 @@ def demo(db_path: str, html_path: str, calls: int, seed: int, offline: bool) -> 
     from rich.console import Console
 
     from ..analytics._terminal import print_report
-    from ..analytics.demo import DemoError, run_demo
+    from .demo_app import DemoError, run_demo
     from ..exceptions import ConfigurationError, MissingExtraError
 
     console = Console(highlight=False)

@@ -46,7 +46,7 @@ from typing import Any
 
 from .._record import PromptExecution
 from ..exceptions import VividlyTraceError
-from ._report import Report, build_report, write_html_report
+from ..analytics._report import Report, build_report, write_html_report
 
 __all__ = ["DEFAULT_CALLS", "DemoError", "DemoResult", "plan_calls", "run_demo"]
 
