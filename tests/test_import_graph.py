@@ -193,9 +193,7 @@ class TestImportGraph:
 
     def test_arrows_point_down(self) -> None:
         """Every import goes to the module's own layer or a lower one (ARCHITECTURE.md)."""
-        up = [
-            f"{m} -> {t}" for m, t in _edges() if _layer(t) < _layer(m)
-        ]
+        up = [f"{m} -> {t}" for m, t in _edges() if _layer(t) < _layer(m)]
         assert up == []
 
     def test_private_all_lists_what_others_import(self) -> None:
@@ -221,11 +219,10 @@ def _all_of(module: str) -> frozenset[str]:
     tree = ast.parse(_modules()[module].read_text())
     for node in tree.body:
         value = None
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
-        ):
-            value = node.value
-        elif isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "__all__":
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+        ) or (isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "__all__"):
             value = node.value
         if value is not None:
             return frozenset(ast.literal_eval(value))

@@ -33,12 +33,14 @@ def _validated(weights: Mapping[str, float]) -> list[tuple[str, float]]:
         variant = str.__str__(variant)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise ConfigurationError(
-                f"choose_variant(): the weight of {variant!r} must be a number, "
-                f"got {show(weight)}"
+                f"choose_variant(): the weight of {variant!r} must be a number, got {show(weight)}"
             )
         try:
-            value = float.__float__(weight) if isinstance(weight, float) else float(
-                int.__index__(weight))
+            value = (
+                float.__float__(weight)
+                if isinstance(weight, float)
+                else float(int.__index__(weight))
+            )
         except (OverflowError, TypeError, ValueError):
             value = math.inf
         if not math.isfinite(value) or value < 0:
@@ -90,8 +92,7 @@ def choose_variant(template_key: str, unit_id: str | int, weights: Mapping[str, 
     """
     if not isinstance(template_key, str) or not str.__len__(template_key):
         raise ConfigurationError(
-            "choose_variant(): template_key must be a non-empty string, got "
-            f"{show(template_key)}"
+            f"choose_variant(): template_key must be a non-empty string, got {show(template_key)}"
         )
     if isinstance(unit_id, bool) or not isinstance(unit_id, (str, int)):
         raise ConfigurationError(

@@ -210,7 +210,6 @@ class CallHandle:
         self._last_chunk = chunk
 
 
-
 class ReadyRecord:
     """A record built by the caller (``log_prompt_execution``), queued like a call."""
 

@@ -38,6 +38,7 @@ __all__ = [
     "swap_pipeline",
 ]
 
+
 def _validate_sinks(sinks: Iterable[Any]) -> list[Any]:
     try:
         result = list(sinks)
@@ -169,11 +170,21 @@ def configure(
         )
     else:  # still refuse bad arguments, whether or not they are used
         configured_pipeline(
-            sinks=[], sync=sync, sample_rate=sample_rate, redact=redact,
-            mask_secrets=mask_secrets, pricing=pricing, queue_size=queue_size,
-            batch_size=batch_size, flush_interval=flush_interval, max_retries=max_retries,
-            retry_backoff=retry_backoff, spool_dir=spool_dir, spool_max_bytes=spool_max_bytes,
-            shutdown_timeout=shutdown_timeout, capture_trace_context=False,
+            sinks=[],
+            sync=sync,
+            sample_rate=sample_rate,
+            redact=redact,
+            mask_secrets=mask_secrets,
+            pricing=pricing,
+            queue_size=queue_size,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            spool_dir=spool_dir,
+            spool_max_bytes=spool_max_bytes,
+            shutdown_timeout=shutdown_timeout,
+            capture_trace_context=False,
         )
     _install(built)
     if built is not None and handle_sigterm:

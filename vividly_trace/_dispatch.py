@@ -499,4 +499,3 @@ class SinkWorker:
             "spool_pending": bool(self._spool_pending),
             "dropped": dict(self.dropped),
         }
-

@@ -127,13 +127,7 @@ def mask_secrets_in_text(text: str) -> str:
     """Mask API keys, bearer tokens, Authorization header values and passwords (in URLs and
     ``password=`` assignments) inside free text (made valid Unicode)."""
     text = valid_text(text)
-    if (
-        "AIza" in text
-        or "earer" in text
-        or "ya29." in text
-        or "key=" in text
-        or "@" in text
-    ):
+    if "AIza" in text or "earer" in text or "ya29." in text or "key=" in text or "@" in text:
         text = _SECRET_VALUE.sub(REDACTED, text)
     if (
         "uthorization" in text

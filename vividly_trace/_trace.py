@@ -8,9 +8,7 @@ from typing import Any
 __all__ = ["trace_context_getter"]
 
 
-def trace_context_getter(
-    capture: bool | None, sinks: Sequence[Any]
-) -> Callable[[], Any] | None:
+def trace_context_getter(capture: bool | None, sinks: Sequence[Any]) -> Callable[[], Any] | None:
     """A function returning the active span context (or ``None``), or ``None`` when not
     capturing: ``capture=None`` means "when a sink declares ``wants_trace_context = True``
     and ``opentelemetry-api`` is installed"."""

@@ -16,8 +16,10 @@ import click
 
 __all__ = ["register"]
 
-_URL_HELP = "SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@host/db (default: " \
-            "$VIVIDLY_TRACE_DATABASE_URL, else sqlite:///vividly_trace.db)"
+_URL_HELP = (
+    "SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@host/db (default: "
+    "$VIVIDLY_TRACE_DATABASE_URL, else sqlite:///vividly_trace.db)"
+)
 
 
 def _fail(message: str) -> NoReturn:
@@ -118,9 +120,7 @@ def spool() -> None:
 )
 @click.option("--sink-name", default="sql", show_default=True, help="The SQL sink's name.")
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
-def spool_replay(
-    url: str | None, spool_dir: Path | None, sink_name: str, batch_size: int
-) -> None:
+def spool_replay(url: str | None, spool_dir: Path | None, sink_name: str, batch_size: int) -> None:
     """Send a SQL sink's spooled records to the database now (idempotent: rows already
     written are skipped), and remove what was sent from the spool."""
     from .._record import PromptExecution

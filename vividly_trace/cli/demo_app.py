@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from .._record import PromptExecution
-from ..exceptions import VividlyTraceError
 from ..analytics._report import Report, build_report, write_html_report
+from ..exceptions import VividlyTraceError
 
 __all__ = ["DEFAULT_CALLS", "DemoError", "DemoResult", "plan_calls", "run_demo"]
 

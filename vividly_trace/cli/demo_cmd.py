@@ -64,8 +64,8 @@ def demo(db_path: str, html_path: str, calls: int, seed: int, offline: bool) -> 
     from rich.console import Console
 
     from ..analytics._terminal import print_report
-    from .demo_app import DemoError, run_demo
     from ..exceptions import ConfigurationError, MissingExtraError
+    from .demo_app import DemoError, run_demo
 
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)

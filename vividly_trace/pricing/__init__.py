@@ -126,9 +126,7 @@ class ModelPrice:
                 kwargs[key] = _to_price(name, key, value)
             elif key in ("tier_threshold", "max_prompt_tokens"):
                 if value is not None and (type(value) is not int or value <= 0):
-                    raise ConfigurationError(
-                        f"price of {show(name)}: {key} must be a positive int"
-                    )
+                    raise ConfigurationError(f"price of {show(name)}: {key} must be a positive int")
                 kwargs[key] = value
             else:
                 kwargs[key] = value
@@ -174,9 +172,7 @@ class ModelPrice:
         # normalize() is exact, so "3E+1" means a total ending in more zeros than the scale
         # (an integer test, cheaper than as_tuple()); beyond, it may round: look.
         integral = (
-            total % scaled[11] == 0
-            if total < _EXACT_LIMIT
-            else cost.as_tuple().exponent > 0  # type: ignore[operator]
+            total % scaled[11] == 0 if total < _EXACT_LIMIT else cost.as_tuple().exponent > 0  # type: ignore[operator]
         )
         return cost.quantize(_ONE) if integral else cost
 

@@ -131,16 +131,14 @@ def span_attributes(record: PromptExecution) -> dict[str, Any]:
         "gen_ai.provider.name": _provider_name(record.provider),
         "gen_ai.request.model": record.model,
         "gen_ai.response.model": record.response_model,
-        "gen_ai.response.finish_reasons": [record.finish_reason] if record.finish_reason
-        else None,
+        "gen_ai.response.finish_reasons": [record.finish_reason] if record.finish_reason else None,
         "gen_ai.usage.input_tokens": record.input_token_count,
         "gen_ai.usage.output_tokens": record.output_token_count,
         "gen_ai.usage.cache_read.input_tokens": record.cached_token_count,
         "gen_ai.usage.reasoning.output_tokens": record.thinking_token_count,
         "error.type": None if record.success else (record.error_type or "_OTHER"),
         "http.response.status_code": record.http_status,
-        "gen_ai.usage.cost.amount": float(record.cost_usd) if record.cost_usd is not None
-        else None,
+        "gen_ai.usage.cost.amount": float(record.cost_usd) if record.cost_usd is not None else None,
         "gen_ai.usage.cost.currency": "USD" if record.cost_usd is not None else None,
         "vividly_trace.execution_id": record.execution_id,
         "vividly_trace.parent_execution_id": record.parent_execution_id,
@@ -162,8 +160,10 @@ def span_attributes(record: PromptExecution) -> dict[str, Any]:
     for key, value in record.metadata.items():
         if key in TRACE_METADATA_KEYS or not isinstance(key, str):
             continue
-        if isinstance(value, int) and not isinstance(value, bool) and not (
-            _INT64_MIN <= value <= _INT64_MAX
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not (_INT64_MIN <= value <= _INT64_MAX)
         ):
             continue  # OTLP attributes are int64: a bigger int would fail the whole export
         if isinstance(value, (str, bool, int, float)):
@@ -286,8 +286,7 @@ class OpenTelemetrySink:
             or max_batch_size < 1
         ):
             raise ConfigurationError(
-                f"OpenTelemetrySink: max_batch_size must be a positive int, got "
-                f"{max_batch_size!r}"
+                f"OpenTelemetrySink: max_batch_size must be a positive int, got {max_batch_size!r}"
             )
         if tracer_provider is not None and exporter is not None:
             raise ConfigurationError(
@@ -298,8 +297,9 @@ class OpenTelemetrySink:
                 "OpenTelemetrySink: service_name only applies with exporter= (an application's "
                 "provider has its own resource)"
             )
-        if tracer_provider is not None and not callable(getattr(tracer_provider, "get_tracer",
-                                                                None)):
+        if tracer_provider is not None and not callable(
+            getattr(tracer_provider, "get_tracer", None)
+        ):
             raise ConfigurationError("OpenTelemetrySink: tracer_provider has no get_tracer()")
         if exporter is not None and not callable(getattr(exporter, "export", None)):
             raise ConfigurationError("OpenTelemetrySink: exporter has no export(spans) method")
@@ -324,9 +324,7 @@ class OpenTelemetrySink:
                 from opentelemetry.sdk.resources import Resource
                 from opentelemetry.sdk.trace import TracerProvider
             except ImportError:
-                raise MissingExtraError(
-                    "OpenTelemetrySink", "otel", "opentelemetry-sdk"
-                ) from None
+                raise MissingExtraError("OpenTelemetrySink", "otel", "opentelemetry-sdk") from None
             resource = Resource.create(
                 {"service.name": service_name} if service_name is not None else {}
             )
@@ -376,8 +374,9 @@ class OpenTelemetrySink:
         parent_id = record.parent_execution_id
         if parent_id is not None and parent_id in self._emitted:
             links.append(
-                self._Link(self._emitted[parent_id], {"vividly_trace.link.type":
-                                                      "parent_execution"})
+                self._Link(
+                    self._emitted[parent_id], {"vividly_trace.link.type": "parent_execution"}
+                )
             )
         for child in self._children.pop(record.execution_id, ()):
             links.append(self._Link(child, {"vividly_trace.link.type": "child_execution"}))
@@ -473,8 +472,8 @@ class OpenTelemetrySink:
             if callable(shutdown):
                 shutdown()
             return
-        provider = self._provider if self._provider is not None else (
-            self._trace.get_tracer_provider()
+        provider = (
+            self._provider if self._provider is not None else (self._trace.get_tracer_provider())
         )
         force_flush = getattr(provider, "force_flush", None)
         if callable(force_flush):

@@ -176,8 +176,9 @@ def resolve_project(project: str | None, owner: str) -> str | None:
     if project is None:
         return None
     if not isinstance(project, str) or not project or re.search(r"[\s/]", project):
-        raise ConfigurationError(f"{owner}: project must be a Google Cloud project id, got "
-                                 f"{project!r}")
+        raise ConfigurationError(
+            f"{owner}: project must be a Google Cloud project id, got {project!r}"
+        )
     return project
 
 

@@ -356,9 +356,7 @@ class FakeLoggingServer(LocalHTTPServer):
     ) -> Callable[[], tuple[str, bytes]] | None:
         if method != "POST" or path != "/v2/entries:write":
             return None
-        if not isinstance(request.body, dict) or not isinstance(
-            request.body.get("entries"), list
-        ):
+        if not isinstance(request.body, dict) or not isinstance(request.body.get("entries"), list):
             request.extra["parse_error"] = "the body must be a JSON object with an entries list"
         return lambda: ("application/json; charset=UTF-8", b"{}")
 

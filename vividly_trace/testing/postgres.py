@@ -251,14 +251,26 @@ class PostgresServer:
             import psycopg
         except ImportError:
             self._run(
-                [self._tool("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
-                 "postgres", name],
+                [
+                    self._tool("createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    name,
+                ],
                 check=True,
             )
         else:
             with psycopg.connect(
-                host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
-                autocommit=True, connect_timeout=10,
+                host="127.0.0.1",
+                port=self.port,
+                user="postgres",
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=10,
             ) as conn:
                 conn.execute(f'CREATE DATABASE "{name}"')
         return self.url_for(name)
@@ -337,14 +349,25 @@ class PostgresServer:
             env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
             result = subprocess.run(
                 ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, check=False,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                check=False,
             )
             if result.returncode != 0:
-                subprocess.run(["apt-get", "update"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env=env, check=False)
+                subprocess.run(
+                    ["apt-get", "update"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                    check=False,
+                )
                 result = subprocess.run(
                     ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, check=False,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    check=False,
                 )
             found = find_pg_bin()
             if found is None:
@@ -368,8 +391,14 @@ class PostgresServer:
             env.pop("PGDATA", None)
             try:
                 proc = subprocess.run(
-                    list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=env, cwd="/", timeout=timeout, check=False,
+                    list(argv),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    cwd="/",
+                    timeout=timeout,
+                    check=False,
                 )
             except subprocess.TimeoutExpired as exc:
                 raise PostgresServerError(f"{argv[-1]!r}... timed out after {timeout}s") from exc
@@ -387,8 +416,19 @@ class PostgresServer:
         if self._run_as is not None:
             shutil.chown(home, self._run_as, self._run_as)
         self._run(
-            [self._tool("initdb"), "-D", str(self.data_dir), "-A", "trust", "-U", "postgres",
-             "-E", "UTF8", "--locale=C", "--no-sync"],
+            [
+                self._tool("initdb"),
+                "-D",
+                str(self.data_dir),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
             check=True,
         )
 
@@ -400,9 +440,21 @@ class PostgresServer:
             *(f"-c {k}={v}" for k, v in self.settings.items()),
         ]
         self._run(
-            [self._tool("pg_ctl"), "-D", str(self.data_dir), "-o", " ".join(options), "-l",
-             str(self.log_path), "-w", "-t", str(int(timeout)), "start"],
-            check=False, timeout=timeout + 30,
+            [
+                self._tool("pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-o",
+                " ".join(options),
+                "-l",
+                str(self.log_path),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+            ],
+            check=False,
+            timeout=timeout + 30,
         )
         if not self._wait_ready(timeout):
             raise PostgresServerError(
@@ -413,8 +465,17 @@ class PostgresServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             result = self._run(
-                [self._tool("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
-                 "postgres", "-t", "2"],
+                [
+                    self._tool("pg_isready"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    "-t",
+                    "2",
+                ],
                 check=False,
             )
             if result.returncode == 0:
@@ -441,9 +502,19 @@ class PostgresServer:
         if not self.is_running():
             return
         self._run(
-            [self._tool("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "-t",
-             str(int(timeout)), "stop"],
-            check=True, timeout=timeout + 30,
+            [
+                self._tool("pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "stop",
+            ],
+            check=True,
+            timeout=timeout + 30,
         )
 
     def _server_pids(self) -> list[int]:

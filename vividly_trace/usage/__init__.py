@@ -73,8 +73,9 @@ def extract(response: Any) -> ResponseInfo:
                 if extractor in _BUILTIN:
                     return _valid_strings(info)
                 return _valid_info(info)
-            _logger.debug("usage extractor %r returned a %s, not ResponseInfo", extractor,
-                          type(info).__name__)
+            _logger.debug(
+                "usage extractor %r returned a %s, not ResponseInfo", extractor, type(info).__name__
+            )
     return EMPTY_INFO
 
 
@@ -97,7 +98,9 @@ def _valid_strings(info: ResponseInfo) -> ResponseInfo:
     ):
         return info
     return info._replace(
-        provider=_plain(p), response_model=_plain(m), finish_reason=_plain(f),
+        provider=_plain(p),
+        response_model=_plain(m),
+        finish_reason=_plain(f),
         block_reason=_plain(b),
     )
 
@@ -113,7 +116,12 @@ def _valid_info(info: ResponseInfo) -> ResponseInfo:
     range become None, texts that are not strings None (a record is never lost to them)."""
     u = info.usage
     usage = Usage(*(_count(v) for v in u)) if isinstance(u, Usage) else EMPTY_USAGE
-    return _valid_strings(info._replace(
-        usage=usage, provider=_plain(info.provider), response_model=_plain(info.response_model),
-        finish_reason=_plain(info.finish_reason), block_reason=_plain(info.block_reason),
-    ))
+    return _valid_strings(
+        info._replace(
+            usage=usage,
+            provider=_plain(info.provider),
+            response_model=_plain(info.response_model),
+            finish_reason=_plain(info.finish_reason),
+            block_reason=_plain(info.block_reason),
+        )
+    )

@@ -47,13 +47,36 @@ _PG_MAX_ROWS_PER_STATEMENT = 1000  # 30 columns x 1000 rows stays under the 6553
 
 # The row tuples below are built positionally: this is the order they follow.
 _ROW_ORDER = (
-    "id", "template_id", "template_name", "template_version", "template_ab_test_group",
-    "executed_at", "success", "response_time_ms", "provider", "model", "response_model",
-    "input_token_count", "output_token_count", "total_token_count", "cached_token_count",
-    "thinking_token_count", "tool_use_token_count", "audio_input_token_count", "cost_usd",
-    "pricing_version", "error_type", "error_message", "http_status", "finish_reason",
-    "streamed", "stream_closed_early", "time_to_first_chunk_ms", "parent_execution_id",
-    "metadata", "cached_audio_token_count",
+    "id",
+    "template_id",
+    "template_name",
+    "template_version",
+    "template_ab_test_group",
+    "executed_at",
+    "success",
+    "response_time_ms",
+    "provider",
+    "model",
+    "response_model",
+    "input_token_count",
+    "output_token_count",
+    "total_token_count",
+    "cached_token_count",
+    "thinking_token_count",
+    "tool_use_token_count",
+    "audio_input_token_count",
+    "cost_usd",
+    "pricing_version",
+    "error_type",
+    "error_message",
+    "http_status",
+    "finish_reason",
+    "streamed",
+    "stream_closed_early",
+    "time_to_first_chunk_ms",
+    "parent_execution_id",
+    "metadata",
+    "cached_audio_token_count",
 )
 assert _ROW_ORDER == EXECUTION_COLUMNS, "schema.prompt_executions and _ROW_ORDER differ"
 
@@ -119,8 +142,10 @@ def _pg_template_key(record: PromptExecution) -> TemplateKey | None:
     if plain is None:
         return None
     key, version, group = plain
-    if "\x00" not in key and (version is None or "\x00" not in version) and (
-        group is None or "\x00" not in group
+    if (
+        "\x00" not in key
+        and (version is None or "\x00" not in version)
+        and (group is None or "\x00" not in group)
     ):
         return plain
     return (key.replace("\x00", "\ufffd"), _pg_text(version), _pg_text(group))
@@ -177,19 +202,29 @@ def _pg_text(value: str | None) -> str | None:
 # SQLite rows: the record attributes sqlite3 binds as they are (it stores bools as 0/1),
 # read by one C-level attrgetter, then the four values that need converting.
 _SQLITE_PLAIN = (
-    ("execution_id", "id"), ("template_key", "template_name"),
-    ("template_version", "template_version"), ("ab_test_group", "template_ab_test_group"),
-    ("success", "success"), ("response_time_ms", "response_time_ms"),
-    ("provider", "provider"), ("model", "model"), ("response_model", "response_model"),
-    ("input_token_count", "input_token_count"), ("output_token_count", "output_token_count"),
-    ("total_token_count", "total_token_count"), ("cached_token_count", "cached_token_count"),
+    ("execution_id", "id"),
+    ("template_key", "template_name"),
+    ("template_version", "template_version"),
+    ("ab_test_group", "template_ab_test_group"),
+    ("success", "success"),
+    ("response_time_ms", "response_time_ms"),
+    ("provider", "provider"),
+    ("model", "model"),
+    ("response_model", "response_model"),
+    ("input_token_count", "input_token_count"),
+    ("output_token_count", "output_token_count"),
+    ("total_token_count", "total_token_count"),
+    ("cached_token_count", "cached_token_count"),
     ("thinking_token_count", "thinking_token_count"),
     ("tool_use_token_count", "tool_use_token_count"),
     ("audio_input_token_count", "audio_input_token_count"),
     ("cached_audio_token_count", "cached_audio_token_count"),
-    ("pricing_version", "pricing_version"), ("error_type", "error_type"),
-    ("error_message", "error_message"), ("http_status", "http_status"),
-    ("finish_reason", "finish_reason"), ("streamed", "streamed"),
+    ("pricing_version", "pricing_version"),
+    ("error_type", "error_type"),
+    ("error_message", "error_message"),
+    ("http_status", "http_status"),
+    ("finish_reason", "finish_reason"),
+    ("streamed", "streamed"),
     ("stream_closed_early", "stream_closed_early"),
     ("time_to_first_chunk_ms", "time_to_first_chunk_ms"),
     ("parent_execution_id", "parent_execution_id"),
@@ -221,14 +256,36 @@ def _pg_row(r: PromptExecution, template_id: int) -> tuple[Any, ...]:
         cost = Decimal(str(cost))
     t = _pg_text
     return (
-        t(r.execution_id), template_id, t(r.template_key), t(r.template_version),
-        t(r.ab_test_group), _utc(r.started_at), bool(r.success), float(r.response_time_ms),
-        t(r.provider), t(r.model), t(r.response_model), r.input_token_count,
-        r.output_token_count, r.total_token_count, r.cached_token_count,
-        r.thinking_token_count, r.tool_use_token_count, r.audio_input_token_count, cost,
-        t(r.pricing_version), t(r.error_type), t(r.error_message), r.http_status,
-        t(r.finish_reason), bool(r.streamed), bool(r.stream_closed_early),
-        r.time_to_first_chunk_ms, t(r.parent_execution_id), meta, r.cached_audio_token_count,
+        t(r.execution_id),
+        template_id,
+        t(r.template_key),
+        t(r.template_version),
+        t(r.ab_test_group),
+        _utc(r.started_at),
+        bool(r.success),
+        float(r.response_time_ms),
+        t(r.provider),
+        t(r.model),
+        t(r.response_model),
+        r.input_token_count,
+        r.output_token_count,
+        r.total_token_count,
+        r.cached_token_count,
+        r.thinking_token_count,
+        r.tool_use_token_count,
+        r.audio_input_token_count,
+        cost,
+        t(r.pricing_version),
+        t(r.error_type),
+        t(r.error_message),
+        r.http_status,
+        t(r.finish_reason),
+        bool(r.streamed),
+        bool(r.stream_closed_early),
+        r.time_to_first_chunk_ms,
+        t(r.parent_execution_id),
+        meta,
+        r.cached_audio_token_count,
     )
 
 
@@ -507,14 +564,17 @@ class SQLSink:
         """
         if not isinstance(key, str) or not key.strip():
             raise ConfigurationError("register_template: key must be a non-empty string")
-        for label, value in (("version", version), ("ab_group", ab_group), ("text", text),
-                             ("model", model)):
+        for label, value in (
+            ("version", version),
+            ("ab_group", ab_group),
+            ("text", text),
+            ("model", model),
+        ):
             if value is not None and not isinstance(value, str):
                 raise ConfigurationError(f"register_template: {label} must be a string")
         if self.dialect == "postgresql":
             key = key.replace("\x00", "\ufffd")
-            version, ab_group, text, model = (
-                _pg_text(v) for v in (version, ab_group, text, model))
+            version, ab_group, text, model = (_pg_text(v) for v in (version, ab_group, text, model))
         tkey: TemplateKey = (key, version or None, ab_group or None)
         t = prompt_templates
         try:
@@ -526,10 +586,12 @@ class SQLSink:
                         sa.update(t)
                         .where(self._key_clause([tkey]))
                         .values(
-                            template_text=sa.func.coalesce(sa.bindparam("t_text", text, sa.Text),
-                                                           t.c.template_text),
-                            model=sa.func.coalesce(sa.bindparam("t_model", model, sa.Text),
-                                                   t.c.model),
+                            template_text=sa.func.coalesce(
+                                sa.bindparam("t_text", text, sa.Text), t.c.template_text
+                            ),
+                            model=sa.func.coalesce(
+                                sa.bindparam("t_model", model, sa.Text), t.c.model
+                            ),
                             is_active=True,
                         )
                     )
@@ -576,7 +638,8 @@ class SQLSink:
         # expressions, so the lookup uses that index.
         empty: sa.ColumnElement[str] = sa.literal_column("''", sa.Text)
         return sa.tuple_(
-            t.c.name, sa.func.coalesce(t.c.version, empty),
+            t.c.name,
+            sa.func.coalesce(t.c.version, empty),
             sa.func.coalesce(t.c.ab_test_group, empty),
         ).in_([(name, version or "", group or "") for name, version, group in keys])
 
@@ -602,8 +665,13 @@ class SQLSink:
         # Sorted, so that concurrent writers take the unique-index locks in one order.
         ordered = sorted(keys, key=lambda k: (k[0], k[1] or "", k[2] or ""))
         rows = [
-            {"name": k[0], "version": k[1], "ab_test_group": k[2], "model": keys[k],
-             "template_text": text}
+            {
+                "name": k[0],
+                "version": k[1],
+                "ab_test_group": k[2],
+                "model": keys[k],
+                "template_text": text,
+            }
             for k in ordered
         ]
         if self.dialect == "postgresql":
@@ -653,7 +721,9 @@ class SQLSink:
                     f"sql_newer_schema:{self.name}",
                     "vividly_trace sink %r: the database schema is at revision %r, newer than "
                     "this version knows (%s); writing anyway",
-                    self.name, revision, migrate.SCHEMA_REVISION,
+                    self.name,
+                    revision,
+                    migrate.SCHEMA_REVISION,
                 )
             elif revision != migrate.SCHEMA_REVISION:
                 if not self.auto_migrate:
@@ -666,7 +736,10 @@ class SQLSink:
                 if before != after:
                     logger.info(
                         "vividly_trace sink %r: database schema upgraded from %s to %s (%s)",
-                        self.name, before or "nothing", after, self._masked_url,
+                        self.name,
+                        before or "nothing",
+                        after,
+                        self._masked_url,
                     )
             self._schema_ready = True
 
@@ -881,9 +954,7 @@ def register_template(
     from ..._config import get_pipeline
 
     pipeline = get_pipeline()
-    sinks = [
-        w.sink for w in getattr(pipeline, "workers", ()) if isinstance(w.sink, SQLSink)
-    ]
+    sinks = [w.sink for w in getattr(pipeline, "workers", ()) if isinstance(w.sink, SQLSink)]
     if not sinks:
         raise ConfigurationError(
             "register_template: pass url=, engine= or sink=, or configure() a SQLSink first"
