@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 import os
 
+from ._lifecycle import on_fork
+
 __all__ = ["format_uuid7", "new_execution_id", "next_sequence"]
 
 _state: list[int] = [0]
@@ -25,8 +27,7 @@ def _reseed() -> None:
 
 
 _reseed()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reseed)
+on_fork(_reseed)
 
 
 _last_prefix: list[tuple[int, str]] = [(-1, "")]

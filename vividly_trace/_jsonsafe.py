@@ -85,7 +85,6 @@ _SECRET_VALUE = re.compile(
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/\-]+=*"  # bearer tokens
     r"|ya29\.[0-9A-Za-z_\-]+"  # Google OAuth access tokens
     r"|(?i:(?<=[?&])key=)[^&\s\"']+"  # ?key=... in URLs
-    r"|(?<=://)[^/\s:@]*:[^/\s@]+(?=@)"  # user:password@ (or :password@) in URLs
 )
 # Credentials after their name, the name kept: "Authorization: Basic <...>" (any scheme),
 # "password=<...>" in a libpq DSN or a query string.
@@ -126,8 +125,8 @@ def is_secret_key(key: str) -> bool:
 def mask_secrets_in_text(text: str) -> str:
     """Mask API keys, bearer tokens, Authorization header values and passwords (in URLs and
     ``password=`` assignments) inside free text (made valid Unicode)."""
-    text = valid_text(text)
-    if "AIza" in text or "earer" in text or "ya29." in text or "key=" in text or "@" in text:
+    text = mask_url_password(valid_text(text))
+    if "AIza" in text or "earer" in text or "ya29." in text or "key=" in text:
         text = _SECRET_VALUE.sub(REDACTED, text)
     if (
         "uthorization" in text
