@@ -109,7 +109,7 @@ class CallHandle:
         self._wall_ns = time_ns()
         if trace_getter is not None:
             self._trace = trace_getter()
-        self._t0 = perf_counter_ns()  # the wrappers take it again right before the call
+        self._t0 = perf_counter_ns()  # last: the clock starts just before the call
 
     # -- public handle API ---------------------------------------------------------------
     @property

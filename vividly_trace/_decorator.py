@@ -217,7 +217,6 @@ def _sync_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
                 return wrapped(*args, **kwargs)
         call = CallHandle(spec, get(), p.trace_getter)
         token = set_(call)
-        call._t0 = perf_counter_ns()
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -254,7 +253,6 @@ def _async_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
                 return await wrapped(*args, **kwargs)
         call = CallHandle(spec, get(), p.trace_getter)
         token = set_(call)
-        call._t0 = perf_counter_ns()
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
