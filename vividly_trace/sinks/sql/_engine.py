@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from ..._jsonsafe import mask_url_password
 from ...exceptions import ConfigurationError, MissingExtraError
 
 __all__ = [
@@ -27,13 +27,6 @@ __all__ = [
 
 DEFAULT_URL = "sqlite:///vividly_trace.db"
 """Where ``SQLSink()`` and ``configure()`` write when no URL is given."""
-
-_SECRET_IN_URL = re.compile(r"(?<=://)([^/\s:@]*):[^/\s@]*@")
-
-
-def _mask_url_text(text: str) -> str:
-    """Hide ``user:password@`` in any URL inside ``text``."""
-    return _SECRET_IN_URL.sub(r"\1:***@", text)
 
 
 def parse_url(raw: str | URL) -> URL:
@@ -52,7 +45,7 @@ def parse_url(raw: str | URL) -> URL:
             url = make_url(raw.strip())
         except (sa_exc.ArgumentError, ValueError, TypeError):
             raise ConfigurationError(
-                f"SQLSink: cannot parse the database URL {_mask_url_text(raw.strip())!r}; "
+                f"SQLSink: cannot parse the database URL {mask_url_password(raw.strip())!r}; "
                 "expected e.g. sqlite:///vividly_trace.db or "
                 "postgresql+psycopg://user:password@host:5432/dbname"
             ) from None
@@ -109,7 +102,7 @@ def describe_error(exc: BaseException, url: URL) -> str:
     password = str(url.password) if url.password else None
     if password and len(password) >= 3:
         text = text.replace(password, "***")
-    text = _mask_url_text(text)[:400]
+    text = mask_url_password(text)[:400]
     return f"{url.render_as_string(hide_password=True)}: {type(cause).__name__}: {text}"
 
 
@@ -148,7 +141,7 @@ def create_engine(
     except (sa_exc.ArgumentError, TypeError, ValueError) as exc:
         raise ConfigurationError(
             f"SQLSink: cannot use {url.render_as_string(hide_password=True)}: "
-            f"{_mask_url_text(str(exc))}"
+            f"{mask_url_password(str(exc))}"
         ) from None
     return engine
 
