@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from ..._jsonsafe import json_safe
+from ..._jsonsafe import json_safe, replace_nul
 from ..._record import PromptExecution
 from .schema import EXECUTION_COLUMNS
 
@@ -200,7 +200,7 @@ def _utc(value: _dt.datetime) -> _dt.datetime:
 def _no_nul(value: Any) -> Any:
     """Replace NUL characters, which PostgreSQL text and jsonb cannot hold."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return replace_nul(value)
     if isinstance(value, dict):
         return {_no_nul(k): _no_nul(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -209,9 +209,9 @@ def _no_nul(value: Any) -> Any:
 
 
 def _pg_text(value: str | None) -> str | None:
-    if value is None or "\x00" not in value:
+    if value is None or "\x00" not in value:  # the common case, without a call
         return value
-    return value.replace("\x00", "\ufffd")
+    return replace_nul(value)
 
 
 # PostgreSQL rows are built positionally, in this order.
@@ -282,11 +282,11 @@ class _PostgreSQL(Dialect):
             and (group is None or "\x00" not in group)
         ):
             return plain
-        return (key.replace("\x00", "\ufffd"), _pg_text(version), _pg_text(group))
+        return (replace_nul(key), _pg_text(version), _pg_text(group))
 
     @staticmethod
     def clean_text(value: str) -> str:
-        return value.replace("\x00", "\ufffd")
+        return replace_nul(value)
 
     @staticmethod
     def row(record: PromptExecution, template_id: int) -> tuple[Any, ...]:
