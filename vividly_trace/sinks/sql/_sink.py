@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
 
+from ..._active import state as _active_state
 from ..._record import PromptExecution
 from ..._safety import logger, warn_limited
 from ...exceptions import ConfigurationError, VividlyTraceError
@@ -429,10 +430,7 @@ def register_template(
             return temporary.register_template(key, version, ab_group, text, model)
         finally:
             temporary.close()
-    from ..._config import get_pipeline
-
-    pipeline = get_pipeline()
-    sinks = [w.sink for w in getattr(pipeline, "workers", ()) if isinstance(w.sink, SQLSink)]
+    sinks = [s for s in _active_state.sinks if isinstance(s, SQLSink)]
     if not sinks:
         raise ConfigurationError(
             "register_template: pass url=, engine= or sink=, or configure() a SQLSink first"
