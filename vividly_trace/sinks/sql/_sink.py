@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
 
 from ..._active import state as _active_state
+from ..._lifecycle import on_fork
 from ..._record import PromptExecution
 from ..._safety import logger, warn_limited
 from ...exceptions import ConfigurationError, VividlyTraceError
@@ -35,7 +35,6 @@ _PG_INSERT_FROM_STAGE = (
     f"SELECT DISTINCT ON (id) {_PG_COLUMN_LIST} FROM {_STAGE_TABLE} "
     "ON CONFLICT (id) DO NOTHING"
 )
-_live_sinks: weakref.WeakSet[SQLSink] = weakref.WeakSet()
 
 
 class SQLSinkError(VividlyTraceError):
@@ -144,7 +143,7 @@ class SQLSink:
         self._templates = Templates(self._engine, self._dialect, name)
         self._schema_lock = threading.Lock()
         self._schema_ready = False
-        _live_sinks.add(self)
+        on_fork(self._after_fork)
 
     # -- facts ---------------------------------------------------------------------------
     @property
@@ -437,15 +436,3 @@ def register_template(
         )
     ids = [s.register_template(key, version, ab_group, text, model) for s in sinks]
     return ids[0]
-
-
-def _after_fork_in_child() -> None:
-    for sink in list(_live_sinks):
-        try:
-            sink._after_fork()
-        except Exception as exc:  # never break the child's start
-            logger.warning("vividly_trace: SQLSink after fork: %r", exc)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
