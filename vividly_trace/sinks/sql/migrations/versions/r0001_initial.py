@@ -38,23 +38,29 @@ def _create_templates() -> None:
         sa.Column("template_text", sa.Text(), nullable=True),
         sa.Column("is_active", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.func.now(),
             nullable=False,
         ),
-        sa.Column("total_executions", sa.BigInteger(), server_default=sa.text("0"),
-                  nullable=False),
-        sa.Column("successful_executions", sa.BigInteger(), server_default=sa.text("0"),
-                  nullable=False),
-        sa.Column("failed_executions", sa.BigInteger(), server_default=sa.text("0"),
-                  nullable=False),
-        sa.Column("total_input_tokens", sa.BigInteger(), server_default=sa.text("0"),
-                  nullable=False),
-        sa.Column("total_output_tokens", sa.BigInteger(), server_default=sa.text("0"),
-                  nullable=False),
+        sa.Column("total_executions", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column(
+            "successful_executions", sa.BigInteger(), server_default=sa.text("0"), nullable=False
+        ),
+        sa.Column(
+            "failed_executions", sa.BigInteger(), server_default=sa.text("0"), nullable=False
+        ),
+        sa.Column(
+            "total_input_tokens", sa.BigInteger(), server_default=sa.text("0"), nullable=False
+        ),
+        sa.Column(
+            "total_output_tokens", sa.BigInteger(), server_default=sa.text("0"), nullable=False
+        ),
         sa.Column("total_tokens", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("total_cost_usd", sa.Numeric(), server_default=sa.text("0"), nullable=False),
-        sa.Column("total_response_time_ms", sa.Double(), server_default=sa.text("0"),
-                  nullable=False),
+        sa.Column(
+            "total_response_time_ms", sa.Double(), server_default=sa.text("0"), nullable=False
+        ),
         sa.Column("avg_response_time_ms", sa.Double(), nullable=True),
         sa.Column("first_executed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_executed_at", sa.DateTime(timezone=True), nullable=True),
@@ -96,13 +102,14 @@ def _create_executions() -> None:
         sa.Column("http_status", sa.Integer(), nullable=True),
         sa.Column("finish_reason", sa.Text(), nullable=True),
         sa.Column("streamed", sa.Boolean(), server_default=sa.false(), nullable=False),
-        sa.Column("stream_closed_early", sa.Boolean(), server_default=sa.false(),
-                  nullable=False),
+        sa.Column("stream_closed_early", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("time_to_first_chunk_ms", sa.Double(), nullable=True),
         sa.Column("parent_execution_id", sa.String(64), nullable=True),
         sa.Column("metadata", _JSON, nullable=True),
         sa.ForeignKeyConstraint(
-            ["template_id"], ["prompt_templates.id"], ondelete="CASCADE",
+            ["template_id"],
+            ["prompt_templates.id"],
+            ondelete="CASCADE",
             name="fk_prompt_executions_template_id_prompt_templates",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_prompt_executions"),
