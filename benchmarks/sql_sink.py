@@ -68,12 +68,7 @@ import vividly_trace  # noqa: E402
 from vividly_trace import PromptExecution, logged_prompt  # noqa: E402
 from vividly_trace._ids import new_execution_id  # noqa: E402
 from vividly_trace.sinks.sql import SQLSink, migrate  # noqa: E402
-from vividly_trace.sinks.sql._sink import (  # noqa: E402
-    _SQLITE_INSERT,
-    _pg_row,
-    _sqlite_row,
-    _template_key,
-)
+from vividly_trace.sinks.sql._rows import POSTGRESQL, SQLITE  # noqa: E402
 from vividly_trace.sinks.sql.schema import EXECUTION_COLUMNS  # noqa: E402
 from vividly_trace.testing.postgres import PostgresServer  # noqa: E402
 
@@ -139,7 +134,7 @@ def prepare(url: str) -> tuple[SQLSink, dict[tuple[str, str | None, str | None],
 def template_ids_rows(
     records: Sequence[PromptExecution], ids: dict[Any, int], row: Callable[..., tuple[Any, ...]]
 ) -> list[tuple[Any, ...]]:
-    return [row(r, ids[_template_key(r)]) for r in records]
+    return [row(r, ids[SQLITE.template_key(r)]) for r in records]
 
 
 def timed(fn: Callable[[], int]) -> float:
@@ -154,7 +149,7 @@ def sqlite_raw(path: Path, rows: list[tuple[Any, ...]]) -> int:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
-    sql = _SQLITE_INSERT  # the sink's statement: the column order of its rows
+    sql = SQLITE.insert_sql  # the sink's statement: the column order of its rows
     for chunk in batches(rows):
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(sql, chunk)
@@ -178,7 +173,7 @@ def bench_sqlite(records: list[PromptExecution], repeats: int, work: Path) -> di
             path = work / f"bench_{variant}_{rep}.db"
             sink, ids = prepare(f"sqlite:///{path}")
             if variant == "raw":
-                rows = template_ids_rows(records, ids, _sqlite_row)
+                rows = template_ids_rows(records, ids, SQLITE.row)
                 sink.close()
                 results["raw"].append(timed(lambda rows=rows, p=path: sqlite_raw(p, rows)))
             else:
@@ -257,7 +252,7 @@ def bench_postgres(
             url = server.create_database()
             sink, ids = prepare(url)
             if variant.startswith("raw"):
-                rows = template_ids_rows(records, ids, _pg_row)
+                rows = template_ids_rows(records, ids, POSTGRESQL.row)
                 fn = pg_raw_copy if variant == "raw_copy" else pg_raw_executemany
                 results[variant].append(timed(lambda f=fn, u=url, r=rows: f(u, r)))
                 prints.add(fingerprint(sink.engine))

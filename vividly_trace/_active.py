@@ -9,6 +9,7 @@ configuration. Only :mod:`vividly_trace._config` writes it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ._lifecycle import on_fork
@@ -28,6 +29,13 @@ class _State:
         self.sinks: tuple[Any, ...] = ()
         self.lock = threading.RLock()
         self.env_warned = False
+        self.load_environment: Callable[[], Any] | None = None  # set by the configuration
+
+    def configured_sinks(self) -> tuple[Any, ...]:
+        """The sinks of the active set-up, reading the environment first if nothing did."""
+        if self.pipeline is UNSET and self.load_environment is not None:
+            self.load_environment()
+        return self.sinks
 
     def renew_lock(self) -> None:
         """In a forked child: a parent thread may have held the lock at the fork."""

@@ -355,6 +355,9 @@ def _from_environment() -> Pipeline | None:
         return state.pipeline  # type: ignore[no-any-return]
 
 
+state.load_environment = _from_environment
+
+
 def get_pipeline() -> Pipeline | None:
     """The active pipeline, reading the environment on first use."""
     p = state.pipeline

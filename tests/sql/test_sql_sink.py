@@ -282,6 +282,22 @@ class TestTemplates:
         with pytest.raises(ConfigurationError):
             register_template("", sink=sink)
 
+    def test_register_template_reads_the_environment(
+        self, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Configured only by ``VIVIDLY_TRACE_DATABASE_URL``, before any logged call, the
+        store it names is used; after ``shutdown()`` there is none."""
+        monkeypatch.setenv("VIVIDLY_TRACE_DATABASE_URL", db_url)
+        tid = register_template("from_env", text="Hello")
+        engine = sa.create_engine(db_url)
+        try:
+            assert [(t.id, t.name) for t in _templates(engine)] == [(tid, "from_env")]
+        finally:
+            engine.dispose()
+        vividly_trace.shutdown()
+        with pytest.raises(ConfigurationError):
+            register_template("after_shutdown")
+
 
 class TestStatistics:
     def test_triggers_keep_statistics_equal_to_aggregates(self, db_url: str) -> None:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
+from .._jsonsafe import mask_url_password
 from ..exceptions import ConfigurationError, MissingExtraError, VividlyTraceError
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def hide_password(url: Any) -> str:
 
         return str(make_url(text).render_as_string(hide_password=True))
     except Exception:
-        return _USERINFO.sub(lambda m: f"{m.group('head')}***@", text)
+        return mask_url_password(text)
 
 
 def _scrub(message: str, secrets: Iterable[str | None]) -> str:

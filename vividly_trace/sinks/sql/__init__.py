@@ -18,7 +18,8 @@ Importing this package loads SQLAlchemy; ``import vividly_trace`` does not.
 
 from __future__ import annotations
 
-from ._sink import DEFAULT_URL, SQLSink, SQLSinkError, register_template
+from ._engine import DEFAULT_URL
+from ._sink import SQLSink, SQLSinkError, register_template
 from .migrate import SCHEMA_REVISION, upgrade
 from .schema import metadata, prompt_executions, prompt_templates
 
