@@ -2,10 +2,10 @@
 ``tests/reliability/test_hostile_input.py``: objects whose dunders raise, evil builtin
 subclasses, cycles, deep nesting and exceptions that cannot be printed.
 
-Import with ``from hostile_objects import ...``: pytest's default (prepend) import mode puts
-``tests/`` on ``sys.path`` because of ``tests/conftest.py``, for every test below it.
-(``tests/test_properties.py`` has a strategy named ``hostile_objects``: do not
-``import hostile_objects`` there.)
+Import with ``from tests.hostile_objects import ...`` (the suite runs in pytest's
+``importlib`` import mode, where test modules cannot import their siblings by bare name).
+(``tests/test_properties.py`` has a strategy named ``hostile_objects``: do not bind the
+module to that name there.)
 """
 
 from __future__ import annotations

@@ -15,7 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hostile_objects import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import vividly_trace
+from tests.hostile_objects import (
     Bag,
     Boom,
     EvilBaseException,
@@ -34,11 +38,7 @@ from hostile_objects import (
     cyclic_list,
     deep,
 )
-from hostile_objects import RaisingResponse as _RaisingResponse
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-import vividly_trace
+from tests.hostile_objects import RaisingResponse as _RaisingResponse
 from vividly_trace import log_prompt_execution, logged_prompt
 from vividly_trace.sinks import MemorySink
 

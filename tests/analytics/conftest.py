@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from analytics_data import make_records, write
 
+from tests.analytics.analytics_data import make_records, write
 from vividly_trace import PromptExecution
 from vividly_trace.testing.postgres import create_database
 

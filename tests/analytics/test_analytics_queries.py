@@ -10,7 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from analytics_data import (
+
+from tests.analytics.analytics_data import (
     DAYS,
     JSON_PATTERN,
     QUOTA_PATTERN,
@@ -22,7 +23,6 @@ from analytics_data import (
     expected_percentile,
     latencies,
 )
-
 from vividly_trace import ConfigurationError, PromptExecution
 from vividly_trace.analytics import (
     ABComparison,

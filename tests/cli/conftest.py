@@ -6,7 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from cli_helpers import UTC, make_records, write
+
+from tests.cli.cli_helpers import UTC, make_records, write
 
 
 @pytest.fixture(name="store_url")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from cli_helpers import UTC, cli_env, entry_point, make_records, run_cli, write
 
+from tests.cli.cli_helpers import UTC, cli_env, entry_point, make_records, run_cli, write
 from vividly_trace import PricingTable
 
 

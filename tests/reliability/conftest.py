@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import API_KEY, HERE, ROOT, SECRETS
+
+from tests.reliability.reliability_helpers import API_KEY, HERE, ROOT, SECRETS
 
 RELIABILITY_MD = ROOT / "RELIABILITY.md"
 _DATA_START = "<!-- reliability-data"

@@ -1,8 +1,10 @@
 """Shared pieces of the reliability suite: fake secrets, versions, polling, subprocesses,
 the per-process load body, and checks against the SQL store.
 
-Imported by the test modules and by the processes they spawn (``multiprocessing`` spawn
-passes ``sys.path`` on, so this module is importable there too).
+Imported by the test modules as ``tests.reliability.reliability_helpers``, so also by the
+processes they spawn (``multiprocessing`` spawn passes ``sys.path`` on, and the repository
+root is on it: ``pythonpath`` in the pytest options), and by bare name by
+``reliability_apps.py``, which runs as a script (its directory is its ``sys.path[0]``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import (
+
+import vividly_trace
+from tests.reliability.reliability_helpers import (
     DEAD_SINK_KEY,
     LONG,
     SHORT,
@@ -42,8 +44,6 @@ from reliability_helpers import (
     wait_writers,
     with_password,
 )
-
-import vividly_trace
 from vividly_trace import PromptExecution, log_prompt_execution
 from vividly_trace._config import get_pipeline
 

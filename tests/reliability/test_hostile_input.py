@@ -32,7 +32,9 @@ from types import AsyncGeneratorType, GeneratorType
 from typing import Any
 
 import pytest
-from hostile_objects import (
+
+import vividly_trace
+from tests.hostile_objects import (
     Bag,
     EvilBaseException,
     EvilDict,
@@ -52,9 +54,7 @@ from hostile_objects import (
     cyclic_list,
     deep,
 )
-from reliability_helpers import LONG, SHORT, VERSIONS, SecretError, secret_text
-
-import vividly_trace
+from tests.reliability.reliability_helpers import LONG, SHORT, VERSIONS, SecretError, secret_text
 from vividly_trace import (
     ConfigurationError,
     PricingTable,

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import (
+
+from tests.reliability.reliability_helpers import (
     LONG,
     SHORT,
     VERSIONS,

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import LONG, SHORT, VERSIONS, run_app
+
+from tests.reliability.reliability_helpers import LONG, SHORT, VERSIONS, run_app
 
 pytestmark = pytest.mark.reliability
 

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import (
+
+import vividly_trace
+from tests.reliability.reliability_helpers import (
     API_KEY,
     BEARER_TOKEN,
     DB_PASSWORD,
@@ -33,8 +35,6 @@ from reliability_helpers import (
     wait_until,
     with_password,
 )
-
-import vividly_trace
 from vividly_trace import log_prompt_execution, logged_prompt
 from vividly_trace.sinks import JSONLinesSink, MemorySink, SQLSink, StructuredStdoutSink
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sql_helpers import closed_port, count_rows, make_record, statistics_mismatches
 
+from tests.sql.sql_helpers import closed_port, count_rows, make_record, statistics_mismatches
 from vividly_trace._spool import Spool, destination_key
 from vividly_trace.sinks.sql import SQLSink
 

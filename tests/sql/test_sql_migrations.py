@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sql_helpers import UTC, count_rows, make_record, statistics_mismatches
 
+from tests.sql.sql_helpers import UTC, count_rows, make_record, statistics_mismatches
 from vividly_trace.sinks.sql import SQLSink, SQLSinkError, migrate, triggers
 from vividly_trace.sinks.sql.schema import metadata, prompt_executions, prompt_templates
 from vividly_trace.testing.postgres import create_database

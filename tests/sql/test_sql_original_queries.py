@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from sql_helpers import UTC, make_record
 
+from tests.sql.sql_helpers import UTC, make_record
 from vividly_trace.sinks.sql import SQLSink
 
 pytestmark = pytest.mark.postgres

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sql_helpers import statistics_mismatches
 
 import vividly_trace
+from tests.sql.sql_helpers import statistics_mismatches
 from vividly_trace import log_prompt_execution
 from vividly_trace.sinks.sql import SQLSink
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sql_helpers import UTC, closed_port, count_rows, make_record, statistics_mismatches
 
 import vividly_trace
+from tests.sql.sql_helpers import UTC, closed_port, count_rows, make_record, statistics_mismatches
 from vividly_trace import ConfigurationError, MissingExtraError, log_prompt_execution
 from vividly_trace._jsonsafe import MAX_STRING_CHARS, sanitize_metadata
 from vividly_trace.sinks.sql import SQLSink, SQLSinkError, register_template
