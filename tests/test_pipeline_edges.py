@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import vividly_trace
+from tests.factories import make_record
 from vividly_trace import PricingTable, Usage, logged_prompt
 from vividly_trace.sinks import MemorySink
 
@@ -44,21 +45,9 @@ def test_call_ending_after_shutdown_is_counted(caplog: pytest.LogCaptureFixture)
     vividly_trace.shutdown()
     with logged_prompt("late"):
         pass
-    pipeline.submit(vividly_trace._call.ReadyRecord(sink_record()))
+    pipeline.submit(vividly_trace._call.ReadyRecord(make_record("late")))
     assert pipeline.stats()["dropped"] == {"after_shutdown": 1}
     assert any("after shutdown" in r.getMessage() for r in caplog.records)
-
-
-def sink_record() -> vividly_trace.PromptExecution:
-    import datetime as _dt
-
-    return vividly_trace.PromptExecution(
-        execution_id="x",
-        template_key="late",
-        success=True,
-        response_time_ms=1.0,
-        started_at=_dt.datetime.now(_dt.timezone.utc),
-    )
 
 
 def test_sampling_keeps_blocked_responses() -> None:

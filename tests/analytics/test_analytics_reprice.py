@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.factories import make_record
 from vividly_trace import ConfigurationError, PricingTable, PromptExecution
 from vividly_trace.analytics import StoreUnavailableError, reprice
 
@@ -29,16 +30,9 @@ def pro_cost(inp: int, out: int, cached: int = 0) -> Decimal:
     return ((inp - cached) * Decimal("1.25") + cached * Decimal("0.125") + out * Decimal("10")) / M
 
 
-def record(i: int, template: str, **fields: Any) -> PromptExecution:
-    base: dict[str, Any] = {
-        "execution_id": f"{i:08x}-0000-7000-8000-000000000000",
-        "template_key": template,
-        "success": True,
-        "response_time_ms": 10.0 + i,
-        "started_at": dt.datetime(2026, 5, 1, tzinfo=UTC) + dt.timedelta(minutes=i),
-    }
-    base.update(fields)
-    return PromptExecution(**base)
+def minute(i: int) -> dt.datetime:
+    """When record ``i`` of the data set started: ``i`` minutes into 2026-05-01 (UTC)."""
+    return dt.datetime(2026, 5, 1, tzinfo=UTC) + dt.timedelta(minutes=i)
 
 
 def make_records() -> tuple[list[PromptExecution], dict[str, Decimal | None]]:
@@ -50,9 +44,10 @@ def make_records() -> tuple[list[PromptExecution], dict[str, Decimal | None]]:
         i += 1
         inp, out = 100 + 37 * n, 20 + 11 * n
         cached = 64 if n % 3 == 0 else None
-        r = record(
-            i,
+        r = make_record(
             "nlu",
+            n=i,
+            started_at=minute(i),
             model="gemini-2.5-flash",
             input_token_count=inp,
             output_token_count=out,
@@ -67,9 +62,10 @@ def make_records() -> tuple[list[PromptExecution], dict[str, Decimal | None]]:
     for n in range(9):
         i += 1
         inp, out = 2000 + 100 * n, 400 + 9 * n
-        r = record(
-            i,
+        r = make_record(
             "scripts",
+            n=i,
+            started_at=minute(i),
             model="models/gemini-2.5-pro-001",  # normalised to gemini-2.5-pro
             input_token_count=inp,
             output_token_count=out,
@@ -81,13 +77,21 @@ def make_records() -> tuple[list[PromptExecution], dict[str, Decimal | None]]:
         right[r.execution_id] = pro_cost(inp, out, 1024)
     # Left as they are: a failure with no tokens, an unknown model, a manual cost with no model.
     i += 1
-    r = record(i, "nlu", success=False, model="gemini-2.5-flash", error_type="ClientError")
+    r = make_record(
+        "nlu",
+        n=i,
+        started_at=minute(i),
+        success=False,
+        model="gemini-2.5-flash",
+        error_type="ClientError",
+    )
     records.append(r)
     right[r.execution_id] = None
     i += 1
-    r = record(
-        i,
+    r = make_record(
         "nlu",
+        n=i,
+        started_at=minute(i),
         model="in-house-model",
         input_token_count=10,
         output_token_count=10,
@@ -97,7 +101,14 @@ def make_records() -> tuple[list[PromptExecution], dict[str, Decimal | None]]:
     records.append(r)
     right[r.execution_id] = None
     i += 1
-    r = record(i, "scripts", input_token_count=10, output_token_count=10, cost_usd=Decimal("0.25"))
+    r = make_record(
+        "scripts",
+        n=i,
+        started_at=minute(i),
+        input_token_count=10,
+        output_token_count=10,
+        cost_usd=Decimal("0.25"),
+    )
     records.append(r)
     right[r.execution_id] = None
     return records, right
@@ -213,9 +224,10 @@ class TestReprice:
         write(
             fresh_url,
             [
-                record(
-                    999,
+                make_record(
                     "nlu",
+                    n=999,
+                    started_at=minute(999),
                     model="gemini-2.5-flash",
                     input_token_count=10,
                     output_token_count=1,
@@ -310,9 +322,13 @@ class TestCachedAudio:
             "cost_usd": Decimal("0.5"),
         }
         records = [
-            record(1, "voice", model="gemini-2.5-flash", cached_audio_token_count=200, **tokens),
-            record(2, "voice", model="gemini-2.0-flash", cached_audio_token_count=200, **tokens),
-            record(3, "voice", model="gemini-2.5-flash", **tokens),
+            make_record(
+                "voice", n=1, model="gemini-2.5-flash", cached_audio_token_count=200, **tokens
+            ),
+            make_record(
+                "voice", n=2, model="gemini-2.0-flash", cached_audio_token_count=200, **tokens
+            ),
+            make_record("voice", n=3, model="gemini-2.5-flash", **tokens),
         ]
         write(fresh_url, records)
         result = reprice(fresh_url)

@@ -1,4 +1,4 @@
-"""Helpers of the command-line tests: the real ``vividly-trace`` entry point, records."""
+"""Helpers of the command-line tests: the real ``vividly-trace`` entry point, a data set."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+from tests.factories import make_record
 from vividly_trace import PromptExecution
 
 UTC = dt.timezone.utc
@@ -65,9 +66,9 @@ def make_records(
         failed = rng.random() < failure
         inp, outp = rng.randint(50, 500), rng.randint(10, 200)
         out.append(
-            PromptExecution(
+            make_record(
+                template,
                 execution_id=f"{prefix}{i:04x}-0000-7000-8000-{rng.getrandbits(48):012x}",
-                template_key=template,
                 template_version=version,
                 ab_test_group=group,
                 success=not failed,

@@ -6,12 +6,11 @@ import http.client
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from vividly_trace import PromptExecution
+from tests.factories import full_record
 from vividly_trace.testing.fake_logging import FakeLoggingServer
 
 
@@ -95,7 +94,7 @@ class TestOTLPCollector:
     """Decoding OTLP/HTTP protobuf, compressed or not; refusing what it cannot read."""
 
     def test_gzip_export_is_decoded(
-        self, collector: Any, make_record: Callable[..., PromptExecution]
+        self, collector: Any
     ) -> None:
         """A gzip-compressed export from the real exporter decodes to the same spans."""
         from opentelemetry.exporter.otlp.proto.http import Compression
@@ -106,7 +105,7 @@ class TestOTLPCollector:
         exporter = OTLPSpanExporter(
             endpoint=collector.url + "/v1/traces", compression=Compression.Gzip
         )
-        record = make_record()
+        record = full_record()
         OpenTelemetrySink(exporter=exporter).write_batch([record])
         (request,) = collector.requests
         assert request.headers["content-encoding"] == "gzip"

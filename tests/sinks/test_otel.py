@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +24,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import vividly_trace
-from vividly_trace import ConfigurationError, MissingExtraError, PromptExecution
+from tests.factories import full_record
+from vividly_trace import ConfigurationError, MissingExtraError
 from vividly_trace.sinks import OpenTelemetrySink
 from vividly_trace.sinks.otel import SpanExportError, trace_metadata
 from vividly_trace.testing.otlp_collector import OTLPCollector
@@ -67,11 +68,10 @@ class TestSpans:
     def test_success_span(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """Every attribute of a successful call, with the call's real start and end."""
         provider, exporter = memory
-        record = make_record(
+        record = full_record(
             metadata={"user_tier": "pro", "attempt": 2, "ratio": 0.5, "tags": ["x"],
                       "huge": 2**70, "nested": {"a": 1}}
         )
@@ -119,11 +119,10 @@ class TestSpans:
     def test_failure_span(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """A failure: error.type, status ERROR with the message; missing values left out."""
         provider, exporter = memory
-        record = make_record(
+        record = full_record(
             success=False,
             error_type="ServerError",
             error_message="503 UNAVAILABLE",
@@ -164,11 +163,10 @@ class TestSpans:
     def test_unknown_error_type_and_model(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """No error type gives error.type "_OTHER"; no model gives the bare operation name."""
         provider, exporter = memory
-        record = make_record(success=False, error_type=None, error_message=None, model=None,
+        record = full_record(success=False, error_type=None, error_message=None, model=None,
                              response_model=None, provider="vertex_ai")
         OpenTelemetrySink(provider).write_batch([record])
         (span,) = exporter.get_finished_spans()
@@ -200,11 +198,10 @@ class TestParents:
     def test_remote_parent_from_metadata(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """A traceparent in the metadata makes the span a child of that remote span."""
         provider, exporter = memory
-        record = make_record(metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"})
+        record = full_record(metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"})
         OpenTelemetrySink(provider).write_batch([record])
         (span,) = exporter.get_finished_spans()
         assert span.parent is not None
@@ -217,14 +214,13 @@ class TestParents:
     def test_unsampled_parent_is_not_exported(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """With the default parent-based sampler, an unsampled parent drops the span."""
         provider, exporter = memory
         records = [
-            make_record(metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID,
+            full_record(metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID,
                                   "trace_sampled": False}),
-            make_record(metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID}),
+            full_record(metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID}),
         ]
         OpenTelemetrySink(provider).write_batch(records)
         (span,) = exporter.get_finished_spans()
@@ -233,12 +229,11 @@ class TestParents:
     def test_child_before_parent_links_parent_to_child(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """A nested call ends first: its parent's span links to it."""
         provider, exporter = memory
-        parent = make_record(parent_execution_id=None)
-        child = make_record(parent_execution_id=parent.execution_id)
+        parent = full_record(parent_execution_id=None)
+        child = full_record(parent_execution_id=parent.execution_id)
         OpenTelemetrySink(provider).write_batch([child, parent])
         spans = by_execution(exporter.get_finished_spans())
         child_span, parent_span = spans[child.execution_id], spans[parent.execution_id]
@@ -252,13 +247,12 @@ class TestParents:
     def test_parent_before_child_links_child_to_parent(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """When the parent's span was emitted first (another batch), the child links to it."""
         provider, exporter = memory
         sink = OpenTelemetrySink(provider)
-        parent = make_record(parent_execution_id=None)
-        child = make_record(parent_execution_id=parent.execution_id)
+        parent = full_record(parent_execution_id=None)
+        child = full_record(parent_execution_id=parent.execution_id)
         sink.write_batch([parent])
         sink.write_batch([child])
         spans = by_execution(exporter.get_finished_spans())
@@ -274,18 +268,17 @@ class TestProviders:
     def test_default_is_the_global_provider(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """OpenTelemetrySink() takes its tracer from the global tracer provider."""
         provider, exporter = memory
         monkeypatch.setattr(trace_api, "get_tracer_provider", lambda: provider)
         sink = OpenTelemetrySink()
-        sink.write_batch([make_record()])
+        sink.write_batch([full_record()])
         assert len(exporter.get_finished_spans()) == 1
 
     def test_close_force_flushes_a_given_provider(
-        self, collector: OTLPCollector, make_record: Callable[..., PromptExecution]
+        self, collector: OTLPCollector
     ) -> None:
         """With the application's BatchSpanProcessor, close() pushes the last spans out."""
         provider = TracerProvider(shutdown_on_exit=False)
@@ -296,7 +289,7 @@ class TestProviders:
             )
         )
         sink = OpenTelemetrySink(provider)
-        records = [make_record() for _ in range(3)]
+        records = [full_record() for _ in range(3)]
         sink.write_batch(records)
         assert collector.spans() == []
         sink.close()
@@ -376,16 +369,16 @@ class TestOwnedExporter:
     """exporter=: the sink owns its provider and exports each batch itself."""
 
     def test_otlp_http_to_the_collector(
-        self, collector: OTLPCollector, make_record: Callable[..., PromptExecution]
+        self, collector: OTLPCollector
     ) -> None:
         """Spans reach the OTLP/HTTP collector stub, one request per batch, decoded."""
         sink = OpenTelemetrySink(
             exporter=OTLPSpanExporter(endpoint=collector.url + "/v1/traces"),
             service_name="nlu-service",
         )
-        parent = make_record(parent_execution_id=None,
+        parent = full_record(parent_execution_id=None,
                              metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"})
-        child = make_record(parent_execution_id=parent.execution_id, success=False,
+        child = full_record(parent_execution_id=parent.execution_id, success=False,
                             error_type="ClientError", error_message="429")
         sink.write_batch([child, parent])
         (request,) = collector.requests
@@ -413,12 +406,12 @@ class TestOwnedExporter:
         sink.close()
 
     def test_failed_export_raises_and_retry_resends_the_same_spans(
-        self, make_record: Callable[..., PromptExecution]
+        self
     ) -> None:
         """A failed export raises SpanExportError; the retry sends the same span ids."""
         exporter = _FlakyExporter(failures=1)
         sink = OpenTelemetrySink(exporter=exporter)
-        records = [make_record() for _ in range(3)]
+        records = [full_record() for _ in range(3)]
         with pytest.raises(SpanExportError):
             sink.write_batch(records)
         sink.write_batch(records)
@@ -431,7 +424,7 @@ class TestOwnedExporter:
         assert exporter.shut
 
     def test_dispatcher_counts_export_failures(
-        self, collector: OTLPCollector, make_record: Callable[..., PromptExecution]
+        self, collector: OTLPCollector
     ) -> None:
         """A collector answering 400 counts as a failed batch; the retry lands every span once."""
         sink = OpenTelemetrySink(exporter=OTLPSpanExporter(endpoint=collector.url + "/v1/traces"))
@@ -449,11 +442,11 @@ class TestOwnedExporter:
         assert counters["failed_batches"] == 1
         assert counters["written"] == 4
 
-    def test_cost_attribute_is_exact(self, make_record: Callable[..., PromptExecution]) -> None:
+    def test_cost_attribute_is_exact(self) -> None:
         """vividly_trace.cost_usd keeps the exact decimal; the GenAI amount is a float."""
         exporter = InMemorySpanExporter()
         sink = OpenTelemetrySink(exporter=exporter)
-        sink.write_batch([make_record(cost_usd=Decimal("0.10000000000000000001"))])
+        sink.write_batch([full_record(cost_usd=Decimal("0.10000000000000000001"))])
         (span,) = exporter.get_finished_spans()
         assert attrs(span)["vividly_trace.cost_usd"] == "0.10000000000000000001"
         assert attrs(span)["gen_ai.usage.cost.amount"] == 0.1

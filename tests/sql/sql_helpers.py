@@ -1,4 +1,4 @@
-"""Helpers shared by the SQL store tests."""
+"""Helpers shared by the SQL store tests (records: ``tests.factories``)."""
 
 from __future__ import annotations
 
@@ -10,45 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from vividly_trace import PromptExecution
-from vividly_trace._ids import new_execution_id
-
 UTC = dt.timezone.utc
-
-
-def make_record(
-    key: str = "tmpl",
-    *,
-    version: str | None = None,
-    group: str | None = None,
-    success: bool = True,
-    response_time_ms: float = 100.0,
-    input_tokens: int | None = None,
-    output_tokens: int | None = None,
-    cost: Decimal | None = None,
-    when: dt.datetime | None = None,
-    metadata: dict[str, Any] | None = None,
-    **fields: Any,
-) -> PromptExecution:
-    """A record with a fresh execution id."""
-    total = None
-    if input_tokens is not None and output_tokens is not None:
-        total = input_tokens + output_tokens
-    return PromptExecution(
-        execution_id=fields.pop("execution_id", None) or new_execution_id(),
-        template_key=key,
-        template_version=version,
-        ab_test_group=group,
-        success=success,
-        response_time_ms=response_time_ms,
-        started_at=when or dt.datetime.now(UTC),
-        input_token_count=input_tokens,
-        output_token_count=output_tokens,
-        total_token_count=total,
-        cost_usd=cost,
-        metadata=metadata or {},
-        **fields,
-    )
 
 
 def count_rows(engine: sa.Engine, table: str = "prompt_executions") -> int:

@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 import vividly_trace
-from tests.sql.sql_helpers import forked_child, load_process, make_record, statistics_mismatches
+from tests.factories import make_record
+from tests.sql.sql_helpers import forked_child, load_process, statistics_mismatches
 from vividly_trace import log_prompt_execution
 from vividly_trace.sinks.sql import SQLSink
 
@@ -118,7 +119,7 @@ def test_concurrent_updates_and_inserts_do_not_deadlock_on_postgresql(postgres_u
     nobody deadlocks, and the statistics still equal the aggregates."""
     keys = [f"c{i}" for i in range(8)]
     SQLSink(postgres_url).write_batch(
-        [make_record(k, input_tokens=1, output_tokens=1, cost=Decimal("0.001"))
+        [make_record(k, input_token_count=1, output_token_count=1, cost_usd=Decimal("0.001"))
          for k in keys for _ in range(20)])
     engine = sa.create_engine(postgres_url)
     errors: list[str] = []
@@ -144,7 +145,7 @@ def test_concurrent_updates_and_inserts_do_not_deadlock_on_postgresql(postgres_u
         while time.monotonic() < stop:
             order = rnd.sample(keys, len(keys))
             try:
-                sink.write_batch([make_record(k, input_tokens=1, cost=Decimal("0.002"))
+                sink.write_batch([make_record(k, input_token_count=1, cost_usd=Decimal("0.002"))
                                   for k in order])
             except Exception as exc:
                 errors.append(str(exc)[:200])

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.sql.sql_helpers import UTC, count_rows, make_record, statistics_mismatches
+from tests.factories import make_record
+from tests.sql.sql_helpers import UTC, count_rows, statistics_mismatches
 from vividly_trace.sinks.sql import SQLSink, SQLSinkError, migrate, triggers
 from vividly_trace.sinks.sql.schema import metadata, prompt_executions, prompt_templates
 from vividly_trace.testing.postgres import create_database
@@ -180,8 +181,8 @@ def test_downgrade_to_0001_and_back(db_url: str) -> None:
     """Downgrading to 0001 drops the column and the UPDATE trigger (and its function) and
     keeps the rows and the 0001 triggers working; upgrading again restores them."""
     sink = SQLSink(db_url)
-    records = [make_record(f"d{i % 3}", input_tokens=100, output_tokens=i,
-                           cost=Decimal(i) / 1000, cached_audio_token_count=i)
+    records = [make_record(f"d{i % 3}", input_token_count=100, output_token_count=i,
+                           cost_usd=Decimal(i) / 1000, cached_audio_token_count=i)
                for i in range(12)]
     assert sink.write_batch(records) is None
     engine = sink.engine

@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from tests.sql.sql_helpers import UTC, make_record
+from tests.factories import make_record
+from tests.sql.sql_helpers import UTC
 from vividly_trace.sinks.sql import SQLSink
 
 pytestmark = pytest.mark.postgres
@@ -48,22 +49,23 @@ def _loaded(postgres_url: str) -> tuple[sa.Engine, dict[str, dt.date]]:
         ("v2", "A", True, 70, "0.0005"),
         ("v2", None, False, 1000, None),
     ]:
-        records.append(make_record(NLU, version=version, group=group, success=success,
+        records.append(make_record(NLU, template_version=version, ab_test_group=group,
+                                   success=success,
                                    response_time_ms=latency,
-                                   cost=None if cost is None else Decimal(cost),
-                                   when=three_days_ago))
+                                   cost_usd=None if cost is None else Decimal(cost),
+                                   started_at=three_days_ago))
     for i in range(1, 11):  # clarification, an hour ago: 100, 200, ..., 1000 ms
         records.append(make_record("clarification", response_time_ms=100.0 * i,
-                                   cost=Decimal("0.0001"), when=one_hour_ago))
+                                   cost_usd=Decimal("0.0001"), started_at=one_hour_ago))
     records += [
-        make_record("script_generation", response_time_ms=10, cost=Decimal("0.05"),
-                    when=two_hours_ago),
-        make_record("script_generation", response_time_ms=20, cost=Decimal("0.05"),
-                    when=two_hours_ago),
-        make_record("script_generation", response_time_ms=99999, cost=Decimal("0.5"),
-                    when=thirty_hours_ago),
-        make_record("script_generation", response_time_ms=5, cost=Decimal("9.99"),
-                    when=forty_days_ago),
+        make_record("script_generation", response_time_ms=10, cost_usd=Decimal("0.05"),
+                    started_at=two_hours_ago),
+        make_record("script_generation", response_time_ms=20, cost_usd=Decimal("0.05"),
+                    started_at=two_hours_ago),
+        make_record("script_generation", response_time_ms=99999, cost_usd=Decimal("0.5"),
+                    started_at=thirty_hours_ago),
+        make_record("script_generation", response_time_ms=5, cost_usd=Decimal("9.99"),
+                    started_at=forty_days_ago),
     ]
     sink = SQLSink(postgres_url)
     sink.write_batch(records[:7])

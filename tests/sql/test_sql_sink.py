@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 import vividly_trace
-from tests.sql.sql_helpers import UTC, closed_port, count_rows, make_record, statistics_mismatches
+from tests.factories import make_record
+from tests.sql.sql_helpers import UTC, closed_port, count_rows, statistics_mismatches
 from vividly_trace import ConfigurationError, MissingExtraError, log_prompt_execution
 from vividly_trace._jsonsafe import MAX_STRING_CHARS, sanitize_metadata
 from vividly_trace.sinks.sql import SQLSink, SQLSinkError, register_template
@@ -46,8 +47,9 @@ class TestRows:
         sink = SQLSink(db_url)
         when = dt.datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
         record = make_record(
-            "nlu_extraction", version="v3", group="B", success=False, response_time_ms=123.25,
-            input_tokens=1000, output_tokens=250, cost=Decimal("0.000123456789"), when=when,
+            "nlu_extraction", template_version="v3", ab_test_group="B", success=False,
+            response_time_ms=123.25, input_token_count=1000, output_token_count=250,
+            cost_usd=Decimal("0.000123456789"), started_at=when,
             metadata={"user_tier": "pro", "nested": {"list": [1, 2.5, None, True]}},
             provider="gemini", model="gemini-2.5-flash", response_model="gemini-2.5-flash-001",
             cached_token_count=100, thinking_token_count=50, tool_use_token_count=7,
@@ -111,7 +113,7 @@ class TestRows:
                  Decimal("0"), Decimal("0.1") + Decimal("0.2")]
         if sink.dialect == "postgresql":
             costs.append(Decimal("0.000000000012345678901234567890"))
-        records = [make_record(cost=c) for c in costs]
+        records = [make_record(cost_usd=c) for c in costs]
         sink.write_batch(records)
         got = {r.id: r.cost_usd for r in _executions(sink.engine)}
         for record in records:
@@ -130,8 +132,8 @@ class TestRows:
         """A started_at in another zone (or naive, taken as UTC) is stored as UTC."""
         sink = SQLSink(db_url)
         plus2 = dt.timezone(dt.timedelta(hours=2))
-        a = make_record(when=dt.datetime(2025, 1, 1, 12, 0, tzinfo=plus2))
-        b = make_record(when=dt.datetime(2025, 1, 1, 12, 0))
+        a = make_record(started_at=dt.datetime(2025, 1, 1, 12, 0, tzinfo=plus2))
+        b = make_record(started_at=dt.datetime(2025, 1, 1, 12, 0))
         sink.write_batch([a, b])
         got = {r.id: r.executed_at for r in _executions(sink.engine)}
         as_utc = {k: (v if v.tzinfo else v.replace(tzinfo=UTC)) for k, v in got.items()}
@@ -141,8 +143,8 @@ class TestRows:
     def test_replay_never_duplicates(self, db_url: str) -> None:
         """The same records sent again (and twice inside one batch) are written once."""
         sink = SQLSink(db_url)
-        records = [make_record(f"k{i % 3}", response_time_ms=10 + i, input_tokens=i,
-                               output_tokens=1, cost=Decimal("0.001")) for i in range(50)]
+        records = [make_record(f"k{i % 3}", response_time_ms=10 + i, input_token_count=i,
+                               output_token_count=1, cost_usd=Decimal("0.001")) for i in range(50)]
         sink.write_batch(records[:30])
         sink.write_batch(records)  # 30 already there
         sink.write_batch(records + records[:10])  # duplicates inside the batch
@@ -162,7 +164,7 @@ class TestRows:
         """Hostile keys, versions, groups, messages and metadata are data, never SQL."""
         sink = SQLSink(db_url)
         records = [
-            make_record(text, version=text, group=text[:5], success=False,
+            make_record(text, template_version=text, ab_test_group=text[:5], success=False,
                         error_message=text, metadata={text: text, "list": [text]})
             for text in INJECTION
         ]
@@ -196,8 +198,8 @@ class TestRows:
     def test_a_refused_value_drops_only_its_record(self, db_url: str) -> None:
         """A value the database refuses (a 2**70 token count) costs only that record."""
         sink = SQLSink(db_url)
-        good = [make_record(input_tokens=5, output_tokens=5) for _ in range(4)]
-        bad = make_record(input_tokens=2**70, output_tokens=1)
+        good = [make_record(input_token_count=5, output_token_count=5) for _ in range(4)]
+        bad = make_record(input_token_count=2**70, output_token_count=1)
         assert sink.write_batch([good[0], bad, *good[1:]]) == {"invalid_record": 1}
         assert {r.id for r in _executions(sink.engine)} == {r.execution_id for r in good}
         assert statistics_mismatches(sink.engine) == []
@@ -209,7 +211,8 @@ class TestTemplates:
         sink = SQLSink(db_url)
         combos = [("k", None, None), ("k", "v1", None), ("k", "v1", "A"), ("k", "v1", "B"),
                   ("k", "v2", "A"), ("other", "v1", "A")]
-        records = [make_record(k, version=v, group=g) for k, v, g in combos for _ in range(3)]
+        records = [make_record(k, template_version=v, ab_test_group=g)
+                   for k, v, g in combos for _ in range(3)]
         sink.write_batch(records)
         templates = {(t.name, t.version, t.ab_test_group): t for t in _templates(sink.engine)}
         assert set(templates) == set(combos)
@@ -219,7 +222,7 @@ class TestTemplates:
                 row.template_name, row.template_version, row.template_ab_test_group)
         assert all(t.total_executions == 3 for t in templates.values())
         # An empty version or group is the same template as none.
-        sink.write_batch([make_record("k", version="", group="")])
+        sink.write_batch([make_record("k", template_version="", ab_test_group="")])
         assert len(_templates(sink.engine)) == len(combos)
         assert templates[("k", None, None)].id in {
             r.template_id for r in _executions(sink.engine) if r.template_version == ""}
@@ -230,7 +233,8 @@ class TestTemplates:
         """Strict: unregistered (key, version, group) records are not written, counted, named."""
         sink = SQLSink(db_url, strict_templates=True)
         register_template("known", version="v1", sink=sink)
-        records = [make_record("known", version="v1"), make_record("known", version="v2"),
+        records = [make_record("known", template_version="v1"),
+                   make_record("known", template_version="v2"),
                    make_record("stranger"), make_record("stranger")]
         assert sink.write_batch(records) == {"unknown_template": 3}
         assert [r.template_name for r in _executions(sink.engine)] == ["known"]
@@ -267,7 +271,9 @@ class TestTemplates:
         (template,) = _templates(sink.engine)
         assert (template.id, template.template_text, template.model, template.is_active) == (
             tid, "v2 text", "gemini-2.5-pro", True)
-        sink.write_batch([make_record("script_generation", version="v2", group="A")])
+        sink.write_batch(
+            [make_record("script_generation", template_version="v2", ab_test_group="A")]
+        )
         assert [r.template_id for r in _executions(sink.engine)] == [tid]
 
     def test_register_template_uses_the_configured_sink(self, db_url: str) -> None:
@@ -292,12 +298,12 @@ class TestStatistics:
             for i in range(60):
                 n = batch * 60 + i
                 records.append(make_record(
-                    f"t{n % 4}", version=f"v{n % 2}", success=n % 7 != 0,
+                    f"t{n % 4}", template_version=f"v{n % 2}", success=n % 7 != 0,
                     response_time_ms=0.1 + (n * 37 % 1000) / 3,
-                    input_tokens=None if n % 5 == 0 else n,
-                    output_tokens=None if n % 6 == 0 else 2 * n,
-                    cost=None if n % 9 == 0 else Decimal(n) / Decimal(10**7),
-                    when=start + dt.timedelta(minutes=(n * 13) % 997),
+                    input_token_count=None if n % 5 == 0 else n,
+                    output_token_count=None if n % 6 == 0 else 2 * n,
+                    cost_usd=None if n % 9 == 0 else Decimal(n) / Decimal(10**7),
+                    started_at=start + dt.timedelta(minutes=(n * 13) % 997),
                 ))
             sink.write_batch(records)
         assert count_rows(sink.engine) == 480
@@ -312,9 +318,9 @@ class TestStatistics:
         """Deleting executions (retention) keeps the statistics equal to what is left."""
         sink = SQLSink(db_url)
         start = dt.datetime(2025, 1, 1, tzinfo=UTC)
-        records = [make_record(f"k{i % 2}", input_tokens=i, output_tokens=i,
-                               cost=Decimal("0.5"), response_time_ms=i + 1.0,
-                               when=start + dt.timedelta(days=i)) for i in range(40)]
+        records = [make_record(f"k{i % 2}", input_token_count=i, output_token_count=i,
+                               cost_usd=Decimal("0.5"), response_time_ms=i + 1.0,
+                               started_at=start + dt.timedelta(days=i)) for i in range(40)]
         sink.write_batch(records)
         with sink.engine.begin() as conn:
             conn.execute(sa.delete(prompt_executions).where(
@@ -334,12 +340,12 @@ class TestStatistics:
         sink = SQLSink(db_url)
         start = dt.datetime(2025, 6, 1, tzinfo=UTC)
         sink.write_batch([
-            make_record(f"u{n % 4}", version=f"v{n % 2}", success=n % 5 != 0,
+            make_record(f"u{n % 4}", template_version=f"v{n % 2}", success=n % 5 != 0,
                         response_time_ms=0.5 + (n * 31 % 400) / 7,
-                        input_tokens=None if n % 6 == 0 else 10 * n,
-                        output_tokens=None if n % 7 == 0 else n + 3,
-                        cost=None if n % 8 == 0 else Decimal(n) / Decimal(10**6),
-                        when=start + dt.timedelta(minutes=(n * 17) % 601))
+                        input_token_count=None if n % 6 == 0 else 10 * n,
+                        output_token_count=None if n % 7 == 0 else n + 3,
+                        cost_usd=None if n % 8 == 0 else Decimal(n) / Decimal(10**6),
+                        started_at=start + dt.timedelta(minutes=(n * 17) % 601))
             for n in range(160)
         ])
         engine = sink.engine
@@ -402,8 +408,8 @@ class TestStatistics:
         """An UPDATE that changes no counted column (metadata, pricing version, a value set
         to itself) leaves the template rows untouched."""
         sink = SQLSink(db_url)
-        sink.write_batch([make_record(f"n{i % 3}", input_tokens=i, output_tokens=1,
-                                      cost=Decimal(i) / 1000) for i in range(30)])
+        sink.write_batch([make_record(f"n{i % 3}", input_token_count=i, output_token_count=1,
+                                      cost_usd=Decimal(i) / 1000) for i in range(30)])
         before = _templates(sink.engine)
         with sink.engine.begin() as conn:
             if sink.dialect == "postgresql":
