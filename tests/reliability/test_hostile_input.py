@@ -53,6 +53,7 @@ from tests.hostile_objects import (
     cyclic_dict,
     cyclic_list,
     deep,
+    plainly_valid,
 )
 from tests.reliability.reliability_helpers import LONG, SHORT, VERSIONS, SecretError, secret_text
 from vividly_trace import (
@@ -669,6 +670,13 @@ def with_block_case(g: Gen, esc: Escapes, case: int) -> int:
     return 2 if nested else 1
 
 
+def _raising_number(args: Any, kwargs: dict[str, Any]) -> bool:
+    """An optional argument is an int or float whose comparisons raise: a known bug loses
+    the record then (see ``test_numbers_whose_comparisons_raise_are_dropped`` in
+    ``tests/test_log_prompt_execution.py``, a strict xfail); drop this exemption with it."""
+    return any(isinstance(v, (EvilInt, EvilFloat)) for v in [*args, *kwargs.values()])
+
+
 def log_case(g: Gen, esc: Escapes, case: int) -> int:
     def arg(valid: Any) -> Any:
         return valid if g.p(0.6) else g.pick((g.atom(), g.ident(), g.number()))
@@ -695,6 +703,9 @@ def log_case(g: Gen, esc: Escapes, case: int) -> int:
         return 0
     if got is not None and not (isinstance(got, str) and len(got) == 36):
         esc.fail("log_prompt_execution", case, f"returned {_safe(got)}")
+    elif got is None and plainly_valid(*args[:3]) and not _raising_number(args[3:n_pos], kwargs):
+        esc.fail("log_prompt_execution", case, "returned None for valid required arguments: "
+                 f"{_safe(args[:n_pos])[:300]} {_safe(kwargs)[:300]}")
     return 1 if isinstance(got, str) else 0
 
 
@@ -751,6 +762,8 @@ def pricing_case(g: Gen, esc: Escapes, case: int, sink: MemorySink) -> int:
     usage = {"input_tokens": g.count(), "output_tokens": g.count(), "cached_tokens": g.count()}
     ok, got = esc.call("pricing", case, "log_prompt_execution(model=...)",
                        lambda: log_prompt_execution("priced", True, 1.0, 250_000, 10, model=model))
+    if ok and not isinstance(got, str):
+        esc.fail("pricing", case, f"log_prompt_execution returned {_safe(got)}, not an id")
     expected = 1 if isinstance(got, str) else 0
 
     @logged_prompt("priced", model=model)
@@ -816,15 +829,18 @@ def configure_case(g: Gen, esc: Escapes, case: int, sink: MemorySink) -> tuple[i
     ok, got = esc.call("configure", case, "log_prompt_execution after configure",
                        lambda: log_prompt_execution("configured", False, 2.0, 1, 2,
                                                     error_message=secret_text(case)))
-    if ok and got is not None and not isinstance(got, str):
-        esc.fail("configure", case, f"log_prompt_execution returned {_safe(got)}")
+    # configure() accepted its arguments, so `enabled` is a bool: True gives an id.
+    if ok and (not isinstance(got, str) if kwargs.get("enabled", True) else got is not None):
+        esc.fail("configure", case, f"log_prompt_execution returned {_safe(got)} with "
+                 f"enabled={kwargs.get('enabled', True)}")
     ok, _ = esc.call("configure", case, "flush", lambda: vividly_trace.flush(timeout=5))
     ids = 1 if isinstance(got, str) else 0
     if kwargs["sinks"] is own_sinks:
         s = vividly_trace.stats()
         drops = s["dropped"]
-        accounted = len(sink.records) - before + s["sampled_out"] + sum(drops.values())
-        if accounted != ids or set(drops) - {"redacted", "redact_error"}:
+        # A failed call is never sampled out; only the redact hook may drop it.
+        accounted = len(sink.records) - before + sum(drops.values())
+        if accounted != ids or s["sampled_out"] or set(drops) - {"redacted", "redact_error"}:
             esc.fail("configure", case, f"{ids} records logged, {len(sink.records) - before} "
                      f"written, sampled out {s['sampled_out']}, dropped {drops}")
     return ids, True
@@ -898,7 +914,10 @@ def misc_case(g: Gen, esc: Escapes, case: int) -> int:
 
 
 # -- the test ----------------------------------------------------------------------------------
-def _check_records(records: list[Any], esc: Escapes, family: str) -> None:
+def _check_records(records: list[Any], expected: int, esc: Escapes, family: str) -> None:
+    """``expected`` records (one per call that returned an id), each JSON-safe."""
+    if len(records) != expected:
+        esc.fail(family, -1, f"{expected} calls gave {len(records)} records")
     for r in records:
         try:
             json.dumps(r.to_dict(), allow_nan=False)
@@ -955,7 +974,8 @@ def test_hostile_input_never_reaches_the_caller(
             done[family] += 1
     assert vividly_trace.flush(timeout=600), "the background sinks did not drain"
     stats = vividly_trace.stats()
-    _check_records(memory.records, esc, "records")
+    assert expected > 0, "no case logged anything"
+    _check_records(memory.records, expected, esc, "records")
     secret_scan.add_records("hostile-input records", memory.records)
     lines, unparsable = _read_lines(jsonl)
     sql_rows = _sqlite_rows(db)
