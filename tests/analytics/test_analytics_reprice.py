@@ -165,8 +165,11 @@ def totals_match_aggregates(url: str) -> dict[str, tuple[Any, Any]]:
     return out
 
 
-def assert_totals_equal(url: str, sqlite: bool) -> None:
-    for name, (total, aggregate) in totals_match_aggregates(url).items():
+def assert_totals_equal(url: str, sqlite: bool, templates: set[str]) -> None:
+    """Each of ``templates`` (exactly those are stored) has totals equal to its aggregates."""
+    totals = totals_match_aggregates(url)
+    assert set(totals) == templates
+    for name, (total, aggregate) in totals.items():
         if sqlite:  # SQLite's total is a floating-point sum (see schema.py)
             assert float(total) == pytest.approx(float(aggregate), rel=1e-12, abs=1e-15), name
         else:
@@ -214,7 +217,7 @@ class TestReprice:
             else:
                 assert cost == right[r.execution_id]
                 assert version == table.version
-        assert_totals_equal(fresh_url, sqlite)
+        assert_totals_equal(fresh_url, sqlite, {"nlu", "scripts"})
 
         again = reprice(fresh_url)
         assert (again.updated, again.cost_changed) == (0, 0)
@@ -235,7 +238,7 @@ class TestReprice:
                 )
             ],
         )
-        assert_totals_equal(fresh_url, sqlite)
+        assert_totals_equal(fresh_url, sqlite, {"nlu", "scripts"})
 
     def test_custom_price_table_and_window(self, fresh_url: str, tmp_path: Path) -> None:
         """A given table reprices with its prices and records its version; filters apply."""
@@ -267,7 +270,7 @@ class TestReprice:
             elif r.template_key == "scripts":
                 assert after[r.execution_id][1] != "ours-2026-05"
         assert result.unknown_models == ()
-        assert_totals_equal(fresh_url, fresh_url.startswith("sqlite"))
+        assert_totals_equal(fresh_url, fresh_url.startswith("sqlite"), {"nlu", "scripts"})
 
         window = reprice(
             fresh_url,
@@ -340,7 +343,7 @@ class TestCachedAudio:
         assert after[records[2].execution_id] == (as_text, version)
         assert as_text == Decimal("0.000373")
         assert result.new_cost_usd == Decimal("0.000769")
-        assert_totals_equal(fresh_url, fresh_url.startswith("sqlite"))
+        assert_totals_equal(fresh_url, fresh_url.startswith("sqlite"), {"voice"})
 
     def test_a_store_before_revision_0002_is_refused(self, fresh_url: str) -> None:
         """A store at revision 0001 (no cached audio column, no UPDATE trigger): reprice,

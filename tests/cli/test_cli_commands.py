@@ -249,6 +249,7 @@ class TestReprice:
             ).all()
         engine.dispose()
         assert versions == {PricingTable.default().version}
+        assert len(totals) == 3  # the data set's templates: nlu v1/A, nlu v2/B, clarify
         for total, aggregate in totals:
             assert total == pytest.approx(aggregate, rel=1e-12)
 

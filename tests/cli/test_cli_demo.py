@@ -122,6 +122,7 @@ class TestDemo:
             check=True,
         )
         site = str(installed["site"])
+        assert len(probe.stdout.splitlines()) == 3, probe.stdout
         for line in probe.stdout.splitlines():
             assert line.startswith(site), line
         assert (installed["site"] / "vividly_trace/sinks/sql/migrations/versions").is_dir()

@@ -477,6 +477,7 @@ class TestAutomaticTraceContext:
             with vividly_trace.logged_prompt("block"):
                 pass
         ctx = handler.get_span_context()
+        assert len(exporter.get_finished_spans()) == 3  # the handler's and the two calls'
         spans = {s.name: s for s in exporter.get_finished_spans()}
         assert all(
             s.context.trace_id == ctx.trace_id for s in spans.values() if s.name != "handler"
