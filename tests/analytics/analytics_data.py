@@ -137,18 +137,6 @@ def make_records(seed: int = 20260302) -> list[PromptExecution]:
     return records
 
 
-def write(url: str, records: Sequence[PromptExecution]) -> None:
-    """Write through the real sink (schema migrations and statistics triggers)."""
-    from vividly_trace.sinks.sql import SQLSink
-
-    sink = SQLSink(url)
-    try:
-        for i in range(0, len(records), 100):
-            sink.write_batch(records[i : i + 100])
-    finally:
-        sink.close()
-
-
 # -- the answers, by hand -------------------------------------------------------------------
 
 

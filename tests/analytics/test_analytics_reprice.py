@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.factories import make_record
+from tests.sql.sql_helpers import write_records
 from vividly_trace import ConfigurationError, PricingTable, PromptExecution
 from vividly_trace.analytics import StoreUnavailableError, reprice
 
@@ -114,16 +115,6 @@ def make_records() -> tuple[list[PromptExecution], dict[str, Decimal | None]]:
     return records, right
 
 
-def write(url: str, records: list[PromptExecution]) -> None:
-    from vividly_trace.sinks.sql import SQLSink
-
-    sink = SQLSink(url)
-    try:
-        sink.write_batch(records)
-    finally:
-        sink.close()
-
-
 def stored(url: str) -> dict[str, tuple[Decimal | None, str | None]]:
     engine = sa.create_engine(url)
     try:
@@ -180,7 +171,7 @@ class TestReprice:
     def test_dry_run_then_reprice_then_idempotent(self, fresh_url: str) -> None:
         """Dry run writes nothing; reprice sets the right costs and keeps totals equal."""
         records, right = make_records()
-        write(fresh_url, records)
+        write_records(fresh_url, records)
         before = stored(fresh_url)
         sqlite = fresh_url.startswith("sqlite")
         table = PricingTable.default()
@@ -224,7 +215,7 @@ class TestReprice:
         assert stored(fresh_url) == after
 
         # The insert trigger keeps adding to the repriced totals.
-        write(
+        write_records(
             fresh_url,
             [
                 make_record(
@@ -243,7 +234,7 @@ class TestReprice:
     def test_custom_price_table_and_window(self, fresh_url: str, tmp_path: Path) -> None:
         """A given table reprices with its prices and records its version; filters apply."""
         records, _ = make_records()
-        write(fresh_url, records)
+        write_records(fresh_url, records)
         prices = tmp_path / "prices.toml"
         prices.write_text(
             'version = "ours-2026-05"\n'
@@ -288,7 +279,7 @@ class TestReprice:
         assert not (tmp_path / "missing.db").exists()
         records, _ = make_records()
         good = f"sqlite:///{tmp_path / 'store.db'}"
-        write(good, records)
+        write_records(good, records)
         with pytest.raises(ConfigurationError, match="cannot read price table"):
             reprice(good, pricing=str(tmp_path / "nope.toml"))
         with pytest.raises(ConfigurationError, match="batch_size"):
@@ -333,7 +324,7 @@ class TestCachedAudio:
             ),
             make_record("voice", n=3, model="gemini-2.5-flash", **tokens),
         ]
-        write(fresh_url, records)
+        write_records(fresh_url, records)
         result = reprice(fresh_url)
         assert (result.updated, result.cost_changed) == (3, 3)
         after = stored(fresh_url)

@@ -7,7 +7,6 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -88,14 +87,3 @@ def make_records(
             )
         )
     return out
-
-
-def write(url: str, records: Sequence[PromptExecution]) -> None:
-    """Through the real SQL sink."""
-    from vividly_trace.sinks.sql import SQLSink
-
-    sink = SQLSink(url)
-    try:
-        sink.write_batch(list(records))
-    finally:
-        sink.close()

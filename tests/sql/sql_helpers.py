@@ -1,16 +1,33 @@
-"""Helpers shared by the SQL store tests (records: ``tests.factories``)."""
+"""Helpers shared by the SQL store tests, and by the CLI and analytics tests that write a
+store (records: ``tests.factories``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 import socket
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
+from vividly_trace import PromptExecution
+
 UTC = dt.timezone.utc
+
+
+def write_records(url: str, records: Sequence[PromptExecution], batch_size: int = 100) -> None:
+    """Write ``records`` through the real SQL sink (migrations, statistics triggers), in
+    batches of ``batch_size``, and close it."""
+    from vividly_trace.sinks.sql import SQLSink
+
+    sink = SQLSink(url)
+    try:
+        for i in range(0, len(records), batch_size):
+            sink.write_batch(list(records[i : i + batch_size]))
+    finally:
+        sink.close()
 
 
 def count_rows(engine: sa.Engine, table: str = "prompt_executions") -> int:
