@@ -410,15 +410,30 @@ class TestCallHandle:
 
         # gemini-2.5-flash per 1M: input 0.30, audio 1.00, cached 0.03, cached audio 0.10,
         # output 2.50. 300 plain, 100 uncached audio, 400 cached text, 200 cached audio:
-        assert audio.cost_usd == (
-            300 * Decimal("0.30") + 100 * Decimal("1.00") + 400 * Decimal("0.03")
-            + 200 * Decimal("0.10") + 10 * Decimal("2.50")
-        ) / Decimal(1_000_000) == Decimal("0.000247")
+        assert (
+            audio.cost_usd
+            == (
+                300 * Decimal("0.30")
+                + 100 * Decimal("1.00")
+                + 400 * Decimal("0.03")
+                + 200 * Decimal("0.10")
+                + 10 * Decimal("2.50")
+            )
+            / Decimal(1_000_000)
+            == Decimal("0.000247")
+        )
         # Without the count, the cached part is text and all 300 audio tokens are uncached:
-        assert text.cost_usd == (
-            100 * Decimal("0.30") + 300 * Decimal("1.00") + 600 * Decimal("0.03")
-            + 10 * Decimal("2.50")
-        ) / Decimal(1_000_000) == Decimal("0.000373")
+        assert (
+            text.cost_usd
+            == (
+                100 * Decimal("0.30")
+                + 300 * Decimal("1.00")
+                + 600 * Decimal("0.03")
+                + 10 * Decimal("2.50")
+            )
+            / Decimal(1_000_000)
+            == Decimal("0.000373")
+        )
 
     def test_ids_time_ordered(self, records: CapturedRecords) -> None:
         """Execution ids are UUIDv7 and sort in creation order."""

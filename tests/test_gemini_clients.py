@@ -143,8 +143,13 @@ class TestGenaiSync:
         """Cached audio (cacheTokensDetails, modality AUDIO) is recorded and billed at the
         cached-audio rate."""
         gemini.enqueue(
-            Scenario(prompt_tokens=1000, cached_tokens=600, audio_prompt_tokens=300,
-                     cached_audio_tokens=200, candidates_tokens=10)
+            Scenario(
+                prompt_tokens=1000,
+                cached_tokens=600,
+                audio_prompt_tokens=300,
+                cached_audio_tokens=200,
+                candidates_tokens=10,
+            )
         )
 
         @logged_prompt("voice_note")

@@ -291,28 +291,43 @@ class TestCachedAudio:
     def test_cached_audio_is_billed_at_the_cached_audio_rate(self, fresh_url: str) -> None:
         """The stored cached audio count prices its tokens at the cached-audio rate (not
         the cached text one); the template totals follow through the UPDATE trigger."""
+
         # 1000 prompt tokens: 600 cached, of which 200 audio; 300 audio in all; 10 output.
         # So 300 plain, 100 uncached audio, 400 cached text, 200 cached audio. Prices per 1M
         # (gemini.toml), input / audio / cached / cached audio / output:
         # gemini-2.5-flash 0.30 / 1.00 / 0.03 / 0.10 / 2.50,
         # gemini-2.0-flash 0.10 / 0.70 / 0.025 / 0.175 / 0.40.
         def by_hand(inp: str, audio: str, cached: str, cached_audio: str, out: str) -> Decimal:
-            return (300 * Decimal(inp) + 100 * Decimal(audio) + 400 * Decimal(cached)
-                    + 200 * Decimal(cached_audio) + 10 * Decimal(out)) / M
+            return (
+                300 * Decimal(inp)
+                + 100 * Decimal(audio)
+                + 400 * Decimal(cached)
+                + 200 * Decimal(cached_audio)
+                + 10 * Decimal(out)
+            ) / M
 
         expected = {
             "gemini-2.5-flash": by_hand("0.30", "1.00", "0.03", "0.10", "2.50"),
             "gemini-2.0-flash": by_hand("0.10", "0.70", "0.025", "0.175", "0.40"),
         }
-        assert expected == {"gemini-2.5-flash": Decimal("0.000247"),
-                            "gemini-2.0-flash": Decimal("0.000149")}
+        assert expected == {
+            "gemini-2.5-flash": Decimal("0.000247"),
+            "gemini-2.0-flash": Decimal("0.000149"),
+        }
         # Without the cached audio count (a row stored before revision 0002): the 600 cached
         # tokens at the cached text rate, the 300 audio ones at the audio rate, 100 plain.
-        as_text = (100 * Decimal("0.30") + 300 * Decimal("1.00") + 600 * Decimal("0.03")
-                   + 10 * Decimal("2.50")) / M
+        as_text = (
+            100 * Decimal("0.30")
+            + 300 * Decimal("1.00")
+            + 600 * Decimal("0.03")
+            + 10 * Decimal("2.50")
+        ) / M
         tokens: dict[str, Any] = {
-            "input_token_count": 1000, "output_token_count": 10, "total_token_count": 1010,
-            "cached_token_count": 600, "audio_input_token_count": 300,
+            "input_token_count": 1000,
+            "output_token_count": 10,
+            "total_token_count": 1010,
+            "cached_token_count": 600,
+            "audio_input_token_count": 300,
             "cost_usd": Decimal("0.5"),
         }
         records = [

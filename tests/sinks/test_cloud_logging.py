@@ -173,9 +173,7 @@ class TestConstruction:
 class TestEntries:
     """What one write_batch sends: the entries:write body, field by field."""
 
-    def test_success_entry(
-        self, fake_logging: FakeLoggingServer
-    ) -> None:
+    def test_success_entry(self, fake_logging: FakeLoggingServer) -> None:
         """A successful call: INFO, labels, insertId, timestamp and every record field."""
         record = full_record()
         api_sink(fake_logging).write_batch([record])
@@ -235,9 +233,7 @@ class TestEntries:
             assert payload[key] == value, key
         assert set(payload) == {"message", *expected}
 
-    def test_failure_entry(
-        self, fake_logging: FakeLoggingServer
-    ) -> None:
+    def test_failure_entry(self, fake_logging: FakeLoggingServer) -> None:
         """A failed call: ERROR, the error in the message, empty labels left out."""
         record = full_record(
             success=False,
@@ -262,9 +258,7 @@ class TestEntries:
         assert payload["output_token_count"] is None
         assert payload["template_version"] is None
 
-    def test_trace_from_traceparent(
-        self, fake_logging: FakeLoggingServer
-    ) -> None:
+    def test_trace_from_traceparent(self, fake_logging: FakeLoggingServer) -> None:
         """A W3C traceparent in the metadata gives trace, spanId and traceSampled."""
         record = full_record(metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"})
         api_sink(fake_logging).write_batch([record])
@@ -273,9 +267,7 @@ class TestEntries:
         assert entry["spanId"] == SPAN_ID
         assert entry["traceSampled"] is True
 
-    def test_trace_from_ids(
-        self, fake_logging: FakeLoggingServer
-    ) -> None:
+    def test_trace_from_ids(self, fake_logging: FakeLoggingServer) -> None:
         """trace_id / span_id / trace_sampled metadata keys work too (upper case accepted)."""
         records = [
             full_record(
@@ -297,9 +289,7 @@ class TestEntries:
             assert "trace" not in entry
             assert "spanId" not in entry
 
-    def test_resource_labels_and_log_name(
-        self, fake_logging: FakeLoggingServer
-    ) -> None:
+    def test_resource_labels_and_log_name(self, fake_logging: FakeLoggingServer) -> None:
         """A given Resource, extra labels and a log name with '/' (URL-encoded)."""
         resource = google.cloud.logging.Resource(
             type="cloud_run_revision",
@@ -325,18 +315,14 @@ class TestEntries:
             "ab_test_group": "B",
         }
 
-    def test_one_request_per_batch(
-        self, fake_logging: FakeLoggingServer
-    ) -> None:
+    def test_one_request_per_batch(self, fake_logging: FakeLoggingServer) -> None:
         """A batch of 25 records is one request with 25 entries, in order."""
         records = [full_record() for _ in range(25)]
         api_sink(fake_logging).write_batch(records)
         (request,) = fake_logging.requests
         assert [e["insertId"] for e in request.entries] == [r.execution_id for r in records]
 
-    def test_oversized_metadata_is_replaced(
-        self, fake_logging: FakeLoggingServer
-    ) -> None:
+    def test_oversized_metadata_is_replaced(self, fake_logging: FakeLoggingServer) -> None:
         """An entry over the 256 KB limit loses its metadata instead of failing the batch."""
         big = full_record(metadata={"blob": "x" * 300_000})
         small = full_record()
@@ -347,9 +333,7 @@ class TestEntries:
         assert big_entry["jsonPayload"]["template_key"] == "nlu_extraction"
         assert small_entry["jsonPayload"]["metadata"] == small.to_dict()["metadata"]
 
-    def test_given_client_is_used_and_left_open(
-        self, fake_logging: FakeLoggingServer
-    ) -> None:
+    def test_given_client_is_used_and_left_open(self, fake_logging: FakeLoggingServer) -> None:
         """client= is used as is (its project too) and not closed by close()."""
         client = fake_logging.client("client-project")
         sink = CloudLoggingSink(client=client)
@@ -367,9 +351,7 @@ class TestEntries:
         )
         assert fake_logging.entries()[-1]["textPayload"] == "still open"
 
-    def test_error_status_raises(
-        self, fake_logging: FakeLoggingServer
-    ) -> None:
+    def test_error_status_raises(self, fake_logging: FakeLoggingServer) -> None:
         """A 503 raises ServiceUnavailable (the dispatcher retries); a 403 raises Forbidden."""
         sink = api_sink(fake_logging)
         fake_logging.fail_next(1, status=503)
@@ -381,9 +363,7 @@ class TestEntries:
         sink.write_batch([full_record()])
         assert [r.status for r in fake_logging.requests] == [503, 403, 200]
 
-    def test_timeout_bounds_a_hanging_request(
-        self, fake_logging: FakeLoggingServer
-    ) -> None:
+    def test_timeout_bounds_a_hanging_request(self, fake_logging: FakeLoggingServer) -> None:
         """A hanging endpoint fails the write after ``timeout``, not after the hang."""
         sink = api_sink(fake_logging, timeout=0.5)
         hang = fake_logging.hang_next(1, seconds=20)
@@ -394,9 +374,7 @@ class TestEntries:
         assert hang.held == 1
         hang.release()
 
-    def test_no_diagnostic_entry(
-        self, fake_logging: FakeLoggingServer
-    ) -> None:
+    def test_no_diagnostic_entry(self, fake_logging: FakeLoggingServer) -> None:
         """Only our entries are sent (the library's instrumentation entry is not added)."""
         sink = api_sink(fake_logging)
         for _ in range(3):

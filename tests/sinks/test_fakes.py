@@ -14,8 +14,9 @@ from tests.factories import full_record
 from vividly_trace.testing.fake_logging import FakeLoggingServer
 
 
-def post(url: str, path: str, body: bytes, ctype: str = "application/json",
-         timeout: float = 10) -> tuple[int, bytes]:
+def post(
+    url: str, path: str, body: bytes, ctype: str = "application/json", timeout: float = 10
+) -> tuple[int, bytes]:
     """One POST with http.client; returns (status, body)."""
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
@@ -93,9 +94,7 @@ class TestFakeLoggingServer:
 class TestOTLPCollector:
     """Decoding OTLP/HTTP protobuf, compressed or not; refusing what it cannot read."""
 
-    def test_gzip_export_is_decoded(
-        self, collector: Any
-    ) -> None:
+    def test_gzip_export_is_decoded(self, collector: Any) -> None:
         """A gzip-compressed export from the real exporter decodes to the same spans."""
         from opentelemetry.exporter.otlp.proto.http import Compression
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

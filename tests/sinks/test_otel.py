@@ -72,8 +72,14 @@ class TestSpans:
         """Every attribute of a successful call, with the call's real start and end."""
         provider, exporter = memory
         record = full_record(
-            metadata={"user_tier": "pro", "attempt": 2, "ratio": 0.5, "tags": ["x"],
-                      "huge": 2**70, "nested": {"a": 1}}
+            metadata={
+                "user_tier": "pro",
+                "attempt": 2,
+                "ratio": 0.5,
+                "tags": ["x"],
+                "huge": 2**70,
+                "nested": {"a": 1},
+            }
         )
         OpenTelemetrySink(provider).write_batch([record])
         (span,) = exporter.get_finished_spans()
@@ -166,8 +172,14 @@ class TestSpans:
     ) -> None:
         """No error type gives error.type "_OTHER"; no model gives the bare operation name."""
         provider, exporter = memory
-        record = full_record(success=False, error_type=None, error_message=None, model=None,
-                             response_model=None, provider="vertex_ai")
+        record = full_record(
+            success=False,
+            error_type=None,
+            error_message=None,
+            model=None,
+            response_model=None,
+            provider="vertex_ai",
+        )
         OpenTelemetrySink(provider).write_batch([record])
         (span,) = exporter.get_finished_spans()
         assert span.name == "generate_content"
@@ -180,8 +192,14 @@ class TestSpans:
         provider, exporter = memory
         vividly_trace.configure(sinks=[OpenTelemetrySink(provider)], sync=True)
         execution_id = log(
-            "script_generation", True, 250.0, input_token_count=100, output_token_count=50,
-            model="gemini-2.5-flash", template_version="v1", ab_test_group="A",
+            "script_generation",
+            True,
+            250.0,
+            input_token_count=100,
+            output_token_count=50,
+            model="gemini-2.5-flash",
+            template_version="v1",
+            ab_test_group="A",
         )
         (span,) = exporter.get_finished_spans()
         assert attrs(span)["vividly_trace.execution_id"] == execution_id
@@ -218,8 +236,9 @@ class TestParents:
         """With the default parent-based sampler, an unsampled parent drops the span."""
         provider, exporter = memory
         records = [
-            full_record(metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID,
-                                  "trace_sampled": False}),
+            full_record(
+                metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID, "trace_sampled": False}
+            ),
             full_record(metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID}),
         ]
         OpenTelemetrySink(provider).write_batch(records)
@@ -277,9 +296,7 @@ class TestProviders:
         sink.write_batch([full_record()])
         assert len(exporter.get_finished_spans()) == 1
 
-    def test_close_force_flushes_a_given_provider(
-        self, collector: OTLPCollector
-    ) -> None:
+    def test_close_force_flushes_a_given_provider(self, collector: OTLPCollector) -> None:
         """With the application's BatchSpanProcessor, close() pushes the last spans out."""
         provider = TracerProvider(shutdown_on_exit=False)
         provider.add_span_processor(
@@ -368,18 +385,21 @@ class _FlakyExporter(SpanExporter):
 class TestOwnedExporter:
     """exporter=: the sink owns its provider and exports each batch itself."""
 
-    def test_otlp_http_to_the_collector(
-        self, collector: OTLPCollector
-    ) -> None:
+    def test_otlp_http_to_the_collector(self, collector: OTLPCollector) -> None:
         """Spans reach the OTLP/HTTP collector stub, one request per batch, decoded."""
         sink = OpenTelemetrySink(
             exporter=OTLPSpanExporter(endpoint=collector.url + "/v1/traces"),
             service_name="nlu-service",
         )
-        parent = full_record(parent_execution_id=None,
-                             metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"})
-        child = full_record(parent_execution_id=parent.execution_id, success=False,
-                            error_type="ClientError", error_message="429")
+        parent = full_record(
+            parent_execution_id=None, metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"}
+        )
+        child = full_record(
+            parent_execution_id=parent.execution_id,
+            success=False,
+            error_type="ClientError",
+            error_message="429",
+        )
         sink.write_batch([child, parent])
         (request,) = collector.requests
         assert request.path == "/v1/traces"
@@ -405,9 +425,7 @@ class TestOwnedExporter:
         assert c.attributes["vividly_trace.parent_execution_id"] == parent.execution_id
         sink.close()
 
-    def test_failed_export_raises_and_retry_resends_the_same_spans(
-        self
-    ) -> None:
+    def test_failed_export_raises_and_retry_resends_the_same_spans(self) -> None:
         """A failed export raises SpanExportError; the retry sends the same span ids."""
         exporter = _FlakyExporter(failures=1)
         sink = OpenTelemetrySink(exporter=exporter)
@@ -423,14 +441,13 @@ class TestOwnedExporter:
         sink.close()
         assert exporter.shut
 
-    def test_dispatcher_counts_export_failures(
-        self, collector: OTLPCollector
-    ) -> None:
+    def test_dispatcher_counts_export_failures(self, collector: OTLPCollector) -> None:
         """A collector answering 400 counts as a failed batch; the retry lands every span once."""
         sink = OpenTelemetrySink(exporter=OTLPSpanExporter(endpoint=collector.url + "/v1/traces"))
         collector.fail_next(1, status=400)
-        vividly_trace.configure(sinks=[sink], max_retries=2, retry_backoff=0.01,
-                                flush_interval=3600, spool_dir=False)
+        vividly_trace.configure(
+            sinks=[sink], max_retries=2, retry_backoff=0.01, flush_interval=3600, spool_dir=False
+        )
         ids = [log("otel", True, 3.0) for _ in range(4)]
         assert vividly_trace.flush(timeout=20)
         assert [r.status for r in collector.requests] == [400, 200]

@@ -11,9 +11,7 @@ from vividly_trace._spool import encode_lines
 from vividly_trace.sinks import JSONLinesSink
 
 
-def test_json_lines_carry_cached_audio_tokens(
-    tmp_path: Path
-) -> None:
+def test_json_lines_carry_cached_audio_tokens(tmp_path: Path) -> None:
     """A JSON line holds cached_audio_token_count and loads back into the same record."""
     record = full_record(cached_audio_token_count=3)
     sink = JSONLinesSink(tmp_path / "records.jsonl")
@@ -25,8 +23,7 @@ def test_json_lines_carry_cached_audio_tokens(
     assert PromptExecution.from_dict(data) == record
 
 
-def test_spool_lines_round_trip_and_older_lines_load(
-    ) -> None:
+def test_spool_lines_round_trip_and_older_lines_load() -> None:
     """A spool line (exact JSON) round-trips cached_audio_token_count; a line written before
     the field existed loads with None."""
     record = full_record(cached_audio_token_count=5)

@@ -139,9 +139,7 @@ class TestFormat:
             "logging.googleapis.com/labels",
         }
 
-    def test_not_the_plain_jsonl_sink(
-        self, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_not_the_plain_jsonl_sink(self, capsys: pytest.CaptureFixture[str]) -> None:
         """JSONLinesSink("-") prints the bare record: no severity, no agent keys."""
         record = full_record()
         JSONLinesSink("-").write_batch([record])
@@ -149,9 +147,7 @@ class TestFormat:
         assert "severity" not in plain
         assert plain == record.to_dict()
 
-    def test_trace_needs_a_project(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_trace_needs_a_project(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Without a project the trace keys are left out; $GOOGLE_CLOUD_PROJECT supplies one."""
         record = full_record(metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID})
         monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
@@ -221,9 +217,7 @@ class TestFormat:
 class TestCloudLoggingStdoutMode:
     """CloudLoggingSink(mode="stdout") writes the same lines, with no Google package."""
 
-    def test_same_lines_without_google_cloud_logging(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_same_lines_without_google_cloud_logging(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Works with google.cloud.logging unimportable; lines equal StructuredStdoutSink's."""
         monkeypatch.setitem(sys.modules, "google.cloud.logging", None)
         monkeypatch.setitem(sys.modules, "google.cloud.logging_v2", None)
@@ -250,9 +244,7 @@ class TestCloudLoggingStdoutMode:
     def test_through_configure(self) -> None:
         """With configure(sync=True) the line is written before log_prompt_execution returns."""
         stream = io.StringIO()
-        vividly_trace.configure(
-            sinks=[CloudLoggingSink(mode="stdout", stream=stream)], sync=True
-        )
+        vividly_trace.configure(sinks=[CloudLoggingSink(mode="stdout", stream=stream)], sync=True)
         execution_id = vividly_trace.log_prompt_execution("k", True, 1.0)
         (line,) = lines(stream)
         assert line["logging.googleapis.com/insertId"] == execution_id
@@ -266,15 +258,19 @@ class TestTraceContextRule:
         ("metadata", "expected"),
         [
             ({"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"}, TraceContext(TRACE_ID, SPAN_ID, True)),
-            ({"traceparent": f"00-{TRACE_ID.upper()}-{SPAN_ID}-00"},
-             TraceContext(TRACE_ID, SPAN_ID, False)),
+            (
+                {"traceparent": f"00-{TRACE_ID.upper()}-{SPAN_ID}-00"},
+                TraceContext(TRACE_ID, SPAN_ID, False),
+            ),
             ({"traceparent": f"ff-{TRACE_ID}-{SPAN_ID}-01"}, None),
             ({"traceparent": f"00-{'0' * 32}-{SPAN_ID}-01"}, None),
             ({"traceparent": f"00-{TRACE_ID}-{'0' * 16}-01"}, None),
             ({"traceparent": "garbage"}, None),
             ({"traceparent": "garbage", "trace_id": TRACE_ID}, TraceContext(TRACE_ID, None, None)),
-            ({"trace_id": TRACE_ID, "span_id": SPAN_ID, "trace_sampled": True},
-             TraceContext(TRACE_ID, SPAN_ID, True)),
+            (
+                {"trace_id": TRACE_ID, "span_id": SPAN_ID, "trace_sampled": True},
+                TraceContext(TRACE_ID, SPAN_ID, True),
+            ),
             ({"trace_id": TRACE_ID, "span_id": "xyz"}, TraceContext(TRACE_ID, None, None)),
             ({"trace_id": TRACE_ID, "trace_sampled": "yes"}, TraceContext(TRACE_ID, None, None)),
             ({"trace_id": 123}, None),
@@ -290,10 +286,7 @@ class TestTraceContextRule:
         """traceparent first, then trace_id/span_id/trace_sampled; bad values are ignored."""
         assert trace_context(full_record(metadata=metadata)) == expected
 
-    def test_message_without_error_details(
-        self
-    ) -> None:
+    def test_message_without_error_details(self) -> None:
         """A failure without type or message still gets a readable summary."""
-        record = full_record(success=False, error_type=None, error_message=None,
-                             response_time_ms=5)
+        record = full_record(success=False, error_type=None, error_message=None, response_time_ms=5)
         assert format_message(record) == "nlu_extraction error 5.0 ms"

@@ -51,9 +51,16 @@ def statistics_mismatches(engine: sa.Engine) -> list[str]:
     floats on SQLite; the response-time sum and average within 1e-9 relative.
     """
     stat_cols = (
-        "total_executions", "successful_executions", "failed_executions",
-        "total_input_tokens", "total_output_tokens", "total_tokens", "total_cost_usd",
-        "total_response_time_ms", "avg_response_time_ms", "first_executed_at",
+        "total_executions",
+        "successful_executions",
+        "failed_executions",
+        "total_input_tokens",
+        "total_output_tokens",
+        "total_tokens",
+        "total_cost_usd",
+        "total_response_time_ms",
+        "avg_response_time_ms",
+        "first_executed_at",
         "last_executed_at",
     )
     with engine.connect() as conn:
@@ -141,15 +148,23 @@ def load_process(url: str, proc: int, threads: int, per_thread: int, out_path: s
             form = i % 3
             if form == 0:
                 got = log_prompt_execution(
-                    key, n % 9 != 0, 5.0 + n % 400, 100 + n % 1000, n % 300,
-                    Decimal(n % 1000) / Decimal(10**6), None if n % 9 else "boom",
-                    {"n": n, "proc": proc}, template_version=version, ab_test_group=group,
+                    key,
+                    n % 9 != 0,
+                    5.0 + n % 400,
+                    100 + n % 1000,
+                    n % 300,
+                    Decimal(n % 1000) / Decimal(10**6),
+                    None if n % 9 else "boom",
+                    {"n": n, "proc": proc},
+                    template_version=version,
+                    ab_test_group=group,
                 )
                 assert got is not None
                 mine.append(got)
             elif form == 1:
-                with logged_prompt(key, version=version, ab_group=group,
-                                   model="gemini-2.5-flash") as call:
+                with logged_prompt(
+                    key, version=version, ab_group=group, model="gemini-2.5-flash"
+                ) as call:
                     call.set_usage(input_tokens=n % 700, output_tokens=n % 90)
                     call.metadata["n"] = n
                 mine.append(call.execution_id)
@@ -168,8 +183,9 @@ def load_process(url: str, proc: int, threads: int, per_thread: int, out_path: s
     stats = vividly_trace.stats()
     vividly_trace.shutdown()
     with open(out_path, "w") as fh:
-        _json.dump({"ids": [i for chunk in ids for i in chunk], "flushed": flushed,
-                    "stats": stats}, fh)
+        _json.dump(
+            {"ids": [i for chunk in ids for i in chunk], "flushed": flushed, "stats": stats}, fh
+        )
 
 
 def forked_child(out_path: str, n: int) -> None:

@@ -104,8 +104,11 @@ def test_spool_replay_of_lines_with_and_without_cached_audio(db_url: str, tmp_pa
     assert "replayed 2 records" in result.stdout
     engine = sa.create_engine(db_url)
     with engine.connect() as conn:
-        rows = dict(conn.execute(sa.text(
-            "SELECT id, cached_audio_token_count FROM prompt_executions")).all())
+        rows = dict(
+            conn.execute(
+                sa.text("SELECT id, cached_audio_token_count FROM prompt_executions")
+            ).all()
+        )
     assert rows == {new.execution_id: 7, old["execution_id"]: None}
     assert statistics_mismatches(engine) == []
     engine.dispose()
