@@ -79,8 +79,8 @@ def trigger_names(engine: sa.Engine) -> set[str]:
             return set(
                 conn.execute(
                     sa.text(
-                        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'prompt_executions'::regclass "
-                        "AND NOT tgisinternal"
+                        "SELECT tgname FROM pg_trigger "
+                        "WHERE tgrelid = 'prompt_executions'::regclass AND NOT tgisinternal"
                     )
                 ).scalars()
             )

@@ -401,7 +401,8 @@ class TestStatistics:
         with sink.engine.connect() as conn:
             ok, failed = conn.execute(
                 sa.text(
-                    "SELECT sum(successful_executions), sum(failed_executions) FROM prompt_templates"
+                    "SELECT sum(successful_executions), sum(failed_executions) "
+                    "FROM prompt_templates"
                 )
             ).one()
         assert (int(ok), int(failed)) == (480 - len(range(0, 480, 7)), len(range(0, 480, 7)))
