@@ -1,11 +1,12 @@
 """Hostile test objects shared by ``tests/test_properties.py`` and
 ``tests/reliability/test_hostile_input.py``: objects whose dunders raise, evil builtin
-subclasses, cycles, deep nesting and exceptions that cannot be printed.
+subclasses, cycles, deep nesting and exceptions that cannot be printed; and the other side,
+:func:`plainly_valid`, the required arguments that must be logged.
 
-Import with ``from hostile_objects import ...``: pytest's default (prepend) import mode puts
-``tests/`` on ``sys.path`` because of ``tests/conftest.py``, for every test below it.
-(``tests/test_properties.py`` has a strategy named ``hostile_objects``: do not
-``import hostile_objects`` there.)
+Import with ``from tests.hostile_objects import ...`` (the suite runs in pytest's
+``importlib`` import mode, where test modules cannot import their siblings by bare name).
+(``tests/test_properties.py`` has a strategy named ``hostile_objects``: do not bind the
+module to that name there.)
 """
 
 from __future__ import annotations
@@ -237,3 +238,16 @@ def deep(n: int = 5000) -> list[Any]:
         node.append(child)
         node = child
     return root
+
+
+def plainly_valid(template_key: Any, success: Any, response_time_ms: Any) -> bool:
+    """Required arguments of ``log_prompt_execution`` that must give an id (and a record):
+    a plain non-blank ``str`` key, a ``bool``, and a plain number of milliseconds from 0 to
+    a day. (Others may give an id or ``None``; hostile ones give ``None``.)"""
+    return (
+        type(template_key) is str
+        and template_key.strip() != ""
+        and type(success) is bool
+        and type(response_time_ms) in (int, float)
+        and 0 <= response_time_ms <= 86_400_000
+    )

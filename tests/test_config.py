@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 import vividly_trace
 from vividly_trace import ConfigurationError, PromptExecution, log_prompt_execution, logged_prompt
 from vividly_trace.sinks import MemorySink
+from vividly_trace.testing import capture_records
 
 GOOGLE_KEY = "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"
 
@@ -124,7 +126,7 @@ class TestUnconfigured:
             boom()
         assert log_prompt_execution("plain", True, 1.0) is None
         with logged_prompt("plain") as call:
-            assert isinstance(call.execution_id, str)
+            assert uuid.UUID(call.execution_id).version == 7  # known on entry, as configured
         warnings = [r for r in caplog.records if "discarded" in r.getMessage()]
         assert len(warnings) == 1
         assert warnings[0].levelno == logging.WARNING
@@ -367,23 +369,24 @@ class TestSecrets:
         "nested": {"client_secret": "s-2", "list": [f"{GOOGLE_KEY}"]},
     }
 
-    def _record(self, sink: MemorySink, **configure: Any) -> PromptExecution:
-        vividly_trace.configure(sinks=[sink], sync=True, **configure)
+    def _records(self, **options: Any) -> tuple[PromptExecution, PromptExecution]:
+        """The records of a failed call and of a call with META, under ``options``."""
 
         @logged_prompt("s", metadata={"service_password": "pw"})
         def f() -> None:
             raise PermissionError(f"API key {GOOGLE_KEY} not valid. Please pass a valid key.")
 
-        with pytest.raises(PermissionError):
-            f()
-        with logged_prompt("s") as call:
-            call.metadata.update(self.META)
-        assert len(sink.records) == 2
-        return sink.records[0], sink.records[1]  # type: ignore[return-value]
+        with capture_records(**options) as records:
+            with pytest.raises(PermissionError):
+                f()
+            with logged_prompt("s") as call:
+                call.metadata.update(self.META)
+        failed, ok = records
+        return failed, ok
 
     def test_secret_keys_and_api_keys_are_masked_by_default(self) -> None:
         """Secret-looking keys and API keys inside strings and errors are masked."""
-        failed, ok = self._record(MemorySink())
+        failed, ok = self._records()
         m = ok.metadata
         for key in ("api_key", "Authorization", "password", "token", "secret", "X-Api-Key"):
             assert m[key] == "[REDACTED]", key
@@ -400,18 +403,17 @@ class TestSecrets:
 
     def test_log_prompt_execution_masks_too(self) -> None:
         """The plain-function form masks metadata and error messages in the same way."""
-        sink = MemorySink()
-        vividly_trace.configure(sinks=[sink], sync=True)
-        log_prompt_execution(
-            "s", False, 1.0, error_message=f"bad key {GOOGLE_KEY}", metadata={"token": "x"}
-        )
-        [r] = sink.records
+        with capture_records() as records:
+            log_prompt_execution(
+                "s", False, 1.0, error_message=f"bad key {GOOGLE_KEY}", metadata={"token": "x"}
+            )
+        r = records.only()
         assert r.metadata == {"token": "[REDACTED]"}
         assert r.error_message is not None and GOOGLE_KEY not in r.error_message
 
     def test_mask_secrets_false_keeps_them(self) -> None:
         """mask_secrets=False leaves metadata values as given."""
-        failed, ok = self._record(MemorySink(), mask_secrets=False)
+        failed, ok = self._records(mask_secrets=False)
         assert ok.metadata["api_key"] == "k-1"
         assert ok.metadata["password"] == "hunter2"
         assert GOOGLE_KEY in ok.metadata["note"]

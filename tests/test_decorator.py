@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,18 +15,14 @@ import wrapt
 import vividly_trace
 from vividly_trace import ConfigurationError, logged_prompt
 from vividly_trace.sinks import MemorySink
+from vividly_trace.testing import CapturedRecords, capture_records
 
 
-@pytest.fixture(name="sink")
-def _sink() -> MemorySink:
-    sink = MemorySink()
-    vividly_trace.configure(sinks=[sink], spool_dir=False, flush_interval=0.05, queue_size=100_000)
-    return sink
-
-
-def records(sink: MemorySink) -> list[vividly_trace.PromptExecution]:
-    assert vividly_trace.flush(30)
-    return list(sink.records)
+@pytest.fixture(name="records")
+def _records() -> Iterator[CapturedRecords]:
+    """The records of the calls the test makes."""
+    with capture_records() as records:
+        yield records
 
 
 class TestTransparency:
@@ -57,12 +54,13 @@ class TestTransparency:
             assert inspect.isasyncgenfunction(wrapped) == inspect.isasyncgenfunction(fn)
             assert inspect.isgeneratorfunction(wrapped) == inspect.isgeneratorfunction(fn)
 
-    def test_return_value_unchanged(self, sink: MemorySink) -> None:
+    def test_return_value_unchanged(self, records: CapturedRecords) -> None:
         """The very same object is returned."""
         sentinel = object()
         assert logged_prompt("k")(lambda: sentinel)() is sentinel
+        assert records.only().success is True
 
-    def test_exception_unchanged(self, sink: MemorySink) -> None:
+    def test_exception_unchanged(self, records: CapturedRecords) -> None:
         """The same exception object propagates with its traceback; the record is failed."""
         err = ValueError("x" * 5000)
 
@@ -74,12 +72,12 @@ class TestTransparency:
             boom()
         assert info.value is err
         assert info.traceback[-1].name == "boom"
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.success is False
         assert rec.error_type == "ValueError"
         assert rec.error_message == "x" * 1000
 
-    def test_base_exceptions_propagate(self, sink: MemorySink) -> None:
+    def test_base_exceptions_propagate(self, records: CapturedRecords) -> None:
         """KeyboardInterrupt is recorded as a failure and re-raised."""
 
         @logged_prompt("k")
@@ -88,7 +86,7 @@ class TestTransparency:
 
         with pytest.raises(KeyboardInterrupt):
             interrupted()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.error_type == "KeyboardInterrupt"
 
     def test_bad_decorator_arguments(self) -> None:
@@ -118,7 +116,7 @@ class TestTransparency:
 class TestKinds:
     """Methods, classmethods, staticmethods, generators."""
 
-    def test_methods(self, sink: MemorySink) -> None:
+    def test_methods(self, records: CapturedRecords) -> None:
         """self and cls are passed through; each call is one record."""
 
         class Service:
@@ -153,7 +151,7 @@ class TestKinds:
         assert Service.cm2(3) == 9
         assert Service.sm(5) == 4
         assert s.sm(5) == 4
-        keys = sorted(r.template_key for r in records(sink))
+        keys = sorted(r.template_key for r in records)
         assert keys == sorted(
             [
                 "method",
@@ -165,7 +163,7 @@ class TestKinds:
             ]
         )
 
-    def test_instance_seen_by_wrapt(self, sink: MemorySink) -> None:
+    def test_instance_seen_by_wrapt(self, records: CapturedRecords) -> None:
         """wrapt's binding is kept: plain functions get no instance, methods (also called
         through the class) get theirs; the user's function is not changed (no ``__self__``
         is written onto it, which frameworks would read as "bound method")."""
@@ -200,9 +198,9 @@ class TestKinds:
         assert "__self__" not in plain.__dict__
         assert not inspect.ismethod(plain)
         assert seen == [None, s, s]
-        assert [r.template_key for r in records(sink)] == ["p", "m", "m", "t"]
+        assert [r.template_key for r in records] == ["p", "m", "m", "t"]
 
-    def test_generator_send_and_return(self, sink: MemorySink) -> None:
+    def test_generator_send_and_return(self, records: CapturedRecords) -> None:
         """A generator's send() values and return value pass through."""
 
         @logged_prompt("gen")
@@ -217,10 +215,10 @@ class TestKinds:
         with pytest.raises(StopIteration) as stop:
             g.send("b")
         assert stop.value.value == "done b"
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.streamed and rec.success and not rec.stream_closed_early
 
-    def test_generator_throw(self, sink: MemorySink) -> None:
+    def test_generator_throw(self, records: CapturedRecords) -> None:
         """An exception thrown into the stream reaches the inner generator."""
 
         @logged_prompt("gen")
@@ -234,10 +232,10 @@ class TestKinds:
         next(g)
         assert g.throw(KeyError("k")) == "caught"
         g.close()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.success is True
 
-    def test_generator_not_started(self, sink: MemorySink) -> None:
+    def test_generator_not_started(self, records: CapturedRecords) -> None:
         """A generator that is never iterated makes no record."""
 
         @logged_prompt("gen")
@@ -245,9 +243,9 @@ class TestKinds:
             yield 1
 
         gen()
-        assert records(sink) == []
+        assert records == []
 
-    async def test_async_generator_close_early(self, sink: MemorySink) -> None:
+    async def test_async_generator_close_early(self, records: CapturedRecords) -> None:
         """An async stream closed early is recorded as closed early."""
 
         @logged_prompt("agen")
@@ -258,11 +256,11 @@ class TestKinds:
         it = agen()
         assert await it.__anext__() == 0
         await it.aclose()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.stream_closed_early is True
         assert rec.time_to_first_chunk_ms is not None
 
-    async def test_async_generator_error(self, sink: MemorySink) -> None:
+    async def test_async_generator_error(self, records: CapturedRecords) -> None:
         """An error inside an async stream propagates unchanged."""
         err = RuntimeError("mid-stream")
 
@@ -275,10 +273,10 @@ class TestKinds:
             async for _ in agen():
                 pass
         assert info.value is err
-        [rec] = records(sink)
+        rec = records.only()
         assert (rec.success, rec.error_type) == (False, "RuntimeError")
 
-    async def test_cancelled(self, sink: MemorySink) -> None:
+    async def test_cancelled(self, records: CapturedRecords) -> None:
         """A cancelled async call is recorded as failed with CancelledError, and re-raised."""
         started = asyncio.Event()
 
@@ -292,14 +290,14 @@ class TestKinds:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.error_type == "CancelledError"
 
 
 class TestParents:
     """Nested calls record the outer call's execution id."""
 
-    def test_nested_sync(self, sink: MemorySink) -> None:
+    def test_nested_sync(self, records: CapturedRecords) -> None:
         """Inner decorated calls and with-blocks point at the outer call."""
 
         @logged_prompt("inner")
@@ -315,7 +313,7 @@ class TestParents:
         outer()
         inner()
         by_key: dict[str, list[Any]] = {}
-        for r in records(sink):
+        for r in records:
             by_key.setdefault(r.template_key, []).append(r)
         [out] = by_key["outer"]
         [block] = by_key["block"]
@@ -324,7 +322,7 @@ class TestParents:
         parents = sorted(str(r.parent_execution_id) for r in by_key["inner"])
         assert parents == sorted([out.execution_id, block.execution_id, "None"])
 
-    async def test_asyncio_tasks(self, sink: MemorySink) -> None:
+    async def test_asyncio_tasks(self, records: CapturedRecords) -> None:
         """1000 concurrent tasks created inside an outer call record it as their parent."""
 
         @logged_prompt("child")
@@ -339,9 +337,8 @@ class TestParents:
 
         results = await asyncio.gather(*(parent(j * 100) for j in range(10)))
         assert sorted(x for r in results for x in r) == list(range(1000))
-        recs = records(sink)
-        parents = {r.execution_id for r in recs if r.template_key == "parent"}
-        children = [r for r in recs if r.template_key == "child"]
+        parents = {r.execution_id for r in records if r.template_key == "parent"}
+        children = [r for r in records if r.template_key == "child"]
         assert len(parents) == 10
         assert len(children) == 1000
         assert all(c.parent_execution_id in parents for c in children)
@@ -350,7 +347,7 @@ class TestParents:
             counts[c.parent_execution_id] = counts.get(c.parent_execution_id, 0) + 1
         assert sorted(counts.values()) == [100] * 10
 
-    def test_threads(self, sink: MemorySink) -> None:
+    def test_threads(self, records: CapturedRecords) -> None:
         """16 threads x 1000 calls give exactly 16000 records with unique ids."""
 
         @logged_prompt("threaded")
@@ -366,16 +363,15 @@ class TestParents:
             t.start()
         for t in threads:
             t.join()
-        recs = records(sink)
-        assert len(recs) == 16000
-        assert len({r.execution_id for r in recs}) == 16000
+        assert len(records) == 16000
+        assert len({r.execution_id for r in records}) == 16000
         assert vividly_trace.stats()["dropped"] == {}
 
 
 class TestCallHandle:
     """The handle yielded by the with-block."""
 
-    def test_handle_api(self, sink: MemorySink) -> None:
+    def test_handle_api(self, records: CapturedRecords) -> None:
         """set_usage, set_model and metadata shape the record; the id is known on entry."""
         with logged_prompt("k", metadata={"service": "nlu", "api_key": "s3cret"}) as call:
             entry_id = call.execution_id
@@ -384,7 +380,7 @@ class TestCallHandle:
             )
             call.set_model("models/gemini-2.5-flash-001")
             call.metadata["user"] = "u1"
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.execution_id == entry_id
         assert rec.model == "models/gemini-2.5-flash-001"
         assert (rec.input_token_count, rec.output_token_count, rec.total_token_count) == (
@@ -399,7 +395,7 @@ class TestCallHandle:
         # (600 x 0.30 + 400 x 0.03 + 150 x 2.50) / 1M
         assert rec.cost_usd == Decimal("0.000567")
 
-    def test_set_usage_cached_audio(self, sink: MemorySink) -> None:
+    def test_set_usage_cached_audio(self, records: CapturedRecords) -> None:
         """cached_audio_tokens= is recorded and billed at the cached-audio rate."""
         with logged_prompt("voice", model="gemini-2.5-flash") as call:
             call.set_usage(
@@ -407,7 +403,7 @@ class TestCallHandle:
             )
         with logged_prompt("voice", model="gemini-2.5-flash") as call:
             call.set_usage(1000, 10, cached_tokens=600, audio_input_tokens=300)
-        audio, text = records(sink)
+        audio, text = records
         assert (audio.cached_token_count, audio.audio_input_token_count) == (600, 300)
         assert audio.cached_audio_token_count == 200
         assert text.cached_audio_token_count is None
@@ -415,17 +411,32 @@ class TestCallHandle:
 
         # gemini-2.5-flash per 1M: input 0.30, audio 1.00, cached 0.03, cached audio 0.10,
         # output 2.50. 300 plain, 100 uncached audio, 400 cached text, 200 cached audio:
-        assert audio.cost_usd == (
-            300 * Decimal("0.30") + 100 * Decimal("1.00") + 400 * Decimal("0.03")
-            + 200 * Decimal("0.10") + 10 * Decimal("2.50")
-        ) / Decimal(1_000_000) == Decimal("0.000247")
+        assert (
+            audio.cost_usd
+            == (
+                300 * Decimal("0.30")
+                + 100 * Decimal("1.00")
+                + 400 * Decimal("0.03")
+                + 200 * Decimal("0.10")
+                + 10 * Decimal("2.50")
+            )
+            / Decimal(1_000_000)
+            == Decimal("0.000247")
+        )
         # Without the count, the cached part is text and all 300 audio tokens are uncached:
-        assert text.cost_usd == (
-            100 * Decimal("0.30") + 300 * Decimal("1.00") + 600 * Decimal("0.03")
-            + 10 * Decimal("2.50")
-        ) / Decimal(1_000_000) == Decimal("0.000373")
+        assert (
+            text.cost_usd
+            == (
+                100 * Decimal("0.30")
+                + 300 * Decimal("1.00")
+                + 600 * Decimal("0.03")
+                + 10 * Decimal("2.50")
+            )
+            / Decimal(1_000_000)
+            == Decimal("0.000373")
+        )
 
-    def test_ids_time_ordered(self, sink: MemorySink) -> None:
+    def test_ids_time_ordered(self, records: CapturedRecords) -> None:
         """Execution ids are UUIDv7 and sort in creation order."""
         import uuid
 
@@ -435,12 +446,13 @@ class TestCallHandle:
                 ids.append(call.execution_id)
         assert ids == sorted(ids)
         assert all(uuid.UUID(i).version == 7 for i in ids)
+        assert [r.execution_id for r in records] == ids
 
-    def test_record_response_dict(self, sink: MemorySink) -> None:
+    def test_record_response_dict(self, records: CapturedRecords) -> None:
         """A plain usage dict is accepted as a response."""
         with logged_prompt("k", model="gemini-2.0-flash") as call:
             call.record_response({"input_tokens": 10, "output_tokens": 20})
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.total_token_count == 30
         from decimal import Decimal
 
@@ -448,16 +460,15 @@ class TestCallHandle:
             Decimal(1_000_000)
         )
 
-    def test_reusable_object(self, sink: MemorySink) -> None:
+    def test_reusable_object(self, records: CapturedRecords) -> None:
         """One logged_prompt object serves nested and repeated with-blocks."""
         lp = logged_prompt("shared")
         with lp as outer, lp as inner:
             assert inner.execution_id != outer.execution_id
         with lp:
             pass
-        recs = records(sink)
-        assert len(recs) == 3
-        inner_rec = next(r for r in recs if r.parent_execution_id is not None)
+        assert len(records) == 3
+        inner_rec = next(r for r in records if r.parent_execution_id is not None)
         assert inner_rec.parent_execution_id == outer.execution_id
 
 

@@ -7,7 +7,6 @@ stand-ins are small fake sinks (a sink is just ``name``, ``write_batch`` and ``c
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import fcntl
 import json
 import os
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 import vividly_trace
+from tests.factories import make_record
 from vividly_trace import PromptExecution, RecordsRejected, log_prompt_execution, logged_prompt
 from vividly_trace._config import get_pipeline
 from vividly_trace.sinks import JSONLinesSink, MemorySink
@@ -275,7 +275,7 @@ class TestPacing:
             lambda b, e: [],
             False,
         )
-        record = PromptExecution("id", "k", True, 1.0, dt.datetime.now(dt.timezone.utc))
+        record = make_record("k")
         for age_s in (0.6, 0.4):
             item = ReadyRecord(record)
             item._t1 -= int(age_s * 1e9)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-import vividly_trace
 from vividly_trace import logged_prompt
-from vividly_trace.sinks import MemorySink
+from vividly_trace.testing import CapturedRecords, capture_records
 from vividly_trace.testing.fake_gemini import Scenario
 
 genai = pytest.importorskip("google.genai")
@@ -30,16 +30,11 @@ def per_million(*terms: tuple[int, str]) -> Decimal:
     return sum((Decimal(n) * Decimal(p) for n, p in terms), Decimal(0)) / Decimal(1_000_000)
 
 
-@pytest.fixture(name="sink")
-def _sink() -> MemorySink:
-    sink = MemorySink()
-    vividly_trace.configure(sinks=[sink], spool_dir=False, flush_interval=0.05)
-    return sink
-
-
-def records(sink: MemorySink) -> list[vividly_trace.PromptExecution]:
-    assert vividly_trace.flush(10)
-    return list(sink.records)
+@pytest.fixture(name="records")
+def _records() -> Iterator[CapturedRecords]:
+    """The records of the calls the test makes."""
+    with capture_records() as records:
+        yield records
 
 
 @pytest.fixture(name="client")
@@ -50,7 +45,7 @@ def _client(gemini: Any) -> Any:
 class TestGenaiSync:
     """google-genai, sync client, decorated function."""
 
-    def test_plain_call(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    def test_plain_call(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """Tokens, model, cost and pricing version of a plain call are exact."""
         gemini.enqueue(Scenario(text="hello", prompt_tokens=10, candidates_tokens=5))
 
@@ -60,7 +55,7 @@ class TestGenaiSync:
 
         response = extract_intent("book a table")
         assert response.text == "hello"
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.template_key == "nlu_extraction"
         assert (rec.template_version, rec.ab_test_group) == ("v3", "B")
         assert rec.success is True
@@ -79,7 +74,7 @@ class TestGenaiSync:
         assert rec.response_time_ms > 0
         assert rec.streamed is False
 
-    def test_thinking(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    def test_thinking(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """Thinking tokens count as output and are billed at the output rate."""
         gemini.enqueue(Scenario(prompt_tokens=100, candidates_tokens=50, thoughts_tokens=200))
 
@@ -88,7 +83,7 @@ class TestGenaiSync:
             return client.models.generate_content(model="gemini-2.5-flash", contents="x")
 
         generate()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.thinking_token_count == 200
         assert (rec.input_token_count, rec.output_token_count, rec.total_token_count) == (
             100,
@@ -97,7 +92,7 @@ class TestGenaiSync:
         )
         assert rec.cost_usd == per_million((100, "0.30"), (250, "2.50")) == Decimal("0.000655")
 
-    def test_cached_content(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    def test_cached_content(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """Cached input is billed at the cached rate and never charged twice."""
         gemini.enqueue(Scenario(prompt_tokens=1000, cached_tokens=600, candidates_tokens=100))
 
@@ -106,13 +101,13 @@ class TestGenaiSync:
             return client.models.generate_content(model="gemini-2.5-flash", contents="x")
 
         clarify()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.cached_token_count == 600
         assert rec.input_token_count == 1000
         expected = per_million((400, "0.30"), (600, "0.03"), (100, "2.50"))
         assert rec.cost_usd == expected == Decimal("0.000388")
 
-    def test_tool_use_tokens(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    def test_tool_use_tokens(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """Tool-use prompt tokens are input, billed at the input rate."""
         gemini.enqueue(Scenario(prompt_tokens=100, tool_use_prompt_tokens=50, candidates_tokens=20))
 
@@ -121,7 +116,7 @@ class TestGenaiSync:
             return client.models.generate_content(model="gemini-2.5-flash", contents="x")
 
         call()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.tool_use_token_count == 50
         assert (rec.input_token_count, rec.output_token_count, rec.total_token_count) == (
             150,
@@ -130,7 +125,7 @@ class TestGenaiSync:
         )
         assert rec.cost_usd == per_million((150, "0.30"), (20, "2.50")) == Decimal("0.000095")
 
-    def test_audio_input(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    def test_audio_input(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """Audio input tokens are billed at the audio rate."""
         gemini.enqueue(Scenario(prompt_tokens=100, audio_prompt_tokens=20, candidates_tokens=10))
 
@@ -139,17 +134,22 @@ class TestGenaiSync:
             return client.models.generate_content(model="gemini-2.5-flash", contents="x")
 
         call()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.audio_input_token_count == 20
         assert rec.cost_usd == per_million((80, "0.30"), (20, "1.00"), (10, "2.50"))
         assert rec.cost_usd == Decimal("0.000069")
 
-    def test_cached_audio(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    def test_cached_audio(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """Cached audio (cacheTokensDetails, modality AUDIO) is recorded and billed at the
         cached-audio rate."""
         gemini.enqueue(
-            Scenario(prompt_tokens=1000, cached_tokens=600, audio_prompt_tokens=300,
-                     cached_audio_tokens=200, candidates_tokens=10)
+            Scenario(
+                prompt_tokens=1000,
+                cached_tokens=600,
+                audio_prompt_tokens=300,
+                cached_audio_tokens=200,
+                candidates_tokens=10,
+            )
         )
 
         @logged_prompt("voice_note")
@@ -158,7 +158,7 @@ class TestGenaiSync:
 
         response = call()
         assert response.usage_metadata.cache_tokens_details[1].token_count == 200
-        [rec] = records(sink)
+        rec = records.only()
         assert (rec.cached_token_count, rec.audio_input_token_count) == (600, 300)
         assert rec.cached_audio_token_count == 200
         # 300 plain, 100 uncached audio, 400 cached text, 200 cached audio (0.10 per 1M).
@@ -177,7 +177,7 @@ class TestGenaiSync:
         ],
     )
     def test_pro_tiers(
-        self, gemini: Any, client: Any, sink: MemorySink, prompt: int, expected: Decimal
+        self, gemini: Any, client: Any, records: CapturedRecords, prompt: int, expected: Decimal
     ) -> None:
         """gemini-2.5-pro is billed by the prompt-size tier, applied to the whole request."""
         gemini.enqueue(Scenario(prompt_tokens=prompt, candidates_tokens=1000))
@@ -187,7 +187,7 @@ class TestGenaiSync:
             return client.models.generate_content(model="gemini-2.5-pro", contents="x")
 
         call()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.cost_usd == expected
         assert rec.cost_usd in (Decimal("0.26"), Decimal("0.64"))
 
@@ -195,7 +195,7 @@ class TestGenaiSync:
         ("status", "exc_name"), [(400, "ClientError"), (429, "ClientError"), (500, "ServerError")]
     )
     def test_errors(
-        self, gemini: Any, client: Any, sink: MemorySink, status: int, exc_name: str
+        self, gemini: Any, client: Any, records: CapturedRecords, status: int, exc_name: str
     ) -> None:
         """API errors propagate unchanged; the record is failed with the HTTP status."""
         gemini.enqueue(Scenario(error_status=status, error_message=f"boom {status}"))
@@ -208,14 +208,14 @@ class TestGenaiSync:
             call()
         assert type(info.value).__name__ == exc_name
         assert info.value.code == status
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.success is False
         assert rec.http_status == status
         assert rec.error_type == exc_name
         assert f"boom {status}" in (rec.error_message or "")
         assert rec.cost_usd is None
 
-    def test_blocked_prompt(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    def test_blocked_prompt(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """A blocked prompt returns normally but is recorded as not successful."""
         gemini.enqueue(Scenario(block_reason="SAFETY", prompt_tokens=12))
 
@@ -225,14 +225,14 @@ class TestGenaiSync:
 
         response = call()
         assert response.candidates is None
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.success is False
         assert rec.error_type == "BlockedPrompt"
         assert "SAFETY" in (rec.error_message or "")
         assert rec.input_token_count == 12
         assert rec.cost_usd == per_million((12, "0.30"))
 
-    def test_safety_stop(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    def test_safety_stop(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """A response stopped for safety is recorded as not successful."""
         gemini.enqueue(Scenario(finish_reason="SAFETY"))
 
@@ -241,7 +241,7 @@ class TestGenaiSync:
             return client.models.generate_content(model="gemini-2.5-flash", contents="x")
 
         call()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.success is False
         assert rec.finish_reason == "SAFETY"
         assert rec.error_type == "BlockedResponse"
@@ -252,7 +252,7 @@ class TestGenaiStreaming:
 
     @pytest.mark.parametrize("every_chunk", [False, True])
     def test_sync_stream(
-        self, gemini: Any, client: Any, sink: MemorySink, every_chunk: bool
+        self, gemini: Any, client: Any, records: CapturedRecords, every_chunk: bool
     ) -> None:
         """Usage comes from the last chunk that has it (never a sum); time to first chunk kept."""
         gemini.enqueue(
@@ -274,7 +274,7 @@ class TestGenaiStreaming:
 
         chunks = list(stream("go"))
         assert len(chunks) == 4
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.streamed is True
         assert rec.success is True
         assert (rec.input_token_count, rec.output_token_count) == (40, 40)
@@ -283,7 +283,7 @@ class TestGenaiStreaming:
         assert 0 < rec.time_to_first_chunk_ms <= rec.response_time_ms
         assert rec.finish_reason == "STOP"
 
-    async def test_async_stream(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    async def test_async_stream(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """An async generator over client.aio's stream is recorded when exhausted."""
         gemini.enqueue(Scenario(prompt_tokens=8, candidates_tokens=6, stream_chunks=3))
 
@@ -296,12 +296,12 @@ class TestGenaiStreaming:
 
         chunks = [c async for c in stream("go")]
         assert len(chunks) == 3
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.streamed and rec.success
         assert (rec.input_token_count, rec.output_token_count) == (8, 6)
         assert rec.cost_usd == per_million((8, "0.30"), (6, "2.50"))
 
-    def test_error_mid_stream(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    def test_error_mid_stream(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """An error in the middle of a stream propagates; the record fails with usage so far."""
         gemini.enqueue(
             Scenario(
@@ -323,13 +323,13 @@ class TestGenaiStreaming:
             for chunk in stream():
                 got.append(chunk)
         assert len(got) == 2
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.success is False
         assert rec.http_status == 500
         assert rec.streamed is True
         assert rec.input_token_count == 20
 
-    def test_closed_early(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    def test_closed_early(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """A stream closed by the consumer ends the record, marked as closed early."""
         gemini.enqueue(Scenario(stream_chunks=5, usage_on_every_chunk=True, prompt_tokens=5))
 
@@ -340,7 +340,7 @@ class TestGenaiStreaming:
         gen = stream()
         next(gen)
         gen.close()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.stream_closed_early is True
         assert rec.success is True
         assert rec.input_token_count == 5
@@ -349,7 +349,7 @@ class TestGenaiStreaming:
 class TestGenaiAsync:
     """google-genai's client.aio through async functions and async with."""
 
-    async def test_aio_call(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    async def test_aio_call(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """An async decorated function is recorded with exact usage."""
         gemini.enqueue(Scenario(prompt_tokens=30, candidates_tokens=10))
 
@@ -358,10 +358,12 @@ class TestGenaiAsync:
             return await client.aio.models.generate_content(model="gemini-2.5-flash", contents=q)
 
         await clarify("which day?")
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.cost_usd == per_million((30, "0.30"), (10, "2.50"))
 
-    async def test_async_with_block(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    async def test_async_with_block(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
         """``async with`` records the response handed to the call handle, with metadata."""
         gemini.enqueue(Scenario(prompt_tokens=7, candidates_tokens=3))
         async with logged_prompt("clarification", version="v2") as call:
@@ -369,13 +371,13 @@ class TestGenaiAsync:
             call.record_response(resp)
             call.metadata["user_tier"] = "pro"
             entry_id = call.execution_id
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.execution_id == entry_id
         assert rec.metadata == {"user_tier": "pro"}
         assert rec.template_version == "v2"
         assert rec.cost_usd == per_million((7, "0.30"), (3, "2.50"))
 
-    async def test_aio_error(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    async def test_aio_error(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """An async API error propagates as the same object; the record has the status."""
         gemini.enqueue(Scenario(error_status=429))
 
@@ -385,10 +387,12 @@ class TestGenaiAsync:
 
         with pytest.raises(genai_errors.ClientError):
             await clarify()
-        [rec] = records(sink)
+        rec = records.only()
         assert (rec.success, rec.http_status) == (False, 429)
 
-    async def test_concurrent_tasks(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    async def test_concurrent_tasks(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
         """Concurrent decorated async calls each get their own record."""
 
         @logged_prompt("clarification")
@@ -398,26 +402,25 @@ class TestGenaiAsync:
             )
 
         await asyncio.gather(*(clarify(i) for i in range(20)))
-        recs = records(sink)
-        assert len(recs) == 20
-        assert len({r.execution_id for r in recs}) == 20
+        assert len(records) == 20
+        assert len({r.execution_id for r in records}) == 20
 
 
 class TestGenaiWithBlock:
     """The sync ``with`` block around ad-hoc calls."""
 
-    def test_with_block(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    def test_with_block(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """The handle's response, model and usage end up in the record."""
         gemini.enqueue(Scenario(prompt_tokens=11, candidates_tokens=4))
         with logged_prompt("nlu_extraction", model="gemini-2.5-flash") as call:
             call.record_response(
                 client.models.generate_content(model="gemini-2.5-flash", contents="x")
             )
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.input_token_count == 11
         assert rec.cost_usd == per_million((11, "0.30"), (4, "2.50"))
 
-    def test_with_block_error(self, gemini: Any, client: Any, sink: MemorySink) -> None:
+    def test_with_block_error(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """An exception leaving the block propagates and fails the record."""
         gemini.enqueue(Scenario(error_status=400))
         with (
@@ -427,7 +430,7 @@ class TestGenaiWithBlock:
             call.record_response(
                 client.models.generate_content(model="gemini-2.5-flash", contents="x")
             )
-        [rec] = records(sink)
+        rec = records.only()
         assert (rec.success, rec.http_status, rec.error_type) == (False, 400, "ClientError")
 
 
@@ -443,7 +446,7 @@ def _old_genai(gemini: Any) -> Any:
 class TestGenerativeAI:
     """The deprecated google-generativeai client (REST transport)."""
 
-    def test_sync_call(self, gemini: Any, old_genai: Any, sink: MemorySink) -> None:
+    def test_sync_call(self, gemini: Any, old_genai: Any, records: CapturedRecords) -> None:
         """Usage of the old client's proto response is extracted exactly."""
         gemini.enqueue(Scenario(prompt_tokens=1000, cached_tokens=600, candidates_tokens=100))
         model = old_genai.GenerativeModel("gemini-2.5-flash")
@@ -453,13 +456,13 @@ class TestGenerativeAI:
             return model.generate_content("x")
 
         call()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.input_token_count == 1000
         assert rec.cached_token_count == 600
         assert rec.cost_usd == per_million((400, "0.30"), (600, "0.03"), (100, "2.50"))
         assert rec.finish_reason == "STOP"
 
-    def test_hidden_thinking(self, gemini: Any, old_genai: Any, sink: MemorySink) -> None:
+    def test_hidden_thinking(self, gemini: Any, old_genai: Any, records: CapturedRecords) -> None:
         """The old client drops the thinking count: total - prompt - candidates is thinking."""
         gemini.enqueue(Scenario(prompt_tokens=100, candidates_tokens=50, thoughts_tokens=200))
         model = old_genai.GenerativeModel("gemini-2.5-flash")
@@ -469,7 +472,7 @@ class TestGenerativeAI:
             return model.generate_content("x")
 
         call()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.thinking_token_count == 200
         assert (rec.input_token_count, rec.output_token_count, rec.total_token_count) == (
             100,
@@ -479,7 +482,9 @@ class TestGenerativeAI:
         assert rec.cost_usd == per_million((100, "0.30"), (250, "2.50"))
 
     @pytest.mark.parametrize("every_chunk", [False, True])
-    def test_stream(self, gemini: Any, old_genai: Any, sink: MemorySink, every_chunk: bool) -> None:
+    def test_stream(
+        self, gemini: Any, old_genai: Any, records: CapturedRecords, every_chunk: bool
+    ) -> None:
         """``stream=True`` through a decorated generator takes the last chunk's usage."""
         gemini.enqueue(
             Scenario(
@@ -496,12 +501,12 @@ class TestGenerativeAI:
             yield from model.generate_content("x", stream=True)
 
         assert len(list(stream())) == 3
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.streamed is True
         assert (rec.input_token_count, rec.output_token_count) == (40, 30)
         assert rec.cost_usd == per_million((40, "0.30"), (30, "2.50"))
 
-    def test_stream_with_block(self, gemini: Any, old_genai: Any, sink: MemorySink) -> None:
+    def test_stream_with_block(self, gemini: Any, old_genai: Any, records: CapturedRecords) -> None:
         """A ``with`` block around an iterated stream records the aggregated response."""
         gemini.enqueue(Scenario(prompt_tokens=9, candidates_tokens=6, stream_chunks=2))
         model = old_genai.GenerativeModel("gemini-2.5-flash")
@@ -510,7 +515,7 @@ class TestGenerativeAI:
             for _ in response:
                 pass
             call.record_response(response)
-        [rec] = records(sink)
+        rec = records.only()
         assert (rec.input_token_count, rec.output_token_count) == (9, 6)
 
     @pytest.mark.parametrize(
@@ -518,7 +523,7 @@ class TestGenerativeAI:
         [(400, "BadRequest"), (429, "TooManyRequests"), (500, "InternalServerError")],
     )
     def test_errors(
-        self, gemini: Any, old_genai: Any, sink: MemorySink, status: int, exc_name: str
+        self, gemini: Any, old_genai: Any, records: CapturedRecords, status: int, exc_name: str
     ) -> None:
         """google.api_core errors propagate; the record has the HTTP status."""
         gemini.enqueue(Scenario(error_status=status))
@@ -531,10 +536,10 @@ class TestGenerativeAI:
         with pytest.raises(Exception) as info:
             call()
         assert type(info.value).__name__ == exc_name
-        [rec] = records(sink)
+        rec = records.only()
         assert (rec.success, rec.http_status, rec.error_type) == (False, status, exc_name)
 
-    def test_blocked_prompt(self, gemini: Any, old_genai: Any, sink: MemorySink) -> None:
+    def test_blocked_prompt(self, gemini: Any, old_genai: Any, records: CapturedRecords) -> None:
         """A blocked prompt returns normally and is recorded as not successful."""
         gemini.enqueue(Scenario(block_reason="SAFETY", prompt_tokens=5))
         model = old_genai.GenerativeModel("gemini-2.5-flash")
@@ -544,12 +549,12 @@ class TestGenerativeAI:
             return model.generate_content("x")
 
         call()
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.success is False
         assert rec.error_type == "BlockedPrompt"
         assert "SAFETY" in (rec.error_message or "")
 
-    def test_error_mid_stream(self, gemini: Any, old_genai: Any, sink: MemorySink) -> None:
+    def test_error_mid_stream(self, gemini: Any, old_genai: Any, records: CapturedRecords) -> None:
         """A connection lost mid-stream propagates; the record fails."""
         gemini.enqueue(Scenario(stream_chunks=3, stream_error_after=1, usage_on_every_chunk=True))
         model = old_genai.GenerativeModel("gemini-2.5-flash")
@@ -560,7 +565,7 @@ class TestGenerativeAI:
 
         with pytest.raises(Exception) as info:
             list(stream())
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.success is False
         assert rec.error_type == type(info.value).__qualname__
 
@@ -569,7 +574,7 @@ class TestReturnedStreams:
     """Functions that return the client's stream instead of being generators."""
 
     def test_sync_function_returning_a_stream(
-        self, gemini: Any, client: Any, sink: MemorySink
+        self, gemini: Any, client: Any, records: CapturedRecords
     ) -> None:
         """The record ends with the returned stream and has its usage."""
         gemini.enqueue(Scenario(prompt_tokens=10, candidates_tokens=5, stream_chunks=3))
@@ -580,14 +585,14 @@ class TestReturnedStreams:
 
         chunks = list(stream())
         assert len(chunks) == 3
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.streamed is True
         assert (rec.input_token_count, rec.output_token_count) == (10, 5)
         assert rec.cost_usd == per_million((10, "0.30"), (5, "2.50"))
         assert rec.time_to_first_chunk_ms is not None
 
     async def test_async_function_returning_a_stream(
-        self, gemini: Any, client: Any, sink: MemorySink
+        self, gemini: Any, client: Any, records: CapturedRecords
     ) -> None:
         """The same for client.aio's stream returned from an async function."""
         gemini.enqueue(Scenario(prompt_tokens=8, candidates_tokens=6, stream_chunks=2))
@@ -600,5 +605,5 @@ class TestReturnedStreams:
 
         chunks = [c async for c in await stream()]
         assert len(chunks) == 2
-        [rec] = records(sink)
+        rec = records.only()
         assert rec.streamed and (rec.input_token_count, rec.output_token_count) == (8, 6)

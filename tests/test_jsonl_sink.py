@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import subprocess
@@ -14,20 +13,9 @@ from pathlib import Path
 import pytest
 
 import vividly_trace
+from tests.factories import make_record
 from vividly_trace import ConfigurationError, PromptExecution, log_prompt_execution, logged_prompt
 from vividly_trace.sinks import JSONLinesSink
-
-
-def make_record(i: int, **kw: object) -> PromptExecution:
-    base: dict[str, object] = {
-        "execution_id": f"00000000-0000-7000-8000-{i:012d}",
-        "template_key": "t",
-        "success": True,
-        "response_time_ms": 12.5 + i,
-        "started_at": _dt.datetime(2025, 5, 1, 12, 0, 0, 123456, tzinfo=_dt.timezone.utc),
-    }
-    base.update(kw)
-    return PromptExecution(**base)  # type: ignore[arg-type]
 
 
 def read_back(path: Path) -> list[PromptExecution]:
@@ -41,9 +29,9 @@ class TestJSONLinesSink:
         """Each line is one record that from_dict() turns back into the same record."""
         out = tmp_path / "r.jsonl"
         records = [
-            make_record(0),
+            make_record(n=0),
             make_record(
-                1,
+                n=1,
                 success=False,
                 template_version="v2",
                 ab_test_group="B",
@@ -78,12 +66,12 @@ class TestJSONLinesSink:
             '"response_time_ms":1,"started_at":"2025-01-01T00:00:00Z"}\n'
         )
         sink = JSONLinesSink(out)
-        sink.write_batch([make_record(1)])
-        sink.write_batch([make_record(2)])
+        sink.write_batch([make_record(n=1)])
+        sink.write_batch([make_record(n=2)])
         assert [r.execution_id for r in read_back(out)] == [
             "old",
-            make_record(1).execution_id,
-            make_record(2).execution_id,
+            make_record(n=1).execution_id,
+            make_record(n=2).execution_id,
         ]
 
     def test_one_fsync_per_batch(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,7 +86,7 @@ class TestJSONLinesSink:
         monkeypatch.setattr(os, "fsync", counting_fsync)
         sink = JSONLinesSink(tmp_path / "r.jsonl")
         for b in range(3):
-            sink.write_batch([make_record(b * 100 + i) for i in range(100)])
+            sink.write_batch([make_record(n=b * 100 + i) for i in range(100)])
         assert len(calls) == 3
         assert len(read_back(tmp_path / "r.jsonl")) == 300
 
@@ -106,7 +94,7 @@ class TestJSONLinesSink:
         """fsync=False writes without fsync."""
         calls: list[int] = []
         monkeypatch.setattr(os, "fsync", calls.append)
-        JSONLinesSink(tmp_path / "r.jsonl", fsync=False).write_batch([make_record(1)])
+        JSONLinesSink(tmp_path / "r.jsonl", fsync=False).write_batch([make_record(n=1)])
         assert calls == []
 
     def test_through_the_pipeline_one_fsync_per_written_batch(
@@ -142,11 +130,11 @@ class TestJSONLinesSink:
 
     def test_dash_writes_to_stdout(self, capsys: pytest.CaptureFixture[str]) -> None:
         """path='-' writes the lines to standard output."""
-        JSONLinesSink("-").write_batch([make_record(1), make_record(2)])
+        JSONLinesSink("-").write_batch([make_record(n=1), make_record(n=2)])
         lines = capsys.readouterr().out.splitlines()
         assert [json.loads(line)["execution_id"] for line in lines] == [
-            make_record(1).execution_id,
-            make_record(2).execution_id,
+            make_record(n=1).execution_id,
+            make_record(n=2).execution_id,
         ]
 
     def test_unwritable_file_raises_so_the_dispatcher_can_retry(self, tmp_path: Path) -> None:
@@ -154,7 +142,7 @@ class TestJSONLinesSink:
         target = tmp_path / "adir.jsonl"
         target.mkdir()  # a directory where the file should be
         with pytest.raises(OSError):
-            JSONLinesSink(target).write_batch([make_record(1)])
+            JSONLinesSink(target).write_batch([make_record(n=1)])
 
     def test_every_line_is_strict_json(self, tmp_path: Path) -> None:
         """Metadata with NaN, bytes and objects still gives strict JSON lines."""

@@ -7,26 +7,24 @@ import logging
 import math
 import threading
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 import vividly_trace
-from vividly_trace import PromptExecution, log_prompt_execution, logged_prompt
+from tests.hostile_objects import EvilFloat, EvilInt
+from vividly_trace import log_prompt_execution, logged_prompt
 from vividly_trace.sinks import MemorySink
+from vividly_trace.testing import CapturedRecords, capture_records
 
 
-@pytest.fixture(name="sink")
-def _sink() -> MemorySink:
-    sink = MemorySink()
-    vividly_trace.configure(sinks=[sink], sync=True)
-    return sink
-
-
-def only(sink: MemorySink) -> PromptExecution:
-    assert len(sink.records) == 1
-    return sink.records[0]
+@pytest.fixture(name="records")
+def _records() -> Iterator[CapturedRecords]:
+    """The records of the calls the test makes."""
+    with capture_records() as records:
+        yield records
 
 
 def is_uuid(text: Any) -> bool:
@@ -39,7 +37,7 @@ def is_uuid(text: Any) -> bool:
 
 
 class TestOriginalDesign:
-    def test_success_with_all_metrics(self, sink: MemorySink) -> None:
+    def test_success_with_all_metrics(self, records: CapturedRecords) -> None:
         """Every metric given is recorded as given; the id is returned."""
         eid = log_prompt_execution(
             "nlu_extraction_gemini_25",
@@ -50,7 +48,7 @@ class TestOriginalDesign:
             cost_usd=0.000233,
             metadata={"user_id": "u1", "request_id": "r1"},
         )
-        r = only(sink)
+        r = records.only()
         assert r.execution_id == eid
         assert is_uuid(eid)
         assert uuid.UUID(eid).version == 7
@@ -65,10 +63,10 @@ class TestOriginalDesign:
         assert r.metadata == {"user_id": "u1", "request_id": "r1"}
         assert r.started_at.tzinfo is not None
 
-    def test_minimal_data(self, sink: MemorySink) -> None:
+    def test_minimal_data(self, records: CapturedRecords) -> None:
         """Only the three required arguments: the optional fields stay empty."""
         eid = log_prompt_execution("clarification", True, 10)
-        r = only(sink)
+        r = records.only()
         assert r.execution_id == eid
         assert r.response_time_ms == 10.0
         assert r.input_token_count is None
@@ -77,35 +75,35 @@ class TestOriginalDesign:
         assert r.cost_usd is None
         assert r.metadata == {}
 
-    def test_failure_with_an_error_message(self, sink: MemorySink) -> None:
+    def test_failure_with_an_error_message(self, records: CapturedRecords) -> None:
         """A failed execution keeps its error message."""
         eid = log_prompt_execution(
             "script_generation", False, 5000.0, error_message="API timeout after 5000ms"
         )
-        r = only(sink)
+        r = records.only()
         assert eid == r.execution_id
         assert r.success is False
         assert r.error_message == "API timeout after 5000ms"
 
-    def test_error_message_truncated_to_1000_characters(self, sink: MemorySink) -> None:
+    def test_error_message_truncated_to_1000_characters(self, records: CapturedRecords) -> None:
         """A long error message is cut to 1000 characters."""
         log_prompt_execution("t", False, 1.0, error_message="x" * 5000)
-        assert only(sink).error_message == "x" * 1000
+        assert records.only().error_message == "x" * 1000
 
-    def test_total_tokens_is_input_plus_output(self, sink: MemorySink) -> None:
+    def test_total_tokens_is_input_plus_output(self, records: CapturedRecords) -> None:
         """total_token_count = input + output when both are given."""
         log_prompt_execution("t", True, 1.0, 100, 50)
-        assert only(sink).total_token_count == 150
+        assert records.only().total_token_count == 150
 
-    def test_input_tokens_only(self, sink: MemorySink) -> None:
+    def test_input_tokens_only(self, records: CapturedRecords) -> None:
         """With input tokens only, total stays None (not a guess)."""
         log_prompt_execution("t", True, 1.0, input_token_count=100)
-        r = only(sink)
+        r = records.only()
         assert r.input_token_count == 100
         assert r.output_token_count is None
         assert r.total_token_count is None
 
-    def test_complex_metadata(self, sink: MemorySink) -> None:
+    def test_complex_metadata(self, records: CapturedRecords) -> None:
         """Nested metadata survives intact and JSON-serialisable."""
         meta = {
             "user": {"id": 7, "tier": "pro", "flags": [True, False, None]},
@@ -115,7 +113,7 @@ class TestOriginalDesign:
             "tuple": (1, 2),
         }
         log_prompt_execution("t", True, 1.0, metadata=meta)
-        r = only(sink)
+        r = records.only()
         assert r.metadata == {**meta, "tuple": [1, 2]}
         json.dumps(r.metadata, allow_nan=False)
 
@@ -144,33 +142,33 @@ class TestOriginalDesign:
         assert len(set(ids)) == 1000
         assert sorted(r.execution_id for r in sink.records) == sorted(ids)  # type: ignore[arg-type]
 
-    def test_cost_computed_when_model_given(self, sink: MemorySink) -> None:
+    def test_cost_computed_when_model_given(self, records: CapturedRecords) -> None:
         """Without cost_usd, the cost comes from the packaged prices when model= is given."""
         log_prompt_execution("t", True, 1.0, 1_000_000, 1_000_000, model="gemini-2.5-flash")
-        r = only(sink)
+        r = records.only()
         # gemini-2.5-flash: $0.30 input + $2.50 output per 1M tokens (pricing-sources.md).
         assert r.cost_usd == Decimal("2.80")
         assert r.model == "gemini-2.5-flash"
         assert r.pricing_version
 
-    def test_cost_accuracy_small_call(self, sink: MemorySink) -> None:
+    def test_cost_accuracy_small_call(self, records: CapturedRecords) -> None:
         """150 in / 75 out on gemini-2.5-flash costs exactly 0.000045 + 0.0001875."""
         log_prompt_execution("t", True, 1.0, 150, 75, model="models/gemini-2.5-flash")
-        assert only(sink).cost_usd == Decimal("0.0002325")
+        assert records.only().cost_usd == Decimal("0.0002325")
 
-    def test_explicit_cost_wins_over_the_model(self, sink: MemorySink) -> None:
+    def test_explicit_cost_wins_over_the_model(self, records: CapturedRecords) -> None:
         """A given cost_usd is kept even when the model would price the call differently."""
         log_prompt_execution(
             "t", True, 1.0, 10, 10, cost_usd=Decimal("1.5"), model="gemini-2.5-pro"
         )
-        assert only(sink).cost_usd == Decimal("1.5")
+        assert records.only().cost_usd == Decimal("1.5")
 
-    def test_unknown_model_gives_no_cost(self, sink: MemorySink) -> None:
+    def test_unknown_model_gives_no_cost(self, records: CapturedRecords) -> None:
         """A model without a price leaves cost None rather than guessing."""
         log_prompt_execution("t", True, 1.0, 10, 10, model="no-such-model")
-        assert only(sink).cost_usd is None
+        assert records.only().cost_usd is None
 
-    def test_extra_keyword_fields(self, sink: MemorySink) -> None:
+    def test_extra_keyword_fields(self, records: CapturedRecords) -> None:
         """Version, A/B group, error type and HTTP status are recorded."""
         log_prompt_execution(
             "t",
@@ -181,7 +179,7 @@ class TestOriginalDesign:
             error_type="ServerError",
             http_status=503,
         )
-        r = only(sink)
+        r = records.only()
         assert (r.template_version, r.ab_test_group, r.error_type, r.http_status) == (
             "v3",
             "B",
@@ -192,18 +190,18 @@ class TestOriginalDesign:
 
 class TestReturnsNone:
     @pytest.mark.parametrize("key", ["", "   ", None, 42, b"bytes", ["k"]], ids=repr)
-    def test_bad_template_key(self, sink: MemorySink, key: Any) -> None:
+    def test_bad_template_key(self, records: CapturedRecords, key: Any) -> None:
         """A missing or non-string template key logs nothing and returns None."""
         assert log_prompt_execution(key, True, 1.0) is None
-        assert sink.records == []
+        assert records == []
 
     @pytest.mark.parametrize(
         "ms", [-1, -0.001, math.nan, math.inf, -math.inf, "100", None, True], ids=repr
     )
-    def test_bad_response_time(self, sink: MemorySink, ms: Any) -> None:
+    def test_bad_response_time(self, records: CapturedRecords, ms: Any) -> None:
         """A negative or non-numeric response time logs nothing and returns None."""
         assert log_prompt_execution("t", True, ms) is None
-        assert sink.records == []
+        assert records == []
 
     def test_unconfigured(self) -> None:
         """Before configure() (and with no environment) the function returns None."""
@@ -245,7 +243,7 @@ class TestBadOptionalValues:
     )
     def test_dropped_with_a_warning_record_kept(
         self,
-        sink: MemorySink,
+        records: CapturedRecords,
         caplog: pytest.LogCaptureFixture,
         kwargs: dict[str, Any],
         field: str,
@@ -254,26 +252,26 @@ class TestBadOptionalValues:
         caplog.set_level(logging.WARNING, logger="vividly_trace")
         eid = log_prompt_execution("t", True, 1.0, **kwargs)
         assert is_uuid(eid)
-        r = only(sink)
+        r = records.only()
         assert getattr(r, field) is None
         assert r.total_token_count is None
         assert any(field in rec.getMessage() for rec in caplog.records)
 
-    def test_float_counts_that_are_whole_are_accepted(self, sink: MemorySink) -> None:
+    def test_float_counts_that_are_whole_are_accepted(self, records: CapturedRecords) -> None:
         """10.0 tokens is 10 tokens."""
         log_prompt_execution("t", True, 1.0, 10.0, 5.0)
-        r = only(sink)
+        r = records.only()
         assert (r.input_token_count, r.output_token_count, r.total_token_count) == (10, 5, 15)
 
-    def test_non_string_error_message_is_kept_as_text(self, sink: MemorySink) -> None:
+    def test_non_string_error_message_is_kept_as_text(self, records: CapturedRecords) -> None:
         """An exception object passed as error_message is recorded as text."""
         log_prompt_execution("t", False, 1.0, error_message=ValueError("bad"))
-        assert "bad" in (only(sink).error_message or "")
+        assert "bad" in (records.only().error_message or "")
 
-    def test_bad_http_status_dropped(self, sink: MemorySink) -> None:
+    def test_bad_http_status_dropped(self, records: CapturedRecords) -> None:
         """An HTTP status outside 100..599 is not recorded."""
         log_prompt_execution("t", False, 1.0, http_status=1234)
-        assert only(sink).http_status is None
+        assert records.only().http_status is None
 
 
 class Hostile:
@@ -335,34 +333,70 @@ class TestNeverRaises:
         ids=lambda v: v if isinstance(v, str) else "",
     )
     def test_hostile_optional_values_keep_the_record(
-        self, sink: MemorySink, name: str, make: Any
+        self, records: CapturedRecords, name: str, make: Any
     ) -> None:
         """Hostile optional arguments never raise, and the record is still logged."""
         eid = log_prompt_execution("t", False, 1.0, **{name: make()})
         assert is_uuid(eid)
-        r = only(sink)
+        r = records.only()
         json.dumps(r.to_dict(), allow_nan=False)
 
     @pytest.mark.parametrize(
-        "args",
+        ("name", "make", "stored"),
         [
-            lambda: (Hostile(), True, 1.0),
-            lambda: ("t", Hostile(), 1.0),
-            lambda: ("t", True, Hostile()),
-            lambda: (Hostile(), Hostile(), Hostile()),
+            ("input_token_count", lambda: EvilInt(3), 3),
+            ("output_token_count", lambda: EvilFloat(2.0), 2),
+            ("http_status", lambda: EvilInt(200), 200),
         ],
-        ids=["key", "success", "time", "all"],
+        ids=["EvilInt-input", "EvilFloat-output", "EvilInt-status"],
+    )
+    def test_numbers_whose_methods_raise_are_read_as_plain_numbers(
+        self, records: CapturedRecords, name: str, make: Any, stored: int
+    ) -> None:
+        """An int or float subclass whose comparisons raise is read as the plain number it
+        holds (its own methods are never called): the record keeps it."""
+        eid = log_prompt_execution("t", True, 1.0, **{name: make()})
+        assert is_uuid(eid)
+        r = records.only()
+        assert r.execution_id == eid
+        assert getattr(r, name) == stored
+        assert type(getattr(r, name)) is int
+
+    @pytest.mark.parametrize(
+        ("args", "success"),
+        [
+            (lambda: (Hostile(), True, 1.0), None),
+            (lambda: ("t", Hostile(), 1.0), None),
+            (lambda: ("t", True, Hostile()), None),
+            (lambda: (Hostile(), Hostile(), Hostile()), None),
+            (lambda: ("t", 1, 1.0), True),
+            (lambda: ("t", None, 1.0), False),
+            (lambda: ("t", [], 0), False),
+        ],
+        ids=["key", "success", "time", "all", "int_success", "none_success", "empty_success"],
     )
     def test_hostile_required_values_return_none_or_an_id(
-        self, sink: MemorySink, args: Any
+        self, records: CapturedRecords, args: Any, success: bool | None
     ) -> None:
-        """Hostile required arguments never raise: the answer is None or an id."""
+        """Required arguments never raise: a hostile one gives None and records nothing; a
+        ``success`` that is not a bool but has a truth value gives an id, and that very
+        record is written with the truth value."""
         eid = log_prompt_execution(*args())
-        assert eid is None or is_uuid(eid)
+        stats = vividly_trace.stats()
+        assert stats["dropped"] == {}
+        if success is None:
+            assert eid is None
+            assert records == []
+            assert stats["enqueued"] == stats["written"] == 0
+        else:
+            assert is_uuid(eid)
+            r = records.only()
+            assert (r.execution_id, r.success) == (eid, success)
+            assert stats["written"] == 1
 
 
 class TestParent:
-    def test_parent_id_inside_a_decorated_function(self, sink: MemorySink) -> None:
+    def test_parent_id_inside_a_decorated_function(self, records: CapturedRecords) -> None:
         """Called inside a decorated call, the record names that call as its parent."""
         inner: list[str | None] = []
 
@@ -371,19 +405,21 @@ class TestParent:
             inner.append(log_prompt_execution("inner", True, 1.0))
 
         outer()
-        records = {r.template_key: r for r in sink.records}
-        assert records["inner"].execution_id == inner[0]
-        assert records["inner"].parent_execution_id == records["outer"].execution_id
-        assert records["outer"].parent_execution_id is None
+        by_key = {r.template_key: r for r in records}
+        assert sorted(by_key) == ["inner", "outer"]
+        assert by_key["inner"].execution_id == inner[0]
+        assert by_key["inner"].parent_execution_id == by_key["outer"].execution_id
+        assert by_key["outer"].parent_execution_id is None
 
-    def test_parent_id_inside_a_with_block(self, sink: MemorySink) -> None:
+    def test_parent_id_inside_a_with_block(self, records: CapturedRecords) -> None:
         """Inside ``with logged_prompt(...) as call`` the parent is that call."""
         with logged_prompt("outer") as call:
             log_prompt_execution("inner", True, 1.0)
-        inner = next(r for r in sink.records if r.template_key == "inner")
-        assert inner.parent_execution_id == call.execution_id
+        inner, outer = records
+        assert (inner.template_key, outer.template_key) == ("inner", "outer")
+        assert inner.parent_execution_id == call.execution_id == outer.execution_id
 
-    def test_no_parent_outside(self, sink: MemorySink) -> None:
+    def test_no_parent_outside(self, records: CapturedRecords) -> None:
         """Outside any decorated call there is no parent."""
         log_prompt_execution("t", True, 1.0)
-        assert only(sink).parent_execution_id is None
+        assert records.only().parent_execution_id is None

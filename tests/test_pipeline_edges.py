@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 import vividly_trace
+from tests.factories import make_record
 from vividly_trace import PricingTable, Usage, logged_prompt
 from vividly_trace.sinks import MemorySink
+from vividly_trace.testing import capture_records
 
 
 def test_call_ending_after_reconfigure_goes_to_the_new_pipeline() -> None:
@@ -44,36 +46,23 @@ def test_call_ending_after_shutdown_is_counted(caplog: pytest.LogCaptureFixture)
     vividly_trace.shutdown()
     with logged_prompt("late"):
         pass
-    pipeline.submit(vividly_trace._call.ReadyRecord(sink_record()))
+    pipeline.submit(vividly_trace._call.ReadyRecord(make_record("late")))
     assert pipeline.stats()["dropped"] == {"after_shutdown": 1}
     assert any("after shutdown" in r.getMessage() for r in caplog.records)
 
 
-def sink_record() -> vividly_trace.PromptExecution:
-    import datetime as _dt
-
-    return vividly_trace.PromptExecution(
-        execution_id="x",
-        template_key="late",
-        success=True,
-        response_time_ms=1.0,
-        started_at=_dt.datetime.now(_dt.timezone.utc),
-    )
-
-
 def test_sampling_keeps_blocked_responses() -> None:
     """Blocked prompts count as failures, which sampling always keeps."""
-    sink = MemorySink()
-    vividly_trace.configure(sinks=[sink], sync=True, spool_dir=False, sample_rate=0.0)
     blocked: dict[str, Any] = {
         "promptFeedback": {"blockReason": "SAFETY"},
         "usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3},
     }
     fine: dict[str, Any] = {"usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3}}
-    for response in (blocked, fine, blocked):
-        logged_prompt("k")(lambda r=response: r)()
-    assert [r.success for r in sink.records] == [False, False]
-    assert vividly_trace.stats()["sampled_out"] == 1
+    with capture_records(sample_rate=0.0) as records:
+        for response in (blocked, fine, blocked):
+            logged_prompt("k")(lambda r=response: r)()
+        assert vividly_trace.stats()["sampled_out"] == 1
+    assert [r.success for r in records] == [False, False]
 
 
 def test_disabled_environment_wins_over_configure(monkeypatch: pytest.MonkeyPatch) -> None:

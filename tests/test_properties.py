@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from hostile_objects import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import vividly_trace
+from tests.hostile_objects import (
     Bag,
     Boom,
     EvilBaseException,
@@ -33,14 +37,12 @@ from hostile_objects import (
     cyclic_dict,
     cyclic_list,
     deep,
+    plainly_valid,
 )
-from hostile_objects import RaisingResponse as _RaisingResponse
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-import vividly_trace
-from vividly_trace import log_prompt_execution, logged_prompt
+from tests.hostile_objects import RaisingResponse as _RaisingResponse
+from vividly_trace import PromptExecution, log_prompt_execution, logged_prompt
 from vividly_trace.sinks import MemorySink
+from vividly_trace.testing import capture_records
 
 SETTINGS = settings(
     max_examples=120,
@@ -275,22 +277,19 @@ def run_coro(coro: Any) -> Any:
 
 
 # -- checks -------------------------------------------------------------------------------
-def fresh_sink() -> MemorySink:
-    sink = MemorySink()
-    vividly_trace.configure(sinks=[sink], sync=True)
-    return sink
-
-
-def check_records(sink: MemorySink, calls: int) -> None:
-    """Every call is a record or a counted drop; each metadata dict is strict JSON."""
+def check_records(records: Sequence[PromptExecution], calls: int) -> None:
+    """Exactly one record per call, none dropped (call it while the set-up that wrote them
+    is active); each record's metadata is strict JSON, its template key and error message
+    plain text, the message at most 1000 characters."""
     assert vividly_trace.flush(5)
     stats = vividly_trace.stats()
-    dropped = sum(stats["dropped"].values())
-    assert len(sink.records) + dropped == calls, stats
-    for r in sink.records:
-        assert isinstance(r.metadata, dict)
+    assert stats["dropped"] == {}, stats
+    assert len(records) == calls, stats
+    assert stats["written"] == calls, stats
+    for r in records:
+        assert type(r.metadata) is dict
         json.dumps(r.metadata, allow_nan=False)
-        assert isinstance(r.template_key, str)
+        assert type(r.template_key) is str
         assert r.error_message is None or (
             type(r.error_message) is str and len(r.error_message) <= 1000
         )
@@ -302,21 +301,20 @@ class TestHostileMetadata:
     @given(meta=metadata)
     def test_log_prompt_execution_metadata(self, meta: Any) -> None:
         """Any metadata: log_prompt_execution returns an id and the record is JSON-safe."""
-        sink = fresh_sink()
-        eid = log_prompt_execution("t", True, 1.0, metadata=meta)
-        assert isinstance(eid, str)
-        check_records(sink, 1)
-        assert len(sink.records) == 1
+        with capture_records() as records:
+            eid = log_prompt_execution("t", True, 1.0, metadata=meta)
+            check_records(records, 1)
+        assert records.only().execution_id == eid
 
     @SETTINGS
     @given(meta=metadata, extra=st.dictionaries(keys, values, max_size=3))
     def test_with_block_metadata(self, meta: Any, extra: dict[Any, Any]) -> None:
         """Anything put into call.metadata gives a JSON-safe record."""
-        sink = fresh_sink()
-        with logged_prompt("t") as call:
-            call.metadata["m"] = meta
-            call.metadata.update(extra)
-        check_records(sink, 1)
+        with capture_records() as records:
+            with logged_prompt("t") as call:
+                call.metadata["m"] = meta
+                call.metadata.update(extra)
+            check_records(records, 1)
 
     @SETTINGS
     @given(meta=st.dictionaries(st.text(max_size=10), values, max_size=4))
@@ -330,7 +328,8 @@ class TestHostileMetadata:
             return 1
 
         assert f() == 1
-        check_records(sink, 1)
+        assert vividly_trace.flush(5)  # sink.records is a snapshot: take it once written
+        check_records(sink.records, 1)
 
 
 class TestHostileArguments:
@@ -360,26 +359,29 @@ class TestHostileArguments:
         model: Any,
         status: Any,
     ) -> None:
-        """Whatever it is given, log_prompt_execution returns an id or None."""
-        sink = fresh_sink()
-        eid = log_prompt_execution(
-            key,
-            success,
-            ms,
-            tokens[0],
-            tokens[1],
-            cost,
-            error,
-            None,
-            template_version=version,
-            ab_test_group=group,
-            model=model,
-            http_status=status,
-        )
-        assert eid is None or isinstance(eid, str)
-        check_records(sink, 1 if eid is not None else 0)
-        for r in sink.records:
-            json.dumps(r.to_dict(), allow_nan=False)
+        """Whatever it is given, log_prompt_execution returns an id (always when the required
+        arguments are plainly valid) whose record is written, or None and records nothing."""
+        with capture_records() as records:
+            eid = log_prompt_execution(
+                key,
+                success,
+                ms,
+                tokens[0],
+                tokens[1],
+                cost,
+                error,
+                None,
+                template_version=version,
+                ab_test_group=group,
+                model=model,
+                http_status=status,
+            )
+            check_records(records, 1 if eid is not None else 0)
+        if plainly_valid(key, success, ms):
+            assert eid is not None
+        if eid is not None:
+            assert records.only().execution_id == eid
+            json.dumps(records.only().to_dict(), allow_nan=False)
 
     @SETTINGS
     @given(
@@ -405,13 +407,13 @@ class TestHostileArguments:
         self, args: list[Any], kwargs: dict[str, Any], model: Any, response: Any
     ) -> None:
         """set_usage / set_model / record_response with hostile values never raise."""
-        sink = fresh_sink()
-        with logged_prompt("t", model="gemini-2.5-flash") as call:
-            call.record_response(response)
-            call.set_usage(*args)
-            call.set_usage(**kwargs)
-            call.set_model(model)
-        check_records(sink, 1)
+        with capture_records() as records:
+            with logged_prompt("t", model="gemini-2.5-flash") as call:
+                call.record_response(response)
+                call.set_usage(*args)
+                call.set_usage(**kwargs)
+                call.set_model(model)
+            check_records(records, 1)
 
     @pytest.mark.parametrize(
         "make",
@@ -420,10 +422,10 @@ class TestHostileArguments:
     )
     def test_set_usage_with_values_whose_dunders_raise(self, make: Any) -> None:
         """set_usage() with a value whose dunders raise does not raise."""
-        sink = fresh_sink()
-        with logged_prompt("t") as call:
-            call.set_usage(make(), make(), cached_tokens=make())
-        check_records(sink, 1)
+        with capture_records() as records:
+            with logged_prompt("t") as call:
+                call.set_usage(make(), make(), cached_tokens=make())
+            check_records(records, 1)
 
 
 class TestHostileResponses:
@@ -431,60 +433,60 @@ class TestHostileResponses:
     @given(response=responses)
     def test_sync_function_returns_the_same_object(self, response: Any) -> None:
         """A decorated function's return value passes through untouched, whatever it is."""
-        sink = fresh_sink()
+        with capture_records() as records:
 
-        @logged_prompt("t", model="gemini-2.5-flash")
-        def f() -> Any:
-            return response
+            @logged_prompt("t", model="gemini-2.5-flash")
+            def f() -> Any:
+                return response
 
-        assert f() is response
-        check_records(sink, 1)
+            assert f() is response
+            check_records(records, 1)
 
     @SETTINGS
     @given(response=responses)
     def test_async_function_returns_the_same_object(self, response: Any) -> None:
         """The same for an async function."""
-        sink = fresh_sink()
+        with capture_records() as records:
 
-        @logged_prompt("t")
-        async def f() -> Any:
-            return response
+            @logged_prompt("t")
+            async def f() -> Any:
+                return response
 
-        assert run_coro(f()) is response
-        check_records(sink, 1)
+            assert run_coro(f()) is response
+            check_records(records, 1)
 
     @SETTINGS
     @given(chunks=st.lists(plain_chunks, max_size=4))
     def test_generator_chunks_pass_through(self, chunks: list[Any]) -> None:
         """A decorated generator yields exactly its chunks, whatever they are."""
-        sink = fresh_sink()
+        with capture_records() as records:
 
-        @logged_prompt("t")
-        def stream() -> Iterator[Any]:
-            yield from chunks
+            @logged_prompt("t")
+            def stream() -> Iterator[Any]:
+                yield from chunks
 
-        got = list(stream())
-        assert len(got) == len(chunks)
-        assert all(a is b for a, b in zip(got, chunks, strict=True))
-        check_records(sink, 1)
+            got = list(stream())
+            assert len(got) == len(chunks)
+            assert all(a is b for a, b in zip(got, chunks, strict=True))
+            check_records(records, 1)
 
     @SETTINGS
     @given(chunks=st.lists(plain_chunks, max_size=4))
     def test_async_generator_chunks_pass_through(self, chunks: list[Any]) -> None:
         """The same for an async generator."""
-        sink = fresh_sink()
+        with capture_records() as records:
 
-        @logged_prompt("t")
-        async def stream() -> Any:
-            for c in chunks:
-                yield c
+            @logged_prompt("t")
+            async def stream() -> Any:
+                for c in chunks:
+                    yield c
 
-        async def consume() -> list[Any]:
-            return [c async for c in stream()]
+            async def consume() -> list[Any]:
+                return [c async for c in stream()]
 
-        got = run_coro(consume())
-        assert all(a is b for a, b in zip(got, chunks, strict=True))
-        check_records(sink, 1)
+            got = run_coro(consume())
+            assert all(a is b for a, b in zip(got, chunks, strict=True))
+            check_records(records, 1)
 
     @pytest.mark.parametrize(
         "make",
@@ -498,15 +500,17 @@ class TestHostileResponses:
     )
     def test_generator_chunk_raising_on_attribute_access(self, make: Any) -> None:
         """A chunk that raises on attribute access still passes through the stream."""
-        sink = fresh_sink()
-        chunk = make()
+        with capture_records() as records:
+            chunk = make()
 
-        @logged_prompt("t")
-        def stream() -> Iterator[Any]:
-            yield chunk
+            @logged_prompt("t")
+            def stream() -> Iterator[Any]:
+                yield chunk
 
-        assert [c for c in stream()] == [chunk] or True
-        check_records(sink, 1)
+            got = list(stream())
+            assert len(got) == 1
+            assert got[0] is chunk
+            check_records(records, 1)
 
 
 class TestOneBadValue:
@@ -525,32 +529,32 @@ class TestOneBadValue:
     )
     def test_one_bad_value_does_not_take_the_rest_of_the_metadata(self, make: Any) -> None:
         """A value that cannot be converted is replaced on its own; its neighbours stay."""
-        sink = fresh_sink()
-        log_prompt_execution("t", True, 1.0, metadata={"user": "u1", "n": 3, "bad": make()})
-        check_records(sink, 1)
-        meta = sink.records[0].metadata
-        assert meta["user"] == "u1"
-        assert meta["n"] == 3
-        assert "bad" in meta
+        with capture_records() as records:
+            log_prompt_execution("t", True, 1.0, metadata={"user": "u1", "n": 3, "bad": make()})
+            check_records(records, 1)
+            meta = records.only().metadata
+            assert meta["user"] == "u1"
+            assert meta["n"] == 3
+            assert "bad" in meta
 
     def test_a_huge_int_is_described_not_dropped(self) -> None:
         """An int too large for JSON text becomes a short description."""
-        sink = fresh_sink()
-        log_prompt_execution("t", True, 1.0, metadata={"big": 10**5000, "ok": 2**64})
-        assert sink.records[0].metadata == {"big": "<int of 16610 bits>", "ok": 2**64}
+        with capture_records() as records:
+            log_prompt_execution("t", True, 1.0, metadata={"big": 10**5000, "ok": 2**64})
+            assert records.only().metadata == {"big": "<int of 16610 bits>", "ok": 2**64}
 
 
 class TestLongReasons:
     def test_a_10mb_block_reason_is_cut(self) -> None:
         """A blocked response with a 10 MB block reason gives an error message <= 1000."""
-        sink = fresh_sink()
+        with capture_records() as records:
 
-        @logged_prompt("t")
-        def f() -> Any:
-            return _response({}, None, BIG, None, "none")
+            @logged_prompt("t")
+            def f() -> Any:
+                return _response({}, None, BIG, None, "none")
 
-        f()
-        check_records(sink, 1)
+            f()
+            check_records(records, 1)
 
 
 class TestHostileExceptions:
@@ -558,62 +562,62 @@ class TestHostileExceptions:
     @given(exc=exceptions)
     def test_the_same_exception_reaches_the_caller(self, exc: BaseException) -> None:
         """A hostile exception propagates as the very same object; the record says failed."""
-        sink = fresh_sink()
+        with capture_records() as records:
 
-        @logged_prompt("t")
-        def f() -> None:
-            raise exc
+            @logged_prompt("t")
+            def f() -> None:
+                raise exc
 
-        with pytest.raises(type(exc)) as info:
-            f()
-        assert info.value is exc
-        check_records(sink, 1)
-        assert [r.success for r in sink.records] == [False]
+            with pytest.raises(type(exc)) as info:
+                f()
+            assert info.value is exc
+            check_records(records, 1)
+            assert [r.success for r in records] == [False]
 
     @SETTINGS
     @given(exc=exceptions)
     def test_the_same_exception_leaves_a_with_block(self, exc: BaseException) -> None:
         """The same through ``with logged_prompt(...)``."""
-        sink = fresh_sink()
-        with pytest.raises(type(exc)) as info, logged_prompt("t"):
-            raise exc
-        assert info.value is exc
-        check_records(sink, 1)
+        with capture_records() as records:
+            with pytest.raises(type(exc)) as info, logged_prompt("t"):
+                raise exc
+            assert info.value is exc
+            check_records(records, 1)
 
     @SETTINGS
     @given(exc=exceptions)
     def test_the_same_exception_leaves_an_async_function(self, exc: BaseException) -> None:
         """The same for an async function."""
-        sink = fresh_sink()
+        with capture_records() as records:
 
-        @logged_prompt("t")
-        async def f() -> None:
-            raise exc
+            @logged_prompt("t")
+            async def f() -> None:
+                raise exc
 
-        with pytest.raises(type(exc)) as info:
-            run_coro(f())
-        assert info.value is exc
-        check_records(sink, 1)
+            with pytest.raises(type(exc)) as info:
+                run_coro(f())
+            assert info.value is exc
+            check_records(records, 1)
 
     @SETTINGS
     @given(exc=exceptions, before=st.integers(min_value=0, max_value=2))
     def test_the_same_exception_leaves_a_generator(self, exc: BaseException, before: int) -> None:
         """An exception in the middle of a stream reaches the consumer as the same object."""
-        sink = fresh_sink()
+        with capture_records() as records:
 
-        @logged_prompt("t")
-        def stream() -> Iterator[int]:
-            yield from range(before)
-            raise exc
+            @logged_prompt("t")
+            def stream() -> Iterator[int]:
+                yield from range(before)
+                raise exc
 
-        got: list[int] = []
-        with pytest.raises(type(exc)) as info:
-            for chunk in stream():
-                got.append(chunk)
-        assert info.value is exc
-        assert got == list(range(before))
-        check_records(sink, 1)
-        assert [r.success for r in sink.records] == [False]
+            got: list[int] = []
+            with pytest.raises(type(exc)) as info:
+                for chunk in stream():
+                    got.append(chunk)
+            assert info.value is exc
+            assert got == list(range(before))
+            check_records(records, 1)
+            assert [r.success for r in records] == [False]
 
 
 #: Wrong types whose dunders behave (decoration-time arguments are configuration: an
@@ -644,15 +648,17 @@ class TestHostileDecoratorArguments:
     ) -> None:
         """logged_prompt(...) either refuses its arguments with ConfigurationError right
         away, or every call through it records."""
-        sink = fresh_sink()
-        try:
-            deco = logged_prompt(key, version=version, ab_group=group, model=model, metadata=meta)
-        except vividly_trace.ConfigurationError:
-            return
+        with capture_records() as records:
+            try:
+                deco = logged_prompt(
+                    key, version=version, ab_group=group, model=model, metadata=meta
+                )
+            except vividly_trace.ConfigurationError:
+                return
 
-        @deco
-        def f() -> int:
-            return 7
+            @deco
+            def f() -> int:
+                return 7
 
-        assert f() == 7
-        check_records(sink, 1)
+            assert f() == 7
+            check_records(records, 1)

@@ -8,6 +8,7 @@ import pytest
 
 import vividly_trace
 from vividly_trace import ResponseInfo, Usage, register_extractor
+from vividly_trace.testing import capture_records
 from vividly_trace.usage import extract, unregister_extractor
 
 
@@ -103,10 +104,9 @@ class TestRegistry:
 
         register_extractor(other)
         try:
-            sink = vividly_trace.sinks.MemorySink()
-            vividly_trace.configure(sinks=[sink], sync=True, spool_dir=False)
-            vividly_trace.logged_prompt("k")(OtherResponse)()
-            [rec] = sink.records
+            with capture_records() as records:
+                vividly_trace.logged_prompt("k")(OtherResponse)()
+            rec = records.only()
             assert (rec.provider, rec.input_token_count, rec.total_token_count) == ("other", 7, 10)
         finally:
             unregister_extractor(other)

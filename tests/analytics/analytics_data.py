@@ -1,8 +1,9 @@
 """A seeded data set for the analytics tests, and the answers computed from it by hand.
 
-The records are built here, in Python, and written through the real SQLSink (migrations,
-triggers); the expected answers are computed from the same Python list with the standard
-library (``statistics.quantiles``, ``Decimal`` sums), never with the code under test.
+The records are built here, in Python (with ``tests.factories.make_record``), and written
+through the real SQLSink (migrations, triggers); the expected answers are computed from the
+same Python list with the standard library (``statistics.quantiles``, ``Decimal`` sums),
+never with the code under test.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from tests.factories import make_record
 from vividly_trace import PromptExecution
 
 UTC = dt.timezone.utc
@@ -112,9 +114,9 @@ def make_records(seed: int = 20260302) -> list[PromptExecution]:
                     inp = out = 0
                     cost = None if cost is None else Decimal(0)
             records.append(
-                PromptExecution(
+                make_record(
+                    template,
                     execution_id=f"{n:08x}-0000-7000-8000-{rng.getrandbits(48):012x}",
-                    template_key=template,
                     template_version=version,
                     ab_test_group=group,
                     success=not failed,
@@ -133,18 +135,6 @@ def make_records(seed: int = 20260302) -> list[PromptExecution]:
                 )
             )
     return records
-
-
-def write(url: str, records: Sequence[PromptExecution]) -> None:
-    """Write through the real sink (schema migrations and statistics triggers)."""
-    from vividly_trace.sinks.sql import SQLSink
-
-    sink = SQLSink(url)
-    try:
-        for i in range(0, len(records), 100):
-            sink.write_batch(records[i : i + 100])
-    finally:
-        sink.close()
 
 
 # -- the answers, by hand -------------------------------------------------------------------

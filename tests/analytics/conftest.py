@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from analytics_data import make_records, write
 
+from tests.analytics.analytics_data import make_records
+from tests.sql.sql_helpers import write_records
 from vividly_trace import PromptExecution
 from vividly_trace.testing.postgres import create_database
 
@@ -38,7 +39,7 @@ def _dataset() -> list[PromptExecution]:
 def _sqlite_store(dataset: list[PromptExecution], tmp_path_factory: pytest.TempPathFactory) -> str:
     """The data set in a SQLite file."""
     url = f"sqlite:///{tmp_path_factory.mktemp('analytics') / 'store.db'}"
-    write(url, dataset)
+    write_records(url, dataset)
     return url
 
 
@@ -47,7 +48,7 @@ def _pg_store(dataset: list[PromptExecution], request: pytest.FixtureRequest) ->
     """The data set in PostgreSQL, whose sessions run in Pacific/Auckland time."""
     url = new_pg_database(request.getfixturevalue("postgres_server"))
     far_timezone(url)
-    write(url, dataset)
+    write_records(url, dataset)
     return url
 
 

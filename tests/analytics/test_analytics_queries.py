@@ -11,7 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from analytics_data import (
+
+from tests.analytics.analytics_data import (
     DAYS,
     JSON_PATTERN,
     QUOTA_PATTERN,
@@ -23,7 +24,6 @@ from analytics_data import (
     expected_percentile,
     latencies,
 )
-
 from vividly_trace import ConfigurationError, MissingExtraError, PromptExecution
 from vividly_trace.analytics import (
     ABComparison,

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.factories import make_record
+from tests.sql.sql_helpers import write_records
 from vividly_trace import ConfigurationError, PricingTable, PromptExecution
 from vividly_trace.analytics import StoreUnavailableError, reprice
 
@@ -29,16 +31,9 @@ def pro_cost(inp: int, out: int, cached: int = 0) -> Decimal:
     return ((inp - cached) * Decimal("1.25") + cached * Decimal("0.125") + out * Decimal("10")) / M
 
 
-def record(i: int, template: str, **fields: Any) -> PromptExecution:
-    base: dict[str, Any] = {
-        "execution_id": f"{i:08x}-0000-7000-8000-000000000000",
-        "template_key": template,
-        "success": True,
-        "response_time_ms": 10.0 + i,
-        "started_at": dt.datetime(2026, 5, 1, tzinfo=UTC) + dt.timedelta(minutes=i),
-    }
-    base.update(fields)
-    return PromptExecution(**base)
+def minute(i: int) -> dt.datetime:
+    """When record ``i`` of the data set started: ``i`` minutes into 2026-05-01 (UTC)."""
+    return dt.datetime(2026, 5, 1, tzinfo=UTC) + dt.timedelta(minutes=i)
 
 
 def make_records() -> tuple[list[PromptExecution], dict[str, Decimal | None]]:
@@ -50,9 +45,10 @@ def make_records() -> tuple[list[PromptExecution], dict[str, Decimal | None]]:
         i += 1
         inp, out = 100 + 37 * n, 20 + 11 * n
         cached = 64 if n % 3 == 0 else None
-        r = record(
-            i,
+        r = make_record(
             "nlu",
+            n=i,
+            started_at=minute(i),
             model="gemini-2.5-flash",
             input_token_count=inp,
             output_token_count=out,
@@ -67,9 +63,10 @@ def make_records() -> tuple[list[PromptExecution], dict[str, Decimal | None]]:
     for n in range(9):
         i += 1
         inp, out = 2000 + 100 * n, 400 + 9 * n
-        r = record(
-            i,
+        r = make_record(
             "scripts",
+            n=i,
+            started_at=minute(i),
             model="models/gemini-2.5-pro-001",  # normalised to gemini-2.5-pro
             input_token_count=inp,
             output_token_count=out,
@@ -81,13 +78,21 @@ def make_records() -> tuple[list[PromptExecution], dict[str, Decimal | None]]:
         right[r.execution_id] = pro_cost(inp, out, 1024)
     # Left as they are: a failure with no tokens, an unknown model, a manual cost with no model.
     i += 1
-    r = record(i, "nlu", success=False, model="gemini-2.5-flash", error_type="ClientError")
+    r = make_record(
+        "nlu",
+        n=i,
+        started_at=minute(i),
+        success=False,
+        model="gemini-2.5-flash",
+        error_type="ClientError",
+    )
     records.append(r)
     right[r.execution_id] = None
     i += 1
-    r = record(
-        i,
+    r = make_record(
         "nlu",
+        n=i,
+        started_at=minute(i),
         model="in-house-model",
         input_token_count=10,
         output_token_count=10,
@@ -97,20 +102,17 @@ def make_records() -> tuple[list[PromptExecution], dict[str, Decimal | None]]:
     records.append(r)
     right[r.execution_id] = None
     i += 1
-    r = record(i, "scripts", input_token_count=10, output_token_count=10, cost_usd=Decimal("0.25"))
+    r = make_record(
+        "scripts",
+        n=i,
+        started_at=minute(i),
+        input_token_count=10,
+        output_token_count=10,
+        cost_usd=Decimal("0.25"),
+    )
     records.append(r)
     right[r.execution_id] = None
     return records, right
-
-
-def write(url: str, records: list[PromptExecution]) -> None:
-    from vividly_trace.sinks.sql import SQLSink
-
-    sink = SQLSink(url)
-    try:
-        sink.write_batch(records)
-    finally:
-        sink.close()
 
 
 def stored(url: str) -> dict[str, tuple[Decimal | None, str | None]]:
@@ -154,8 +156,11 @@ def totals_match_aggregates(url: str) -> dict[str, tuple[Any, Any]]:
     return out
 
 
-def assert_totals_equal(url: str, sqlite: bool) -> None:
-    for name, (total, aggregate) in totals_match_aggregates(url).items():
+def assert_totals_equal(url: str, sqlite: bool, templates: set[str]) -> None:
+    """Each of ``templates`` (exactly those are stored) has totals equal to its aggregates."""
+    totals = totals_match_aggregates(url)
+    assert set(totals) == templates
+    for name, (total, aggregate) in totals.items():
         if sqlite:  # SQLite's total is a floating-point sum (see schema.py)
             assert float(total) == pytest.approx(float(aggregate), rel=1e-12, abs=1e-15), name
         else:
@@ -166,7 +171,7 @@ class TestReprice:
     def test_dry_run_then_reprice_then_idempotent(self, fresh_url: str) -> None:
         """Dry run writes nothing; reprice sets the right costs and keeps totals equal."""
         records, right = make_records()
-        write(fresh_url, records)
+        write_records(fresh_url, records)
         before = stored(fresh_url)
         sqlite = fresh_url.startswith("sqlite")
         table = PricingTable.default()
@@ -203,19 +208,20 @@ class TestReprice:
             else:
                 assert cost == right[r.execution_id]
                 assert version == table.version
-        assert_totals_equal(fresh_url, sqlite)
+        assert_totals_equal(fresh_url, sqlite, {"nlu", "scripts"})
 
         again = reprice(fresh_url)
         assert (again.updated, again.cost_changed) == (0, 0)
         assert stored(fresh_url) == after
 
         # The insert trigger keeps adding to the repriced totals.
-        write(
+        write_records(
             fresh_url,
             [
-                record(
-                    999,
+                make_record(
                     "nlu",
+                    n=999,
+                    started_at=minute(999),
                     model="gemini-2.5-flash",
                     input_token_count=10,
                     output_token_count=1,
@@ -223,12 +229,12 @@ class TestReprice:
                 )
             ],
         )
-        assert_totals_equal(fresh_url, sqlite)
+        assert_totals_equal(fresh_url, sqlite, {"nlu", "scripts"})
 
     def test_custom_price_table_and_window(self, fresh_url: str, tmp_path: Path) -> None:
         """A given table reprices with its prices and records its version; filters apply."""
         records, _ = make_records()
-        write(fresh_url, records)
+        write_records(fresh_url, records)
         prices = tmp_path / "prices.toml"
         prices.write_text(
             'version = "ours-2026-05"\n'
@@ -255,7 +261,7 @@ class TestReprice:
             elif r.template_key == "scripts":
                 assert after[r.execution_id][1] != "ours-2026-05"
         assert result.unknown_models == ()
-        assert_totals_equal(fresh_url, fresh_url.startswith("sqlite"))
+        assert_totals_equal(fresh_url, fresh_url.startswith("sqlite"), {"nlu", "scripts"})
 
         window = reprice(
             fresh_url,
@@ -273,7 +279,7 @@ class TestReprice:
         assert not (tmp_path / "missing.db").exists()
         records, _ = make_records()
         good = f"sqlite:///{tmp_path / 'store.db'}"
-        write(good, records)
+        write_records(good, records)
         with pytest.raises(ConfigurationError, match="cannot read price table"):
             reprice(good, pricing=str(tmp_path / "nope.toml"))
         with pytest.raises(ConfigurationError, match="batch_size"):
@@ -285,36 +291,55 @@ class TestCachedAudio:
     def test_cached_audio_is_billed_at_the_cached_audio_rate(self, fresh_url: str) -> None:
         """The stored cached audio count prices its tokens at the cached-audio rate (not
         the cached text one); the template totals follow through the UPDATE trigger."""
+
         # 1000 prompt tokens: 600 cached, of which 200 audio; 300 audio in all; 10 output.
         # So 300 plain, 100 uncached audio, 400 cached text, 200 cached audio. Prices per 1M
         # (gemini.toml), input / audio / cached / cached audio / output:
         # gemini-2.5-flash 0.30 / 1.00 / 0.03 / 0.10 / 2.50,
         # gemini-2.0-flash 0.10 / 0.70 / 0.025 / 0.175 / 0.40.
         def by_hand(inp: str, audio: str, cached: str, cached_audio: str, out: str) -> Decimal:
-            return (300 * Decimal(inp) + 100 * Decimal(audio) + 400 * Decimal(cached)
-                    + 200 * Decimal(cached_audio) + 10 * Decimal(out)) / M
+            return (
+                300 * Decimal(inp)
+                + 100 * Decimal(audio)
+                + 400 * Decimal(cached)
+                + 200 * Decimal(cached_audio)
+                + 10 * Decimal(out)
+            ) / M
 
         expected = {
             "gemini-2.5-flash": by_hand("0.30", "1.00", "0.03", "0.10", "2.50"),
             "gemini-2.0-flash": by_hand("0.10", "0.70", "0.025", "0.175", "0.40"),
         }
-        assert expected == {"gemini-2.5-flash": Decimal("0.000247"),
-                            "gemini-2.0-flash": Decimal("0.000149")}
+        assert expected == {
+            "gemini-2.5-flash": Decimal("0.000247"),
+            "gemini-2.0-flash": Decimal("0.000149"),
+        }
         # Without the cached audio count (a row stored before revision 0002): the 600 cached
         # tokens at the cached text rate, the 300 audio ones at the audio rate, 100 plain.
-        as_text = (100 * Decimal("0.30") + 300 * Decimal("1.00") + 600 * Decimal("0.03")
-                   + 10 * Decimal("2.50")) / M
+        as_text = (
+            100 * Decimal("0.30")
+            + 300 * Decimal("1.00")
+            + 600 * Decimal("0.03")
+            + 10 * Decimal("2.50")
+        ) / M
         tokens: dict[str, Any] = {
-            "input_token_count": 1000, "output_token_count": 10, "total_token_count": 1010,
-            "cached_token_count": 600, "audio_input_token_count": 300,
+            "input_token_count": 1000,
+            "output_token_count": 10,
+            "total_token_count": 1010,
+            "cached_token_count": 600,
+            "audio_input_token_count": 300,
             "cost_usd": Decimal("0.5"),
         }
         records = [
-            record(1, "voice", model="gemini-2.5-flash", cached_audio_token_count=200, **tokens),
-            record(2, "voice", model="gemini-2.0-flash", cached_audio_token_count=200, **tokens),
-            record(3, "voice", model="gemini-2.5-flash", **tokens),
+            make_record(
+                "voice", n=1, model="gemini-2.5-flash", cached_audio_token_count=200, **tokens
+            ),
+            make_record(
+                "voice", n=2, model="gemini-2.0-flash", cached_audio_token_count=200, **tokens
+            ),
+            make_record("voice", n=3, model="gemini-2.5-flash", **tokens),
         ]
-        write(fresh_url, records)
+        write_records(fresh_url, records)
         result = reprice(fresh_url)
         assert (result.updated, result.cost_changed) == (3, 3)
         after = stored(fresh_url)
@@ -324,7 +349,7 @@ class TestCachedAudio:
         assert after[records[2].execution_id] == (as_text, version)
         assert as_text == Decimal("0.000373")
         assert result.new_cost_usd == Decimal("0.000769")
-        assert_totals_equal(fresh_url, fresh_url.startswith("sqlite"))
+        assert_totals_equal(fresh_url, fresh_url.startswith("sqlite"), {"voice"})
 
     def test_a_store_before_revision_0002_is_refused(self, fresh_url: str) -> None:
         """A store at revision 0001 (no cached audio column, no UPDATE trigger): reprice,

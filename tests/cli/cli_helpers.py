@@ -1,4 +1,4 @@
-"""Helpers of the command-line tests: the real ``vividly-trace`` entry point, records."""
+"""Helpers of the command-line tests: the real ``vividly-trace`` entry point, a data set."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+from tests.factories import make_record
 from vividly_trace import PromptExecution
 
 UTC = dt.timezone.utc
@@ -65,9 +65,9 @@ def make_records(
         failed = rng.random() < failure
         inp, outp = rng.randint(50, 500), rng.randint(10, 200)
         out.append(
-            PromptExecution(
+            make_record(
+                template,
                 execution_id=f"{prefix}{i:04x}-0000-7000-8000-{rng.getrandbits(48):012x}",
-                template_key=template,
                 template_version=version,
                 ab_test_group=group,
                 success=not failed,
@@ -87,14 +87,3 @@ def make_records(
             )
         )
     return out
-
-
-def write(url: str, records: Sequence[PromptExecution]) -> None:
-    """Through the real SQL sink."""
-    from vividly_trace.sinks.sql import SQLSink
-
-    sink = SQLSink(url)
-    try:
-        sink.write_batch(list(records))
-    finally:
-        sink.close()

@@ -6,12 +6,14 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from cli_helpers import UTC, make_records, write
+
+from tests.cli.cli_helpers import UTC, make_records
+from tests.sql.sql_helpers import write_records
 
 
 @pytest.fixture(name="store_url")
 def _store_url(tmp_path: Path) -> str:
     """A SQLite store with 400 recent executions."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    write(url, make_records(400, dt.datetime.now(UTC) - dt.timedelta(minutes=5)))
+    write_records(url, make_records(400, dt.datetime.now(UTC) - dt.timedelta(minutes=5)))
     return url

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from cli_helpers import UTC, cli_env, entry_point, make_records, run_cli, write
 
+from tests.cli.cli_helpers import UTC, cli_env, entry_point, make_records, run_cli
+from tests.sql.sql_helpers import write_records
 from vividly_trace import PricingTable
 
 
@@ -206,9 +207,9 @@ class TestTail:
             time.sleep(1.0)
             assert proc.poll() is None  # waiting for new executions
             fresh = make_records(5, dt.datetime.now(UTC), seed=99, prefix="0192", span_s=1)
-            write(store_url, fresh[:2])
+            write_records(store_url, fresh[:2])
             time.sleep(0.5)
-            write(store_url, fresh[2:])
+            write_records(store_url, fresh[2:])
             out, err = proc.communicate(timeout=30)
         finally:
             if proc.poll() is None:
@@ -249,6 +250,7 @@ class TestReprice:
             ).all()
         engine.dispose()
         assert versions == {PricingTable.default().version}
+        assert len(totals) == 3  # the data set's templates: nlu v1/A, nlu v2/B, clarify
         for total, aggregate in totals:
             assert total == pytest.approx(aggregate, rel=1e-12)
 

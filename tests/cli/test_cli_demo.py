@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_chromium import Chromium, find_chromium
-from cli_helpers import ARTIFACTS, ROOT, cli_env
+
+from tests.cli.cli_chromium import Chromium, find_chromium
+from tests.cli.cli_helpers import ARTIFACTS, ROOT, cli_env
 
 DEMO_BUDGET_S = 30.0
 
@@ -121,6 +122,7 @@ class TestDemo:
             check=True,
         )
         site = str(installed["site"])
+        assert len(probe.stdout.splitlines()) == 3, probe.stdout
         for line in probe.stdout.splitlines():
             assert line.startswith(site), line
         assert (installed["site"] / "vividly_trace/sinks/sql/migrations/versions").is_dir()
@@ -326,8 +328,7 @@ def test_artifacts_dir_is_ignored() -> None:
 def test_with_a_key_the_services_call_the_api(gemini: Any, tmp_path: Path) -> None:
     """GEMINI_API_KEY set: at most 16 calls to the API (here the fake, through the client's own
     GOOGLE_GEMINI_BASE_URL setting), with the key, real timestamps."""
-    from cli_helpers import run_cli
-
+    from tests.cli.cli_helpers import run_cli
     from vividly_trace.testing.fake_gemini import Scenario
 
     gemini.set_default(Scenario(text='{"intent": "play_music", "slots": {}}', prompt_tokens=40))
@@ -344,7 +345,7 @@ def test_with_a_key_the_services_call_the_api(gemini: Any, tmp_path: Path) -> No
 
 def test_offline_flag_ignores_the_key(gemini: Any, tmp_path: Path) -> None:
     """--offline: the fake servers even with GEMINI_API_KEY set; the API is never called."""
-    from cli_helpers import run_cli
+    from tests.cli.cli_helpers import run_cli
 
     env = cli_env(GEMINI_API_KEY="test-key", GOOGLE_GEMINI_BASE_URL=gemini.url)
     result = run_cli(

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import API_KEY, HERE, ROOT, SECRETS
+
+from tests.reliability.reliability_helpers import API_KEY, HERE, ROOT, SECRETS
 
 RELIABILITY_MD = ROOT / "RELIABILITY.md"
 _DATA_START = "<!-- reliability-data"
@@ -208,7 +209,10 @@ def _git_commit() -> str:
     try:
         out = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
         return out.stdout.strip() or "?"
     except (OSError, subprocess.SubprocessError):
@@ -250,8 +254,13 @@ def _write_reliability(config: pytest.Config, collector: Collector) -> None:
         for key in keys:
             row = dict(collector.rows[key])
             row.update(
-                result=outcome, date=now, command=command, machine=machine, commit=commit,
-                doc=collector.docs.get(nodeid, ""), nodeid=nodeid,
+                result=outcome,
+                date=now,
+                command=command,
+                machine=machine,
+                commit=commit,
+                doc=collector.docs.get(nodeid, ""),
+                nodeid=nodeid,
             )
             rows[key] = row
     RELIABILITY_MD.write_text(_render(rows), "utf-8")
@@ -304,11 +313,13 @@ def _render(rows: dict[str, Any]) -> str:
         if scenario in seen:
             continue
         seen.add(scenario)
-        lines.append(f"- **{scenario}** (`{row.get('nodeid', '?').split('[')[0]}`): "
-                     f"{row.get('doc', '')}")
+        lines.append(
+            f"- **{scenario}** (`{row.get('nodeid', '?').split('[')[0]}`): {row.get('doc', '')}"
+        )
     lines += ["", "## Machines", ""]
-    machines = sorted({(r.get("version"), r.get("machine", "?"), r.get("commit", "?"))
-                       for r in rows.values()})
+    machines = sorted(
+        {(r.get("version"), r.get("machine", "?"), r.get("commit", "?")) for r in rows.values()}
+    )
     for version, machine, commit in machines:
         lines.append(f"- {version}: {machine}; commit {commit} (working tree as found)")
     lines += [

@@ -76,18 +76,25 @@ def _sql(url: str) -> Any:
     return SQLSink(url, connect_timeout=2)
 
 
-def _produce(log: OfferedLog, n: int, key: str, pause: float, stop: threading.Event | None,
-             i0: int = 0) -> None:
+def _produce(
+    log: OfferedLog, n: int, key: str, pause: float, stop: threading.Event | None, i0: int = 0
+) -> None:
     """Log ``n`` records (or until ``stop``), alternating the three public forms."""
     i = i0
     while (n < 0 or i - i0 < n) and not (stop is not None and stop.is_set()):
         form = i % 3
         if form == 0:
-            log.add(log_prompt_execution(
-                key, i % 7 != 0, 1.0 + i % 50, 100 + i % 90, i % 40,
-                error_message=None if i % 7 else secret_text(i),
-                metadata=secret_metadata(i) if i % 5 == 0 else {"i": i},
-            ))
+            log.add(
+                log_prompt_execution(
+                    key,
+                    i % 7 != 0,
+                    1.0 + i % 50,
+                    100 + i % 90,
+                    i % 40,
+                    error_message=None if i % 7 else secret_text(i),
+                    metadata=secret_metadata(i) if i % 5 == 0 else {"i": i},
+                )
+            )
         elif form == 1:
             with logged_prompt(key, version="v2", model="gemini-2.5-flash") as call:
                 call.set_usage(input_tokens=i % 300, output_tokens=i % 30)
@@ -129,8 +136,10 @@ def sigterm(a: dict[str, Any]) -> None:
     parent sends SIGTERM; vividly_trace's handler flushes, then the process dies of it."""
     vividly_trace.configure(
         sinks=[vividly_trace.sinks.JSONLinesSink(a["jsonl"]), _sql(a["url"])],
-        flush_interval=a["flush_interval"], batch_size=a["batch_size"],
-        spool_dir=a["spool_dir"], shutdown_timeout=a.get("shutdown_timeout", 20),
+        flush_interval=a["flush_interval"],
+        batch_size=a["batch_size"],
+        spool_dir=a["spool_dir"],
+        shutdown_timeout=a.get("shutdown_timeout", 20),
     )
     log = OfferedLog(a["offered"])
 
@@ -151,8 +160,10 @@ def normal_exit(a: dict[str, Any]) -> None:
     writes them."""
     vividly_trace.configure(
         sinks=[vividly_trace.sinks.JSONLinesSink(a["jsonl"]), _sql(a["url"])],
-        flush_interval=a["flush_interval"], batch_size=a["batch_size"],
-        queue_size=a["threads"] * a["per_thread"], spool_dir=a["spool_dir"],
+        flush_interval=a["flush_interval"],
+        batch_size=a["batch_size"],
+        queue_size=a["threads"] * a["per_thread"],
+        spool_dir=a["spool_dir"],
         shutdown_timeout=a.get("shutdown_timeout", 60),
     )
     log = OfferedLog(a["offered"])
@@ -171,7 +182,8 @@ def kill9(a: dict[str, Any]) -> None:
     parent kills the process with SIGKILL."""
     vividly_trace.configure(
         sinks=[vividly_trace.sinks.JSONLinesSink(a["jsonl"], fsync=True)],
-        flush_interval=a["flush_interval"], batch_size=a["batch_size"],
+        flush_interval=a["flush_interval"],
+        batch_size=a["batch_size"],
         spool_dir=a["spool_dir"],
     )
     log = OfferedLog(a["offered"])
@@ -189,8 +201,11 @@ def kill9_spooling(a: dict[str, Any]) -> None:
     """The sink is dead: every batch goes to the spool (no retries). The parent kills the
     process with SIGKILL while the worker is spooling."""
     vividly_trace.configure(
-        sinks=[DeadSink("dead")], flush_interval=a["flush_interval"],
-        batch_size=a["batch_size"], max_retries=0, spool_dir=a["spool_dir"],
+        sinks=[DeadSink("dead")],
+        flush_interval=a["flush_interval"],
+        batch_size=a["batch_size"],
+        max_retries=0,
+        spool_dir=a["spool_dir"],
     )
     log = OfferedLog(a["offered"])
 
@@ -208,8 +223,11 @@ def fork_after_queue(a: dict[str, Any]) -> None:
     forks; the child logs its own records and exits normally; so does the parent."""
     vividly_trace.configure(
         sinks=[vividly_trace.sinks.JSONLinesSink(a["jsonl"]), _sql(a["url"])],
-        flush_interval=3600, batch_size=1_000_000, spool_dir=a["spool_dir"],
-        queue_size=a["parent_records"] + a["child_records"], shutdown_timeout=60,
+        flush_interval=3600,
+        batch_size=1_000_000,
+        spool_dir=a["spool_dir"],
+        queue_size=a["parent_records"] + a["child_records"],
+        shutdown_timeout=60,
     )
     log = OfferedLog(a["offered_parent"])
     _produce(log, a["parent_records"], "parent", 0.0, None)
@@ -222,8 +240,10 @@ def fork_after_queue(a: dict[str, Any]) -> None:
         # A normal exit of the child (atexit hooks run), as a pre-fork server's worker does.
         sys.exit(0 if ok else 3)
     _, status = os.waitpid(pid, 0)
-    print(json.dumps({"child_exit": os.waitstatus_to_exitcode(status),
-                      "queued_at_fork": queued}), flush=True)
+    print(
+        json.dumps({"child_exit": os.waitstatus_to_exitcode(status), "queued_at_fork": queued}),
+        flush=True,
+    )
 
 
 def memory_burst(a: dict[str, Any]) -> None:
@@ -233,17 +253,26 @@ def memory_burst(a: dict[str, Any]) -> None:
 
     from vividly_trace._config import get_pipeline
 
-    response = types.GenerateContentResponse.model_validate({
-        "candidates": [{"content": {"parts": [{"text": "hello"}], "role": "model"},
-                        "finishReason": "STOP"}],
-        "usageMetadata": {"promptTokenCount": 1234, "candidatesTokenCount": 210,
-                          "cachedContentTokenCount": 1024, "thoughtsTokenCount": 350,
-                          "totalTokenCount": 1794},
-        "modelVersion": "gemini-2.5-flash",
-    })
+    response = types.GenerateContentResponse.model_validate(
+        {
+            "candidates": [
+                {"content": {"parts": [{"text": "hello"}], "role": "model"}, "finishReason": "STOP"}
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 1234,
+                "candidatesTokenCount": 210,
+                "cachedContentTokenCount": 1024,
+                "thoughtsTokenCount": 350,
+                "totalTokenCount": 1794,
+            },
+            "modelVersion": "gemini-2.5-flash",
+        }
+    )
     sink: Any = DeadSink("dead") if a["mode"] == "raising" else HungSink("dead")
     vividly_trace.configure(
-        sinks=[sink], spool_dir=a["spool_dir"], spool_max_bytes=a["spool_max_bytes"],
+        sinks=[sink],
+        spool_dir=a["spool_dir"],
+        spool_max_bytes=a["spool_max_bytes"],
         shutdown_timeout=2,
     )
 
@@ -280,12 +309,20 @@ def memory_burst(a: dict[str, Any]) -> None:
     assert pipeline is not None
     vividly_trace.shutdown(timeout=2)
     stats = pipeline.stats()
-    print(json.dumps({
-        "offered": 2000 + per_thread * a["threads"],
-        "hwm_before": before, "rss_before": rss_before,
-        "hwm_after_burst": after_burst, "hwm_end": status("VmHWM"),
-        "burst_s": burst_s, "stats": stats,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "offered": 2000 + per_thread * a["threads"],
+                "hwm_before": before,
+                "rss_before": rss_before,
+                "hwm_after_burst": after_burst,
+                "hwm_end": status("VmHWM"),
+                "burst_s": burst_s,
+                "stats": stats,
+            }
+        ),
+        flush=True,
+    )
 
 
 SCENARIOS = {

@@ -1,8 +1,10 @@
 """Shared pieces of the reliability suite: fake secrets, versions, polling, subprocesses,
 the per-process load body, and checks against the SQL store.
 
-Imported by the test modules and by the processes they spawn (``multiprocessing`` spawn
-passes ``sys.path`` on, so this module is importable there too).
+Imported by the test modules as ``tests.reliability.reliability_helpers``, so also by the
+processes they spawn (``multiprocessing`` spawn passes ``sys.path`` on, and the repository
+root is on it: ``pythonpath`` in the pytest options), and by bare name by
+``reliability_apps.py``, which runs as a script (its directory is its ``sys.path[0]``).
 """
 
 from __future__ import annotations
@@ -116,8 +118,11 @@ class Finished:
 
 def app_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment of an application subprocess (inherits the fake API key)."""
-    env = {**os.environ, "VIVIDLY_TRACE_SPOOL_DIR": str(tmp_path / "spool"),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "VIVIDLY_TRACE_SPOOL_DIR": str(tmp_path / "spool"),
+        "PYTHONUNBUFFERED": "1",
+    }
     for var in ("VIVIDLY_TRACE_DATABASE_URL", "VIVIDLY_TRACE_SINKS", "VIVIDLY_TRACE_DISABLED"):
         env.pop(var, None)
     env.update(extra)
@@ -149,8 +154,9 @@ def wait_app(
     ok = wait_until(lambda: proc.poll() is not None or predicate(), timeout)
     if proc.poll() is not None and not predicate():
         err = Path(proc._vt_files[3]).read_text("utf-8", "replace")  # type: ignore[attr-defined]
-        raise AssertionError(f"the application ended ({proc.returncode}) before {what}:\n"
-                             f"{err[-3000:]}")
+        raise AssertionError(
+            f"the application ended ({proc.returncode}) before {what}:\n{err[-3000:]}"
+        )
     assert ok, f"timed out waiting for {what}"
 
 
@@ -175,7 +181,11 @@ def finish_app(proc: subprocess.Popen[str], timeout: float, scan: Any = None) ->
 
 
 def run_app(
-    tmp_path: Path, scenario: str, args: dict[str, Any], timeout: float, scan: Any = None,
+    tmp_path: Path,
+    scenario: str,
+    args: dict[str, Any],
+    timeout: float,
+    scan: Any = None,
     **env: str,
 ) -> Finished:
     """Run an application subprocess to its end."""
@@ -189,7 +199,9 @@ def mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return result.returncode == 0
 
@@ -351,8 +363,14 @@ def dump_store(url: str) -> str:
 
 
 def start_writers(
-    url: str, tmp_path: Path, processes: int, threads: int, seconds: float, pause: float,
-    tag: str = "load", **extra: Any,
+    url: str,
+    tmp_path: Path,
+    processes: int,
+    threads: int,
+    seconds: float,
+    pause: float,
+    tag: str = "load",
+    **extra: Any,
 ) -> list[tuple[Any, dict[str, Any]]]:
     """Start ``processes`` spawned writer processes (:func:`load_process`)."""
     import multiprocessing
@@ -361,10 +379,15 @@ def start_writers(
     jobs = []
     for p in range(processes):
         args = {
-            "url": url, "proc": p, "threads": threads, "seconds": seconds, "pause": pause,
+            "url": url,
+            "proc": p,
+            "threads": threads,
+            "seconds": seconds,
+            "pause": pause,
             "spool_dir": str(tmp_path / f"spool_{tag}_{p}"),
             "ids_path": str(tmp_path / f"{tag}_ids_{p}.txt"),
-            "out_path": str(tmp_path / f"{tag}_report_{p}.json"), **extra,
+            "out_path": str(tmp_path / f"{tag}_report_{p}.json"),
+            **extra,
         }
         jobs.append((ctx.Process(target=load_process, args=(args,)), args))
     for proc, _ in jobs:
@@ -454,19 +477,24 @@ def load_process(args: dict[str, Any]) -> None:
             t0 = time.perf_counter()
             if form == 0:
                 got = log_prompt_execution(
-                    key, n % 9 != 0, 5.0 + n % 400, 100 + n % 1000, n % 300,
+                    key,
+                    n % 9 != 0,
+                    5.0 + n % 400,
+                    100 + n % 1000,
+                    n % 300,
                     Decimal(n % 1000) / Decimal(10**6),
                     None if n % 9 else secret_text(n),
                     secret_metadata(n) if n % 13 == 0 else {"n": n, "proc": proc},
-                    template_version=version, ab_test_group=group,
+                    template_version=version,
+                    ab_test_group=group,
                 )
                 assert got is not None
                 mine.append(got)
             elif form == 1:
-                with logged_prompt(key, version=version, ab_group=group,
-                                   model="gemini-2.5-flash") as call:
-                    call.set_usage(input_tokens=n % 700, output_tokens=n % 90,
-                                   cached_tokens=n % 7)
+                with logged_prompt(
+                    key, version=version, ab_group=group, model="gemini-2.5-flash"
+                ) as call:
+                    call.set_usage(input_tokens=n % 700, output_tokens=n % 90, cached_tokens=n % 7)
                     call.metadata["n"] = n
                 mine.append(call.execution_id)
             else:

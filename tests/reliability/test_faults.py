@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import (
+
+import vividly_trace
+from tests.reliability.reliability_helpers import (
     DEAD_SINK_KEY,
     LONG,
     SHORT,
@@ -42,8 +44,6 @@ from reliability_helpers import (
     wait_writers,
     with_password,
 )
-
-import vividly_trace
 from vividly_trace import PromptExecution, log_prompt_execution
 from vividly_trace._config import get_pipeline
 
@@ -74,10 +74,14 @@ class Recorder:
 
 # -- PostgreSQL crash --------------------------------------------------------------------------
 PG_CRASH = {
-    SHORT: {"processes": 4, "threads": 4, "seconds": 7.0, "pause": 0.004,
-            "outages": [(1.5, 2.0)]},
-    LONG: {"processes": 4, "threads": 16, "seconds": 45.0, "pause": 0.004,
-           "outages": [(6.0, 10.0), (25.0, 3.0), (35.0, 1.0)]},
+    SHORT: {"processes": 4, "threads": 4, "seconds": 7.0, "pause": 0.004, "outages": [(1.5, 2.0)]},
+    LONG: {
+        "processes": 4,
+        "threads": 16,
+        "seconds": 45.0,
+        "pause": 0.004,
+        "outages": [(6.0, 10.0), (25.0, 3.0), (35.0, 1.0)],
+    },
 }
 
 
@@ -95,8 +99,17 @@ def test_postgresql_killed_and_restarted_mid_load(
     plan = PG_CRASH[version]
     url = with_password(crash_pg.create_database())
     jobs = start_writers(
-        url, tmp_path, plan["processes"], plan["threads"], plan["seconds"], plan["pause"],
-        tag="crash", max_retries=2, retry_backoff=0.1, flush_interval=0.1, replay_timeout=120,
+        url,
+        tmp_path,
+        plan["processes"],
+        plan["threads"],
+        plan["seconds"],
+        plan["pause"],
+        tag="crash",
+        max_retries=2,
+        retry_backoff=0.1,
+        flush_interval=0.1,
+        replay_timeout=120,
     )
     assert wait_until(lambda: store_counts(url)[0] > 0, timeout=60), "no writes started"
     started = time.monotonic()
@@ -120,12 +133,19 @@ def test_postgresql_killed_and_restarted_mid_load(
         version,
         writers=f"{plan['processes']} processes x {plan['threads']} threads",
         seconds_of_load=plan["seconds"],
-        kills=len(plan["outages"]), seconds_down=downtime,
-        records_offered=len(ids), rows=rows, distinct_ids=distinct,
-        missing=len(set(ids) - set(stored)), duplicates=rows - distinct,
+        kills=len(plan["outages"]),
+        seconds_down=downtime,
+        records_offered=len(ids),
+        rows=rows,
+        distinct_ids=distinct,
+        missing=len(set(ids) - set(stored)),
+        duplicates=rows - distinct,
         failed_batches=sum(s["failed_batches"] for s in sql),
-        spooled=sum(s["spooled"] for s in sql), replayed=sum(s["replayed"] for s in sql),
-        dropped=dropped, left_in_spool=leftover, statistics_mismatches=len(mismatches),
+        spooled=sum(s["spooled"] for s in sql),
+        replayed=sum(s["replayed"] for s in sql),
+        dropped=dropped,
+        left_in_spool=leftover,
+        statistics_mismatches=len(mismatches),
         slowest_call_ms=round(1000 * max(r["slowest_call_s"] for r in reports), 1),
     )
     for r in reports:
@@ -166,12 +186,18 @@ def test_logging_endpoint_503_then_hanging(
     db = tmp_path / "dual.db"
     sql_url = f"sqlite:///{db}"
     cloud = CloudLoggingSink(
-        project="vividly-reliability", credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": fake_logging.url}, timeout=1.0,
+        project="vividly-reliability",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": fake_logging.url},
+        timeout=1.0,
     )
     vividly_trace.configure(
-        sinks=[SQLSink(sql_url), cloud], flush_interval=0.05, batch_size=100, max_retries=2,
-        retry_backoff=0.1, spool_dir=tmp_path / "spool",
+        sinks=[SQLSink(sql_url), cloud],
+        flush_interval=0.05,
+        batch_size=100,
+        max_retries=2,
+        retry_backoff=0.1,
+        spool_dir=tmp_path / "spool",
     )
     fake_logging.fail_next(plan["errors"], status=503)
     ids: list[str] = []
@@ -183,7 +209,11 @@ def test_logging_endpoint_503_then_hanging(
         i = 0
         while not stop.is_set():
             eid = log_prompt_execution(
-                "dual", i % 6 != 0, 10.0 + i % 50, 100, 20,
+                "dual",
+                i % 6 != 0,
+                10.0 + i % 50,
+                100,
+                20,
                 error_message=None if i % 6 else secret_text(i),
                 metadata=secret_metadata(i) if i % 4 == 0 else {"i": i},
                 model="gemini-2.5-flash",
@@ -219,9 +249,7 @@ def test_logging_endpoint_503_then_hanging(
     entries = fake_logging.entries()
     by_id: dict[str, list[str]] = {}
     for entry in entries:
-        by_id.setdefault(str(entry.get("insertId")), []).append(
-            json.dumps(entry, sort_keys=True)
-        )
+        by_id.setdefault(str(entry.get("insertId")), []).append(json.dumps(entry, sort_keys=True))
     for request in fake_logging.requests:
         secret_scan.add_bytes("Cloud Logging request body", request.raw)
         secret_scan.add_text("Cloud Logging request headers", json.dumps(request.headers))
@@ -231,10 +259,14 @@ def test_logging_endpoint_503_then_hanging(
     figures.record(
         "fault: Cloud Logging answers 503, then hangs",
         version,
-        records=len(ids), logged_during_the_hang=len(during),
-        errors_503=plan["errors"], seconds_hanging=plan["hang"],
-        requests=len(fake_logging.requests), entries_received=len(entries),
-        distinct_insert_ids=len(by_id), redeliveries_same_entry=redelivered,
+        records=len(ids),
+        logged_during_the_hang=len(during),
+        errors_503=plan["errors"],
+        seconds_hanging=plan["hang"],
+        requests=len(fake_logging.requests),
+        entries_received=len(entries),
+        distinct_insert_ids=len(by_id),
+        redeliveries_same_entry=redelivered,
         redeliveries_differing=len(differing),
         cloud_failed_batches=stats["cloud_logging"]["failed_batches"],
         cloud_spooled=stats["cloud_logging"]["spooled"],
@@ -261,9 +293,7 @@ DISK = {SHORT: 3000, LONG: 30000}
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("limit", ["tmpfs", "spool_max_bytes"])
 @pytest.mark.parametrize("version", VERSIONS)
-def test_spool_disk_full(
-    version: str, limit: str, tmp_path: Path, figures: Any
-) -> None:
+def test_spool_disk_full(version: str, limit: str, tmp_path: Path, figures: Any) -> None:
     """A sink is down and its spool's disk fills up: a 1 MiB tmpfs (root only; skipped
     elsewhere) or a 64 KiB `spool_max_bytes` cap. Every call still returns its id at once;
     every record is spooled or counted as `spool_error` / `spool_full`; once the sink is
@@ -279,7 +309,11 @@ def test_spool_disk_full(
         sink = Recorder("down")
         sink.broken = True
         vividly_trace.configure(
-            sinks=[sink], spool_dir=spool, max_retries=0, batch_size=50, flush_interval=0.02,
+            sinks=[sink],
+            spool_dir=spool,
+            max_retries=0,
+            batch_size=50,
+            flush_interval=0.02,
             spool_max_bytes=64 * 1024 if limit == "spool_max_bytes" else 256 * 1024 * 1024,
         )
         n = DISK[version]
@@ -288,7 +322,12 @@ def test_spool_disk_full(
         for i in range(n):
             t0 = time.perf_counter()
             eid = log_prompt_execution(
-                "disk_full", True, 12.5, 1000, 200, metadata={"i": i, "pad": "p" * 300},
+                "disk_full",
+                True,
+                12.5,
+                1000,
+                200,
+                metadata={"i": i, "pad": "p" * 300},
                 model="gemini-2.5-flash",
             )
             slowest = max(slowest, time.perf_counter() - t0)
@@ -324,11 +363,14 @@ def test_spool_disk_full(
     dropped = sum(after["dropped"].values())
     figures.record(
         "fault: spool disk full ("
-        + ("1 MiB tmpfs" if limit == "tmpfs" else "64 KiB spool_max_bytes") + ")",
+        + ("1 MiB tmpfs" if limit == "tmpfs" else "64 KiB spool_max_bytes")
+        + ")",
         version,
-        records_offered=len(ids), spooled=during["spooled"],
+        records_offered=len(ids),
+        spooled=during["spooled"],
         dropped=", ".join(f"{k} {v}" for k, v in after["dropped"].items()) or "0",
-        written_after_recovery=len(written_ids), replayed=after["replayed"],
+        written_after_recovery=len(written_ids),
+        replayed=after["replayed"],
         duplicates=len(written_ids) - len(set(written_ids)),
         slowest_call_ms=round(slowest * 1000, 2),
     )
@@ -360,9 +402,14 @@ def test_sigterm_with_records_in_flight(
         run_dir = tmp_path / f"round{r}"
         run_dir.mkdir()
         args = {
-            "jsonl": str(run_dir / "out.jsonl"), "url": url,
-            "offered": str(run_dir / "offered.log"), "spool_dir": str(run_dir / "spool"),
-            "threads": 4, "pause": 0.001, "flush_interval": 5.0, "batch_size": 100_000,
+            "jsonl": str(run_dir / "out.jsonl"),
+            "url": url,
+            "offered": str(run_dir / "offered.log"),
+            "spool_dir": str(run_dir / "spool"),
+            "threads": 4,
+            "pause": 0.001,
+            "flush_interval": 5.0,
+            "batch_size": 100_000,
             "ready_after": 500 + 1000 * r,
         }
         proc = start_app(run_dir, "sigterm", args)
@@ -393,9 +440,12 @@ def test_sigterm_with_records_in_flight(
     figures.record(
         "fault: SIGTERM with records in flight",
         version,
-        rounds=rounds, records_offered_before_the_signal=offered_total - late_total,
-        lost=missing_total, offered_while_dying=late_total,
-        rows_in_postgresql=len(pg_ids), left_in_spool=len(all_spooled),
+        rounds=rounds,
+        records_offered_before_the_signal=offered_total - late_total,
+        lost=missing_total,
+        offered_while_dying=late_total,
+        rows_in_postgresql=len(pg_ids),
+        left_in_spool=len(all_spooled),
     )
     # PostgreSQL got them too (it is the second sink of each round).
     assert all_before - pg_ids - all_spooled == set()
@@ -413,9 +463,14 @@ def test_normal_exit_with_records_in_flight(
     per_thread = 250 if version == SHORT else 5000
     url = with_password(postgres_url)
     args = {
-        "jsonl": str(tmp_path / "out.jsonl"), "url": url, "offered": str(tmp_path / "offered.log"),
-        "spool_dir": str(tmp_path / "spool"), "threads": 8, "per_thread": per_thread,
-        "flush_interval": 5.0, "batch_size": 100_000,
+        "jsonl": str(tmp_path / "out.jsonl"),
+        "url": url,
+        "offered": str(tmp_path / "offered.log"),
+        "spool_dir": str(tmp_path / "spool"),
+        "threads": 8,
+        "per_thread": per_thread,
+        "flush_interval": 5.0,
+        "batch_size": 100_000,
     }
     done = finish_app(start_app(tmp_path, "normal_exit", args), 300, secret_scan)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -427,8 +482,10 @@ def test_normal_exit_with_records_in_flight(
     figures.record(
         "fault: normal exit with records in flight",
         version,
-        records_offered=len(offered), queued_when_main_returned=queued,
-        in_jsonl=len(in_jsonl), in_postgresql=len(in_pg),
+        records_offered=len(offered),
+        queued_when_main_returned=queued,
+        in_jsonl=len(in_jsonl),
+        in_postgresql=len(in_pg),
         lost=len(offered - set(in_jsonl)),
     )
     assert len(offered) == 8 * per_thread
@@ -459,14 +516,19 @@ def test_kill9_loses_at_most_the_last_flush_interval(
         run_dir = tmp_path / f"round{r}"
         run_dir.mkdir()
         args = {
-            "jsonl": str(run_dir / "out.jsonl"), "offered": str(run_dir / "offered.log"),
-            "spool_dir": str(run_dir / "spool"), "threads": 2, "pause": 0.001,
-            "flush_interval": FLUSH_INTERVAL, "batch_size": BATCH,
+            "jsonl": str(run_dir / "out.jsonl"),
+            "offered": str(run_dir / "offered.log"),
+            "spool_dir": str(run_dir / "spool"),
+            "threads": 2,
+            "pause": 0.001,
+            "flush_interval": FLUSH_INTERVAL,
+            "batch_size": BATCH,
         }
         proc = start_app(run_dir, "kill9", args)
         offered_path = run_dir / "offered.log"
-        wait_app(proc, lambda p=offered_path: p.exists() and p.stat().st_size > 50_000, 60,
-                 "it logged")
+        wait_app(
+            proc, lambda p=offered_path: p.exists() and p.stat().st_size > 50_000, 60, "it logged"
+        )
         time.sleep(random.Random(r).uniform(0.2, 1.5))
         killed = time.monotonic()
         proc.kill()
@@ -489,8 +551,11 @@ def test_kill9_loses_at_most_the_last_flush_interval(
     figures.record(
         "fault: kill -9 of the application",
         version,
-        rounds=rounds, flush_interval_s=FLUSH_INTERVAL, batch_size=BATCH,
-        records_offered_before_the_kills=total_offered, lost_in_all=total_lost,
+        rounds=rounds,
+        flush_interval_s=FLUSH_INTERVAL,
+        batch_size=BATCH,
+        records_offered_before_the_kills=total_offered,
+        lost_in_all=total_lost,
         worst_round=f"lost {worst_lost} (bound {worst_bound})",
     )
 
@@ -512,12 +577,20 @@ def test_kill9_while_spooling_leaves_a_readable_spool(
         run_dir.mkdir()
         spool = run_dir / "spool"
         args = {
-            "offered": str(run_dir / "offered.log"), "spool_dir": str(spool), "threads": 2,
-            "pause": 0.0005, "flush_interval": 0.02, "batch_size": 50,
+            "offered": str(run_dir / "offered.log"),
+            "spool_dir": str(spool),
+            "threads": 2,
+            "pause": 0.0005,
+            "flush_interval": 0.02,
+            "batch_size": 50,
         }
         proc = start_app(run_dir, "kill9_spooling", args)
-        wait_app(proc, lambda s=spool: sum(f.stat().st_size for f in spool_files(s)) > 200_000,
-                 60, "it spooled")
+        wait_app(
+            proc,
+            lambda s=spool: sum(f.stat().st_size for f in spool_files(s)) > 200_000,
+            60,
+            "it spooled",
+        )
         time.sleep(random.Random(100 + r).uniform(0.0, 0.5))
         killed = time.monotonic()
         proc.kill()
@@ -563,10 +636,14 @@ def test_kill9_while_spooling_leaves_a_readable_spool(
     figures.record(
         "fault: kill -9 while spooling",
         version,
-        rounds=rounds, records_offered_before_the_kills=totals["offered"],
-        spool_lines_parsed=totals["lines"], torn_last_lines=totals["torn"],
-        replayed_once_each=totals["replayed"], counted_spool_corrupt=totals["corrupt"],
-        lost_in_all=totals["lost"], worst_round=f"lost {worst[0]} (bound {worst[1]})",
+        rounds=rounds,
+        records_offered_before_the_kills=totals["offered"],
+        spool_lines_parsed=totals["lines"],
+        torn_last_lines=totals["torn"],
+        replayed_once_each=totals["replayed"],
+        counted_spool_corrupt=totals["corrupt"],
+        lost_in_all=totals["lost"],
+        worst_round=f"lost {worst[0]} (bound {worst[1]})",
     )
 
 
@@ -584,10 +661,13 @@ def test_fork_after_records_were_queued(
     n_parent, n_child = (300, 200) if version == SHORT else (20_000, 10_000)
     url = with_password(postgres_url)
     args = {
-        "jsonl": str(tmp_path / "out.jsonl"), "url": url, "spool_dir": str(tmp_path / "spool"),
+        "jsonl": str(tmp_path / "out.jsonl"),
+        "url": url,
+        "spool_dir": str(tmp_path / "spool"),
         "offered_parent": str(tmp_path / "parent.log"),
         "offered_child": str(tmp_path / "child.log"),
-        "parent_records": n_parent, "child_records": n_child,
+        "parent_records": n_parent,
+        "child_records": n_child,
     }
     done = finish_app(start_app(tmp_path, "fork_after_queue", args), 300, secret_scan)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -600,9 +680,12 @@ def test_fork_after_records_were_queued(
     figures.record(
         "fault: fork() after records were queued",
         version,
-        parent_records_queued_at_fork=info["queued_at_fork"], child_records=len(child),
-        jsonl_lines=len(in_jsonl), duplicates=len(in_jsonl) - len(set(in_jsonl)),
-        rows_in_postgresql=len(in_pg & (parent | child)), child_exit_code=info["child_exit"],
+        parent_records_queued_at_fork=info["queued_at_fork"],
+        child_records=len(child),
+        jsonl_lines=len(in_jsonl),
+        duplicates=len(in_jsonl) - len(set(in_jsonl)),
+        rows_in_postgresql=len(in_pg & (parent | child)),
+        child_exit_code=info["child_exit"],
     )
     assert info["child_exit"] == 0
     assert info["queued_at_fork"] == n_parent
@@ -643,8 +726,13 @@ def test_shutdown_with_a_hung_sink_spools_everything_it_held(
 
     try:
         vividly_trace.configure(
-            sinks=[sink], redact=slow_redact, shutdown_timeout=0.5, queue_size=n,
-            batch_size=100, flush_interval=0.01, spool_dir=tmp_path / "spool",
+            sinks=[sink],
+            redact=slow_redact,
+            shutdown_timeout=0.5,
+            queue_size=n,
+            batch_size=100,
+            flush_interval=0.01,
+            spool_dir=tmp_path / "spool",
         )
         ids = [log_prompt_execution("held", True, 1.0, metadata={"i": i}) for i in range(n)]
         pipeline = get_pipeline()
@@ -660,8 +748,12 @@ def test_shutdown_with_a_hung_sink_spools_everything_it_held(
     figures.record(
         "fault: shutdown with a hung sink and a full queue",
         version,
-        records_held=n, shutdown_timeout_s=0.5, shutdown_took_s=round(took, 2),
-        spooled=len(spooled), dropped=dropped, lost=n - len(spooled) - dropped,
+        records_held=n,
+        shutdown_timeout_s=0.5,
+        shutdown_took_s=round(took, 2),
+        spooled=len(spooled),
+        dropped=dropped,
+        lost=n - len(spooled) - dropped,
     )
     assert None not in ids
     assert stats["spooled"] + dropped == n, stats

@@ -32,7 +32,9 @@ from types import AsyncGeneratorType, GeneratorType
 from typing import Any
 
 import pytest
-from hostile_objects import (
+
+import vividly_trace
+from tests.hostile_objects import (
     Bag,
     EvilBaseException,
     EvilDict,
@@ -51,10 +53,9 @@ from hostile_objects import (
     cyclic_dict,
     cyclic_list,
     deep,
+    plainly_valid,
 )
-from reliability_helpers import LONG, SHORT, VERSIONS, SecretError, secret_text
-
-import vividly_trace
+from tests.reliability.reliability_helpers import LONG, SHORT, VERSIONS, SecretError, secret_text
 from vividly_trace import (
     ConfigurationError,
     PricingTable,
@@ -73,10 +74,22 @@ pytest.importorskip("google.genai")  # responses are built with the real client'
 
 #: Cases per entry-point family. The long version runs >= 10,000 in all.
 CASES = {
-    SHORT: {"decorator": 1000, "with_block": 700, "log_prompt_execution": 700, "pricing": 400,
-            "configure": 400, "misc": 300},
-    LONG: {"decorator": 6000, "with_block": 4000, "log_prompt_execution": 4000, "pricing": 2500,
-           "configure": 2500, "misc": 2000},
+    SHORT: {
+        "decorator": 1000,
+        "with_block": 700,
+        "log_prompt_execution": 700,
+        "pricing": 400,
+        "configure": 400,
+        "misc": 300,
+    },
+    LONG: {
+        "decorator": 6000,
+        "with_block": 4000,
+        "log_prompt_execution": 4000,
+        "pricing": 2500,
+        "configure": 2500,
+        "misc": 2000,
+    },
 }
 #: Replay or explore with VIVIDLY_TRACE_HOSTILE_SEED=N.
 SEEDS = {SHORT: 20261124, LONG: 424242}
@@ -117,22 +130,57 @@ CYCLIC_LIST = cyclic_list()
 SQL_PAYLOADS = (
     "'; DROP TABLE prompt_executions; --",
     "Robert'); DROP TABLE prompt_templates;--",
-    "\" OR \"1\"=\"1",
+    '" OR "1"="1',
     "1; SELECT pg_sleep(10); --",
     "$$; DELETE FROM prompt_executions; $$",
     "\\x00\\'",
 )
 ODD_STRINGS = (
-    "", " ", "\x00", "a\x00b", "\ud800", "x\udcffy", "é", "日本語", "🙂" * 3, "\u202eevil",
-    "%s %d %(x)s %", "{0} {x} {{", "\\", "\n\r\t", "null", "NaN", "-1", "1e309", "models/",
-    "gemini-2.5-flash", "models/gemini-2.5-pro-latest", "GEMINI-2.5-FLASH-001",
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\ud800",
+    "x\udcffy",
+    "é",
+    "日本語",
+    "🙂" * 3,
+    "\u202eevil",
+    "%s %d %(x)s %",
+    "{0} {x} {{",
+    "\\",
+    "\n\r\t",
+    "null",
+    "NaN",
+    "-1",
+    "1e309",
+    "models/",
+    "gemini-2.5-flash",
+    "models/gemini-2.5-pro-latest",
+    "GEMINI-2.5-FLASH-001",
     " gemini-2.0-flash ",
-    "projects/p/locations/l/publishers/google/models/gemini-2.5-flash", *SQL_PAYLOADS,
+    "projects/p/locations/l/publishers/google/models/gemini-2.5-flash",
+    *SQL_PAYLOADS,
 )
-MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash", "models/gemini-2.5-flash-001",
-          "gemini-3.1-pro-preview", "unknown-model", "")
-FINISH = ("STOP", "MAX_TOKENS", "SAFETY", "RECITATION", "OTHER", "BLOCKLIST",
-          "FINISH_REASON_UNSPECIFIED", "MALFORMED_FUNCTION_CALL")
+MODELS = (
+    "gemini-2.5-flash",
+    "gemini-2.5-pro",
+    "gemini-2.0-flash",
+    "models/gemini-2.5-flash-001",
+    "gemini-3.1-pro-preview",
+    "unknown-model",
+    "",
+)
+FINISH = (
+    "STOP",
+    "MAX_TOKENS",
+    "SAFETY",
+    "RECITATION",
+    "OTHER",
+    "BLOCKLIST",
+    "FINISH_REASON_UNSPECIFIED",
+    "MALFORMED_FUNCTION_CALL",
+)
 BLOCK = ("SAFETY", "OTHER", "BLOCKLIST", "PROHIBITED_CONTENT", "BLOCK_REASON_UNSPECIFIED")
 
 
@@ -184,13 +232,43 @@ class Gen:
         return self.r.randrange(0x80, 0x110000)
 
     def number(self) -> Any:
-        return self.pick((
-            0, 1, -1, 7, 2**31, 2**53, 2**53 + 1, 2**63, 2**64, -(2**63) - 1, HUGE_INT,
-            -(10**400), 0.5, -0.0, math.nan, math.inf, -math.inf, 1e308, 5e-324, 12.0,
-            Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity"), Decimal("1e-999999"),
-            Decimal("0.000001"), Decimal("-3"), 3 + 4j, True, False, EvilInt(3),
-            EvilFloat(1.5), self.r.randrange(-(10**6), 10**12), self.r.random() * 1e6,
-        ))
+        return self.pick(
+            (
+                0,
+                1,
+                -1,
+                7,
+                2**31,
+                2**53,
+                2**53 + 1,
+                2**63,
+                2**64,
+                -(2**63) - 1,
+                HUGE_INT,
+                -(10**400),
+                0.5,
+                -0.0,
+                math.nan,
+                math.inf,
+                -math.inf,
+                1e308,
+                5e-324,
+                12.0,
+                Decimal("NaN"),
+                Decimal("sNaN"),
+                Decimal("Infinity"),
+                Decimal("1e-999999"),
+                Decimal("0.000001"),
+                Decimal("-3"),
+                3 + 4j,
+                True,
+                False,
+                EvilInt(3),
+                EvilFloat(1.5),
+                self.r.randrange(-(10**6), 10**12),
+                self.r.random() * 1e6,
+            )
+        )
 
     def atom(self, secrets: bool = False) -> Any:
         roll = self.r.random()
@@ -200,17 +278,45 @@ class Gen:
             return self.number()
         if roll < 0.5:
             return None
-        return self.pick((
-            b"\x00\xff bytes", bytearray(b"abc"), memoryview(b"xyz"),
-            _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc), _dt.datetime(1, 1, 1),
-            _dt.date(2026, 2, 28), _dt.time(23, 59), _dt.timedelta(days=-1),
-            uuid.UUID(int=7), Path("/etc/passwd"), Color.RED, Color.BLUE, Slotted(),
-            object(), type, print, len, Ellipsis, NotImplemented, Hostile(), HostileKey(),
-            EvilDict({"a": 1}), EvilMapping(), EvilList([1, 2]), Echo(), CYCLIC_DICT,
-            CYCLIC_LIST, DEEP, ValueError("an exception as a value"), iter([1, 2]),
-            (x for x in range(3)), {1, 2, "a"}, frozenset({None}), range(5),
-            SecretError(self.r.randrange(9)) if secrets else KeyError("k"),
-        ))
+        return self.pick(
+            (
+                b"\x00\xff bytes",
+                bytearray(b"abc"),
+                memoryview(b"xyz"),
+                _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc),
+                _dt.datetime(1, 1, 1),
+                _dt.date(2026, 2, 28),
+                _dt.time(23, 59),
+                _dt.timedelta(days=-1),
+                uuid.UUID(int=7),
+                Path("/etc/passwd"),
+                Color.RED,
+                Color.BLUE,
+                Slotted(),
+                object(),
+                type,
+                print,
+                len,
+                Ellipsis,
+                NotImplemented,
+                Hostile(),
+                HostileKey(),
+                EvilDict({"a": 1}),
+                EvilMapping(),
+                EvilList([1, 2]),
+                Echo(),
+                CYCLIC_DICT,
+                CYCLIC_LIST,
+                DEEP,
+                ValueError("an exception as a value"),
+                iter([1, 2]),
+                (x for x in range(3)),
+                {1, 2, "a"},
+                frozenset({None}),
+                range(5),
+                SecretError(self.r.randrange(9)) if secrets else KeyError("k"),
+            )
+        )
 
     def value(self, depth: int = 0, secrets: bool = True) -> Any:
         if depth >= 3 or self.p(0.6):
@@ -229,12 +335,37 @@ class Gen:
 
     def key(self) -> Any:
         """A hashable metadata key."""
-        return self.pick((
-            "user_tier", "api_key", "Authorization", "password", "max_tokens", "token",
-            "X-Goog-Api-Key", "", " ", "\x00", "\ud800", 1, -1, 2.5, math.nan, None, True,
-            (1, "a"), b"bytes", HostileKey(), EvilStr("evil"), "k" * 300, Color.RED,
-            frozenset({1}), "traceparent", "trace_id", "n",
-        ))
+        return self.pick(
+            (
+                "user_tier",
+                "api_key",
+                "Authorization",
+                "password",
+                "max_tokens",
+                "token",
+                "X-Goog-Api-Key",
+                "",
+                " ",
+                "\x00",
+                "\ud800",
+                1,
+                -1,
+                2.5,
+                math.nan,
+                None,
+                True,
+                (1, "a"),
+                b"bytes",
+                HostileKey(),
+                EvilStr("evil"),
+                "k" * 300,
+                Color.RED,
+                frozenset({1}),
+                "traceparent",
+                "trace_id",
+                "n",
+            )
+        )
 
     def metadata(self) -> Any:
         roll = self.r.random()
@@ -262,20 +393,32 @@ class Gen:
             self._genai = types
         types = self._genai
         usage: dict[str, Any] = {}
-        for field in ("promptTokenCount", "candidatesTokenCount", "totalTokenCount",
-                      "thoughtsTokenCount", "cachedContentTokenCount", "toolUsePromptTokenCount"):
+        for field in (
+            "promptTokenCount",
+            "candidatesTokenCount",
+            "totalTokenCount",
+            "thoughtsTokenCount",
+            "cachedContentTokenCount",
+            "toolUsePromptTokenCount",
+        ):
             if self.p(0.7):
                 usage[field] = self.r.choice((0, 1, 17, 4096, 200_001, 10**7, 2**40))
         if self.p(0.3):
             usage["promptTokensDetails"] = [
-                {"modality": self.pick(("AUDIO", "TEXT", "IMAGE")),
-                 "tokenCount": self.r.randrange(0, 5000)} for _ in range(self.r.randrange(3))
+                {
+                    "modality": self.pick(("AUDIO", "TEXT", "IMAGE")),
+                    "tokenCount": self.r.randrange(0, 5000),
+                }
+                for _ in range(self.r.randrange(3))
             ]
         body: dict[str, Any] = {"usageMetadata": usage}
         if self.p(0.9):
             body["candidates"] = [
-                {"content": {"parts": [{"text": "hi"}], "role": "model"},
-                 "finishReason": self.pick(FINISH)} for _ in range(self.r.randrange(0, 3))
+                {
+                    "content": {"parts": [{"text": "hi"}], "role": "model"},
+                    "finishReason": self.pick(FINISH),
+                }
+                for _ in range(self.r.randrange(0, 3))
             ]
         if self.p(0.2):
             body["promptFeedback"] = {"blockReason": self.pick(BLOCK)}
@@ -284,15 +427,24 @@ class Gen:
         if self.p(0.8):
             return types.GenerateContentResponse.model_validate(body)
         # Broken shapes the client would never build, with the real classes.
-        meta = types.GenerateContentResponseUsageMetadata.model_construct(**{
-            f: self.count() for f in ("prompt_token_count", "candidates_token_count",
-                                      "total_token_count", "thoughts_token_count",
-                                      "cached_content_token_count") if self.p(0.7)
-        })
+        meta = types.GenerateContentResponseUsageMetadata.model_construct(
+            **{
+                f: self.count()
+                for f in (
+                    "prompt_token_count",
+                    "candidates_token_count",
+                    "total_token_count",
+                    "thoughts_token_count",
+                    "cached_content_token_count",
+                )
+                if self.p(0.7)
+            }
+        )
         return types.GenerateContentResponse.model_construct(
             usage_metadata=self.pick((meta, None, self.atom(), Echo())),
-            candidates=self.pick(([], None, "junk", [Bag(finish_reason=self.atom())], Echo(),
-                                  [None], EvilList([1]))),
+            candidates=self.pick(
+                ([], None, "junk", [Bag(finish_reason=self.atom())], Echo(), [None], EvilList([1]))
+            ),
             prompt_feedback=self.pick((None, Bag(block_reason=self.atom()), self.atom())),
             model_version=self.pick((None, "gemini-2.5-flash", self.atom(secrets=False))),
         )
@@ -311,18 +463,28 @@ class Gen:
         if self._old is False:
             return self.bag_response()
         protos, wrapper = self._old
-        meta = protos.GenerateContentResponse.UsageMetadata(**{
-            f: self.r.choice((0, 1, 99, 2**31 - 1)) for f in (
-                "prompt_token_count", "candidates_token_count", "total_token_count",
-                "cached_content_token_count") if self.p(0.75)
-        })
+        meta = protos.GenerateContentResponse.UsageMetadata(
+            **{
+                f: self.r.choice((0, 1, 99, 2**31 - 1))
+                for f in (
+                    "prompt_token_count",
+                    "candidates_token_count",
+                    "total_token_count",
+                    "cached_content_token_count",
+                )
+                if self.p(0.75)
+            }
+        )
         candidates = [
-            protos.Candidate(finish_reason=self.r.randrange(0, 10),
-                             content=protos.Content(parts=[protos.Part(text="x")]))
+            protos.Candidate(
+                finish_reason=self.r.randrange(0, 10),
+                content=protos.Content(parts=[protos.Part(text="x")]),
+            )
             for _ in range(self.r.randrange(0, 3))
         ]
         proto = protos.GenerateContentResponse(
-            candidates=candidates, usage_metadata=meta,
+            candidates=candidates,
+            usage_metadata=meta,
             model_version=self.pick(("", "gemini-1.5-flash-002", "gemini-2.5-flash")),
         )
         if self.p(0.2):
@@ -333,33 +495,69 @@ class Gen:
         roll = self.r.random()
         if roll < 0.3:
             return {
-                "usageMetadata": {k: self.count() for k in (
-                    "promptTokenCount", "candidatesTokenCount", "totalTokenCount",
-                    "thoughtsTokenCount", "cachedContentTokenCount") if self.p(0.7)},
+                "usageMetadata": {
+                    k: self.count()
+                    for k in (
+                        "promptTokenCount",
+                        "candidatesTokenCount",
+                        "totalTokenCount",
+                        "thoughtsTokenCount",
+                        "cachedContentTokenCount",
+                    )
+                    if self.p(0.7)
+                },
                 "modelVersion": self.pick((*MODELS, None, 3)),
                 "candidates": self.pick(([{"finishReason": self.pick(FINISH)}], [], None, "x")),
                 "promptFeedback": self.pick(({"blockReason": self.pick(BLOCK)}, None, 5)),
             }
         if roll < 0.6:
-            keys = ("input_tokens", "output_tokens", "cached_tokens", "thinking_tokens",
-                    "tool_use_tokens", "audio_input_tokens", "prompt_tokens",
-                    "completion_tokens", "model")
+            keys = (
+                "input_tokens",
+                "output_tokens",
+                "cached_tokens",
+                "thinking_tokens",
+                "tool_use_tokens",
+                "audio_input_tokens",
+                "prompt_tokens",
+                "completion_tokens",
+                "model",
+            )
             return {k: self.count() for k in keys if self.p(0.5)}
         if roll < 0.8:
             return {self.pick(("usage", "usage_metadata", "usageMetadata")): self.dict_response()}
         return {self.key(): self.value(secrets=False) for _ in range(self.r.randrange(4))}
 
     def bag_response(self) -> Any:
-        usage = Bag(**{f: self.count() for f in (
-            "prompt_token_count", "candidates_token_count", "total_token_count",
-            "thoughts_token_count", "cached_content_token_count", "tool_use_prompt_token_count",
-            "prompt_tokens_details", "cache_tokens_details") if self.p(0.6)})
+        usage = Bag(
+            **{
+                f: self.count()
+                for f in (
+                    "prompt_token_count",
+                    "candidates_token_count",
+                    "total_token_count",
+                    "thoughts_token_count",
+                    "cached_content_token_count",
+                    "tool_use_prompt_token_count",
+                    "prompt_tokens_details",
+                    "cache_tokens_details",
+                )
+                if self.p(0.6)
+            }
+        )
         return Bag(
             usage_metadata=self.pick((usage, None, Hostile(), Echo(), self.atom())),
-            candidates=self.pick(([Bag(finish_reason=self.pick((*FINISH, self.atom())))], [],
-                                  None, Hostile(), Echo())),
-            prompt_feedback=self.pick((Bag(block_reason=self.pick((*BLOCK, self.atom()))), None,
-                                       Hostile())),
+            candidates=self.pick(
+                (
+                    [Bag(finish_reason=self.pick((*FINISH, self.atom())))],
+                    [],
+                    None,
+                    Hostile(),
+                    Echo(),
+                )
+            ),
+            prompt_feedback=self.pick(
+                (Bag(block_reason=self.pick((*BLOCK, self.atom()))), None, Hostile())
+            ),
             model_version=self.pick((*MODELS, None, self.atom(secrets=False))),
         )
 
@@ -378,19 +576,29 @@ class Gen:
         return self.value(secrets=False)
 
     def user_exception(self) -> BaseException:
-        return self.pick((
-            ValueError("the caller's own error"), SecretError(self.r.randrange(9)),
-            UnprintableError(), RaisingAttrError(), EvilBaseException(),
-            WeirdCodeError(self.count(), self.text(secrets=True)), KeyError(HostileKey()),
-            SystemExit(3), KeyboardInterrupt(), asyncio.CancelledError(),
-            ConnectionResetError(104, "reset"), RecursionError("deep"),
-        ))
+        return self.pick(
+            (
+                ValueError("the caller's own error"),
+                SecretError(self.r.randrange(9)),
+                UnprintableError(),
+                RaisingAttrError(),
+                EvilBaseException(),
+                WeirdCodeError(self.count(), self.text(secrets=True)),
+                KeyError(HostileKey()),
+                SystemExit(3),
+                KeyboardInterrupt(),
+                asyncio.CancelledError(),
+                ConnectionResetError(104, "reset"),
+                RecursionError("deep"),
+            )
+        )
 
     def ident(self) -> Any:
         """A decorator / record identifier: usually a sensible string, often not."""
         if self.p(0.6):
-            return self.pick(("nlu_extraction", "clarification", "t", "v3", "B", None,
-                              "gemini-2.5-flash"))
+            return self.pick(
+                ("nlu_extraction", "clarification", "t", "v3", "B", None, "gemini-2.5-flash")
+            )
         if self.p(0.5):
             return self.text()
         return self.atom()
@@ -414,9 +622,15 @@ class Escapes:
         self.allowed: Counter[str] = Counter()
         self.kinds: Counter[str] = Counter()
 
-    def call(self, family: str, case: int, what: str, fn: Callable[[], Any],
-             allowed: tuple[type[BaseException], ...] = (),
-             own: BaseException | None = None) -> tuple[bool, Any]:
+    def call(
+        self,
+        family: str,
+        case: int,
+        what: str,
+        fn: Callable[[], Any],
+        allowed: tuple[type[BaseException], ...] = (),
+        own: BaseException | None = None,
+    ) -> tuple[bool, Any]:
         """Run ``fn``; (True, result) or (False, None) when it raised something allowed."""
         try:
             return True, fn()
@@ -430,8 +644,12 @@ class Escapes:
             if isinstance(exc, KeyboardInterrupt) and own is None:
                 raise
             self.kinds[f"{family}: {what.split('(')[0]} raised {type(exc).__name__}"] += 1
-            self.fail(family, case, f"{what} raised {type(exc).__name__}: {_safe(exc)}\n"
-                      + "".join(traceback.format_exception(exc)[-6:]))
+            self.fail(
+                family,
+                case,
+                f"{what} raised {type(exc).__name__}: {_safe(exc)}\n"
+                + "".join(traceback.format_exception(exc)[-6:]),
+            )
             return False, None
 
     def fail(self, family: str, case: int, message: str) -> None:
@@ -504,12 +722,16 @@ def decorator_case(g: Gen, esc: Escapes, case: int) -> int:
             kwargs[name] = g.ident() if g.p(0.7) else g.pick(MODELS)
     if g.p(0.4):
         kwargs["metadata"] = g.metadata()
-    ok, deco = esc.call("decorator", case, "logged_prompt(...)",
-                        lambda: logged_prompt(key, **kwargs), allowed=(ConfigurationError,))
+    ok, deco = esc.call(
+        "decorator",
+        case,
+        "logged_prompt(...)",
+        lambda: logged_prompt(key, **kwargs),
+        allowed=(ConfigurationError,),
+    )
     if not ok:
         return 0
-    kind = g.pick(("sync", "sync", "async", "gen", "agen", "method", "classmethod",
-                   "staticmethod"))
+    kind = g.pick(("sync", "sync", "async", "gen", "agen", "method", "classmethod", "staticmethod"))
     own = g.user_exception() if g.p(0.2) else None
     response = g.response()
     chunks = [g.response() for _ in range(g.r.randrange(0, 4))]
@@ -535,6 +757,7 @@ def decorator_case(g: Gen, esc: Escapes, case: int) -> int:
             esc.fail("decorator", case, "the return value was not passed through")
         return 1
     if kind == "async":
+
         async def coro(*a: Any) -> Any:
             return body()
 
@@ -546,6 +769,7 @@ def decorator_case(g: Gen, esc: Escapes, case: int) -> int:
             esc.fail("decorator", case, "the awaited value was not passed through")
         return 1
     if kind in ("method", "classmethod", "staticmethod"):
+
         class Service:
             def m(self, *a: Any) -> Any:
                 return body()
@@ -561,8 +785,9 @@ def decorator_case(g: Gen, esc: Escapes, case: int) -> int:
         Service.m = deco(Service.m)  # type: ignore[method-assign]
         Service.cm = deco(Service.__dict__["cm"])  # type: ignore[method-assign]
         Service.sm = deco(Service.__dict__["sm"])  # type: ignore[method-assign]
-        target = {"method": Service().m, "classmethod": Service.cm,
-                  "staticmethod": Service.sm}[kind]
+        target = {"method": Service().m, "classmethod": Service.cm, "staticmethod": Service.sm}[
+            kind
+        ]
         ok, got = esc.call("decorator", case, kind, lambda: target(*args), own=own)
         if ok and _is_stream(response):
             esc.call("decorator", case, "returned stream", lambda: consume_stream(got))
@@ -575,6 +800,7 @@ def decorator_case(g: Gen, esc: Escapes, case: int) -> int:
     raise_at = g.r.randrange(0, len(chunks) + 1) if own is not None else -1
 
     if kind == "gen":
+
         def gen_fn(*a: Any) -> Iterator[Any]:
             for i, c in enumerate(chunks):
                 if i == raise_at and own is not None:
@@ -599,8 +825,13 @@ def decorator_case(g: Gen, esc: Escapes, case: int) -> int:
                 stream.close()
             return got
 
-        ok, got = esc.call("decorator", case, "generator", consume,
-                           own=own if own is not None else (thrown if throw else None))
+        ok, got = esc.call(
+            "decorator",
+            case,
+            "generator",
+            consume,
+            own=own if own is not None else (thrown if throw else None),
+        )
         if ok and not all(a is b for a, b in zip(got, chunks, strict=False)):
             esc.fail("decorator", case, "the stream's chunks were not passed through")
         return 1
@@ -636,9 +867,13 @@ def decorator_case(g: Gen, esc: Escapes, case: int) -> int:
 
 def with_block_case(g: Gen, esc: Escapes, case: int) -> int:
     key = g.pick(("clarification", "t", "nlu_extraction")) if g.p(0.85) else g.ident()
-    ok, block = esc.call("with_block", case, "logged_prompt(...)",
-                         lambda: logged_prompt(key, model=g.pick(MODELS)),
-                         allowed=(ConfigurationError,))
+    ok, block = esc.call(
+        "with_block",
+        case,
+        "logged_prompt(...)",
+        lambda: logged_prompt(key, model=g.pick(MODELS)),
+        allowed=(ConfigurationError,),
+    )
     if not ok:
         return 0
     own = g.user_exception() if g.p(0.2) else None
@@ -677,32 +912,61 @@ def log_case(g: Gen, esc: Escapes, case: int) -> int:
         arg(g.pick(("nlu_extraction", "t", "clarification"))),
         arg(g.pick((True, False))),
         arg(g.pick((0.0, 1.5, 412.0, 10**6))),
-        arg(g.count()), arg(g.count()),
+        arg(g.count()),
+        arg(g.count()),
         arg(g.pick((None, 0.001, Decimal("0.000015"), "0.3"))),
         arg(g.pick((None, g.text(secrets=True), secret_text(g.r.randrange(9))))),
         g.metadata() if g.p(0.5) else None,
     ]
     n_pos = g.r.randrange(3, len(args) + 1)
     kwargs = {
-        name: arg(valid) for name, valid in (
-            ("template_version", "v3"), ("ab_test_group", "B"), ("model", g.pick(MODELS)),
-            ("error_type", "TimeoutError"), ("http_status", g.pick((200, 429, 503))),
-        ) if g.p(0.4)
+        name: arg(valid)
+        for name, valid in (
+            ("template_version", "v3"),
+            ("ab_test_group", "B"),
+            ("model", g.pick(MODELS)),
+            ("error_type", "TimeoutError"),
+            ("http_status", g.pick((200, 429, 503))),
+        )
+        if g.p(0.4)
     }
-    ok, got = esc.call("log_prompt_execution", case, "log_prompt_execution",
-                       lambda: log_prompt_execution(*args[:n_pos], **kwargs))
+    ok, got = esc.call(
+        "log_prompt_execution",
+        case,
+        "log_prompt_execution",
+        lambda: log_prompt_execution(*args[:n_pos], **kwargs),
+    )
     if not ok:
         return 0
     if got is not None and not (isinstance(got, str) and len(got) == 36):
         esc.fail("log_prompt_execution", case, f"returned {_safe(got)}")
+    elif got is None and plainly_valid(*args[:3]):
+        esc.fail(
+            "log_prompt_execution",
+            case,
+            "returned None for valid required arguments: "
+            f"{_safe(args[:n_pos])[:300]} {_safe(kwargs)[:300]}",
+        )
     return 1 if isinstance(got, str) else 0
 
 
 def pricing_overrides(g: Gen) -> Any:
     roll = g.r.random()
-    fields = ("input", "output", "cached_input", "audio_input", "cached_audio_input",
-              "tier_threshold", "input_above", "output_above", "cached_input_above",
-              "max_prompt_tokens", "as_of", "source", "secondary_source")
+    fields = (
+        "input",
+        "output",
+        "cached_input",
+        "audio_input",
+        "cached_audio_input",
+        "tier_threshold",
+        "input_above",
+        "output_above",
+        "cached_input_above",
+        "max_prompt_tokens",
+        "as_of",
+        "source",
+        "secondary_source",
+    )
     if roll < 0.5:
         out: dict[Any, Any] = {}
         for _ in range(g.r.randrange(0, 4)):
@@ -711,9 +975,26 @@ def pricing_overrides(g: Gen) -> Any:
                 price: Any = {}
                 for f in fields:
                     if g.p(0.3 if f not in ("input", "output") else 0.85):
-                        price[f] = g.pick(("0.5", "2", 1, 0.25, Decimal("1.25"), "-1", "abc",
-                                           math.nan, None, 200_000, True, [1], {"x": 1},
-                                           Decimal("NaN"), "1e999999", g.atom()))
+                        price[f] = g.pick(
+                            (
+                                "0.5",
+                                "2",
+                                1,
+                                0.25,
+                                Decimal("1.25"),
+                                "-1",
+                                "abc",
+                                math.nan,
+                                None,
+                                200_000,
+                                True,
+                                [1],
+                                {"x": 1},
+                                Decimal("NaN"),
+                                "1e999999",
+                                g.atom(),
+                            )
+                        )
                 if g.p(0.1):
                     price[g.key()] = 1
                 out[name] = price
@@ -723,13 +1004,18 @@ def pricing_overrides(g: Gen) -> Any:
     if roll < 0.65:
         path = g.tmp / f"prices_{g.n}.{g.pick(('toml', 'json', 'txt'))}"
         g.n += 1
-        content = g.pick((
-            'version = "v1"\n[models."my-model"]\ninput = "0.5"\noutput = "1"\n',
-            'version = "v1"\n[models."my-model"]\ninput = "abc"\n',
-            '{"version": "v2", "models": {"my-model": {"input": 1, "output": 2}}}',
-            '{"version": 3, "models": []}', "not toml [[[", "\x00\xff", "",
-            'version = "v"\nmodels = 5\n',
-        ))
+        content = g.pick(
+            (
+                'version = "v1"\n[models."my-model"]\ninput = "0.5"\noutput = "1"\n',
+                'version = "v1"\n[models."my-model"]\ninput = "abc"\n',
+                '{"version": "v2", "models": {"my-model": {"input": 1, "output": 2}}}',
+                '{"version": 3, "models": []}',
+                "not toml [[[",
+                "\x00\xff",
+                "",
+                'version = "v"\nmodels = 5\n',
+            )
+        )
         path.write_text(content, "utf-8", errors="surrogateescape")
         return str(path) if g.p(0.5) else path
     if roll < 0.75:
@@ -742,15 +1028,25 @@ def pricing_overrides(g: Gen) -> Any:
 def pricing_case(g: Gen, esc: Escapes, case: int, sink: MemorySink) -> int:
     before = len(sink.records)
     overrides = pricing_overrides(g)
-    ok, _ = esc.call("pricing", case, f"configure(pricing={_safe(overrides)})",
-                     lambda: vividly_trace.configure(sinks=[sink], sync=True, pricing=overrides),
-                     allowed=(ConfigurationError,))
+    ok, _ = esc.call(
+        "pricing",
+        case,
+        f"configure(pricing={_safe(overrides)})",
+        lambda: vividly_trace.configure(sinks=[sink], sync=True, pricing=overrides),
+        allowed=(ConfigurationError,),
+    )
     if not ok:
         return 0
     model = g.pick(("my-model", "gemini-2.5-flash", "models/x-001", "nope"))
     usage = {"input_tokens": g.count(), "output_tokens": g.count(), "cached_tokens": g.count()}
-    ok, got = esc.call("pricing", case, "log_prompt_execution(model=...)",
-                       lambda: log_prompt_execution("priced", True, 1.0, 250_000, 10, model=model))
+    ok, got = esc.call(
+        "pricing",
+        case,
+        "log_prompt_execution(model=...)",
+        lambda: log_prompt_execution("priced", True, 1.0, 250_000, 10, model=model),
+    )
+    if ok and not isinstance(got, str):
+        esc.fail("pricing", case, f"log_prompt_execution returned {_safe(got)}, not an id")
     expected = 1 if isinstance(got, str) else 0
 
     @logged_prompt("priced", model=model)
@@ -758,12 +1054,21 @@ def pricing_case(g: Gen, esc: Escapes, case: int, sink: MemorySink) -> int:
         return usage
 
     esc.call("pricing", case, "decorated call", f)
-    esc.call("pricing", case, "calculate_gemini_cost", lambda: calculate_gemini_cost(usage, model),
-             allowed=(ValueError,))
+    esc.call(
+        "pricing",
+        case,
+        "calculate_gemini_cost",
+        lambda: calculate_gemini_cost(usage, model),
+        allowed=(ValueError,),
+    )
     expected += 1
     if len(sink.records) - before != expected:
-        esc.fail("pricing", case, f"{expected} calls gave {len(sink.records) - before} records: "
-                 f"{vividly_trace.stats()['dropped']}")
+        esc.fail(
+            "pricing",
+            case,
+            f"{expected} calls gave {len(sink.records) - before} records: "
+            f"{vividly_trace.stats()['dropped']}",
+        )
     return expected
 
 
@@ -780,26 +1085,56 @@ class _Sink:
 
 def configure_case(g: Gen, esc: Escapes, case: int, sink: MemorySink) -> tuple[int, bool]:
     """A configure() with some hostile arguments; if it succeeds, one call through it."""
+
     def hostile_sinks() -> Any:
-        return g.pick((
-            [sink, g.atom()], [_Sink(g.ident())], [_Sink("a"), _Sink("a")], g.atom(), "sql",
-            [Hostile()], [HostileKey()], [sink, Echo()], (s for s in [sink]), EvilList([sink]),
-            [_Sink(EvilStr("x"))], {"sink": sink}, [type],
-        ))
+        return g.pick(
+            (
+                [sink, g.atom()],
+                [_Sink(g.ident())],
+                [_Sink("a"), _Sink("a")],
+                g.atom(),
+                "sql",
+                [Hostile()],
+                [HostileKey()],
+                [sink, Echo()],
+                (s for s in [sink]),
+                EvilList([sink]),
+                [_Sink(EvilStr("x"))],
+                {"sink": sink},
+                [type],
+            )
+        )
 
     candidates: dict[str, Callable[[], Any]] = {
         "sinks": hostile_sinks,
         "sync": lambda: g.pick((True, False, 1, None, Hostile(), "yes")),
         "sample_rate": g.number,
-        "redact": lambda: g.pick((None, 5, lambda r: r, lambda r: None, lambda r: "junk",
-                                  _boom, Hostile(), Echo())),
+        "redact": lambda: g.pick(
+            (None, 5, lambda r: r, lambda r: None, lambda r: "junk", _boom, Hostile(), Echo())
+        ),
         "mask_secrets": lambda: g.pick((True, False, None, 0, "no", Hostile())),
         "pricing": lambda: pricing_overrides(g),
-        "queue_size": g.number, "batch_size": g.number, "flush_interval": g.number,
-        "max_retries": g.number, "retry_backoff": g.number, "spool_max_bytes": g.number,
+        "queue_size": g.number,
+        "batch_size": g.number,
+        "flush_interval": g.number,
+        "max_retries": g.number,
+        "retry_backoff": g.number,
+        "spool_max_bytes": g.number,
         "shutdown_timeout": g.number,
-        "spool_dir": lambda: g.pick((False, None, True, str(g.tmp / "spool_x"), 5, b"x",
-                                     Hostile(), g.tmp / "file_not_dir.txt", [1], "")),
+        "spool_dir": lambda: g.pick(
+            (
+                False,
+                None,
+                True,
+                str(g.tmp / "spool_x"),
+                5,
+                b"x",
+                Hostile(),
+                g.tmp / "file_not_dir.txt",
+                [1],
+                "",
+            )
+        ),
         "enabled": lambda: g.pick((True, False, 1, None, Hostile())),
         "handle_sigterm": lambda: g.pick((True, False, None, "x", Hostile())),
     }
@@ -809,24 +1144,45 @@ def configure_case(g: Gen, esc: Escapes, case: int, sink: MemorySink) -> tuple[i
     for name in g.r.sample(sorted(candidates), g.r.randrange(1, 4)):
         kwargs[name] = candidates[name]()
     before = len(sink.records)
-    ok, _ = esc.call("configure", case, f"configure({', '.join(kwargs)})",
-                     lambda: vividly_trace.configure(**kwargs), allowed=(ConfigurationError,))
+    ok, _ = esc.call(
+        "configure",
+        case,
+        f"configure({', '.join(kwargs)})",
+        lambda: vividly_trace.configure(**kwargs),
+        allowed=(ConfigurationError,),
+    )
     if not ok:
         return 0, False
-    ok, got = esc.call("configure", case, "log_prompt_execution after configure",
-                       lambda: log_prompt_execution("configured", False, 2.0, 1, 2,
-                                                    error_message=secret_text(case)))
-    if ok and got is not None and not isinstance(got, str):
-        esc.fail("configure", case, f"log_prompt_execution returned {_safe(got)}")
+    ok, got = esc.call(
+        "configure",
+        case,
+        "log_prompt_execution after configure",
+        lambda: log_prompt_execution(
+            "configured", False, 2.0, 1, 2, error_message=secret_text(case)
+        ),
+    )
+    # configure() accepted its arguments, so `enabled` is a bool: True gives an id.
+    if ok and (not isinstance(got, str) if kwargs.get("enabled", True) else got is not None):
+        esc.fail(
+            "configure",
+            case,
+            f"log_prompt_execution returned {_safe(got)} with "
+            f"enabled={kwargs.get('enabled', True)}",
+        )
     ok, _ = esc.call("configure", case, "flush", lambda: vividly_trace.flush(timeout=5))
     ids = 1 if isinstance(got, str) else 0
     if kwargs["sinks"] is own_sinks:
         s = vividly_trace.stats()
         drops = s["dropped"]
-        accounted = len(sink.records) - before + s["sampled_out"] + sum(drops.values())
-        if accounted != ids or set(drops) - {"redacted", "redact_error"}:
-            esc.fail("configure", case, f"{ids} records logged, {len(sink.records) - before} "
-                     f"written, sampled out {s['sampled_out']}, dropped {drops}")
+        # A failed call is never sampled out; only the redact hook may drop it.
+        accounted = len(sink.records) - before + sum(drops.values())
+        if accounted != ids or s["sampled_out"] or set(drops) - {"redacted", "redact_error"}:
+            esc.fail(
+                "configure",
+                case,
+                f"{ids} records logged, {len(sink.records) - before} "
+                f"written, sampled out {s['sampled_out']}, dropped {drops}",
+            )
     return ids, True
 
 
@@ -835,8 +1191,9 @@ def misc_case(g: Gen, esc: Escapes, case: int) -> int:
     op = g.r.randrange(7)
     if op == 0:
         timeout = g.pick((g.number(), g.atom(), 0, 1.0))
-        ok, got = esc.call("misc", case, f"flush({_safe(timeout)})",
-                           lambda: vividly_trace.flush(timeout=timeout))
+        ok, got = esc.call(
+            "misc", case, f"flush({_safe(timeout)})", lambda: vividly_trace.flush(timeout=timeout)
+        )
         if ok and not isinstance(got, bool):
             esc.fail("misc", case, f"flush returned {_safe(got)}")
         return 0
@@ -855,18 +1212,31 @@ def misc_case(g: Gen, esc: Escapes, case: int) -> int:
                 esc.fail("misc", case, f"json_safe gave non-JSON {exc!r}")
         return 0
     if op == 3:
-        args = (g.ident(), g.pick((g.atom(), "user-1", 42)),
-                g.pick(({"A": 0.5, "B": 0.5}, {"A": g.number()}, {g.key(): 1}, g.atom(), {})))
-        ok, got = esc.call("misc", case, "choose_variant", lambda: choose_variant(*args),
-                           allowed=(ConfigurationError,))
+        args = (
+            g.ident(),
+            g.pick((g.atom(), "user-1", 42)),
+            g.pick(({"A": 0.5, "B": 0.5}, {"A": g.number()}, {g.key(): 1}, g.atom(), {})),
+        )
+        ok, got = esc.call(
+            "misc",
+            case,
+            "choose_variant",
+            lambda: choose_variant(*args),
+            allowed=(ConfigurationError,),
+        )
         if ok and not isinstance(got, str):
             esc.fail("misc", case, f"choose_variant returned {_safe(got)}")
         return 0
     if op == 4:
         usage = g.pick((g.dict_response(), g.atom(), {"input_tokens": g.count()}))
         model = g.pick((*MODELS, g.atom(), g.ident()))
-        ok, got = esc.call("misc", case, "calculate_gemini_cost",
-                           lambda: calculate_gemini_cost(usage, model), allowed=(ValueError,))
+        ok, got = esc.call(
+            "misc",
+            case,
+            "calculate_gemini_cost",
+            lambda: calculate_gemini_cost(usage, model),
+            allowed=(ValueError,),
+        )
         if ok and not (isinstance(got, float) and math.isfinite(got) and got >= 0):
             esc.fail("misc", case, f"calculate_gemini_cost returned {_safe(got)}")
         return 0
@@ -876,17 +1246,26 @@ def misc_case(g: Gen, esc: Escapes, case: int) -> int:
             esc.fail("misc", case, "a call is current outside any call")
         return 0
     # A user extractor that raises, returns junk, or returns a ResponseInfo full of junk.
-    junk = g.pick((
-        _boom, lambda r: g.atom(), lambda r: None,
-        lambda r: ResponseInfo(usage=Usage(input_tokens=g.count(), output_tokens=g.count()),
-                               provider=g.atom(), response_model=g.atom(),
-                               finish_reason=g.atom(), block_reason=g.atom()),
-        lambda r: ResponseInfo(usage=g.atom()),
-    ))
+    junk = g.pick(
+        (
+            _boom,
+            lambda r: g.atom(),
+            lambda r: None,
+            lambda r: ResponseInfo(
+                usage=Usage(input_tokens=g.count(), output_tokens=g.count()),
+                provider=g.atom(),
+                response_model=g.atom(),
+                finish_reason=g.atom(),
+                block_reason=g.atom(),
+            ),
+            lambda r: ResponseInfo(usage=g.atom()),
+        )
+    )
     ok, _ = esc.call("misc", case, "register_extractor", lambda: register_extractor(junk))
     if not ok:
         return 0
     try:
+
         @logged_prompt("extracted", model="gemini-2.5-flash")
         def f() -> Any:
             return {"input_tokens": 3, "output_tokens": 4}
@@ -898,14 +1277,18 @@ def misc_case(g: Gen, esc: Escapes, case: int) -> int:
 
 
 # -- the test ----------------------------------------------------------------------------------
-def _check_records(records: list[Any], esc: Escapes, family: str) -> None:
+def _check_records(records: list[Any], expected: int, esc: Escapes, family: str) -> None:
+    """``expected`` records (one per call that returned an id), each JSON-safe."""
+    if len(records) != expected:
+        esc.fail(family, -1, f"{expected} calls gave {len(records)} records")
     for r in records:
         try:
             json.dumps(r.to_dict(), allow_nan=False)
             json.dumps(r.metadata, allow_nan=False)
             assert isinstance(r.template_key, str) and r.template_key
             assert r.error_message is None or (
-                type(r.error_message) is str and len(r.error_message) <= 1000)
+                type(r.error_message) is str and len(r.error_message) <= 1000
+            )
             assert len(r.execution_id) == 36
         except Exception as exc:
             esc.fail(family, -1, f"record {r.execution_id} is not JSON-safe: {exc!r}")
@@ -944,24 +1327,34 @@ def test_hostile_input_never_reaches_the_caller(
     db = tmp_path / "hostile.db"
     vividly_trace.configure(
         sinks=[memory, JSONLinesSink(jsonl, fsync=False), SQLSink(f"sqlite:///{db}")],
-        queue_size=1_000_000, flush_interval=0.2, batch_size=500, spool_dir=tmp_path / "spool",
+        queue_size=1_000_000,
+        flush_interval=0.2,
+        batch_size=500,
+        spool_dir=tmp_path / "spool",
     )
     expected = 0
     done: Counter[str] = Counter()
-    for family, fn in (("decorator", decorator_case), ("with_block", with_block_case),
-                       ("log_prompt_execution", log_case), ("misc", misc_case)):
+    for family, fn in (
+        ("decorator", decorator_case),
+        ("with_block", with_block_case),
+        ("log_prompt_execution", log_case),
+        ("misc", misc_case),
+    ):
         for case in range(plan[family]):
             expected += fn(g, esc, case)
             done[family] += 1
     assert vividly_trace.flush(timeout=600), "the background sinks did not drain"
     stats = vividly_trace.stats()
-    _check_records(memory.records, esc, "records")
+    assert expected > 0, "no case logged anything"
+    _check_records(memory.records, expected, esc, "records")
     secret_scan.add_records("hostile-input records", memory.records)
     lines, unparsable = _read_lines(jsonl)
     sql_rows = _sqlite_rows(db)
     counted = {name: sum(s["dropped"].values()) for name, s in stats["sinks"].items()}
     background = {
-        "memory": len(memory.records), "jsonl": lines, "sql": sql_rows,
+        "memory": len(memory.records),
+        "jsonl": lines,
+        "sql": sql_rows,
     }
     vividly_trace.shutdown()
 
@@ -1016,8 +1409,9 @@ def _missing(records: list[Any], jsonl: Path) -> list[str]:
             seen.add(json.loads(line)["execution_id"])
         except (ValueError, KeyError):
             continue
-    return [f"missing from jsonl: {_safe(r)[:1000]}" for r in records
-            if r.execution_id not in seen][:5]
+    return [
+        f"missing from jsonl: {_safe(r)[:1000]}" for r in records if r.execution_id not in seen
+    ][:5]
 
 
 def _read_lines(path: Path) -> tuple[int, int]:

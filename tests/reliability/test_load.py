@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import (
+
+from tests.reliability.reliability_helpers import (
     LONG,
     SHORT,
     VERSIONS,
@@ -62,14 +63,17 @@ def test_load_16_threads_x_4_processes_into_one_postgresql(
     figures.record(
         "load: 16 threads x 4 processes into one PostgreSQL",
         version,
-        processes=plan["processes"], threads_per_process=plan["threads"],
+        processes=plan["processes"],
+        threads_per_process=plan["threads"],
         seconds_of_load=plan["seconds"],
         records_offered=offered,
         records_written=written,
         dropped=", ".join(f"{k} {v}" for k, v in dropped.items()) or "0",
-        rows=rows, distinct_ids=distinct,
+        rows=rows,
+        distinct_ids=distinct,
         records_per_second=round(rows / plan["seconds"]),
-        templates_checked=templates, statistics_mismatches=len(mismatches),
+        templates_checked=templates,
+        statistics_mismatches=len(mismatches),
         slowest_call_ms=round(1000 * max(r["slowest_call_s"] for r in reports), 1),
         wall_seconds=round(elapsed, 1),
     )

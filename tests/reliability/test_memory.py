@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import LONG, SHORT, VERSIONS, run_app
+
+from tests.reliability.reliability_helpers import LONG, SHORT, VERSIONS, run_app
 
 pytestmark = pytest.mark.reliability
 
@@ -30,8 +31,11 @@ def test_dead_sink_burst_keeps_memory_bounded(
     google-genai response: its peak RSS (VmHWM) grows by less than 300 MB, and every record
     is accounted for (spooled, up to a 32 MB spool, or dropped and counted)."""
     args = {
-        "mode": mode, "records": RECORDS[version], "threads": 4,
-        "spool_dir": str(tmp_path / "spool"), "spool_max_bytes": 32 * MB,
+        "mode": mode,
+        "records": RECORDS[version],
+        "threads": 4,
+        "spool_dir": str(tmp_path / "spool"),
+        "spool_max_bytes": 32 * MB,
     }
     done = run_app(tmp_path, "memory_burst", args, timeout=850, scan=secret_scan)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -45,7 +49,8 @@ def test_dead_sink_burst_keeps_memory_bounded(
         calls=out["offered"],
         peak_rss_before_mb=round(out["hwm_before"] / MB, 1),
         peak_rss_after_mb=round(out["hwm_end"] / MB, 1),
-        growth_mb=round(growth / MB, 1), bound_mb=BOUND // MB,
+        growth_mb=round(growth / MB, 1),
+        bound_mb=BOUND // MB,
         spooled=sink["spooled"],
         dropped=", ".join(f"{k} {v:,}" for k, v in sink["dropped"].items()) or "0",
         burst_seconds=round(out["burst_s"], 1),

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import (
+
+import vividly_trace
+from tests.reliability.reliability_helpers import (
     API_KEY,
     BEARER_TOKEN,
     DB_PASSWORD,
@@ -33,8 +35,6 @@ from reliability_helpers import (
     wait_until,
     with_password,
 )
-
-import vividly_trace
 from vividly_trace import log_prompt_execution, logged_prompt
 from vividly_trace.sinks import JSONLinesSink, MemorySink, SQLSink, StructuredStdoutSink
 
@@ -43,7 +43,7 @@ pytestmark = pytest.mark.reliability
 SQL_PAYLOADS = [
     "'; DROP TABLE prompt_executions; --",
     "Robert'); DROP TABLE prompt_templates;--",
-    "\" OR \"1\"=\"1",
+    '" OR "1"="1',
     "x' OR '1'='1' /*",
     "1; SELECT pg_sleep(30); --",
     "$$; DELETE FROM prompt_executions; $$",
@@ -78,8 +78,11 @@ def test_sql_injection_payloads_are_stored_verbatim(
     """Template keys, versions, A/B groups, models, error messages and metadata keys and
     values that are SQL injection payloads are stored exactly as given (on SQLite and on
     PostgreSQL through COPY and through the INSERT fallback), and both tables are intact."""
-    url = f"sqlite:///{tmp_path / 'inject.db'}" if backend == "sqlite" else with_password(
-        postgres_url)
+    url = (
+        f"sqlite:///{tmp_path / 'inject.db'}"
+        if backend == "sqlite"
+        else with_password(postgres_url)
+    )
     sinks = [SQLSink(url)]
     if backend == "postgresql":
         sinks.append(SQLSink(url, name="insert", use_copy=False))
@@ -87,9 +90,16 @@ def test_sql_injection_payloads_are_stored_verbatim(
     sent: dict[str, tuple[str, ...]] = {}
     for i, payload in enumerate(SQL_PAYLOADS):
         eid = log_prompt_execution(
-            payload, i % 2 == 0, 1.0 + i, 10, 5, error_message=payload,
-            metadata={payload: payload, "n": i}, template_version=payload,
-            ab_test_group=payload[:5], model=payload,
+            payload,
+            i % 2 == 0,
+            1.0 + i,
+            10,
+            5,
+            error_message=payload,
+            metadata={payload: payload, "n": i},
+            template_version=payload,
+            ab_test_group=payload[:5],
+            model=payload,
         )
         assert eid is not None
         sent[eid] = (payload, payload, payload[:5], payload)
@@ -100,9 +110,12 @@ def test_sql_injection_payloads_are_stored_verbatim(
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "SELECT id, template_name, template_version, template_ab_test_group, model, "
-                "error_message, metadata FROM prompt_executions")).all()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT id, template_name, template_version, template_ab_test_group, model, "
+                    "error_message, metadata FROM prompt_executions"
+                )
+            ).all()
             templates = conn.execute(sa.text("SELECT count(*) FROM prompt_templates")).scalar_one()
     finally:
         engine.dispose()
@@ -110,13 +123,20 @@ def test_sql_injection_payloads_are_stored_verbatim(
     for row in rows:
         payload, version, group, model = sent[row[0]]
         meta = row[6] if isinstance(row[6], dict) else json.loads(row[6])
-        if (row[1], row[2], row[3], row[4], row[5]) != (payload, version, group, model, payload) \
-                or meta.get(payload) != payload:
+        if (row[1], row[2], row[3], row[4], row[5]) != (
+            payload,
+            version,
+            group,
+            model,
+            payload,
+        ) or meta.get(payload) != payload:
             wrong.append(row[0])
     figures.record(
         f"security: SQL injection payloads stored verbatim ({backend})",
         SHORT,
-        payloads=len(SQL_PAYLOADS), rows=len(rows), rows_not_verbatim=len(wrong),
+        payloads=len(SQL_PAYLOADS),
+        rows=len(rows),
+        rows_not_verbatim=len(wrong),
         templates=templates,
         sinks=", ".join(f"{k} wrote {v['written']}" for k, v in stats.items()),
     )
@@ -131,7 +151,11 @@ def test_sql_injection_payloads_are_stored_verbatim(
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("version", VERSIONS)
 def test_secrets_are_masked_everywhere_they_are_written(
-    version: str, tmp_path: Path, postgres_url: str, gemini: Any, secret_scan: Any,
+    version: str,
+    tmp_path: Path,
+    postgres_url: str,
+    gemini: Any,
+    secret_scan: Any,
     figures: Any,
 ) -> None:
     """Secrets handed to every entry point (error messages, exceptions, metadata under
@@ -156,17 +180,28 @@ def test_secrets_are_masked_everywhere_they_are_written(
     memory = MemorySink()
     vividly_trace.configure(
         sinks=[
-            memory, SQLSink(f"sqlite:///{db}"), SQLSink(pg_url, name="pg"),
-            SQLSink(closed, name="pg_down", connect_timeout=1), JSONLinesSink(jsonl),
-            StructuredStdoutSink(stream, project="p"), Failing(),
+            memory,
+            SQLSink(f"sqlite:///{db}"),
+            SQLSink(pg_url, name="pg"),
+            SQLSink(closed, name="pg_down", connect_timeout=1),
+            JSONLinesSink(jsonl),
+            StructuredStdoutSink(stream, project="p"),
+            Failing(),
         ],
-        flush_interval=0.05, max_retries=1, retry_backoff=0.01, spool_dir=tmp_path / "spool",
+        flush_interval=0.05,
+        max_retries=1,
+        retry_backoff=0.01,
+        spool_dir=tmp_path / "spool",
     )
     client = genai.Client(  # the API key comes from GEMINI_API_KEY
-        http_options=types.HttpOptions(base_url=gemini.url, api_version="v1beta"))
+        http_options=types.HttpOptions(base_url=gemini.url, api_version="v1beta")
+    )
 
-    @logged_prompt("secret_call", model="gemini-2.5-flash",
-                   metadata={"Authorization": f"Bearer {BEARER_TOKEN}", "dsn": secret_text(3)})
+    @logged_prompt(
+        "secret_call",
+        model="gemini-2.5-flash",
+        metadata={"Authorization": f"Bearer {BEARER_TOKEN}", "dsn": secret_text(3)},
+    )
     def call(i: int) -> Any:
         handle = vividly_trace.get_current_call()
         assert handle is not None
@@ -178,14 +213,21 @@ def test_secrets_are_masked_everywhere_they_are_written(
     for i in range(rounds):
         gemini.enqueue(
             Scenario(text="ok"),
-            Scenario(error_status=401, error_message=f"API key not valid: {API_KEY} "
-                     f"(Authorization: Bearer {BEARER_TOKEN})"),
+            Scenario(
+                error_status=401,
+                error_message=f"API key not valid: {API_KEY} "
+                f"(Authorization: Bearer {BEARER_TOKEN})",
+            ),
         )
         assert call(i).text == "ok"
         with pytest.raises(Exception, match="API key not valid"):
             call(i)
-        assert log_prompt_execution("secret_lpe", False, 3.0, error_message=secret_text(i),
-                                    metadata=secret_metadata(i)) is not None
+        assert (
+            log_prompt_execution(
+                "secret_lpe", False, 3.0, error_message=secret_text(i), metadata=secret_metadata(i)
+            )
+            is not None
+        )
         with pytest.raises(SecretError), logged_prompt("secret_with") as handle:
             handle.metadata["authorization"] = f"Basic {SECRETS['basic credentials']}"
             handle.metadata["free_text"] = secret_text(i + 1)
@@ -210,8 +252,10 @@ def test_secrets_are_masked_everywhere_they_are_written(
     figures.record(
         "security: secrets masked in records, stores, spools, outputs",
         version,
-        records=len(records), error_messages_redacted=redacted,
-        metadata_redacted=redacted_meta, spooled_lines_scanned=spooled,
+        records=len(records),
+        error_messages_redacted=redacted,
+        metadata_redacted=redacted_meta,
+        spooled_lines_scanned=spooled,
         failing_sink_batches=stats["failing"]["failed_batches"],
         refused_db_batches=stats["pg_down"]["failed_batches"],
         findings=len(findings_here),
@@ -259,14 +303,15 @@ def test_no_secret_anywhere(version: str, secret_scan: Any, figures: Any) -> Non
     figures.record(
         "security: no secret in any record or log line (whole session)",
         version,
-        log_lines=secret_scan.log_lines, records=secret_scan.records,
-        files=secret_scan.files, texts_scanned=secret_scan.items,
+        log_lines=secret_scan.log_lines,
+        records=secret_scan.records,
+        files=secret_scan.files,
+        texts_scanned=secret_scan.items,
         megabytes_scanned=round(secret_scan.bytes / 1e6, 1),
         findings=len(secret_scan.findings),
     )
     assert secret_scan.findings == [], "\n".join(secret_scan.findings[:20])
     assert secret_scan.items > 0
-
 
 
 def test_log_lines_never_carry_secrets(
@@ -292,15 +337,24 @@ def test_log_lines_never_carry_secrets(
         raise SecretError(8)
 
     vividly_trace.configure(
-        sinks=[Failing()], redact=failing_redact, max_retries=0, flush_interval=0.02,
+        sinks=[Failing()],
+        redact=failing_redact,
+        max_retries=0,
+        flush_interval=0.02,
         spool_dir=tmp_path / "spool",
     )
     register_extractor(raising_extractor)
     try:
         log_prompt_execution("t", True, 1.0, error_message=secret_text(1))
         log_prompt_execution("redact_me", True, 1.0)
-        log_prompt_execution("t", True, 1.0, input_token_count=secret_text(2),
-                             cost_usd=secret_text(3), template_version=SecretError(4))
+        log_prompt_execution(
+            "t",
+            True,
+            1.0,
+            input_token_count=secret_text(2),
+            cost_usd=secret_text(3),
+            template_version=SecretError(4),
+        )
         log_prompt_execution(secret_text(5), "yes", secret_text(6))
 
         @logged_prompt("extracted")
@@ -318,7 +372,9 @@ def test_log_lines_never_carry_secrets(
     leaks = [line for line in lines if any(s in line for s in SECRETS.values())]
     figures.record(
         "security: log lines of rejected values and failing sinks, hooks, extractors",
-        SHORT, log_lines=len(lines), lines_with_a_secret=len(leaks),
+        SHORT,
+        log_lines=len(lines),
+        lines_with_a_secret=len(leaks),
     )
     assert any("replay" in line for line in lines), lines
     assert any("redact" in line for line in lines), lines

@@ -20,7 +20,8 @@ from google.auth.credentials import AnonymousCredentials as _Anonymous
 from google.auth.exceptions import DefaultCredentialsError
 
 import vividly_trace
-from vividly_trace import ConfigurationError, MissingExtraError, PromptExecution
+from tests.factories import full_record, make_record
+from vividly_trace import ConfigurationError, MissingExtraError
 from vividly_trace.sinks import CloudLoggingSink
 from vividly_trace.testing.fake_logging import FakeLoggingServer
 
@@ -124,8 +125,8 @@ class TestConstruction:
         sink = CloudLoggingSink(client_options={"api_endpoint": fake_logging.url})
         assert calls == [1]
         assert sink.project == "project-from-adc"
-        sink.write_batch([_record()])
-        sink.write_batch([_record()])
+        sink.write_batch([make_record()])
+        sink.write_batch([make_record()])
         assert calls == [1]
         entry = fake_logging.entries()[0]
         assert entry["logName"] == "projects/project-from-adc/logs/vividly_trace"
@@ -169,28 +170,12 @@ class TestConstruction:
         assert sink.name == "cloud_logging"
 
 
-def _record(**overrides: Any) -> PromptExecution:
-    import datetime as dt
-
-    fields: dict[str, Any] = {
-        "execution_id": f"id-{time.monotonic_ns()}",
-        "template_key": "k",
-        "success": True,
-        "response_time_ms": 1.0,
-        "started_at": dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc),
-    }
-    fields.update(overrides)
-    return PromptExecution(**fields)
-
-
 class TestEntries:
     """What one write_batch sends: the entries:write body, field by field."""
 
-    def test_success_entry(
-        self, fake_logging: FakeLoggingServer, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_success_entry(self, fake_logging: FakeLoggingServer) -> None:
         """A successful call: INFO, labels, insertId, timestamp and every record field."""
-        record = make_record()
+        record = full_record()
         api_sink(fake_logging).write_batch([record])
         (request,) = fake_logging.requests
         assert request.method == "POST"
@@ -248,11 +233,9 @@ class TestEntries:
             assert payload[key] == value, key
         assert set(payload) == {"message", *expected}
 
-    def test_failure_entry(
-        self, fake_logging: FakeLoggingServer, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_failure_entry(self, fake_logging: FakeLoggingServer) -> None:
         """A failed call: ERROR, the error in the message, empty labels left out."""
-        record = make_record(
+        record = full_record(
             success=False,
             response_time_ms=88.0,
             template_version=None,
@@ -275,28 +258,24 @@ class TestEntries:
         assert payload["output_token_count"] is None
         assert payload["template_version"] is None
 
-    def test_trace_from_traceparent(
-        self, fake_logging: FakeLoggingServer, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_trace_from_traceparent(self, fake_logging: FakeLoggingServer) -> None:
         """A W3C traceparent in the metadata gives trace, spanId and traceSampled."""
-        record = make_record(metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"})
+        record = full_record(metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"})
         api_sink(fake_logging).write_batch([record])
         (entry,) = fake_logging.entries()
         assert entry["trace"] == f"projects/{PROJECT}/traces/{TRACE_ID}"
         assert entry["spanId"] == SPAN_ID
         assert entry["traceSampled"] is True
 
-    def test_trace_from_ids(
-        self, fake_logging: FakeLoggingServer, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_trace_from_ids(self, fake_logging: FakeLoggingServer) -> None:
         """trace_id / span_id / trace_sampled metadata keys work too (upper case accepted)."""
         records = [
-            make_record(
+            full_record(
                 metadata={"trace_id": TRACE_ID.upper(), "span_id": SPAN_ID, "trace_sampled": False}
             ),
-            make_record(metadata={"trace_id": TRACE_ID}),
-            make_record(metadata={"trace_id": "0" * 32, "span_id": SPAN_ID}),
-            make_record(metadata={"trace_id": "not-hex"}),
+            full_record(metadata={"trace_id": TRACE_ID}),
+            full_record(metadata={"trace_id": "0" * 32, "span_id": SPAN_ID}),
+            full_record(metadata={"trace_id": "not-hex"}),
         ]
         api_sink(fake_logging).write_batch(records)
         first, second, zero, bad = fake_logging.entries()
@@ -310,9 +289,7 @@ class TestEntries:
             assert "trace" not in entry
             assert "spanId" not in entry
 
-    def test_resource_labels_and_log_name(
-        self, fake_logging: FakeLoggingServer, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_resource_labels_and_log_name(self, fake_logging: FakeLoggingServer) -> None:
         """A given Resource, extra labels and a log name with '/' (URL-encoded)."""
         resource = google.cloud.logging.Resource(
             type="cloud_run_revision",
@@ -324,7 +301,7 @@ class TestEntries:
             resource=resource,
             labels={"env": "prod", "template_key": "overridden"},
         )
-        sink.write_batch([make_record()])
+        sink.write_batch([full_record()])
         (entry,) = fake_logging.entries()
         assert entry["logName"] == f"projects/{PROJECT}/logs/apps%2Fvividly"
         assert entry["resource"] == {
@@ -338,21 +315,17 @@ class TestEntries:
             "ab_test_group": "B",
         }
 
-    def test_one_request_per_batch(
-        self, fake_logging: FakeLoggingServer, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_one_request_per_batch(self, fake_logging: FakeLoggingServer) -> None:
         """A batch of 25 records is one request with 25 entries, in order."""
-        records = [make_record() for _ in range(25)]
+        records = [full_record() for _ in range(25)]
         api_sink(fake_logging).write_batch(records)
         (request,) = fake_logging.requests
         assert [e["insertId"] for e in request.entries] == [r.execution_id for r in records]
 
-    def test_oversized_metadata_is_replaced(
-        self, fake_logging: FakeLoggingServer, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_oversized_metadata_is_replaced(self, fake_logging: FakeLoggingServer) -> None:
         """An entry over the 256 KB limit loses its metadata instead of failing the batch."""
-        big = make_record(metadata={"blob": "x" * 300_000})
-        small = make_record()
+        big = full_record(metadata={"blob": "x" * 300_000})
+        small = full_record()
         api_sink(fake_logging).write_batch([big, small])
         big_entry, small_entry = fake_logging.entries()
         assert set(big_entry["jsonPayload"]["metadata"]) == {"vividly_trace_truncated"}
@@ -360,13 +333,11 @@ class TestEntries:
         assert big_entry["jsonPayload"]["template_key"] == "nlu_extraction"
         assert small_entry["jsonPayload"]["metadata"] == small.to_dict()["metadata"]
 
-    def test_given_client_is_used_and_left_open(
-        self, fake_logging: FakeLoggingServer, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_given_client_is_used_and_left_open(self, fake_logging: FakeLoggingServer) -> None:
         """client= is used as is (its project too) and not closed by close()."""
         client = fake_logging.client("client-project")
         sink = CloudLoggingSink(client=client)
-        sink.write_batch([make_record()])
+        sink.write_batch([full_record()])
         sink.close()
         assert fake_logging.entries()[0]["logName"] == "projects/client-project/logs/vividly_trace"
         client.logging_api.write_entries(
@@ -380,40 +351,34 @@ class TestEntries:
         )
         assert fake_logging.entries()[-1]["textPayload"] == "still open"
 
-    def test_error_status_raises(
-        self, fake_logging: FakeLoggingServer, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_error_status_raises(self, fake_logging: FakeLoggingServer) -> None:
         """A 503 raises ServiceUnavailable (the dispatcher retries); a 403 raises Forbidden."""
         sink = api_sink(fake_logging)
         fake_logging.fail_next(1, status=503)
         with pytest.raises(api_exceptions.ServiceUnavailable):
-            sink.write_batch([make_record()])
+            sink.write_batch([full_record()])
         fake_logging.fail_next(1, status=403, message="no permission")
         with pytest.raises(api_exceptions.Forbidden, match="no permission"):
-            sink.write_batch([make_record()])
-        sink.write_batch([make_record()])
+            sink.write_batch([full_record()])
+        sink.write_batch([full_record()])
         assert [r.status for r in fake_logging.requests] == [503, 403, 200]
 
-    def test_timeout_bounds_a_hanging_request(
-        self, fake_logging: FakeLoggingServer, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_timeout_bounds_a_hanging_request(self, fake_logging: FakeLoggingServer) -> None:
         """A hanging endpoint fails the write after ``timeout``, not after the hang."""
         sink = api_sink(fake_logging, timeout=0.5)
         hang = fake_logging.hang_next(1, seconds=20)
         started = time.monotonic()
         with pytest.raises(requests.exceptions.Timeout):
-            sink.write_batch([make_record()])
+            sink.write_batch([full_record()])
         assert time.monotonic() - started < 10
         assert hang.held == 1
         hang.release()
 
-    def test_no_diagnostic_entry(
-        self, fake_logging: FakeLoggingServer, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_no_diagnostic_entry(self, fake_logging: FakeLoggingServer) -> None:
         """Only our entries are sent (the library's instrumentation entry is not added)."""
         sink = api_sink(fake_logging)
         for _ in range(3):
-            sink.write_batch([make_record()])
+            sink.write_batch([full_record()])
         assert len(fake_logging.entries()) == 3
         assert all(
             "jsonPayload" in e and "message" in e["jsonPayload"] for e in fake_logging.entries()

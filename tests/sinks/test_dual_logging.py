@@ -124,9 +124,7 @@ class TestDualLogging:
         """Two 503s from Cloud Logging: retried there, counted there, invisible elsewhere."""
         sinks, witness = three_sinks(tmp_path, fake_logging, otel_memory)
         fake_logging.fail_next(2, status=503)
-        vividly_trace.configure(
-            sinks=sinks, max_retries=3, retry_backoff=0.01, flush_interval=0.05
-        )
+        vividly_trace.configure(sinks=sinks, max_retries=3, retry_backoff=0.01, flush_interval=0.05)
         ids: list[str] = []
         for i in range(20):
             ids.append(
@@ -175,9 +173,7 @@ class TestDualLogging:
         exactly once (by insertId)."""
         on_time = 2.0  # seconds; the sinks' workers wake every 0.05 s
         sinks, witness = three_sinks(tmp_path, fake_logging, otel_memory, timeout=5.0)
-        vividly_trace.configure(
-            sinks=sinks, max_retries=1, retry_backoff=0.1, flush_interval=0.05
-        )
+        vividly_trace.configure(sinks=sinks, max_retries=1, retry_backoff=0.1, flush_interval=0.05)
         # Warm up (schema creation, first connection) before the outage starts.
         ids = [log("warmup", True, 1.0)]
         assert vividly_trace.flush(timeout=30)

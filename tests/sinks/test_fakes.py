@@ -6,17 +6,17 @@ import http.client
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from vividly_trace import PromptExecution
+from tests.factories import full_record
 from vividly_trace.testing.fake_logging import FakeLoggingServer
 
 
-def post(url: str, path: str, body: bytes, ctype: str = "application/json",
-         timeout: float = 10) -> tuple[int, bytes]:
+def post(
+    url: str, path: str, body: bytes, ctype: str = "application/json", timeout: float = 10
+) -> tuple[int, bytes]:
     """One POST with http.client; returns (status, body)."""
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
@@ -94,9 +94,7 @@ class TestFakeLoggingServer:
 class TestOTLPCollector:
     """Decoding OTLP/HTTP protobuf, compressed or not; refusing what it cannot read."""
 
-    def test_gzip_export_is_decoded(
-        self, collector: Any, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_gzip_export_is_decoded(self, collector: Any) -> None:
         """A gzip-compressed export from the real exporter decodes to the same spans."""
         from opentelemetry.exporter.otlp.proto.http import Compression
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -106,7 +104,7 @@ class TestOTLPCollector:
         exporter = OTLPSpanExporter(
             endpoint=collector.url + "/v1/traces", compression=Compression.Gzip
         )
-        record = make_record()
+        record = full_record()
         OpenTelemetrySink(exporter=exporter).write_batch([record])
         (request,) = collector.requests
         assert request.headers["content-encoding"] == "gzip"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +24,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import vividly_trace
-from vividly_trace import ConfigurationError, MissingExtraError, PromptExecution
+from tests.factories import full_record
+from vividly_trace import ConfigurationError, MissingExtraError
 from vividly_trace.sinks import OpenTelemetrySink
 from vividly_trace.sinks.otel import SpanExportError, trace_metadata
 from vividly_trace.testing.otlp_collector import OTLPCollector
@@ -67,13 +68,18 @@ class TestSpans:
     def test_success_span(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """Every attribute of a successful call, with the call's real start and end."""
         provider, exporter = memory
-        record = make_record(
-            metadata={"user_tier": "pro", "attempt": 2, "ratio": 0.5, "tags": ["x"],
-                      "huge": 2**70, "nested": {"a": 1}}
+        record = full_record(
+            metadata={
+                "user_tier": "pro",
+                "attempt": 2,
+                "ratio": 0.5,
+                "tags": ["x"],
+                "huge": 2**70,
+                "nested": {"a": 1},
+            }
         )
         OpenTelemetrySink(provider).write_batch([record])
         (span,) = exporter.get_finished_spans()
@@ -119,11 +125,10 @@ class TestSpans:
     def test_failure_span(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """A failure: error.type, status ERROR with the message; missing values left out."""
         provider, exporter = memory
-        record = make_record(
+        record = full_record(
             success=False,
             error_type="ServerError",
             error_message="503 UNAVAILABLE",
@@ -164,12 +169,17 @@ class TestSpans:
     def test_unknown_error_type_and_model(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """No error type gives error.type "_OTHER"; no model gives the bare operation name."""
         provider, exporter = memory
-        record = make_record(success=False, error_type=None, error_message=None, model=None,
-                             response_model=None, provider="vertex_ai")
+        record = full_record(
+            success=False,
+            error_type=None,
+            error_message=None,
+            model=None,
+            response_model=None,
+            provider="vertex_ai",
+        )
         OpenTelemetrySink(provider).write_batch([record])
         (span,) = exporter.get_finished_spans()
         assert span.name == "generate_content"
@@ -182,8 +192,14 @@ class TestSpans:
         provider, exporter = memory
         vividly_trace.configure(sinks=[OpenTelemetrySink(provider)], sync=True)
         execution_id = log(
-            "script_generation", True, 250.0, input_token_count=100, output_token_count=50,
-            model="gemini-2.5-flash", template_version="v1", ab_test_group="A",
+            "script_generation",
+            True,
+            250.0,
+            input_token_count=100,
+            output_token_count=50,
+            model="gemini-2.5-flash",
+            template_version="v1",
+            ab_test_group="A",
         )
         (span,) = exporter.get_finished_spans()
         assert attrs(span)["vividly_trace.execution_id"] == execution_id
@@ -200,11 +216,10 @@ class TestParents:
     def test_remote_parent_from_metadata(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """A traceparent in the metadata makes the span a child of that remote span."""
         provider, exporter = memory
-        record = make_record(metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"})
+        record = full_record(metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"})
         OpenTelemetrySink(provider).write_batch([record])
         (span,) = exporter.get_finished_spans()
         assert span.parent is not None
@@ -217,14 +232,14 @@ class TestParents:
     def test_unsampled_parent_is_not_exported(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """With the default parent-based sampler, an unsampled parent drops the span."""
         provider, exporter = memory
         records = [
-            make_record(metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID,
-                                  "trace_sampled": False}),
-            make_record(metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID}),
+            full_record(
+                metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID, "trace_sampled": False}
+            ),
+            full_record(metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID}),
         ]
         OpenTelemetrySink(provider).write_batch(records)
         (span,) = exporter.get_finished_spans()
@@ -233,12 +248,11 @@ class TestParents:
     def test_child_before_parent_links_parent_to_child(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """A nested call ends first: its parent's span links to it."""
         provider, exporter = memory
-        parent = make_record(parent_execution_id=None)
-        child = make_record(parent_execution_id=parent.execution_id)
+        parent = full_record(parent_execution_id=None)
+        child = full_record(parent_execution_id=parent.execution_id)
         OpenTelemetrySink(provider).write_batch([child, parent])
         spans = by_execution(exporter.get_finished_spans())
         child_span, parent_span = spans[child.execution_id], spans[parent.execution_id]
@@ -252,13 +266,12 @@ class TestParents:
     def test_parent_before_child_links_child_to_parent(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
     ) -> None:
         """When the parent's span was emitted first (another batch), the child links to it."""
         provider, exporter = memory
         sink = OpenTelemetrySink(provider)
-        parent = make_record(parent_execution_id=None)
-        child = make_record(parent_execution_id=parent.execution_id)
+        parent = full_record(parent_execution_id=None)
+        child = full_record(parent_execution_id=parent.execution_id)
         sink.write_batch([parent])
         sink.write_batch([child])
         spans = by_execution(exporter.get_finished_spans())
@@ -274,19 +287,16 @@ class TestProviders:
     def test_default_is_the_global_provider(
         self,
         memory: tuple[TracerProvider, InMemorySpanExporter],
-        make_record: Callable[..., PromptExecution],
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """OpenTelemetrySink() takes its tracer from the global tracer provider."""
         provider, exporter = memory
         monkeypatch.setattr(trace_api, "get_tracer_provider", lambda: provider)
         sink = OpenTelemetrySink()
-        sink.write_batch([make_record()])
+        sink.write_batch([full_record()])
         assert len(exporter.get_finished_spans()) == 1
 
-    def test_close_force_flushes_a_given_provider(
-        self, collector: OTLPCollector, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_close_force_flushes_a_given_provider(self, collector: OTLPCollector) -> None:
         """With the application's BatchSpanProcessor, close() pushes the last spans out."""
         provider = TracerProvider(shutdown_on_exit=False)
         provider.add_span_processor(
@@ -296,7 +306,7 @@ class TestProviders:
             )
         )
         sink = OpenTelemetrySink(provider)
-        records = [make_record() for _ in range(3)]
+        records = [full_record() for _ in range(3)]
         sink.write_batch(records)
         assert collector.spans() == []
         sink.close()
@@ -375,18 +385,21 @@ class _FlakyExporter(SpanExporter):
 class TestOwnedExporter:
     """exporter=: the sink owns its provider and exports each batch itself."""
 
-    def test_otlp_http_to_the_collector(
-        self, collector: OTLPCollector, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_otlp_http_to_the_collector(self, collector: OTLPCollector) -> None:
         """Spans reach the OTLP/HTTP collector stub, one request per batch, decoded."""
         sink = OpenTelemetrySink(
             exporter=OTLPSpanExporter(endpoint=collector.url + "/v1/traces"),
             service_name="nlu-service",
         )
-        parent = make_record(parent_execution_id=None,
-                             metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"})
-        child = make_record(parent_execution_id=parent.execution_id, success=False,
-                            error_type="ClientError", error_message="429")
+        parent = full_record(
+            parent_execution_id=None, metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"}
+        )
+        child = full_record(
+            parent_execution_id=parent.execution_id,
+            success=False,
+            error_type="ClientError",
+            error_message="429",
+        )
         sink.write_batch([child, parent])
         (request,) = collector.requests
         assert request.path == "/v1/traces"
@@ -412,13 +425,11 @@ class TestOwnedExporter:
         assert c.attributes["vividly_trace.parent_execution_id"] == parent.execution_id
         sink.close()
 
-    def test_failed_export_raises_and_retry_resends_the_same_spans(
-        self, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_failed_export_raises_and_retry_resends_the_same_spans(self) -> None:
         """A failed export raises SpanExportError; the retry sends the same span ids."""
         exporter = _FlakyExporter(failures=1)
         sink = OpenTelemetrySink(exporter=exporter)
-        records = [make_record() for _ in range(3)]
+        records = [full_record() for _ in range(3)]
         with pytest.raises(SpanExportError):
             sink.write_batch(records)
         sink.write_batch(records)
@@ -430,14 +441,13 @@ class TestOwnedExporter:
         sink.close()
         assert exporter.shut
 
-    def test_dispatcher_counts_export_failures(
-        self, collector: OTLPCollector, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_dispatcher_counts_export_failures(self, collector: OTLPCollector) -> None:
         """A collector answering 400 counts as a failed batch; the retry lands every span once."""
         sink = OpenTelemetrySink(exporter=OTLPSpanExporter(endpoint=collector.url + "/v1/traces"))
         collector.fail_next(1, status=400)
-        vividly_trace.configure(sinks=[sink], max_retries=2, retry_backoff=0.01,
-                                flush_interval=3600, spool_dir=False)
+        vividly_trace.configure(
+            sinks=[sink], max_retries=2, retry_backoff=0.01, flush_interval=3600, spool_dir=False
+        )
         ids = [log("otel", True, 3.0) for _ in range(4)]
         assert vividly_trace.flush(timeout=20)
         assert [r.status for r in collector.requests] == [400, 200]
@@ -449,11 +459,11 @@ class TestOwnedExporter:
         assert counters["failed_batches"] == 1
         assert counters["written"] == 4
 
-    def test_cost_attribute_is_exact(self, make_record: Callable[..., PromptExecution]) -> None:
+    def test_cost_attribute_is_exact(self) -> None:
         """vividly_trace.cost_usd keeps the exact decimal; the GenAI amount is a float."""
         exporter = InMemorySpanExporter()
         sink = OpenTelemetrySink(exporter=exporter)
-        sink.write_batch([make_record(cost_usd=Decimal("0.10000000000000000001"))])
+        sink.write_batch([full_record(cost_usd=Decimal("0.10000000000000000001"))])
         (span,) = exporter.get_finished_spans()
         assert attrs(span)["vividly_trace.cost_usd"] == "0.10000000000000000001"
         assert attrs(span)["gen_ai.usage.cost.amount"] == 0.1
@@ -484,6 +494,7 @@ class TestAutomaticTraceContext:
             with vividly_trace.logged_prompt("block"):
                 pass
         ctx = handler.get_span_context()
+        assert len(exporter.get_finished_spans()) == 3  # the handler's and the two calls'
         spans = {s.name: s for s in exporter.get_finished_spans()}
         assert all(
             s.context.trace_id == ctx.trace_id for s in spans.values() if s.name != "handler"

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
+from tests.factories import full_record
 from vividly_trace import PromptExecution
 from vividly_trace._spool import encode_lines
 from vividly_trace.sinks import JSONLinesSink
 
 
-def test_json_lines_carry_cached_audio_tokens(
-    tmp_path: Path, make_record: Callable[..., PromptExecution]
-) -> None:
+def test_json_lines_carry_cached_audio_tokens(tmp_path: Path) -> None:
     """A JSON line holds cached_audio_token_count and loads back into the same record."""
-    record = make_record(cached_audio_token_count=3)
+    record = full_record(cached_audio_token_count=3)
     sink = JSONLinesSink(tmp_path / "records.jsonl")
     sink.write_batch([record])
     sink.close()
@@ -25,12 +23,10 @@ def test_json_lines_carry_cached_audio_tokens(
     assert PromptExecution.from_dict(data) == record
 
 
-def test_spool_lines_round_trip_and_older_lines_load(
-    make_record: Callable[..., PromptExecution],
-) -> None:
+def test_spool_lines_round_trip_and_older_lines_load() -> None:
     """A spool line (exact JSON) round-trips cached_audio_token_count; a line written before
     the field existed loads with None."""
-    record = make_record(cached_audio_token_count=5)
+    record = full_record(cached_audio_token_count=5)
     (line,) = encode_lines([record]).decode("utf-8").splitlines()
     assert PromptExecution.from_dict(json.loads(line)) == record
     older = json.loads(line)

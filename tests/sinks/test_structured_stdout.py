@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import vividly_trace
-from vividly_trace import ConfigurationError, PromptExecution
+from tests.factories import full_record
+from vividly_trace import ConfigurationError
 from vividly_trace.sinks import CloudLoggingSink, JSONLinesSink, StructuredStdoutSink
 from vividly_trace.sinks.structured_stdout import TraceContext, format_message, trace_context
 
@@ -123,9 +123,9 @@ class TestThroughConfigure:
 class TestFormat:
     """The line format itself, from records built directly."""
 
-    def test_payload_is_the_record(self, make_record: Callable[..., PromptExecution]) -> None:
+    def test_payload_is_the_record(self) -> None:
         """Without the special keys, a line is exactly what JSONLinesSink("-") prints."""
-        record = make_record()
+        record = full_record()
         stream = io.StringIO()
         StructuredStdoutSink(stream=stream).write_batch([record])
         (line,) = lines(stream)
@@ -139,21 +139,17 @@ class TestFormat:
             "logging.googleapis.com/labels",
         }
 
-    def test_not_the_plain_jsonl_sink(
-        self, make_record: Callable[..., PromptExecution], capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_not_the_plain_jsonl_sink(self, capsys: pytest.CaptureFixture[str]) -> None:
         """JSONLinesSink("-") prints the bare record: no severity, no agent keys."""
-        record = make_record()
+        record = full_record()
         JSONLinesSink("-").write_batch([record])
         plain = json.loads(capsys.readouterr().out)
         assert "severity" not in plain
         assert plain == record.to_dict()
 
-    def test_trace_needs_a_project(
-        self, make_record: Callable[..., PromptExecution], monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_trace_needs_a_project(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Without a project the trace keys are left out; $GOOGLE_CLOUD_PROJECT supplies one."""
-        record = make_record(metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID})
+        record = full_record(metadata={"trace_id": TRACE_ID, "span_id": SPAN_ID})
         monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
         stream = io.StringIO()
         StructuredStdoutSink(stream=stream).write_batch([record])
@@ -168,11 +164,11 @@ class TestFormat:
         assert line["logging.googleapis.com/spanId"] == SPAN_ID
         assert "logging.googleapis.com/trace_sampled" not in line
 
-    def test_extra_labels(self, make_record: Callable[..., PromptExecution]) -> None:
+    def test_extra_labels(self) -> None:
         """labels= are added to every line; the record's own labels win."""
         stream = io.StringIO()
         sink = StructuredStdoutSink(stream=stream, labels={"env": "prod", "ab_test_group": "Z"})
-        sink.write_batch([make_record()])
+        sink.write_batch([full_record()])
         (line,) = lines(stream)
         assert line["logging.googleapis.com/labels"] == {
             "env": "prod",
@@ -182,15 +178,15 @@ class TestFormat:
         }
 
     def test_default_stream_is_stdout_at_write_time(
-        self, make_record: Callable[..., PromptExecution], capsys: pytest.CaptureFixture[str]
+        self, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """stream=None writes to whatever sys.stdout is when the batch is written."""
-        record = make_record()
+        record = full_record()
         StructuredStdoutSink().write_batch([record])
         out = capsys.readouterr().out
         assert json.loads(out)["logging.googleapis.com/insertId"] == record.execution_id
 
-    def test_failing_stream_raises(self, make_record: Callable[..., PromptExecution]) -> None:
+    def test_failing_stream_raises(self) -> None:
         """A stream that fails makes write_batch raise (so the dispatcher retries)."""
 
         class Broken(io.StringIO):
@@ -198,7 +194,7 @@ class TestFormat:
                 raise OSError("pipe closed")
 
         with pytest.raises(OSError, match="pipe closed"):
-            StructuredStdoutSink(stream=Broken()).write_batch([make_record()])
+            StructuredStdoutSink(stream=Broken()).write_batch([full_record()])
 
     def test_bad_arguments(self) -> None:
         """Bad name, stream, labels or project raise ConfigurationError."""
@@ -221,15 +217,13 @@ class TestFormat:
 class TestCloudLoggingStdoutMode:
     """CloudLoggingSink(mode="stdout") writes the same lines, with no Google package."""
 
-    def test_same_lines_without_google_cloud_logging(
-        self, make_record: Callable[..., PromptExecution], monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_same_lines_without_google_cloud_logging(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Works with google.cloud.logging unimportable; lines equal StructuredStdoutSink's."""
         monkeypatch.setitem(sys.modules, "google.cloud.logging", None)
         monkeypatch.setitem(sys.modules, "google.cloud.logging_v2", None)
         records = [
-            make_record(metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-00"}),
-            make_record(success=False, error_type="X", error_message="y"),
+            full_record(metadata={"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-00"}),
+            full_record(success=False, error_type="X", error_message="y"),
         ]
         ours, reference = io.StringIO(), io.StringIO()
         sink = CloudLoggingSink(mode="stdout", stream=ours, project="p2", labels={"env": "t"})
@@ -250,9 +244,7 @@ class TestCloudLoggingStdoutMode:
     def test_through_configure(self) -> None:
         """With configure(sync=True) the line is written before log_prompt_execution returns."""
         stream = io.StringIO()
-        vividly_trace.configure(
-            sinks=[CloudLoggingSink(mode="stdout", stream=stream)], sync=True
-        )
+        vividly_trace.configure(sinks=[CloudLoggingSink(mode="stdout", stream=stream)], sync=True)
         execution_id = vividly_trace.log_prompt_execution("k", True, 1.0)
         (line,) = lines(stream)
         assert line["logging.googleapis.com/insertId"] == execution_id
@@ -266,15 +258,19 @@ class TestTraceContextRule:
         ("metadata", "expected"),
         [
             ({"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"}, TraceContext(TRACE_ID, SPAN_ID, True)),
-            ({"traceparent": f"00-{TRACE_ID.upper()}-{SPAN_ID}-00"},
-             TraceContext(TRACE_ID, SPAN_ID, False)),
+            (
+                {"traceparent": f"00-{TRACE_ID.upper()}-{SPAN_ID}-00"},
+                TraceContext(TRACE_ID, SPAN_ID, False),
+            ),
             ({"traceparent": f"ff-{TRACE_ID}-{SPAN_ID}-01"}, None),
             ({"traceparent": f"00-{'0' * 32}-{SPAN_ID}-01"}, None),
             ({"traceparent": f"00-{TRACE_ID}-{'0' * 16}-01"}, None),
             ({"traceparent": "garbage"}, None),
             ({"traceparent": "garbage", "trace_id": TRACE_ID}, TraceContext(TRACE_ID, None, None)),
-            ({"trace_id": TRACE_ID, "span_id": SPAN_ID, "trace_sampled": True},
-             TraceContext(TRACE_ID, SPAN_ID, True)),
+            (
+                {"trace_id": TRACE_ID, "span_id": SPAN_ID, "trace_sampled": True},
+                TraceContext(TRACE_ID, SPAN_ID, True),
+            ),
             ({"trace_id": TRACE_ID, "span_id": "xyz"}, TraceContext(TRACE_ID, None, None)),
             ({"trace_id": TRACE_ID, "trace_sampled": "yes"}, TraceContext(TRACE_ID, None, None)),
             ({"trace_id": 123}, None),
@@ -284,17 +280,13 @@ class TestTraceContextRule:
     )
     def test_rule(
         self,
-        make_record: Callable[..., PromptExecution],
         metadata: dict[str, Any],
         expected: TraceContext | None,
     ) -> None:
         """traceparent first, then trace_id/span_id/trace_sampled; bad values are ignored."""
-        assert trace_context(make_record(metadata=metadata)) == expected
+        assert trace_context(full_record(metadata=metadata)) == expected
 
-    def test_message_without_error_details(
-        self, make_record: Callable[..., PromptExecution]
-    ) -> None:
+    def test_message_without_error_details(self) -> None:
         """A failure without type or message still gets a readable summary."""
-        record = make_record(success=False, error_type=None, error_message=None,
-                             response_time_ms=5)
+        record = full_record(success=False, error_type=None, error_message=None, response_time_ms=5)
         assert format_message(record) == "nlu_extraction error 5.0 ms"

@@ -1,54 +1,33 @@
-"""Helpers shared by the SQL store tests."""
+"""Helpers shared by the SQL store tests, and by the CLI and analytics tests that write a
+store (records: ``tests.factories``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 import socket
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from vividly_trace import PromptExecution
-from vividly_trace._ids import new_execution_id
 
 UTC = dt.timezone.utc
 
 
-def make_record(
-    key: str = "tmpl",
-    *,
-    version: str | None = None,
-    group: str | None = None,
-    success: bool = True,
-    response_time_ms: float = 100.0,
-    input_tokens: int | None = None,
-    output_tokens: int | None = None,
-    cost: Decimal | None = None,
-    when: dt.datetime | None = None,
-    metadata: dict[str, Any] | None = None,
-    **fields: Any,
-) -> PromptExecution:
-    """A record with a fresh execution id."""
-    total = None
-    if input_tokens is not None and output_tokens is not None:
-        total = input_tokens + output_tokens
-    return PromptExecution(
-        execution_id=fields.pop("execution_id", None) or new_execution_id(),
-        template_key=key,
-        template_version=version,
-        ab_test_group=group,
-        success=success,
-        response_time_ms=response_time_ms,
-        started_at=when or dt.datetime.now(UTC),
-        input_token_count=input_tokens,
-        output_token_count=output_tokens,
-        total_token_count=total,
-        cost_usd=cost,
-        metadata=metadata or {},
-        **fields,
-    )
+def write_records(url: str, records: Sequence[PromptExecution], batch_size: int = 100) -> None:
+    """Write ``records`` through the real SQL sink (migrations, statistics triggers), in
+    batches of ``batch_size``, and close it."""
+    from vividly_trace.sinks.sql import SQLSink
+
+    sink = SQLSink(url)
+    try:
+        for i in range(0, len(records), batch_size):
+            sink.write_batch(list(records[i : i + batch_size]))
+    finally:
+        sink.close()
 
 
 def count_rows(engine: sa.Engine, table: str = "prompt_executions") -> int:
@@ -72,9 +51,16 @@ def statistics_mismatches(engine: sa.Engine) -> list[str]:
     floats on SQLite; the response-time sum and average within 1e-9 relative.
     """
     stat_cols = (
-        "total_executions", "successful_executions", "failed_executions",
-        "total_input_tokens", "total_output_tokens", "total_tokens", "total_cost_usd",
-        "total_response_time_ms", "avg_response_time_ms", "first_executed_at",
+        "total_executions",
+        "successful_executions",
+        "failed_executions",
+        "total_input_tokens",
+        "total_output_tokens",
+        "total_tokens",
+        "total_cost_usd",
+        "total_response_time_ms",
+        "avg_response_time_ms",
+        "first_executed_at",
         "last_executed_at",
     )
     with engine.connect() as conn:
@@ -161,15 +147,23 @@ def load_process(url: str, proc: int, threads: int, per_thread: int, out_path: s
             form = i % 3
             if form == 0:
                 got = log_prompt_execution(
-                    key, n % 9 != 0, 5.0 + n % 400, 100 + n % 1000, n % 300,
-                    Decimal(n % 1000) / Decimal(10**6), None if n % 9 else "boom",
-                    {"n": n, "proc": proc}, template_version=version, ab_test_group=group,
+                    key,
+                    n % 9 != 0,
+                    5.0 + n % 400,
+                    100 + n % 1000,
+                    n % 300,
+                    Decimal(n % 1000) / Decimal(10**6),
+                    None if n % 9 else "boom",
+                    {"n": n, "proc": proc},
+                    template_version=version,
+                    ab_test_group=group,
                 )
                 assert got is not None
                 mine.append(got)
             elif form == 1:
-                with logged_prompt(key, version=version, ab_group=group,
-                                   model="gemini-2.5-flash") as call:
+                with logged_prompt(
+                    key, version=version, ab_group=group, model="gemini-2.5-flash"
+                ) as call:
                     call.set_usage(input_tokens=n % 700, output_tokens=n % 90)
                     call.metadata["n"] = n
                 mine.append(call.execution_id)
@@ -188,8 +182,9 @@ def load_process(url: str, proc: int, threads: int, per_thread: int, out_path: s
     stats = vividly_trace.stats()
     vividly_trace.shutdown()
     with open(out_path, "w") as fh:
-        _json.dump({"ids": [i for chunk in ids for i in chunk], "flushed": flushed,
-                    "stats": stats}, fh)
+        _json.dump(
+            {"ids": [i for chunk in ids for i in chunk], "flushed": flushed, "stats": stats}, fh
+        )
 
 
 def forked_child(out_path: str, n: int) -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sql_helpers import closed_port, count_rows, make_record, statistics_mismatches
 
+from tests.factories import make_record
+from tests.sql.sql_helpers import closed_port, count_rows, statistics_mismatches
 from vividly_trace._spool import Spool, destination_key
 from vividly_trace.sinks.sql import SQLSink
 
@@ -64,7 +65,9 @@ def test_db_upgrade_errors_are_one_line_with_exit_2() -> None:
 def test_spool_replay_by_hand(db_url: str, tmp_path: Path) -> None:
     """`spool replay` sends a SQL sink's spool to the database once; a rerun adds nothing."""
     spool_dir = tmp_path / "spool"
-    records = [make_record(f"k{i % 3}", input_tokens=i, output_tokens=1) for i in range(30)]
+    records = [
+        make_record(f"k{i % 3}", input_token_count=i, output_token_count=1) for i in range(30)
+    ]
     spool = Spool(spool_dir, "sql", 1 << 30, key=destination_key(SQLSink(db_url)))
     assert spool.append(records[:20]) and spool.append(records[20:])
     other = Spool(spool_dir, "sql", 1 << 30, key="another-database")
@@ -89,9 +92,11 @@ def test_spool_replay_of_lines_with_and_without_cached_audio(db_url: str, tmp_pa
     by a version without the field is replayed too, with NULL."""
     spool_dir = tmp_path / "spool"
     spool = Spool(spool_dir, "sql", 1 << 30, key=destination_key(SQLSink(db_url)))
-    new = make_record("spooled", input_tokens=10, output_tokens=1, cached_audio_token_count=7)
+    new = make_record(
+        "spooled", input_token_count=10, output_token_count=1, cached_audio_token_count=7
+    )
     assert spool.append([new])
-    old = make_record("spooled", input_tokens=20, output_tokens=2).to_exact_dict()
+    old = make_record("spooled", input_token_count=20, output_token_count=2).to_exact_dict()
     del old["cached_audio_token_count"]
     (spool.directory / "1.jsonl").write_text(json.dumps(old) + "\n", encoding="utf-8")
     result = _cli("spool", "replay", "--url", db_url, "--spool-dir", str(spool_dir))
@@ -99,8 +104,11 @@ def test_spool_replay_of_lines_with_and_without_cached_audio(db_url: str, tmp_pa
     assert "replayed 2 records" in result.stdout
     engine = sa.create_engine(db_url)
     with engine.connect() as conn:
-        rows = dict(conn.execute(sa.text(
-            "SELECT id, cached_audio_token_count FROM prompt_executions")).all())
+        rows = dict(
+            conn.execute(
+                sa.text("SELECT id, cached_audio_token_count FROM prompt_executions")
+            ).all()
+        )
     assert rows == {new.execution_id: 7, old["execution_id"]: None}
     assert statistics_mismatches(engine) == []
     engine.dispose()

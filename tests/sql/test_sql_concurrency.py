@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sql_helpers import forked_child, load_process, make_record, statistics_mismatches
 
 import vividly_trace
+from tests.factories import make_record
+from tests.sql.sql_helpers import forked_child, load_process, statistics_mismatches
 from vividly_trace import log_prompt_execution
 from vividly_trace.sinks.sql import SQLSink
 
@@ -50,10 +51,12 @@ def _check_store(url: str, ids: list[str], total: int, templates: int = 13) -> N
     try:
         with engine.connect() as conn:
             rows, distinct = conn.execute(
-                sa.text("SELECT count(*), count(DISTINCT id) FROM prompt_executions")).one()
+                sa.text("SELECT count(*), count(DISTINCT id) FROM prompt_executions")
+            ).one()
             stored = {r[0] for r in conn.execute(sa.text("SELECT id FROM prompt_executions"))}
-            stored_templates = conn.execute(sa.text(
-                "SELECT count(*), sum(total_executions) FROM prompt_templates")).one()
+            stored_templates = conn.execute(
+                sa.text("SELECT count(*), sum(total_executions) FROM prompt_templates")
+            ).one()
         assert (rows, distinct) == (total, total)
         assert stored == set(ids)
         # 3 keys x 2 versions x 2 groups, plus the decorated function's template.
@@ -87,8 +90,9 @@ def test_forked_children_do_not_share_the_parents_connections(
 ) -> None:
     """A pre-fork server: the parent wrote (its pool holds a connection), then forks
     children that log at the same time as the parent; every record arrives once."""
-    vividly_trace.configure(sinks=[SQLSink(postgres_url)], flush_interval=0.05,
-                            spool_dir=tmp_path / "spool")
+    vividly_trace.configure(
+        sinks=[SQLSink(postgres_url)], flush_interval=0.05, spool_dir=tmp_path / "spool"
+    )
     parent_ids = [log_prompt_execution("parent", True, 1.0) for _ in range(20)]
     assert vividly_trace.flush(timeout=30)
     ctx = multiprocessing.get_context("fork")
@@ -118,8 +122,12 @@ def test_concurrent_updates_and_inserts_do_not_deadlock_on_postgresql(postgres_u
     nobody deadlocks, and the statistics still equal the aggregates."""
     keys = [f"c{i}" for i in range(8)]
     SQLSink(postgres_url).write_batch(
-        [make_record(k, input_tokens=1, output_tokens=1, cost=Decimal("0.001"))
-         for k in keys for _ in range(20)])
+        [
+            make_record(k, input_token_count=1, output_token_count=1, cost_usd=Decimal("0.001"))
+            for k in keys
+            for _ in range(20)
+        ]
+    )
     engine = sa.create_engine(postgres_url)
     errors: list[str] = []
     stop = time.monotonic() + 5
@@ -129,7 +137,8 @@ def test_concurrent_updates_and_inserts_do_not_deadlock_on_postgresql(postgres_u
         statement = sa.text(
             "UPDATE prompt_executions SET response_time_ms = response_time_ms + 1, "
             "cost_usd = cost_usd + 0.001 WHERE mod(abs(hashtext(id)), 4) = :part "
-            "AND mod(abs(hashtext(id || :salt)), 3) = 0")
+            "AND mod(abs(hashtext(id || :salt)), 3) = 0"
+        )
         rnd = random.Random(part)
         while time.monotonic() < stop:
             try:
@@ -144,8 +153,9 @@ def test_concurrent_updates_and_inserts_do_not_deadlock_on_postgresql(postgres_u
         while time.monotonic() < stop:
             order = rnd.sample(keys, len(keys))
             try:
-                sink.write_batch([make_record(k, input_tokens=1, cost=Decimal("0.002"))
-                                  for k in order])
+                sink.write_batch(
+                    [make_record(k, input_token_count=1, cost_usd=Decimal("0.002")) for k in order]
+                )
             except Exception as exc:
                 errors.append(str(exc)[:200])
         sink.close()

@@ -23,7 +23,12 @@ print("ok")
 
 def test_sqlalchemy_is_imported_lazily(tmp_path: object) -> None:
     """import vividly_trace (and the sinks package) loads neither SQLAlchemy nor psycopg."""
-    result = subprocess.run([sys.executable, "-c", CHECK, f"{tmp_path}/x.db"],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK, f"{tmp_path}/x.db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

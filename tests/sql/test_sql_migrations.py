@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sql_helpers import UTC, count_rows, make_record, statistics_mismatches
 
+from tests.factories import make_record
+from tests.sql.sql_helpers import UTC, count_rows, statistics_mismatches
 from vividly_trace.sinks.sql import SQLSink, SQLSinkError, migrate, triggers
 from vividly_trace.sinks.sql.schema import metadata, prompt_executions, prompt_templates
 from vividly_trace.testing.postgres import create_database
@@ -53,19 +54,19 @@ def schema_snapshot(engine: sa.Engine) -> dict[str, Any]:
         if engine.dialect.name == "postgresql":
             queries = {
                 "indexes": "SELECT indexname, indexdef FROM pg_indexes "
-                           "WHERE tablename LIKE 'prompt_%' ORDER BY indexname",
+                "WHERE tablename LIKE 'prompt_%' ORDER BY indexname",
                 "triggers": "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
-                            "WHERE tgrelid = 'prompt_executions'::regclass "
-                            "AND NOT tgisinternal ORDER BY tgname",
+                "WHERE tgrelid = 'prompt_executions'::regclass "
+                "AND NOT tgisinternal ORDER BY tgname",
                 "functions": "SELECT proname, prosrc FROM pg_proc "
-                             "WHERE proname LIKE 'vividly_trace%' ORDER BY proname",
+                "WHERE proname LIKE 'vividly_trace%' ORDER BY proname",
             }
         else:
             queries = {
                 "indexes": "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                           "AND tbl_name LIKE 'prompt_%' ORDER BY name",
+                "AND tbl_name LIKE 'prompt_%' ORDER BY name",
                 "triggers": "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                            "ORDER BY name",
+                "ORDER BY name",
             }
         for key, query in queries.items():
             out[key] = [tuple(row) for row in conn.execute(sa.text(query))]
@@ -75,11 +76,17 @@ def schema_snapshot(engine: sa.Engine) -> dict[str, Any]:
 def trigger_names(engine: sa.Engine) -> set[str]:
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
-            return set(conn.execute(sa.text(
-                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'prompt_executions'::regclass "
-                "AND NOT tgisinternal")).scalars())
-        return set(conn.execute(sa.text(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+            return set(
+                conn.execute(
+                    sa.text(
+                        "SELECT tgname FROM pg_trigger "
+                        "WHERE tgrelid = 'prompt_executions'::regclass AND NOT tgisinternal"
+                    )
+                ).scalars()
+            )
+        return set(
+            conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars()
+        )
 
 
 def column_names(engine: sa.Engine) -> list[str]:
@@ -88,8 +95,9 @@ def column_names(engine: sa.Engine) -> list[str]:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIVIDLY_TRACE_DATABASE")}
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=120,
-                          env=env, check=False)
+    return subprocess.run(
+        [str(SCRIPT), *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
 
 
 def insert_at_0001(engine: sa.Engine, n: int) -> None:
@@ -97,19 +105,32 @@ def insert_at_0001(engine: sa.Engine, n: int) -> None:
     keys = ("old_a", "old_b")
     with engine.begin() as conn:
         for key in keys:
-            if conn.execute(sa.select(prompt_templates.c.id).where(
-                    prompt_templates.c.name == key)).first() is None:
+            if (
+                conn.execute(
+                    sa.select(prompt_templates.c.id).where(prompt_templates.c.name == key)
+                ).first()
+                is None
+            ):
                 conn.execute(sa.insert(prompt_templates).values(name=key))
         ids = dict(conn.execute(sa.select(prompt_templates.c.name, prompt_templates.c.id)).all())
-        conn.execute(sa.insert(prompt_executions), [
-            {"id": f"old-{uuid.uuid4()}", "template_id": ids[keys[i % 2]],
-             "template_name": keys[i % 2],
-             "executed_at": dt.datetime(2025, 1, 1, tzinfo=UTC) + dt.timedelta(hours=i),
-             "success": i % 3 != 0, "response_time_ms": 10.0 + i, "input_token_count": 100 + i,
-             "output_token_count": i, "total_token_count": 100 + 2 * i,
-             "cost_usd": Decimal(i) / 10**4}
-            for i in range(n)
-        ])
+        conn.execute(
+            sa.insert(prompt_executions),
+            [
+                {
+                    "id": f"old-{uuid.uuid4()}",
+                    "template_id": ids[keys[i % 2]],
+                    "template_name": keys[i % 2],
+                    "executed_at": dt.datetime(2025, 1, 1, tzinfo=UTC) + dt.timedelta(hours=i),
+                    "success": i % 3 != 0,
+                    "response_time_ms": 10.0 + i,
+                    "input_token_count": 100 + i,
+                    "output_token_count": i,
+                    "total_token_count": 100 + 2 * i,
+                    "cost_usd": Decimal(i) / 10**4,
+                }
+                for i in range(n)
+            ],
+        )
 
 
 def test_the_head_schema_equals_what_db_upgrade_builds(db_url: str, other_url: str) -> None:
@@ -126,7 +147,10 @@ def test_the_head_schema_equals_what_db_upgrade_builds(db_url: str, other_url: s
         expected = schema_snapshot(upgraded)
         assert schema_snapshot(built) == expected
         assert expected["prompt_executions"]["columns"][-1][:3] == (
-            "cached_audio_token_count", "BIGINT", True)
+            "cached_audio_token_count",
+            "BIGINT",
+            True,
+        )
         assert {t[0] for t in expected["triggers"]} == STATS_TRIGGERS
     finally:
         upgraded.dispose()
@@ -143,8 +167,12 @@ def test_db_upgrade_from_0001_with_data(db_url: str) -> None:
     insert_at_0001(engine, 40)
     assert statistics_mismatches(engine) == []
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE prompt_executions SET cost_usd = 1, success = NOT success "
-                             "WHERE output_token_count < 10"))
+        conn.execute(
+            sa.text(
+                "UPDATE prompt_executions SET cost_usd = 1, success = NOT success "
+                "WHERE output_token_count < 10"
+            )
+        )
     assert statistics_mismatches(engine) != []
     with pytest.raises(SQLSinkError, match="at revision 0001"):
         SQLSink(db_url, auto_migrate=False).write_batch([make_record()])
@@ -163,15 +191,25 @@ def test_db_upgrade_from_0001_with_data(db_url: str) -> None:
     assert statistics_mismatches(engine) == []
 
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE prompt_executions SET response_time_ms = 1.5, "
-                             "template_name = 'moved', template_id = "
-                             "(SELECT min(id) FROM prompt_templates) WHERE success"))
+        conn.execute(
+            sa.text(
+                "UPDATE prompt_executions SET response_time_ms = 1.5, "
+                "template_name = 'moved', template_id = "
+                "(SELECT min(id) FROM prompt_templates) WHERE success"
+            )
+        )
     assert statistics_mismatches(engine) == []
     record = make_record("old_a", cached_audio_token_count=9)
     assert SQLSink(db_url, auto_migrate=False).write_batch([record]) is None
     with engine.connect() as conn:
-        assert conn.execute(sa.select(prompt_executions.c.cached_audio_token_count).where(
-            prompt_executions.c.id == record.execution_id)).scalar_one() == 9
+        assert (
+            conn.execute(
+                sa.select(prompt_executions.c.cached_audio_token_count).where(
+                    prompt_executions.c.id == record.execution_id
+                )
+            ).scalar_one()
+            == 9
+        )
     assert count_rows(engine) == 41
     engine.dispose()
 
@@ -180,9 +218,16 @@ def test_downgrade_to_0001_and_back(db_url: str) -> None:
     """Downgrading to 0001 drops the column and the UPDATE trigger (and its function) and
     keeps the rows and the 0001 triggers working; upgrading again restores them."""
     sink = SQLSink(db_url)
-    records = [make_record(f"d{i % 3}", input_tokens=100, output_tokens=i,
-                           cost=Decimal(i) / 1000, cached_audio_token_count=i)
-               for i in range(12)]
+    records = [
+        make_record(
+            f"d{i % 3}",
+            input_token_count=100,
+            output_token_count=i,
+            cost_usd=Decimal(i) / 1000,
+            cached_audio_token_count=i,
+        )
+        for i in range(12)
+    ]
     assert sink.write_batch(records) is None
     engine = sink.engine
     head = schema_snapshot(engine)
@@ -193,13 +238,14 @@ def test_downgrade_to_0001_and_back(db_url: str) -> None:
     snapshot = schema_snapshot(engine)
     if engine.dialect.name == "postgresql":
         assert [f[0] for f in snapshot["functions"]] == [
-            "vividly_trace_stats_after_delete", "vividly_trace_stats_after_insert"]
+            "vividly_trace_stats_after_delete",
+            "vividly_trace_stats_after_insert",
+        ]
     assert count_rows(engine) == 12
     assert statistics_mismatches(engine) == []
     insert_at_0001(engine, 5)  # the 0001 triggers still count inserts and deletes
     with engine.begin() as conn:
-        conn.execute(sa.delete(prompt_executions).where(
-            prompt_executions.c.template_name == "d0"))
+        conn.execute(sa.delete(prompt_executions).where(prompt_executions.c.template_name == "d0"))
     assert statistics_mismatches(engine) == []
     assert migrate.downgrade(engine, "0001") == ("0001", "0001")
 

@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from sql_helpers import UTC, make_record
 
+from tests.factories import make_record
+from tests.sql.sql_helpers import UTC
 from vividly_trace.sinks.sql import SQLSink
 
 pytestmark = pytest.mark.postgres
@@ -32,8 +33,7 @@ NLU = "nlu_extraction_gemini_25"
 def _loaded(postgres_url: str) -> tuple[sa.Engine, dict[str, dt.date]]:
     """A store holding a small, hand-countable workload."""
     now = dt.datetime.now(UTC)
-    three_days_ago = dt.datetime.combine(now.date() - dt.timedelta(days=3), dt.time(12),
-                                         tzinfo=UTC)
+    three_days_ago = dt.datetime.combine(now.date() - dt.timedelta(days=3), dt.time(12), tzinfo=UTC)
     one_hour_ago = now - dt.timedelta(hours=1)
     two_hours_ago = now - dt.timedelta(hours=2)
     thirty_hours_ago = now - dt.timedelta(hours=30)
@@ -41,36 +41,73 @@ def _loaded(postgres_url: str) -> tuple[sa.Engine, dict[str, dt.date]]:
     records = []
     # nlu_extraction_gemini_25, three days ago: (version, group, success, latency, cost)
     for version, group, success, latency, cost in [
-        ("v1", "A", True, 100, "0.001"), ("v1", "A", True, 200, "0.002"),
-        ("v1", "A", True, 300, "0.003"), ("v1", "A", False, 400, "0.004"),
-        ("v1", "B", True, 500, "0.010"), ("v1", "B", False, 700, "0.020"),
-        ("v2", "A", True, 50, "0.0005"), ("v2", "A", True, 60, "0.0005"),
+        ("v1", "A", True, 100, "0.001"),
+        ("v1", "A", True, 200, "0.002"),
+        ("v1", "A", True, 300, "0.003"),
+        ("v1", "A", False, 400, "0.004"),
+        ("v1", "B", True, 500, "0.010"),
+        ("v1", "B", False, 700, "0.020"),
+        ("v2", "A", True, 50, "0.0005"),
+        ("v2", "A", True, 60, "0.0005"),
         ("v2", "A", True, 70, "0.0005"),
         ("v2", None, False, 1000, None),
     ]:
-        records.append(make_record(NLU, version=version, group=group, success=success,
-                                   response_time_ms=latency,
-                                   cost=None if cost is None else Decimal(cost),
-                                   when=three_days_ago))
+        records.append(
+            make_record(
+                NLU,
+                template_version=version,
+                ab_test_group=group,
+                success=success,
+                response_time_ms=latency,
+                cost_usd=None if cost is None else Decimal(cost),
+                started_at=three_days_ago,
+            )
+        )
     for i in range(1, 11):  # clarification, an hour ago: 100, 200, ..., 1000 ms
-        records.append(make_record("clarification", response_time_ms=100.0 * i,
-                                   cost=Decimal("0.0001"), when=one_hour_ago))
+        records.append(
+            make_record(
+                "clarification",
+                response_time_ms=100.0 * i,
+                cost_usd=Decimal("0.0001"),
+                started_at=one_hour_ago,
+            )
+        )
     records += [
-        make_record("script_generation", response_time_ms=10, cost=Decimal("0.05"),
-                    when=two_hours_ago),
-        make_record("script_generation", response_time_ms=20, cost=Decimal("0.05"),
-                    when=two_hours_ago),
-        make_record("script_generation", response_time_ms=99999, cost=Decimal("0.5"),
-                    when=thirty_hours_ago),
-        make_record("script_generation", response_time_ms=5, cost=Decimal("9.99"),
-                    when=forty_days_ago),
+        make_record(
+            "script_generation",
+            response_time_ms=10,
+            cost_usd=Decimal("0.05"),
+            started_at=two_hours_ago,
+        ),
+        make_record(
+            "script_generation",
+            response_time_ms=20,
+            cost_usd=Decimal("0.05"),
+            started_at=two_hours_ago,
+        ),
+        make_record(
+            "script_generation",
+            response_time_ms=99999,
+            cost_usd=Decimal("0.5"),
+            started_at=thirty_hours_ago,
+        ),
+        make_record(
+            "script_generation",
+            response_time_ms=5,
+            cost_usd=Decimal("9.99"),
+            started_at=forty_days_ago,
+        ),
     ]
     sink = SQLSink(postgres_url)
     sink.write_batch(records[:7])
     sink.write_batch(records[7:])
     sink.close()
-    dates = {"nlu": three_days_ago.date(), "clarification": one_hour_ago.date(),
-             "script_recent": two_hours_ago.date(), "script_old": thirty_hours_ago.date()}
+    dates = {
+        "nlu": three_days_ago.date(),
+        "clarification": one_hour_ago.date(),
+        "script_recent": two_hours_ago.date(),
+        "script_old": thirty_hours_ago.date(),
+    }
     return sa.create_engine(postgres_url), dates
 
 

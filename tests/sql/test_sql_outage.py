@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sql_helpers import statistics_mismatches
 
 import vividly_trace
+from tests.sql.sql_helpers import statistics_mismatches
 from vividly_trace import log_prompt_execution
 from vividly_trace.sinks.sql import SQLSink
 
@@ -21,8 +21,13 @@ def _load(ids: list[str], stop: threading.Event, worker: int, pause: float) -> N
     n = 0
     while not stop.is_set():
         got = log_prompt_execution(
-            f"outage_{worker % 2}", n % 5 != 0, 10.0 + n % 90, 100 + n, n % 40,
-            Decimal(n % 100) / Decimal(10**5), metadata={"worker": worker, "n": n},
+            f"outage_{worker % 2}",
+            n % 5 != 0,
+            10.0 + n % 90,
+            100 + n,
+            n % 40,
+            Decimal(n % 100) / Decimal(10**5),
+            metadata={"worker": worker, "n": n},
         )
         assert got is not None
         ids.append(got)
@@ -36,8 +41,9 @@ def _wait_until_stored(engine: sa.Engine, expected: int, timeout: float) -> int:
     while time.monotonic() < deadline:
         try:
             with engine.connect() as conn:
-                count = int(conn.execute(
-                    sa.text("SELECT count(*) FROM prompt_executions")).scalar_one())
+                count = int(
+                    conn.execute(sa.text("SELECT count(*) FROM prompt_executions")).scalar_one()
+                )
         except sa.exc.OperationalError:
             count = -1
         stats = vividly_trace.stats()["sinks"]["sql"]
@@ -50,7 +56,8 @@ def _wait_until_stored(engine: sa.Engine, expected: int, timeout: float) -> int:
 def _check(engine: sa.Engine, ids: list[str]) -> None:
     with engine.connect() as conn:
         rows, distinct = conn.execute(
-            sa.text("SELECT count(*), count(DISTINCT id) FROM prompt_executions")).one()
+            sa.text("SELECT count(*), count(DISTINCT id) FROM prompt_executions")
+        ).one()
         stored = {r[0] for r in conn.execute(sa.text("SELECT id FROM prompt_executions"))}
     assert (rows, distinct) == (len(ids), len(ids))
     assert stored == set(ids)
@@ -67,13 +74,16 @@ def test_postgresql_killed_mid_load_and_restarted_10s_later(tmp_path: Path) -> N
     try:
         url = server.create_database()
         vividly_trace.configure(
-            sinks=[SQLSink(url, connect_timeout=2)], batch_size=200, flush_interval=0.1,
-            max_retries=2, retry_backoff=0.05, spool_dir=tmp_path / "spool",
+            sinks=[SQLSink(url, connect_timeout=2)],
+            batch_size=200,
+            flush_interval=0.1,
+            max_retries=2,
+            retry_backoff=0.05,
+            spool_dir=tmp_path / "spool",
         )
         ids: list[list[str]] = [[] for _ in range(4)]
         stop = threading.Event()
-        threads = [threading.Thread(target=_load, args=(ids[w], stop, w, 0.008))
-                   for w in range(4)]
+        threads = [threading.Thread(target=_load, args=(ids[w], stop, w, 0.008)) for w in range(4)]
         for t in threads:
             t.start()
         time.sleep(1.5)
@@ -108,8 +118,12 @@ def test_locked_sqlite_file_spools_then_replays(tmp_path: Path) -> None:
     path = tmp_path / "locked.db"
     url = f"sqlite:///{path}"
     vividly_trace.configure(
-        sinks=[SQLSink(url, busy_timeout=0.05)], batch_size=50, flush_interval=0.05,
-        max_retries=1, retry_backoff=0.01, spool_dir=tmp_path / "spool",
+        sinks=[SQLSink(url, busy_timeout=0.05)],
+        batch_size=50,
+        flush_interval=0.05,
+        max_retries=1,
+        retry_backoff=0.01,
+        spool_dir=tmp_path / "spool",
     )
     first = [log_prompt_execution("before", True, 1.0) for _ in range(20)]
     assert vividly_trace.flush(timeout=30)

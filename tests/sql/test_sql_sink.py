@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sql_helpers import UTC, closed_port, count_rows, make_record, statistics_mismatches
 
 import vividly_trace
+from tests.factories import make_record
+from tests.sql.sql_helpers import UTC, closed_port, count_rows, statistics_mismatches
 from vividly_trace import ConfigurationError, MissingExtraError, log_prompt_execution
 from vividly_trace._jsonsafe import MAX_STRING_CHARS, sanitize_metadata
 from vividly_trace.sinks.sql import SQLSink, SQLSinkError, register_template
@@ -47,42 +48,82 @@ class TestRows:
         sink = SQLSink(db_url)
         when = dt.datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
         record = make_record(
-            "nlu_extraction", version="v3", group="B", success=False, response_time_ms=123.25,
-            input_tokens=1000, output_tokens=250, cost=Decimal("0.000123456789"), when=when,
+            "nlu_extraction",
+            template_version="v3",
+            ab_test_group="B",
+            success=False,
+            response_time_ms=123.25,
+            input_token_count=1000,
+            output_token_count=250,
+            cost_usd=Decimal("0.000123456789"),
+            started_at=when,
             metadata={"user_tier": "pro", "nested": {"list": [1, 2.5, None, True]}},
-            provider="gemini", model="gemini-2.5-flash", response_model="gemini-2.5-flash-001",
-            cached_token_count=100, thinking_token_count=50, tool_use_token_count=7,
-            audio_input_token_count=3, cached_audio_token_count=2,
-            pricing_version="2025-06-01", error_type="ServerError",
-            error_message="503 overloaded", http_status=503, finish_reason="STOP",
-            streamed=True, stream_closed_early=True, time_to_first_chunk_ms=12.5,
+            provider="gemini",
+            model="gemini-2.5-flash",
+            response_model="gemini-2.5-flash-001",
+            cached_token_count=100,
+            thinking_token_count=50,
+            tool_use_token_count=7,
+            audio_input_token_count=3,
+            cached_audio_token_count=2,
+            pricing_version="2025-06-01",
+            error_type="ServerError",
+            error_message="503 overloaded",
+            http_status=503,
+            finish_reason="STOP",
+            streamed=True,
+            stream_closed_early=True,
+            time_to_first_chunk_ms=12.5,
             parent_execution_id="0190b3c4-0000-7000-8000-000000000001",
         )
         assert sink.write_batch([record]) is None
         (row,) = _executions(sink.engine)
         (template,) = _templates(sink.engine)
-        executed_at = row.executed_at if row.executed_at.tzinfo else row.executed_at.replace(
-            tzinfo=UTC)
+        executed_at = (
+            row.executed_at if row.executed_at.tzinfo else row.executed_at.replace(tzinfo=UTC)
+        )
         assert executed_at == when
         assert row.id == record.execution_id
         assert row.template_id == template.id
         assert (row.template_name, row.template_version, row.template_ab_test_group) == (
-            "nlu_extraction", "v3", "B")
+            "nlu_extraction",
+            "v3",
+            "B",
+        )
         assert row.success is False
         assert row.response_time_ms == 123.25
         assert row.cost_usd == Decimal("0.000123456789")
         assert isinstance(row.cost_usd, Decimal)
         assert row.metadata == record.metadata
-        for name in ("provider", "model", "response_model", "input_token_count",
-                     "output_token_count", "total_token_count", "cached_token_count",
-                     "thinking_token_count", "tool_use_token_count", "audio_input_token_count",
-                     "cached_audio_token_count", "pricing_version", "error_type",
-                     "error_message", "http_status", "finish_reason", "streamed",
-                     "stream_closed_early",
-                     "time_to_first_chunk_ms", "parent_execution_id"):
+        for name in (
+            "provider",
+            "model",
+            "response_model",
+            "input_token_count",
+            "output_token_count",
+            "total_token_count",
+            "cached_token_count",
+            "thinking_token_count",
+            "tool_use_token_count",
+            "audio_input_token_count",
+            "cached_audio_token_count",
+            "pricing_version",
+            "error_type",
+            "error_message",
+            "http_status",
+            "finish_reason",
+            "streamed",
+            "stream_closed_early",
+            "time_to_first_chunk_ms",
+            "parent_execution_id",
+        ):
             assert getattr(row, name) == getattr(record, name), name
         assert (template.name, template.version, template.ab_test_group, template.model) == (
-            "nlu_extraction", "v3", "B", "gemini-2.5-flash")
+            "nlu_extraction",
+            "v3",
+            "B",
+            "gemini-2.5-flash",
+        )
         sink.close()
 
     def test_cached_audio_tokens_on_every_write_path(self, db_url: str) -> None:
@@ -108,11 +149,16 @@ class TestRows:
     def test_cost_round_trips_exactly(self, db_url: str) -> None:
         """Costs come back as the same Decimal (PostgreSQL: any precision; SQLite: 15 digits)."""
         sink = SQLSink(db_url)
-        costs = [Decimal("0.00001875"), Decimal("0.000000075"), Decimal("123.456789012345"),
-                 Decimal("0"), Decimal("0.1") + Decimal("0.2")]
+        costs = [
+            Decimal("0.00001875"),
+            Decimal("0.000000075"),
+            Decimal("123.456789012345"),
+            Decimal("0"),
+            Decimal("0.1") + Decimal("0.2"),
+        ]
         if sink.dialect == "postgresql":
             costs.append(Decimal("0.000000000012345678901234567890"))
-        records = [make_record(cost=c) for c in costs]
+        records = [make_record(cost_usd=c) for c in costs]
         sink.write_batch(records)
         got = {r.id: r.cost_usd for r in _executions(sink.engine)}
         for record in records:
@@ -131,8 +177,8 @@ class TestRows:
         """A started_at in another zone (or naive, taken as UTC) is stored as UTC."""
         sink = SQLSink(db_url)
         plus2 = dt.timezone(dt.timedelta(hours=2))
-        a = make_record(when=dt.datetime(2025, 1, 1, 12, 0, tzinfo=plus2))
-        b = make_record(when=dt.datetime(2025, 1, 1, 12, 0))
+        a = make_record(started_at=dt.datetime(2025, 1, 1, 12, 0, tzinfo=plus2))
+        b = make_record(started_at=dt.datetime(2025, 1, 1, 12, 0))
         sink.write_batch([a, b])
         got = {r.id: r.executed_at for r in _executions(sink.engine)}
         as_utc = {k: (v if v.tzinfo else v.replace(tzinfo=UTC)) for k, v in got.items()}
@@ -142,8 +188,16 @@ class TestRows:
     def test_replay_never_duplicates(self, db_url: str) -> None:
         """The same records sent again (and twice inside one batch) are written once."""
         sink = SQLSink(db_url)
-        records = [make_record(f"k{i % 3}", response_time_ms=10 + i, input_tokens=i,
-                               output_tokens=1, cost=Decimal("0.001")) for i in range(50)]
+        records = [
+            make_record(
+                f"k{i % 3}",
+                response_time_ms=10 + i,
+                input_token_count=i,
+                output_token_count=1,
+                cost_usd=Decimal("0.001"),
+            )
+            for i in range(50)
+        ]
         sink.write_batch(records[:30])
         sink.write_batch(records)  # 30 already there
         sink.write_batch(records + records[:10])  # duplicates inside the batch
@@ -154,17 +208,25 @@ class TestRows:
         assert {r.id for r in rows} == {r.execution_id for r in records}
         assert statistics_mismatches(sink.engine) == []
         with sink.engine.connect() as conn:
-            totals = conn.execute(sa.text(
-                "SELECT sum(total_executions), sum(total_input_tokens) FROM prompt_templates"
-            )).one()
+            totals = conn.execute(
+                sa.text(
+                    "SELECT sum(total_executions), sum(total_input_tokens) FROM prompt_templates"
+                )
+            ).one()
         assert tuple(int(x) for x in totals) == (50, sum(range(50)))
 
     def test_sql_injection_strings_are_stored_verbatim(self, db_url: str) -> None:
         """Hostile keys, versions, groups, messages and metadata are data, never SQL."""
         sink = SQLSink(db_url)
         records = [
-            make_record(text, version=text, group=text[:5], success=False,
-                        error_message=text, metadata={text: text, "list": [text]})
+            make_record(
+                text,
+                template_version=text,
+                ab_test_group=text[:5],
+                success=False,
+                error_message=text,
+                metadata={text: text, "list": [text]},
+            )
             for text in INJECTION
         ]
         assert sink.write_batch(records) is None
@@ -197,8 +259,8 @@ class TestRows:
     def test_a_refused_value_drops_only_its_record(self, db_url: str) -> None:
         """A value the database refuses (a 2**70 token count) costs only that record."""
         sink = SQLSink(db_url)
-        good = [make_record(input_tokens=5, output_tokens=5) for _ in range(4)]
-        bad = make_record(input_tokens=2**70, output_tokens=1)
+        good = [make_record(input_token_count=5, output_token_count=5) for _ in range(4)]
+        bad = make_record(input_token_count=2**70, output_token_count=1)
         assert sink.write_batch([good[0], bad, *good[1:]]) == {"invalid_record": 1}
         assert {r.id for r in _executions(sink.engine)} == {r.execution_id for r in good}
         assert statistics_mismatches(sink.engine) == []
@@ -208,22 +270,36 @@ class TestTemplates:
     def test_versions_and_groups_select_their_template(self, db_url: str) -> None:
         """Key, version and A/B group pick (and auto-register) one template row each."""
         sink = SQLSink(db_url)
-        combos = [("k", None, None), ("k", "v1", None), ("k", "v1", "A"), ("k", "v1", "B"),
-                  ("k", "v2", "A"), ("other", "v1", "A")]
-        records = [make_record(k, version=v, group=g) for k, v, g in combos for _ in range(3)]
+        combos = [
+            ("k", None, None),
+            ("k", "v1", None),
+            ("k", "v1", "A"),
+            ("k", "v1", "B"),
+            ("k", "v2", "A"),
+            ("other", "v1", "A"),
+        ]
+        records = [
+            make_record(k, template_version=v, ab_test_group=g)
+            for k, v, g in combos
+            for _ in range(3)
+        ]
         sink.write_batch(records)
         templates = {(t.name, t.version, t.ab_test_group): t for t in _templates(sink.engine)}
         assert set(templates) == set(combos)
         by_id = {t.id: key for key, t in templates.items()}
         for row in _executions(sink.engine):
             assert by_id[row.template_id] == (
-                row.template_name, row.template_version, row.template_ab_test_group)
+                row.template_name,
+                row.template_version,
+                row.template_ab_test_group,
+            )
         assert all(t.total_executions == 3 for t in templates.values())
         # An empty version or group is the same template as none.
-        sink.write_batch([make_record("k", version="", group="")])
+        sink.write_batch([make_record("k", template_version="", ab_test_group="")])
         assert len(_templates(sink.engine)) == len(combos)
         assert templates[("k", None, None)].id in {
-            r.template_id for r in _executions(sink.engine) if r.template_version == ""}
+            r.template_id for r in _executions(sink.engine) if r.template_version == ""
+        }
 
     def test_strict_mode_refuses_unknown_templates(
         self, db_url: str, internal_errors: pytest.LogCaptureFixture
@@ -231,8 +307,12 @@ class TestTemplates:
         """Strict: unregistered (key, version, group) records are not written, counted, named."""
         sink = SQLSink(db_url, strict_templates=True)
         register_template("known", version="v1", sink=sink)
-        records = [make_record("known", version="v1"), make_record("known", version="v2"),
-                   make_record("stranger"), make_record("stranger")]
+        records = [
+            make_record("known", template_version="v1"),
+            make_record("known", template_version="v2"),
+            make_record("stranger"),
+            make_record("stranger"),
+        ]
         assert sink.write_batch(records) == {"unknown_template": 3}
         assert [r.template_name for r in _executions(sink.engine)] == ["known"]
         assert [(t.name, t.version) for t in _templates(sink.engine)] == [("known", "v1")]
@@ -256,19 +336,31 @@ class TestTemplates:
 
     def test_register_template_creates_and_updates(self, db_url: str) -> None:
         """register_template stores text and model, is idempotent and returns the id."""
-        tid = register_template("script_generation", version="v2", ab_group="A",
-                                text="Write a script about {topic}", model="gemini-2.5-pro",
-                                url=db_url)
+        tid = register_template(
+            "script_generation",
+            version="v2",
+            ab_group="A",
+            text="Write a script about {topic}",
+            model="gemini-2.5-pro",
+            url=db_url,
+        )
         again = register_template("script_generation", version="v2", ab_group="A", url=db_url)
         assert again == tid
-        updated = register_template("script_generation", version="v2", ab_group="A",
-                                    text="v2 text", url=db_url)
+        updated = register_template(
+            "script_generation", version="v2", ab_group="A", text="v2 text", url=db_url
+        )
         assert updated == tid
         sink = SQLSink(db_url)
         (template,) = _templates(sink.engine)
         assert (template.id, template.template_text, template.model, template.is_active) == (
-            tid, "v2 text", "gemini-2.5-pro", True)
-        sink.write_batch([make_record("script_generation", version="v2", group="A")])
+            tid,
+            "v2 text",
+            "gemini-2.5-pro",
+            True,
+        )
+        sink.write_batch(
+            [make_record("script_generation", template_version="v2", ab_test_group="A")]
+        )
         assert [r.template_id for r in _executions(sink.engine)] == [tid]
 
     def test_register_template_uses_the_configured_sink(self, db_url: str) -> None:
@@ -308,41 +400,61 @@ class TestStatistics:
             records = []
             for i in range(60):
                 n = batch * 60 + i
-                records.append(make_record(
-                    f"t{n % 4}", version=f"v{n % 2}", success=n % 7 != 0,
-                    response_time_ms=0.1 + (n * 37 % 1000) / 3,
-                    input_tokens=None if n % 5 == 0 else n,
-                    output_tokens=None if n % 6 == 0 else 2 * n,
-                    cost=None if n % 9 == 0 else Decimal(n) / Decimal(10**7),
-                    when=start + dt.timedelta(minutes=(n * 13) % 997),
-                ))
+                records.append(
+                    make_record(
+                        f"t{n % 4}",
+                        template_version=f"v{n % 2}",
+                        success=n % 7 != 0,
+                        response_time_ms=0.1 + (n * 37 % 1000) / 3,
+                        input_token_count=None if n % 5 == 0 else n,
+                        output_token_count=None if n % 6 == 0 else 2 * n,
+                        cost_usd=None if n % 9 == 0 else Decimal(n) / Decimal(10**7),
+                        started_at=start + dt.timedelta(minutes=(n * 13) % 997),
+                    )
+                )
             sink.write_batch(records)
         assert count_rows(sink.engine) == 480
         assert statistics_mismatches(sink.engine) == []
         with sink.engine.connect() as conn:
-            ok, failed = conn.execute(sa.text(
-                "SELECT sum(successful_executions), sum(failed_executions) FROM prompt_templates"
-            )).one()
+            ok, failed = conn.execute(
+                sa.text(
+                    "SELECT sum(successful_executions), sum(failed_executions) "
+                    "FROM prompt_templates"
+                )
+            ).one()
         assert (int(ok), int(failed)) == (480 - len(range(0, 480, 7)), len(range(0, 480, 7)))
 
     def test_statistics_after_deletes(self, db_url: str) -> None:
         """Deleting executions (retention) keeps the statistics equal to what is left."""
         sink = SQLSink(db_url)
         start = dt.datetime(2025, 1, 1, tzinfo=UTC)
-        records = [make_record(f"k{i % 2}", input_tokens=i, output_tokens=i,
-                               cost=Decimal("0.5"), response_time_ms=i + 1.0,
-                               when=start + dt.timedelta(days=i)) for i in range(40)]
+        records = [
+            make_record(
+                f"k{i % 2}",
+                input_token_count=i,
+                output_token_count=i,
+                cost_usd=Decimal("0.5"),
+                response_time_ms=i + 1.0,
+                started_at=start + dt.timedelta(days=i),
+            )
+            for i in range(40)
+        ]
         sink.write_batch(records)
         with sink.engine.begin() as conn:
-            conn.execute(sa.delete(prompt_executions).where(
-                prompt_executions.c.executed_at < start + dt.timedelta(days=10)))
+            conn.execute(
+                sa.delete(prompt_executions).where(
+                    prompt_executions.c.executed_at < start + dt.timedelta(days=10)
+                )
+            )
         assert count_rows(sink.engine) == 30
         assert statistics_mismatches(sink.engine) == []
         with sink.engine.begin() as conn:
             conn.execute(sa.delete(prompt_executions))
         assert statistics_mismatches(sink.engine) == []
-        assert {(t.total_executions, t.avg_response_time_ms, t.last_executed_at)
-                for t in _templates(sink.engine)} == {(0, None, None)}
+        assert {
+            (t.total_executions, t.avg_response_time_ms, t.last_executed_at)
+            for t in _templates(sink.engine)
+        } == {(0, None, None)}
 
     def test_statistics_after_updates(self, db_url: str) -> None:
         """UPDATEs of every counted column (success, tokens, cost, response time,
@@ -350,15 +462,21 @@ class TestStatistics:
         once, keep the statistics equal to the aggregates."""
         sink = SQLSink(db_url)
         start = dt.datetime(2025, 6, 1, tzinfo=UTC)
-        sink.write_batch([
-            make_record(f"u{n % 4}", version=f"v{n % 2}", success=n % 5 != 0,
-                        response_time_ms=0.5 + (n * 31 % 400) / 7,
-                        input_tokens=None if n % 6 == 0 else 10 * n,
-                        output_tokens=None if n % 7 == 0 else n + 3,
-                        cost=None if n % 8 == 0 else Decimal(n) / Decimal(10**6),
-                        when=start + dt.timedelta(minutes=(n * 17) % 601))
-            for n in range(160)
-        ])
+        sink.write_batch(
+            [
+                make_record(
+                    f"u{n % 4}",
+                    template_version=f"v{n % 2}",
+                    success=n % 5 != 0,
+                    response_time_ms=0.5 + (n * 31 % 400) / 7,
+                    input_token_count=None if n % 6 == 0 else 10 * n,
+                    output_token_count=None if n % 7 == 0 else n + 3,
+                    cost_usd=None if n % 8 == 0 else Decimal(n) / Decimal(10**6),
+                    started_at=start + dt.timedelta(minutes=(n * 17) % 601),
+                )
+                for n in range(160)
+            ]
+        )
         engine = sink.engine
         assert statistics_mismatches(engine) == []
         e = prompt_executions
@@ -371,47 +489,90 @@ class TestStatistics:
 
         def ids_of(template_id: int) -> list[str]:
             with engine.connect() as conn:
-                return list(conn.execute(
-                    sa.select(e.c.id).where(e.c.template_id == template_id)
-                    .order_by(e.c.executed_at, e.c.id)).scalars())
+                return list(
+                    conn.execute(
+                        sa.select(e.c.id)
+                        .where(e.c.template_id == template_id)
+                        .order_by(e.c.executed_at, e.c.id)
+                    ).scalars()
+                )
 
-        update(sa.text("UPDATE prompt_executions SET success = NOT success "
-                       "WHERE response_time_ms > 30"))
-        update(sa.text("UPDATE prompt_executions SET input_token_count = input_token_count + 7,"
-                       " output_token_count = NULL WHERE total_token_count > 900"),
-               sa.text("UPDATE prompt_executions SET input_token_count = 5, "
-                       "total_token_count = 8 WHERE input_token_count IS NULL"))
-        update(sa.text("UPDATE prompt_executions SET cost_usd = cost_usd * 3 "
-                       "WHERE cost_usd > 0.00005"),
-               sa.text("UPDATE prompt_executions SET cost_usd = NULL WHERE success"
-                       " AND response_time_ms < 10"),
-               sa.text("UPDATE prompt_executions SET cost_usd = 0.25 WHERE cost_usd IS NULL"))
-        update(sa.text("UPDATE prompt_executions SET response_time_ms = "
-                       "response_time_ms * 1.5 + 0.1 WHERE input_token_count > 500"))
+        update(
+            sa.text(
+                "UPDATE prompt_executions SET success = NOT success WHERE response_time_ms > 30"
+            )
+        )
+        update(
+            sa.text(
+                "UPDATE prompt_executions SET input_token_count = input_token_count + 7,"
+                " output_token_count = NULL WHERE total_token_count > 900"
+            ),
+            sa.text(
+                "UPDATE prompt_executions SET input_token_count = 5, "
+                "total_token_count = 8 WHERE input_token_count IS NULL"
+            ),
+        )
+        update(
+            sa.text(
+                "UPDATE prompt_executions SET cost_usd = cost_usd * 3 WHERE cost_usd > 0.00005"
+            ),
+            sa.text(
+                "UPDATE prompt_executions SET cost_usd = NULL WHERE success"
+                " AND response_time_ms < 10"
+            ),
+            sa.text("UPDATE prompt_executions SET cost_usd = 0.25 WHERE cost_usd IS NULL"),
+        )
+        update(
+            sa.text(
+                "UPDATE prompt_executions SET response_time_ms = "
+                "response_time_ms * 1.5 + 0.1 WHERE input_token_count > 500"
+            )
+        )
         templates = [t.id for t in _templates(engine)]
         first, *_, last = ids_of(templates[0])
         update(  # the first execution moves to the end, the last one before the start
             sa.update(e).where(e.c.id == first).values(executed_at=start + dt.timedelta(days=9)),
             sa.update(e).where(e.c.id == last).values(executed_at=start - dt.timedelta(days=9)),
         )
-        update(sa.update(e).where(e.c.id.in_(ids_of(templates[1])[::3]))
-               .values(template_id=templates[0]))
+        update(
+            sa.update(e)
+            .where(e.c.id.in_(ids_of(templates[1])[::3]))
+            .values(template_id=templates[0])
+        )
         update(  # a template loses all its executions, in one statement with other changes
-            sa.update(e).where(e.c.template_id == templates[3]).values(
-                template_id=templates[2], success=False, cost_usd=Decimal("0.5"),
-                executed_at=start + dt.timedelta(days=3)))
-        update(sa.text(  # one statement moving rows across every template
-            "UPDATE prompt_executions SET template_id = CASE template_id "
-            "WHEN :a THEN :b WHEN :b THEN :c ELSE :a END, "
-            "response_time_ms = response_time_ms + 1 WHERE output_token_count > 50"),
-            a=templates[0], b=templates[1], c=templates[2])
-        update(sa.update(e).where(e.c.template_id == templates[1])
-               .values(id=e.c.id + "-renamed", input_token_count=1))
+            sa.update(e)
+            .where(e.c.template_id == templates[3])
+            .values(
+                template_id=templates[2],
+                success=False,
+                cost_usd=Decimal("0.5"),
+                executed_at=start + dt.timedelta(days=3),
+            )
+        )
+        update(
+            sa.text(  # one statement moving rows across every template
+                "UPDATE prompt_executions SET template_id = CASE template_id "
+                "WHEN :a THEN :b WHEN :b THEN :c ELSE :a END, "
+                "response_time_ms = response_time_ms + 1 WHERE output_token_count > 50"
+            ),
+            a=templates[0],
+            b=templates[1],
+            c=templates[2],
+        )
+        update(
+            sa.update(e)
+            .where(e.c.template_id == templates[1])
+            .values(id=e.c.id + "-renamed", input_token_count=1)
+        )
         with engine.connect() as conn:
-            emptied = conn.execute(sa.select(
-                prompt_templates.c.total_executions, prompt_templates.c.total_tokens,
-                prompt_templates.c.avg_response_time_ms, prompt_templates.c.first_executed_at,
-            ).where(prompt_templates.c.id == templates[3])).one()
+            emptied = conn.execute(
+                sa.select(
+                    prompt_templates.c.total_executions,
+                    prompt_templates.c.total_tokens,
+                    prompt_templates.c.avg_response_time_ms,
+                    prompt_templates.c.first_executed_at,
+                ).where(prompt_templates.c.id == templates[3])
+            ).one()
         assert tuple(emptied) == (0, 0, None, None)
         assert count_rows(engine) == 160
 
@@ -419,28 +580,46 @@ class TestStatistics:
         """An UPDATE that changes no counted column (metadata, pricing version, a value set
         to itself) leaves the template rows untouched."""
         sink = SQLSink(db_url)
-        sink.write_batch([make_record(f"n{i % 3}", input_tokens=i, output_tokens=1,
-                                      cost=Decimal(i) / 1000) for i in range(30)])
+        sink.write_batch(
+            [
+                make_record(
+                    f"n{i % 3}",
+                    input_token_count=i,
+                    output_token_count=1,
+                    cost_usd=Decimal(i) / 1000,
+                )
+                for i in range(30)
+            ]
+        )
         before = _templates(sink.engine)
         with sink.engine.begin() as conn:
             if sink.dialect == "postgresql":
-                versions = conn.execute(sa.text("SELECT id, xmin::text FROM prompt_templates"
-                                                " ORDER BY id")).all()
+                versions = conn.execute(
+                    sa.text("SELECT id, xmin::text FROM prompt_templates ORDER BY id")
+                ).all()
             else:
                 changes = conn.execute(sa.text("SELECT total_changes()")).scalar_one()
-            updated = conn.execute(sa.update(prompt_executions).values(
-                metadata={"edited": True}, pricing_version="hand-edit",
-                cost_usd=prompt_executions.c.cost_usd,
-                executed_at=prompt_executions.c.executed_at,
-                template_id=prompt_executions.c.template_id,
-            )).rowcount
+            updated = conn.execute(
+                sa.update(prompt_executions).values(
+                    metadata={"edited": True},
+                    pricing_version="hand-edit",
+                    cost_usd=prompt_executions.c.cost_usd,
+                    executed_at=prompt_executions.c.executed_at,
+                    template_id=prompt_executions.c.template_id,
+                )
+            ).rowcount
             assert updated == 30
             if sink.dialect == "postgresql":
-                assert conn.execute(sa.text("SELECT id, xmin::text FROM prompt_templates"
-                                            " ORDER BY id")).all() == versions
+                assert (
+                    conn.execute(
+                        sa.text("SELECT id, xmin::text FROM prompt_templates ORDER BY id")
+                    ).all()
+                    == versions
+                )
             else:  # total_changes() counts the rows written by triggers too
                 assert conn.execute(sa.text("SELECT total_changes()")).scalar_one() == (
-                    changes + 30)
+                    changes + 30
+                )
         assert _templates(sink.engine) == before
         assert statistics_mismatches(sink.engine) == []
 
@@ -450,26 +629,35 @@ class TestStatistics:
         sink.write_batch([make_record()])
         with sink.engine.connect() as conn:
             if sink.dialect == "postgresql":
-                rows = conn.execute(sa.text(
-                    "SELECT tgname, tgtype & 1, tgoldtable, tgnewtable FROM pg_trigger "
-                    "WHERE tgrelid = 'prompt_executions'::regclass AND NOT tgisinternal "
-                    "ORDER BY tgname")).all()
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT tgname, tgtype & 1, tgoldtable, tgnewtable FROM pg_trigger "
+                        "WHERE tgrelid = 'prompt_executions'::regclass AND NOT tgisinternal "
+                        "ORDER BY tgname"
+                    )
+                ).all()
                 assert [tuple(r) for r in rows] == [
                     # bit 0 unset: per statement
-                    ("trg_prompt_executions_stats_delete", 0, "vividly_trace_old_executions",
-                     None),
-                    ("trg_prompt_executions_stats_insert", 0, None,
-                     "vividly_trace_new_executions"),
-                    ("trg_prompt_executions_stats_update", 0, "vividly_trace_old_executions",
-                     "vividly_trace_new_executions"),
+                    ("trg_prompt_executions_stats_delete", 0, "vividly_trace_old_executions", None),
+                    ("trg_prompt_executions_stats_insert", 0, None, "vividly_trace_new_executions"),
+                    (
+                        "trg_prompt_executions_stats_update",
+                        0,
+                        "vividly_trace_old_executions",
+                        "vividly_trace_new_executions",
+                    ),
                 ]
             else:
-                rows = conn.execute(sa.text(
-                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
-                )).all()
-                assert [r[0] for r in rows] == ["trg_prompt_executions_stats_delete",
-                                                "trg_prompt_executions_stats_insert",
-                                                "trg_prompt_executions_stats_update"]
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+                    )
+                ).all()
+                assert [r[0] for r in rows] == [
+                    "trg_prompt_executions_stats_delete",
+                    "trg_prompt_executions_stats_insert",
+                    "trg_prompt_executions_stats_update",
+                ]
                 assert all("FOR EACH ROW" in r[1] for r in rows)
 
 
@@ -507,8 +695,13 @@ class TestMetadataLimits:
 class TestConfiguration:
     def test_bad_urls_are_configuration_errors_without_password(self) -> None:
         """Unparseable or unsupported URLs fail at construction; the password is hidden."""
-        for url in ("not a url", "mysql://me:hunter2pw@db/x", "postgresql+psycopg://me:"
-                    "hunter2pw@db:notaport/x", "postgresql+psycopg://me:hunter2pw@db/", ""):
+        for url in (
+            "not a url",
+            "mysql://me:hunter2pw@db/x",
+            "postgresql+psycopg://me:hunter2pw@db:notaport/x",
+            "postgresql+psycopg://me:hunter2pw@db/",
+            "",
+        ):
             with pytest.raises(ConfigurationError) as info:
                 SQLSink(url)
             assert "hunter2pw" not in str(info.value)
@@ -523,7 +716,8 @@ class TestConfiguration:
 
         real = importlib.util.find_spec
         monkeypatch.setattr(
-            importlib.util, "find_spec",
+            importlib.util,
+            "find_spec",
             lambda name, *a: None if name == "psycopg" else real(name, *a),
         )
         with pytest.raises(MissingExtraError) as info:
@@ -554,8 +748,9 @@ class TestConfiguration:
             sink.write_batch([make_record()])
         assert secret not in str(info.value) and "***" in str(info.value)
         assert info.value.__suppress_context__  # the driver's exception is not chained
-        vividly_trace.configure(sinks=[sink], max_retries=1, retry_backoff=0.01,
-                                spool_dir=tmp_path / "spool")
+        vividly_trace.configure(
+            sinks=[sink], max_retries=1, retry_backoff=0.01, spool_dir=tmp_path / "spool"
+        )
         for i in range(5):
             log_prompt_execution("k", True, 1.0, metadata={"i": i})
         assert vividly_trace.flush(timeout=30)
@@ -612,8 +807,8 @@ class TestSchema:
         assert path.exists()
         with sqlite3.connect(path) as conn:
             rows = conn.execute(
-                "SELECT template_name, response_time_ms, total_token_count "
-                "FROM prompt_executions").fetchall()
+                "SELECT template_name, response_time_ms, total_token_count FROM prompt_executions"
+            ).fetchall()
         assert rows == [("default_store", 42.0, 15)]
 
     def test_relative_sqlite_path_resolves_at_construction(
@@ -642,9 +837,16 @@ class TestSchema:
         with engine.begin() as conn:
             conn.execute(sa.insert(prompt_templates).values(name="pre"))
             tid = conn.execute(sa.select(prompt_templates.c.id)).scalar_one()
-            conn.execute(sa.insert(prompt_executions).values(
-                id="pre-1", template_id=tid, template_name="pre", success=True,
-                response_time_ms=5.0, executed_at=dt.datetime(2025, 1, 1, tzinfo=UTC)))
+            conn.execute(
+                sa.insert(prompt_executions).values(
+                    id="pre-1",
+                    template_id=tid,
+                    template_name="pre",
+                    success=True,
+                    response_time_ms=5.0,
+                    executed_at=dt.datetime(2025, 1, 1, tzinfo=UTC),
+                )
+            )
         engine.dispose()
         sink = SQLSink(db_url)
         sink.write_batch([make_record("pre", response_time_ms=7.0)])

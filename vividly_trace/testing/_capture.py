@@ -4,13 +4,20 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .._config import configured_pipeline, swap_pipeline
+from .._config import Pipeline, configured_pipeline, swap_pipeline
 from .._record import PromptExecution
+from ..exceptions import ConfigurationError
 
 __all__ = ["CapturedRecords", "capture_records"]
+
+#: configure() arguments that capture_records() sets itself.
+_SET_HERE = ("sinks", "sync", "spool_dir")
+#: configure() arguments it accepts.
+_OPTIONS = frozenset(inspect.signature(configured_pipeline).parameters) - set(_SET_HERE)
 
 
 class CapturedRecords(list[PromptExecution]):
@@ -55,11 +62,22 @@ def capture_records(**options: Any) -> Iterator[CapturedRecords]:
             extract_intent("book a table")
         assert records.only().success
 
+    A set-up the block itself installs (``configure()`` inside it) ends with the block:
+    it is shut down (flushed) and the one configured before the block is put back.
+
     Raises:
-        ConfigurationError: bad ``options``.
+        ConfigurationError: bad ``options``, or one of ``sinks``, ``sync``, ``spool_dir``
+            (set here) or an argument that is not :func:`vividly_trace.configure`'s.
 
     .. versionadded:: 0.2.0
     """
+    for name in options:
+        if name not in _OPTIONS:
+            why = "is set by capture_records()" if name in _SET_HERE else "is not accepted"
+            raise ConfigurationError(
+                f"capture_records(): {name}= {why}; options are configure() arguments "
+                f"among {', '.join(sorted(_OPTIONS))}"
+            )
     records = CapturedRecords()
     pipeline = configured_pipeline(
         sinks=[_ListSink(records)], sync=True, spool_dir=False, **options
@@ -68,5 +86,9 @@ def capture_records(**options: Any) -> Iterator[CapturedRecords]:
     try:
         yield records
     finally:
-        swap_pipeline(previous)
+        current = swap_pipeline(previous)
         pipeline.shutdown(5.0)
+        if current is not pipeline and isinstance(current, Pipeline):
+            # configure() inside the block replaced the capture (and shut it down): its
+            # set-up would otherwise keep running unseen, its workers never flushed.
+            current.shutdown(current.shutdown_timeout)

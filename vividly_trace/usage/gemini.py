@@ -47,7 +47,7 @@ def _enum_name(value: Any) -> str | None:
 
 
 def _modality_count(details: Any, modality: str) -> int | None:
-    if not details:
+    if details is None:  # not truthiness: a hostile __bool__ (or NotImplemented) must not run
         return None
     total = 0
     found = False
