@@ -8,7 +8,8 @@ import inspect
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .._config import Pipeline, configured_pipeline, swap_pipeline
+from .._config import configured_pipeline, swap_pipeline
+from .._pipeline import Pipeline
 from .._record import PromptExecution
 from ..exceptions import ConfigurationError
 
