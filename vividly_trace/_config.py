@@ -149,43 +149,28 @@ def configure(
     if enabled and _env_disabled():
         logger.info("vividly_trace: VIVIDLY_TRACE_DISABLED is set; configure() records nothing")
         enabled = False
-    built = None
+    options: dict[str, Any] = {
+        "sync": sync,
+        "sample_rate": sample_rate,
+        "redact": redact,
+        "mask_secrets": mask_secrets,
+        "pricing": pricing,
+        "queue_size": queue_size,
+        "batch_size": batch_size,
+        "flush_interval": flush_interval,
+        "max_retries": max_retries,
+        "retry_backoff": retry_backoff,
+        "spool_dir": spool_dir,
+        "spool_max_bytes": spool_max_bytes,
+        "shutdown_timeout": shutdown_timeout,
+    }
     if enabled:
         built = configured_pipeline(
-            sinks=sinks,
-            sync=sync,
-            sample_rate=sample_rate,
-            redact=redact,
-            mask_secrets=mask_secrets,
-            pricing=pricing,
-            queue_size=queue_size,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            spool_dir=spool_dir,
-            spool_max_bytes=spool_max_bytes,
-            shutdown_timeout=shutdown_timeout,
-            capture_trace_context=capture_trace_context,
+            sinks=sinks, capture_trace_context=capture_trace_context, **options
         )
     else:  # still refuse bad arguments, whether or not they are used
-        configured_pipeline(
-            sinks=[],
-            sync=sync,
-            sample_rate=sample_rate,
-            redact=redact,
-            mask_secrets=mask_secrets,
-            pricing=pricing,
-            queue_size=queue_size,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            spool_dir=spool_dir,
-            spool_max_bytes=spool_max_bytes,
-            shutdown_timeout=shutdown_timeout,
-            capture_trace_context=False,
-        )
+        configured_pipeline(sinks=[], capture_trace_context=False, **options)
+        built = None
     _install(built)
     if built is not None and handle_sigterm:
         install_sigterm_handler(_at_exit)

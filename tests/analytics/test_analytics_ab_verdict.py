@@ -10,8 +10,10 @@ import io
 import math
 
 import pytest
-from analytics_data import START, write
 
+from tests.analytics.analytics_data import START
+from tests.factories import make_record
+from tests.sql.sql_helpers import write_records as write
 from vividly_trace import PromptExecution
 from vividly_trace.analytics import (
     ABComparison,
@@ -118,9 +120,9 @@ def _calls(
     version: str, group: str, calls: int, failures: int, first: int
 ) -> list[PromptExecution]:
     return [
-        PromptExecution(
-            execution_id=f"{first + i:08x}-0000-7000-8000-000000000000",
-            template_key="extract",
+        make_record(
+            "extract",
+            n=first + i,
             template_version=version,
             ab_test_group=group,
             success=i >= failures,
