@@ -7,7 +7,7 @@ Run alone (prints its section, does not write BENCHMARKS.md)::
 How late an application thread sleeping 1 ms in a loop wakes while vividly's worker builds
 and writes a backlog of records, with the worker's GIL pacing on (the default) and off
 (``_dispatch.GIL_SLICE`` set to infinity), in alternating rounds; and how long the drain
-takes in each mode. It reaches into private names (``_config._state``, ``_dispatch``, the
+takes in each mode. It reaches into private names (``_active.state``, ``_dispatch``, the
 worker's ``_wake`` and ``_done``).
 """
 
@@ -47,7 +47,7 @@ def run_app_latency(records: int, rounds: int) -> AppLatency:
     """An application thread sleeps 1 ms in a loop while the worker drains ``records``
     queued calls that returned a ``GenerateContentResponse``: how late it wakes, with the
     worker paced (default) and unpaced, alternating in the same run."""
-    from vividly_trace import _config, _dispatch
+    from vividly_trace import _active, _dispatch
 
     response = make_response()
 
@@ -67,7 +67,7 @@ def run_app_latency(records: int, rounds: int) -> AppLatency:
                 configure_vividly(DiscardSink(), queue_size=4 * records, parked=True)
                 for _ in range(records):
                     decorated()
-                pipeline: Any = _config._state.pipeline
+                pipeline: Any = _active.state.pipeline
                 worker = pipeline.workers[0]
                 seen: list[float] = []
                 stop = threading.Event()

@@ -8,8 +8,8 @@ The caller-thread cost and the worker cost of each per-call variant (see
 ``bench_per_call.py``) measured apart: the worker is parked during the loop, then drained
 and the drain timed. Then micro-timings (``timeit``, best of repeats) of the pieces of the
 hot path and of the record building. These reach into private modules of ``vividly_trace``
-(``_call``, ``_config``, ``_ids``, ``usage``, ``_record``) to time the pieces; a piece whose
-internals moved is reported as ``n/a`` and the run still finishes.
+(``_call``, ``_build``, ``_active``, ``_context``, ``_ids``, ``usage``, ``_record``) to time
+the pieces; a piece whose internals moved is reported as ``n/a`` and the run still finishes.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def _kind(cls: Any) -> str:
 def run_pieces(number: int, repeat: int) -> tuple[list[Piece], list[str]]:
     """Micro-timings of the hot path's pieces and of the record building.
 
-    These use private names of ``vividly_trace`` (``_call``, ``_config``, ``_ids``,
+    These use private names of ``vividly_trace`` (``_call``, ``_build``, ``_active``, ``_ids``,
     ``usage``, ``_record``): a piece whose internals moved is reported as ``n/a``.
     """
     rows: list[Piece] = []
@@ -168,14 +168,14 @@ def run_pieces(number: int, repeat: int) -> tuple[list[Piece], list[str]]:
     try:
         from time import time_ns
 
-        from vividly_trace import _call, _config, _ids
-        from vividly_trace._record import PromptExecution
+        from vividly_trace import _active, _build, _call, _context, _ids
+        from vividly_trace._record import PromptExecution, new_record
         from vividly_trace.usage import extract
         from vividly_trace.usage import gemini as usage_gemini
         from vividly_trace.usage._types import ResponseInfo, Usage
 
         response = make_response()
-        pipeline: Any = _config._state.pipeline
+        pipeline: Any = _active.state.pipeline
         worker = pipeline.workers[0]
         spec = _call.TemplateSpec(template_key="bench")
         call = _call.CallHandle(spec, None)
@@ -183,7 +183,7 @@ def run_pieces(number: int, repeat: int) -> tuple[list[Piece], list[str]]:
         rcall = _call.CallHandle(spec, None)
         rcall._finish()
         rcall._response = response
-        record = _call.build_record(rcall, pipeline.pricing, True)
+        record = _build.build_record(rcall, pipeline.pricing, True)
         built = []
         for _ in range(200):
             done = _call.CallHandle(spec, None)
@@ -196,12 +196,12 @@ def run_pieces(number: int, repeat: int) -> tuple[list[Piece], list[str]]:
             time_ns=time_ns,
             perf_counter_ns=perf_counter_ns,
             CallHandle=_call.CallHandle,
-            current_call=_call.current_call,
-            reset_token=_call.reset_token,
-            build_record=_call.build_record,
+            current_call=_context.current_call,
+            reset_token=_context.reset_token,
+            build_record=_build.build_record,
             extract=extract,
-            _state=_config._state,
-            UNSET=_config._state.UNSET,
+            _state=_active.state,
+            UNSET=_active.UNSET,
             next_sequence=_ids.next_sequence,
             spec=spec,
             call=call,
@@ -217,13 +217,13 @@ def run_pieces(number: int, repeat: int) -> tuple[list[Piece], list[str]]:
             p=pipeline,
             worker=worker,
             dq=collections.deque(),
-            lock=_call._materialize_lock,
+            builder=pipeline.builder,
+            NR=new_record,
             wrapped_pt=passthrough(ns["noop_w"]),
             wrapped_fast=passthrough(ns["noop_fast"]),
             new=object.__new__,
             built=built,
             values=[getattr(record, f) for f in PromptExecution.__dataclass_fields__],
-            materialize_batch=_call.materialize_batch,
             wrapped_v=logged_prompt("bench")(ns["noop"]),
         )
     except Exception as exc:  # the internals moved: report, do not fail the run
@@ -269,9 +269,8 @@ def run_pieces(number: int, repeat: int) -> tuple[list[Piece], list[str]]:
     piece("caller", "2. `current_call.get()`", "current_call.get()")
     piece(
         "caller",
-        "3. a `CallHandle`, set up inline (alloc + 5 attributes)",
-        "c_ = new(CallHandle)\nc_._spec = spec\nc_._parent = None\nc_._seq = next_sequence()"
-        "\nc_._wall_ns = time_ns()\nc_._t0 = perf_counter_ns()",
+        "3. `CallHandle(spec, parent, trace_getter)` (its one constructor)",
+        "c_ = CallHandle(spec, None, None)",
         div=10,
     )
     piece("caller", "- in it: `next_sequence()`", "next_sequence()")
@@ -348,12 +347,23 @@ def run_pieces(number: int, repeat: int) -> tuple[list[Piece], list[str]]:
         "dt.datetime.fromtimestamp(call._wall_ns // 1000 / 1e6, UTC)",
     )
     n_fields = len(ns.get("values", ()))
-    piece("worker", f"- `PromptExecution(*values)` ({n_fields} positional)", "PE(*values)", div=10)
     piece(
         "worker",
-        "`materialize_batch` of 200 records already built (one lock, the memo check; "
-        "per batch, not per record)",
-        "materialize_batch(built, None, None)",
+        f"- `new_record(*values)` ({n_fields} positional, frozen record)",
+        "NR(*values)",
+        div=10,
+    )
+    piece(
+        "worker",
+        "  - `PromptExecution(*values)`, the frozen class's own constructor",
+        "PE(*values)",
+        div=10,
+    )
+    piece(
+        "worker",
+        "`RecordBuilder.build_batch` of 200 records already built (one lock, the memo "
+        "check; per batch, not per record)",
+        "builder.build_batch(built, None)",
         div=200,
     )
     vividly_trace.shutdown()
