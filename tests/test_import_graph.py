@@ -34,6 +34,7 @@ FORBIDDEN = [
     ("vividly_trace.usage", "vividly_trace.sinks"),
     ("vividly_trace.usage", "vividly_trace.pricing"),
     ("vividly_trace.usage", "vividly_trace._config"),
+    ("vividly_trace.integrations", "vividly_trace._config"),
     (ROOT, "vividly_trace.analytics"),
 ]
 
@@ -43,6 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
     (ROOT, "vividly_trace.examples"),
     ("vividly_trace._decorator", "vividly_trace._api"),
     ("vividly_trace._config",),
+    ("vividly_trace.integrations",),
     ("vividly_trace._pipeline",),
     ("vividly_trace._dispatch",),
     ("vividly_trace._build", "vividly_trace.sinks"),
@@ -227,6 +229,24 @@ def _all_of(module: str) -> frozenset[str]:
         if value is not None:
             return frozenset(ast.literal_eval(value))
     raise AssertionError(f"{module} has no literal __all__")
+
+
+def test_every_package_is_installed() -> None:
+    """Each package directory is in pyproject's ``packages`` (a wheel leaves out the rest)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    pyproject = PACKAGE.parent / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("not a source checkout")
+    listed = set(tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        _module_name(p)
+        for p in PACKAGE.rglob("__init__.py")
+        if not _module_name(p).startswith("vividly_trace.examples")
+    }
+    assert found - listed == set()
 
 
 def test_import_loads_no_analytics_module() -> None:

@@ -19,7 +19,7 @@ from ._api import calculate_gemini_cost, log_prompt_execution
 from ._assign import choose_variant
 from ._call import CallHandle
 from ._config import configure, flush, reset, shutdown, stats
-from ._context import get_current_call
+from ._context import carry_context, get_current_call
 from ._decorator import logged_prompt
 from ._jsonsafe import json_safe
 from ._record import PromptExecution
@@ -41,6 +41,7 @@ __all__ = [
     "VividlyTraceError",
     "__version__",
     "calculate_gemini_cost",
+    "carry_context",
     "choose_variant",
     "configure",
     "flush",

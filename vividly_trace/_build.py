@@ -12,6 +12,7 @@ import dataclasses
 import datetime as _dt
 import threading
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from time import perf_counter_ns
 from typing import Any
 
@@ -22,7 +23,7 @@ from ._lifecycle import on_fork
 from ._record import PromptExecution, new_record
 from ._safety import warn_limited
 from .pricing import PricingTable
-from .usage import EMPTY_INFO, EMPTY_USAGE, ResponseInfo, Usage, extract
+from .usage import EMPTY_INFO, EMPTY_USAGE, ResponseInfo, Usage, add_usage, extract
 
 __all__ = ["Item", "RecordBuilder", "Redactor", "build_record"]
 
@@ -114,9 +115,14 @@ def _info_of(call: CallHandle) -> ResponseInfo:
     response = call._response
     if response is NOTHING:
         response = call._result
+    return _merged_info(response, call._last_chunk)
+
+
+def _merged_info(response: Any, last: Any) -> ResponseInfo:
+    """Usage from ``response`` (the response, or the last chunk with usage), finish and
+    block reasons from ``last`` (the last chunk) when it says more."""
     info = extract(response) if response is not None else None
-    last = call._last_chunk
-    if last is not NOTHING and last is not response:
+    if last is not NOTHING and last is not None and last is not response:
         tail = extract(last)
         if info is None:
             info = tail
@@ -166,12 +172,69 @@ if tuple(f.name for f in dataclasses.fields(PromptExecution)) != _RECORD_FIELDS:
     raise RuntimeError("PromptExecution's fields changed: update build_record (positional)")
 
 
+class _Requests:
+    """What the Gemini requests of one call add up to (client capture): tokens summed,
+    each request priced at its own model, the outcome of the last one."""
+
+    __slots__ = ("cost", "error", "info", "model", "usage")
+
+    def __init__(self, call: CallHandle, pricing: PricingTable) -> None:
+        requests = tuple(call._requests or ())
+        usage = EMPTY_USAGE
+        cost: Decimal | None = _ZERO
+        info = EMPTY_INFO
+        seen: list[Any] = []
+        for request in requests:
+            info = _merged_info(request.response, request.last)
+            seen += (request.response, request.last)
+            model = request.model or info.response_model
+            usage, cost = _add(usage, cost, info.usage, model, pricing)
+        # A response also handed to record_response is the same object: counted once. One
+        # from elsewhere (a client capture does not see) is added, at the record's model.
+        recorded = call._response
+        if recorded is not NOTHING and recorded is not None and not _among(recorded, seen):
+            extra = _merged_info(recorded, call._last_chunk)
+            model = call._model or call._spec.model or extra.response_model
+            usage, cost = _add(usage, cost, extra.usage, model, pricing)
+            info = extra
+        self.usage = usage
+        self.cost = None if usage.is_empty else cost
+        self.info = info
+        self.error = requests[-1].error if requests else None
+        self.model = next((r.model for r in requests if r.model), None)
+
+
+_ZERO = Decimal(0)
+
+
+def _among(value: Any, seen: list[Any]) -> bool:
+    return any(value is item for item in seen)
+
+
+def _add(
+    usage: Usage, cost: Decimal | None, more: Usage, model: str | None, pricing: PricingTable
+) -> tuple[Usage, Decimal | None]:
+    """``usage`` and ``cost`` with one more request's; one request without a price makes
+    the total cost unknown (never an undercount)."""
+    if more.is_empty:
+        return usage, cost
+    price = pricing.cost(model, more)
+    return add_usage(usage, more), None if cost is None or price is None else cost + price
+
+
 def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptExecution:
     """Turn a finished call into its record (extraction, pricing, sanitising)."""
     spec = call._spec
-    info = _info_of(call)
-    usage: Usage = call._usage or info.usage or EMPTY_USAGE
+    summed = _Requests(call, pricing) if call._requests else None
+    if summed is not None:
+        info = summed.info
+        usage: Usage = call._usage or summed.usage
+    else:
+        info = _info_of(call)
+        usage = call._usage or info.usage or EMPTY_USAGE
     error = call._error
+    if error is None and summed is not None:
+        error = summed.error  # the last request failed and the function went on
     success = error is None
     error_type = error_message = None
     http_status = None
@@ -186,7 +249,12 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
             if blocked_prompt
             else f"response stopped: finish_reason={info.block_reason}"
         )[:MAX_ERROR_CHARS]
-    model = call._model or spec.model or info.response_model
+    model = (
+        call._model
+        or spec.model
+        or (summed.model if summed is not None else None)
+        or info.response_model
+    )
     t1 = call._t1 or perf_counter_ns()
     ttfc = (call._ttfc_ns or None) if call._streamed else None
     metadata: Any = spec.metadata
@@ -198,7 +266,10 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         flags = int(getattr(trace, "trace_flags", 0)) & 0xFF
         header = f"00-{trace.trace_id:032x}-{trace.span_id:016x}-{flags:02x}"
         metadata = {**metadata, "traceparent": header} if metadata else {"traceparent": header}
-    cost = None if usage is EMPTY_USAGE or usage.is_empty else pricing.cost(model, usage)
+    if summed is not None and call._usage is None:
+        cost = summed.cost
+    else:
+        cost = None if usage is EMPTY_USAGE or usage.is_empty else pricing.cost(model, usage)
     parent = call._parent
     # By position, in _RECORD_FIELDS order (checked at import): a third of the cost of
     # 29 keyword arguments, on the path every record takes.

@@ -22,6 +22,7 @@ from .usage import Usage, extract, has_usage, usage_from_mapping
 __all__ = [
     "NOTHING",
     "CallHandle",
+    "GeminiRequest",
     "ReadyRecord",
     "TemplateSpec",
     "call_failed",
@@ -42,6 +43,42 @@ class TemplateSpec:
     metadata: Mapping[str, Any] | None = None
 
 
+class GeminiRequest:
+    """One request to Gemini made during a logged call, as client capture saw it.
+
+    The hot path only keeps references and clock readings; usage, cost and outcome are read
+    from ``response`` (the response, or the last stream chunk that carried usage) and
+    ``last`` (the last chunk) when the record is built.
+    """
+
+    __slots__ = ("error", "last", "model", "response", "streamed", "t0", "t1")
+
+    def __init__(self, model: Any, streamed: bool = False) -> None:
+        self.model = model if type(model) is str else None
+        self.streamed = streamed
+        self.response: Any = None
+        self.last: Any = None
+        self.error: tuple[str, str, int | None] | None = None
+        self.t1 = 0
+        self.t0 = perf_counter_ns()
+
+    def done(self, response: Any) -> None:
+        """The request answered ``response``."""
+        self.t1 = perf_counter_ns()
+        self.response = response
+
+    def chunk(self, chunk: Any) -> None:
+        """A stream chunk arrived (the stream's usage is that of its last chunk with any)."""
+        if self.response is None or carries_usage(chunk):
+            self.response = chunk
+        self.last = chunk
+
+    def failed(self, exc: BaseException) -> None:
+        """The request raised ``exc`` (an HTTP error, a timeout...)."""
+        self.t1 = perf_counter_ns()
+        self.error = error_facts(exc)
+
+
 def carries_usage(chunk: Any) -> bool:
     """True when a response or stream chunk reports token usage."""
     try:
@@ -56,7 +93,14 @@ def call_failed(call: CallHandle) -> bool:
     """True when a finished call failed: it raised, or its response was blocked."""
     if call._error is not None:
         return True
-    response = call._response if call._response is not NOTHING else call._result
+    requests = call._requests
+    if requests:
+        last = requests[-1]
+        if last.error is not None:
+            return True
+        response = last.last if last.last is not None else last.response
+    else:
+        response = call._response if call._response is not NOTHING else call._result
     if response is None:
         return False
     try:
@@ -96,6 +140,7 @@ class CallHandle:
     _metadata: dict[str, Any] | None = None
     _record: Any = NOTHING
     _trace: Any = None  # the OpenTelemetry span context active at the start, if captured
+    _requests: list[GeminiRequest] | None = None  # what client capture saw, in order
 
     def __init__(
         self,
@@ -189,6 +234,16 @@ class CallHandle:
 
     def __repr__(self) -> str:
         return f"<CallHandle {self._spec.template_key!r} {self.execution_id}>"
+
+    def _request(self, model: Any, streamed: bool = False) -> GeminiRequest:
+        """A Gemini request starts inside this call (client capture)."""
+        request = GeminiRequest(model, streamed)
+        requests = self._requests
+        if requests is None:
+            self._requests = [request]
+        else:
+            requests.append(request)
+        return request
 
     # -- used by the decorator -----------------------------------------------------------
     def _finish(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import integrations
 from ._active import UNSET, state
 from ._build import Redactor
 from ._dispatch import DispatchOptions
@@ -100,6 +101,8 @@ def configure(
     enabled: bool = True,
     handle_sigterm: bool = True,
     capture_trace_context: bool | None = None,
+    capture_clients: bool = True,
+    capture_unlogged: bool = True,
 ) -> None:
     """Set up logging for this process (call again to replace the set-up).
 
@@ -130,6 +133,12 @@ def configure(
             and OTel spans join the caller's trace. ``None`` (default): on when a Cloud
             Logging or OpenTelemetry sink is configured and ``opentelemetry-api`` is
             installed. It costs a context lookup per call.
+        capture_clients: wrap the Google clients' request methods (google-genai), so that
+            every Gemini request made inside a logged call adds its tokens and cost to that
+            call's record, whatever the function returns or yields (several requests are
+            summed, each priced at its own model). Removed by :func:`reset`.
+        capture_unlogged: with ``capture_clients``, record a Gemini request made outside
+            any logged call too, under the calling function's ``module:qualname``.
         handle_sigterm: on SIGTERM, flush (within ``shutdown_timeout``) before the process
             ends. Installed only from the main thread and only when SIGTERM still has its
             default disposition, so an application's own handler always wins; the default
@@ -163,6 +172,8 @@ def configure(
         "spool_dir": spool_dir,
         "spool_max_bytes": spool_max_bytes,
         "shutdown_timeout": shutdown_timeout,
+        "capture_clients": capture_clients,
+        "capture_unlogged": capture_unlogged,
     }
     if enabled:
         built = configured_pipeline(
@@ -193,9 +204,16 @@ def configured_pipeline(
     spool_max_bytes: int = 256 * 1024 * 1024,
     shutdown_timeout: float = 5.0,
     capture_trace_context: bool | None = None,
+    capture_clients: bool = True,
+    capture_unlogged: bool = True,
 ) -> Pipeline:
     """A pipeline built from :func:`configure`'s arguments (validated), not installed."""
-    for flag, value in (("sync", sync), ("mask_secrets", mask_secrets)):
+    for flag, value in (
+        ("sync", sync),
+        ("mask_secrets", mask_secrets),
+        ("capture_clients", capture_clients),
+        ("capture_unlogged", capture_unlogged),
+    ):
         if not isinstance(value, bool):
             raise ConfigurationError(f"configure(): {flag} must be a bool, got {show(value)}")
     _number("sample_rate", sample_rate, lo=0.0, hi=1.0)
@@ -235,6 +253,8 @@ def configured_pipeline(
         mask_secrets=mask_secrets,
         shutdown_timeout=float(shutdown_timeout),
         trace_getter=trace_context_getter(capture_trace_context, sink_list),
+        capture_clients=capture_clients,
+        capture_unlogged=capture_unlogged,
     )
 
 
@@ -248,7 +268,12 @@ def swap_pipeline(pipeline: Any) -> Any:
 
 def _set(pipeline: Any) -> None:
     state.pipeline = pipeline
-    state.sinks = pipeline.sinks if isinstance(pipeline, Pipeline) else ()
+    active = isinstance(pipeline, Pipeline)
+    state.sinks = pipeline.sinks if active else ()
+    if active and pipeline.capture_clients:
+        integrations.install()
+    else:
+        integrations.uninstall()
 
 
 def _pricing(pricing: Any) -> PricingTable:

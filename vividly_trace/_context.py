@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from contextvars import ContextVar, Token, copy_context
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import wrapt
 
 if TYPE_CHECKING:
     from ._call import CallHandle
 
-__all__ = ["current_call", "get_current_call", "reset_token"]
+__all__ = ["carry_context", "current_call", "get_current_call", "reset_token"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 current_call: ContextVar[CallHandle | None] = ContextVar("vividly_trace_call", default=None)
 
@@ -30,3 +35,29 @@ def reset_token(token: Token[CallHandle | None]) -> None:
         current_call.reset(token)
     except ValueError:
         current_call.set(None)
+
+
+def carry_context(function: F) -> F:
+    """``function`` to run in another thread as part of the logged call running now.
+
+    Context variables do not cross into a thread pool's threads (``asyncio.to_thread``
+    carries them; ``ThreadPoolExecutor.submit`` and ``loop.run_in_executor`` do not), so a
+    Gemini request made there would be recorded on its own instead of under the call that
+    submitted it::
+
+        @logged_prompt("fan_out")
+        def fan_out(items):
+            with ThreadPoolExecutor() as pool:
+                return list(pool.map(carry_context(ask_gemini), items))
+
+    The context is taken now; each call runs in a copy of it, so that the wrapped function
+    may run in several threads at once.
+
+    .. versionadded:: 0.2.0
+    """
+    context = copy_context()
+
+    def in_context(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        return context.copy().run(wrapped, *args, **kwargs)
+
+    return wrapt.FunctionWrapper(function, in_context)  # type: ignore[return-value]

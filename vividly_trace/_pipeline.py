@@ -41,8 +41,12 @@ class Pipeline:
         mask_secrets: bool,
         shutdown_timeout: float,
         trace_getter: Callable[[], Any] | None = None,
+        capture_clients: bool = False,
+        capture_unlogged: bool = False,
     ) -> None:
         self.trace_getter = trace_getter
+        self.capture_clients = capture_clients
+        self.capture_unlogged = capture_unlogged
         self.pricing = pricing
         self.sample_rate = sample_rate
         self.mask_secrets = mask_secrets

@@ -170,6 +170,10 @@ class Scenario:
     comes after that many chunks instead (code ``error_status or 500``): an SSE error
     event for ``alt=sse`` streams, a dropped connection for JSON-array streams.
     ``stream_error_after`` is ignored by non-streaming requests.
+
+    ``function_call=(name, args)`` answers with a ``functionCall`` part instead of text (what
+    google-genai's automatic function calling answers by calling the function and sending
+    its result in a second request).
     """
 
     text: str = "ok"
@@ -189,6 +193,7 @@ class Scenario:
     stream_chunks: int = 3  # number of chunks for a streaming request (text split across them)
     usage_on_every_chunk: bool = False  # True: cumulative usage on every chunk; False: last only
     stream_error_after: int | None = None  # for streams: fail after this many chunks
+    function_call: tuple[str, dict[str, Any]] | None = None  # answer a call: (name, args)
     delay_s: float = 0.0  # sleep before answering
     hang_s: float = 0.0  # stay silent this long, then close the connection without answering
 
@@ -277,6 +282,13 @@ def _blocked_response(
     }
 
 
+def _part(scenario: Scenario) -> dict[str, Any]:
+    if scenario.function_call is not None:
+        name, args = scenario.function_call
+        return {"functionCall": {"name": name, "args": dict(args)}}
+    return {"text": scenario.text}
+
+
 def _full_response(
     scenario: Scenario, model: str, response_id: str, enum_int: bool
 ) -> dict[str, Any]:
@@ -285,7 +297,7 @@ def _full_response(
     return {
         "candidates": [
             {
-                "content": {"parts": [{"text": scenario.text}], "role": "model"},
+                "content": {"parts": [_part(scenario)], "role": "model"},
                 "finishReason": _enum(scenario.finish_reason, _FINISH_REASONS, enum_int),
                 "index": 0,
             }

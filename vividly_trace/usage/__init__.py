@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._jsonsafe import valid_text
-from ._types import EMPTY_USAGE, MAX_TOKENS, ResponseInfo, Usage, build_usage
+from ._types import EMPTY_USAGE, MAX_TOKENS, ResponseInfo, Usage, add_usage, build_usage
 from .dicts import extract_dict, usage_from_mapping
 from .gemini import extract_gemini, has_usage
 
@@ -24,6 +24,7 @@ __all__ = [
     "Extractor",
     "ResponseInfo",
     "Usage",
+    "add_usage",
     "build_usage",
     "extract",
     "extract_dict",

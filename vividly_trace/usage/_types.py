@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["EMPTY_USAGE", "MAX_TOKENS", "ResponseInfo", "Usage", "build_usage"]
+__all__ = ["EMPTY_USAGE", "MAX_TOKENS", "ResponseInfo", "Usage", "add_usage", "build_usage"]
 
 
 class Usage(NamedTuple):
@@ -35,6 +35,19 @@ class Usage(NamedTuple):
 
 
 EMPTY_USAGE = Usage()
+
+
+def add_usage(a: Usage, b: Usage) -> Usage:
+    """The counts of two requests together; a count neither reported stays ``None``."""
+    if a.is_empty:
+        return b
+    if b.is_empty:
+        return a
+    return Usage(
+        *(x if y is None else y if x is None else x + y for x, y in zip(a, b, strict=True))
+    )
+
+
 MAX_TOKENS = 2**53
 """Counts above this (or negative) are not token counts: they are ignored."""
 

@@ -1,0 +1,440 @@
+"""Client capture: every Gemini request a service makes is recorded, whatever the service's
+function returns or yields, with the real google-genai client against the fake Gemini.
+
+Expected costs are computed by hand from the official price list (pricing-sources.md), USD
+per 1M tokens: gemini-2.5-flash input 0.30, output 2.50; gemini-2.5-pro input 1.25, output
+10.00 (prompts up to 200k tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import wrapt
+
+import vividly_trace
+from vividly_trace import carry_context, get_current_call, logged_prompt
+from vividly_trace.testing import CapturedRecords, capture_records
+from vividly_trace.testing.fake_gemini import Scenario
+
+genai = pytest.importorskip("google.genai")
+from google.genai import errors as genai_errors  # noqa: E402
+from google.genai import types as genai_types  # noqa: E402
+
+FLASH = "gemini-2.5-flash"
+PRO = "gemini-2.5-pro"
+
+
+def usd(*terms: tuple[int, str]) -> Decimal:
+    """Sum of tokens x USD-per-1M price, exactly."""
+    return sum((Decimal(n) * Decimal(p) for n, p in terms), Decimal(0)) / Decimal(1_000_000)
+
+
+@pytest.fixture(name="records")
+def _records() -> Iterator[CapturedRecords]:
+    with capture_records() as records:
+        yield records
+
+
+@pytest.fixture(name="client")
+def _client(gemini: Any) -> Any:
+    return gemini.genai_client()
+
+
+class TestWhateverTheFunctionReturns:
+    def test_parsed_dict(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
+        """A service that parses the answer into a dict is recorded with tokens and cost."""
+        gemini.enqueue(Scenario(text='{"intent": "book"}', prompt_tokens=120, candidates_tokens=8))
+
+        @logged_prompt("nlu_extraction", version="v4")
+        def extract_intent(text: str) -> dict[str, Any]:
+            response = client.models.generate_content(model=FLASH, contents=text)
+            return dict(json.loads(response.text))
+
+        assert extract_intent("a table for two") == {"intent": "book"}
+        rec = records.only()
+        assert (rec.template_key, rec.template_version, rec.success) == (
+            "nlu_extraction",
+            "v4",
+            True,
+        )
+        assert (rec.input_token_count, rec.output_token_count, rec.total_token_count) == (
+            120,
+            8,
+            128,
+        )
+        assert rec.model == FLASH
+        assert rec.cost_usd == usd((120, "0.30"), (8, "2.50"))
+
+    def test_two_models_in_one_function(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """Two requests to two models: tokens summed, each priced at its own model."""
+        gemini.enqueue(
+            Scenario(text="draft", prompt_tokens=1000, candidates_tokens=300),
+            Scenario(text="final", prompt_tokens=400, candidates_tokens=50),
+        )
+
+        @logged_prompt("script_generation")
+        def write_script(topic: str) -> str:
+            draft = client.models.generate_content(model=FLASH, contents=topic).text
+            return str(client.models.generate_content(model=PRO, contents=draft).text)
+
+        assert write_script("rain") == "final"
+        rec = records.only()
+        assert (rec.input_token_count, rec.output_token_count) == (1400, 350)
+        assert rec.cost_usd == usd((1000, "0.30"), (300, "2.50"), (400, "1.25"), (50, "10.00"))
+        assert rec.model == FLASH  # the first request's model names the record
+        assert [r["model"] for r in gemini.requests] == [FLASH, PRO]
+
+    def test_a_generator_yielding_text(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """A decorated generator that streams text (not chunks) gets the stream's usage."""
+        gemini.enqueue(Scenario(text="one two three", prompt_tokens=30, candidates_tokens=12))
+
+        @logged_prompt("clarification")
+        def clarify(question: str) -> Iterator[str]:
+            for chunk in client.models.generate_content_stream(model=FLASH, contents=question):
+                yield chunk.text or ""
+
+        assert "".join(clarify("which day?")) == "one two three"
+        rec = records.only()
+        assert rec.streamed is True
+        assert (rec.input_token_count, rec.output_token_count) == (30, 12)
+        assert rec.cost_usd == usd((30, "0.30"), (12, "2.50"))
+
+    def test_a_chat(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
+        """Each chat turn is one request; two turns in one logged call are summed."""
+        gemini.enqueue(
+            Scenario(text="hi", prompt_tokens=10, candidates_tokens=2),
+            Scenario(text="sure", prompt_tokens=25, candidates_tokens=4),
+        )
+
+        @logged_prompt("support_chat")
+        def converse() -> list[str]:
+            chat = client.chats.create(model=FLASH)
+            return [str(chat.send_message(m).text) for m in ("hello", "help me")]
+
+        assert converse() == ["hi", "sure"]
+        rec = records.only()
+        assert (rec.input_token_count, rec.output_token_count) == (35, 6)
+        assert rec.cost_usd == usd((35, "0.30"), (6, "2.50"))
+        assert len(gemini.requests) == 2
+
+    def test_automatic_function_calling_counts_every_request(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """The requests automatic function calling makes inside one generate_content are
+        all counted (the returned response carries only the last one's usage)."""
+        gemini.enqueue(
+            Scenario(
+                function_call=("get_weather", {"city": "Paris"}),
+                prompt_tokens=64,
+                candidates_tokens=6,
+            ),
+            Scenario(text="Sunny in Paris", prompt_tokens=89, candidates_tokens=23),
+        )
+        calls: list[str] = []
+
+        def get_weather(city: str) -> str:
+            """The weather in a city."""
+            calls.append(city)
+            return "sunny"
+
+        @logged_prompt("weather_answer")
+        def answer(question: str) -> str:
+            config = genai_types.GenerateContentConfig(tools=[get_weather])
+            response = client.models.generate_content(model=FLASH, contents=question, config=config)
+            return str(response.text)
+
+        assert answer("weather in Paris?") == "Sunny in Paris"
+        assert calls == ["Paris"]
+        rec = records.only()
+        assert (rec.input_token_count, rec.output_token_count) == (153, 29)
+        assert rec.cost_usd == usd((153, "0.30"), (29, "2.50"))
+
+    def test_async_text_and_async_stream(self, gemini: Any, client: Any) -> None:
+        """aio: a coroutine returning text, an async generator yielding text."""
+        gemini.enqueue(
+            Scenario(text="short", prompt_tokens=11, candidates_tokens=3),
+            Scenario(text="a b c", prompt_tokens=21, candidates_tokens=9),
+        )
+
+        @logged_prompt("summary")
+        async def summarise(text: str) -> str:
+            response = await client.aio.models.generate_content(model=FLASH, contents=text)
+            return str(response.text)
+
+        @logged_prompt("stream_summary")
+        async def stream(text: str) -> AsyncIterator[str]:
+            chunks = await client.aio.models.generate_content_stream(model=FLASH, contents=text)
+            async for chunk in chunks:
+                yield chunk.text or ""
+
+        async def main() -> tuple[str, str]:
+            first = await summarise("x")
+            second = "".join([piece async for piece in stream("y")])
+            return first, second
+
+        with capture_records() as records:
+            assert asyncio.run(main()) == ("short", "a b c")
+        by_key = {r.template_key: r for r in records}
+        assert set(by_key) == {"summary", "stream_summary"}
+        assert (by_key["summary"].input_token_count, by_key["summary"].output_token_count) == (
+            11,
+            3,
+        )
+        assert by_key["stream_summary"].cost_usd == usd((21, "0.30"), (9, "2.50"))
+
+
+class TestOwnership:
+    def test_nested_calls_keep_their_own_requests(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """A request belongs to the innermost logged call: no cost is counted twice."""
+        gemini.enqueue(
+            Scenario(prompt_tokens=100, candidates_tokens=10),
+            Scenario(prompt_tokens=200, candidates_tokens=20),
+        )
+
+        @logged_prompt("inner")
+        def inner() -> None:
+            client.models.generate_content(model=FLASH, contents="inner")
+
+        @logged_prompt("outer")
+        def outer() -> None:
+            client.models.generate_content(model=FLASH, contents="outer")
+            inner()
+
+        outer()
+        by_key = {r.template_key: r for r in records}
+        assert (by_key["outer"].input_token_count, by_key["outer"].output_token_count) == (100, 10)
+        assert (by_key["inner"].input_token_count, by_key["inner"].output_token_count) == (200, 20)
+        assert by_key["inner"].parent_execution_id == by_key["outer"].execution_id
+        total = sum(r.cost_usd for r in records if r.cost_usd is not None)
+        assert total == usd((300, "0.30"), (30, "2.50"))
+
+    def test_record_response_does_not_count_twice(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """A captured response also handed to record_response (the old way) counts once."""
+        gemini.enqueue(Scenario(prompt_tokens=40, candidates_tokens=4))
+
+        async def clarify() -> Any:
+            async with logged_prompt("clarification") as call:
+                response = await client.aio.models.generate_content(model=FLASH, contents="q")
+                call.record_response(response)
+            return response
+
+        asyncio.run(clarify())
+        rec = records.only()
+        assert (rec.input_token_count, rec.output_token_count) == (40, 4)
+        assert rec.cost_usd == usd((40, "0.30"), (4, "2.50"))
+
+    def test_a_returned_response_does_not_count_twice(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """A function returning the raw response (the README's first example) counts once."""
+        gemini.enqueue(Scenario(prompt_tokens=40, candidates_tokens=4))
+
+        @logged_prompt("raw")
+        def raw() -> Any:
+            return client.models.generate_content(model=FLASH, contents="q")
+
+        raw()
+        rec = records.only()
+        assert (rec.input_token_count, rec.output_token_count) == (40, 4)
+
+    def test_unlogged_call_under_its_callers_name(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """A request outside any logged call is a record named ``module:qualname``."""
+        gemini.enqueue(Scenario(prompt_tokens=7, candidates_tokens=1))
+
+        def helper_without_decorator() -> str:
+            return str(client.models.generate_content(model=FLASH, contents="x").text)
+
+        helper_without_decorator()
+        rec = records.only()
+        assert rec.template_key == (
+            f"{__name__}:TestOwnership.test_unlogged_call_under_its_callers_name"
+            ".<locals>.helper_without_decorator"
+        )
+        assert (rec.input_token_count, rec.output_token_count, rec.model) == (7, 1, FLASH)
+        assert rec.cost_usd == usd((7, "0.30"), (1, "2.50"))
+        assert rec.parent_execution_id is None
+
+    def test_unlogged_capture_can_be_turned_off(self, gemini: Any, client: Any) -> None:
+        """``capture_unlogged=False``: requests outside logged calls are not recorded."""
+        gemini.enqueue(Scenario(), Scenario())
+
+        @logged_prompt("kept")
+        def kept() -> None:
+            client.models.generate_content(model=FLASH, contents="x")
+
+        with capture_records(capture_unlogged=False) as records:
+            client.models.generate_content(model=FLASH, contents="x")
+            kept()
+        assert [r.template_key for r in records] == ["kept"]
+        assert records[0].input_token_count == 10
+
+    def test_capture_off_is_the_old_behaviour(self, gemini: Any, client: Any) -> None:
+        """``capture_clients=False``: only what the function returns is seen."""
+        gemini.enqueue(Scenario(text='{"a": 1}'))
+
+        @logged_prompt("parsed")
+        def parsed() -> Any:
+            return json.loads(client.models.generate_content(model=FLASH, contents="x").text)
+
+        with capture_records(capture_clients=False) as records:
+            parsed()
+            client.models.generate_content(model=FLASH, contents="unlogged")
+        rec = records.only()
+        assert rec.input_token_count is None and rec.cost_usd is None
+        assert not isinstance(
+            genai.models.Models.__dict__["_generate_content"], wrapt.FunctionWrapper
+        )
+
+    def test_worker_threads_carry_the_call(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """Through ``carry_context`` a thread pool's requests belong to the logged call that
+        submitted them (asyncio.to_thread carries it by itself)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        gemini.enqueue(*[Scenario(prompt_tokens=10, candidates_tokens=1) for _ in range(4)])
+
+        def ask(i: int) -> str:
+            return str(client.models.generate_content(model=FLASH, contents=str(i)).text)
+
+        @logged_prompt("fan_out")
+        def fan_out() -> list[str]:
+            with ThreadPoolExecutor(2) as pool:
+                return list(pool.map(carry_context(ask), range(3)))
+
+        @logged_prompt("to_thread")
+        async def in_thread() -> str:
+            return await asyncio.to_thread(ask, 3)
+
+        fan_out()
+        asyncio.run(in_thread())
+        by_key = {r.template_key: r for r in records}
+        assert set(by_key) == {"fan_out", "to_thread"}
+        assert by_key["fan_out"].input_token_count == 30
+        assert by_key["to_thread"].input_token_count == 10
+
+
+class TestOutcome:
+    def test_blocked_prompt_in_a_parsed_result_function_fails(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """A blocked prompt is a failure even when the function returns something else."""
+        gemini.enqueue(Scenario(block_reason="SAFETY", prompt_tokens=9))
+
+        @logged_prompt("nlu_extraction")
+        def extract() -> dict[str, Any]:
+            response = client.models.generate_content(model=FLASH, contents="bad")
+            return {"text": response.text}
+
+        assert extract() == {"text": None}
+        rec = records.only()
+        assert rec.success is False
+        assert rec.error_type == "BlockedPrompt"
+        assert rec.input_token_count == 9
+
+    def test_an_http_error_the_function_swallows_is_a_failure(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """The last request answered 429 and the function returned a fallback: failed, with
+        the status; a retry that succeeds afterwards makes the call a success."""
+        gemini.enqueue(
+            Scenario(error_status=429),
+            Scenario(error_status=429),
+            Scenario(text="ok", prompt_tokens=5, candidates_tokens=1),
+        )
+
+        @logged_prompt("fallback")
+        def with_fallback() -> str:
+            try:
+                return str(client.models.generate_content(model=FLASH, contents="x").text)
+            except genai_errors.APIError:
+                return "sorry"
+
+        @logged_prompt("retrying")
+        def with_retry() -> str:
+            for _ in range(3):
+                try:
+                    return str(client.models.generate_content(model=FLASH, contents="x").text)
+                except genai_errors.APIError:
+                    continue
+            return "gave up"
+
+        assert with_fallback() == "sorry"
+        assert with_retry() == "ok"
+        by_key = {r.template_key: r for r in records}
+        assert (by_key["fallback"].success, by_key["fallback"].http_status) == (False, 429)
+        assert by_key["retrying"].success is True
+        assert by_key["retrying"].input_token_count == 5
+
+
+class TestInstallation:
+    def test_reset_removes_the_wrappers(self, gemini: Any) -> None:
+        """configure() wraps the request methods once; reset() puts the originals back."""
+        models = genai.models.Models
+        original = models.__dict__["_generate_content"]
+        vividly_trace.configure(sinks=[], sync=True, spool_dir=False)
+        vividly_trace.configure(sinks=[], sync=True, spool_dir=False)
+        wrapped = models.__dict__["_generate_content"]
+        assert isinstance(wrapped, wrapt.FunctionWrapper)
+        assert wrapped.__wrapped__ is original  # wrapped once, not twice
+        vividly_trace.reset()
+        assert models.__dict__["_generate_content"] is original
+
+    def test_import_order_does_not_matter(self, gemini: Any, tmp_path: Any) -> None:
+        """configure() first, ``import google.genai`` afterwards: still captured."""
+        script = textwrap.dedent(
+            f"""
+            import sys
+            import vividly_trace
+            from vividly_trace.testing import capture_records
+            assert "google.genai" not in sys.modules
+            with capture_records() as records:
+                from google import genai
+                from google.genai import types
+                client = genai.Client(api_key="k", http_options=types.HttpOptions(
+                    base_url={gemini.url!r}, api_version="v1beta"))
+                client.models.generate_content(model="gemini-2.5-flash", contents="x")
+            (rec,) = records
+            print(rec.template_key, rec.input_token_count, rec.output_token_count)
+            """
+        )
+        gemini.enqueue(Scenario(prompt_tokens=13, candidates_tokens=2))
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["__main__:<module>", "13", "2"]
+
+
+def test_get_current_call_still_works(gemini: Any, client: Any, records: CapturedRecords) -> None:
+    """The handle is there inside a captured call (metadata set through it is kept)."""
+    gemini.enqueue(Scenario())
+
+    @logged_prompt("with_meta")
+    def f() -> None:
+        handle = get_current_call()
+        assert handle is not None
+        handle.metadata["tier"] = "pro"
+        client.models.generate_content(model=FLASH, contents="x")
+
+    f()
+    assert records.only().metadata == {"tier": "pro"}

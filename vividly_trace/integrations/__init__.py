@@ -1,0 +1,89 @@
+"""Client capture: wrappers around the Google clients' request methods, so that every Gemini
+request is recorded whatever the user's function returns or yields.
+
+:func:`install` is called by :func:`vividly_trace.configure` (``capture_clients=True``, the
+default) and :func:`uninstall` by :func:`vividly_trace.reset`. The wrappers are applied
+through wrapt's post-import hooks, so the order of ``import google.genai`` and
+``configure()`` does not matter; installing twice patches once.
+
+A request made inside a logged call is attached to the innermost one (its tokens summed,
+each request priced at its own model, when the record is built); one made outside any is
+recorded on its own, under the calling function's ``module:qualname``, unless
+``configure(capture_unlogged=False)``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import wrapt
+
+from . import google_genai
+
+__all__ = ["install", "installed", "uninstall"]
+
+_lock = threading.RLock()  # the hook runs inside install() when the module is loaded
+_installed = False
+_hooked: set[str] = set()
+# (owner, attribute, the owner's own attribute before patching): what uninstall() restores.
+_patched: list[tuple[Any, str, Any]] = []
+
+#: module -> the function that patches it (``patch(module, wrap)``).
+_TARGETS: dict[str, Callable[[Any, Callable[[Any, str, Any], None]], None]] = {
+    "google.genai.models": google_genai.patch,
+}
+
+
+def installed() -> bool:
+    """True while client capture is installed."""
+    return _installed
+
+
+def install() -> None:
+    """Patch the Google clients now (those imported) or when they are imported."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+        for name in _TARGETS:
+            if name not in _hooked:
+                _hooked.add(name)
+                # Runs at once when the module is already imported; else on its import.
+                wrapt.register_post_import_hook(_on_import, name)
+            elif name in sys.modules:
+                _patch(sys.modules[name])
+
+
+def uninstall() -> None:
+    """Put back every patched method (the hooks stay registered but do nothing)."""
+    global _installed
+    with _lock:
+        _installed = False
+        while _patched:
+            owner, attribute, original = _patched.pop()
+            setattr(owner, attribute, original)
+
+
+def _on_import(module: Any) -> None:
+    with _lock:
+        if _installed:
+            _patch(module)
+
+
+def _patch(module: Any) -> None:
+    patch = _TARGETS.get(getattr(module, "__name__", ""))
+    if patch is not None:
+        patch(module, _wrap)
+
+
+def _wrap(owner: Any, attribute: str, wrapper: Any) -> None:
+    """Wrap ``owner.attribute`` with ``wrapper`` (once), remembering what to restore."""
+    original = owner.__dict__.get(attribute)
+    if original is None or isinstance(original, wrapt.FunctionWrapper):
+        return
+    wrapt.wrap_function_wrapper(owner, attribute, wrapper)
+    _patched.append((owner, attribute, original))

@@ -1,0 +1,32 @@
+"""Capture for ``google-genai``: its request-level methods, so that every request counts,
+also each one automatic function calling sends inside one ``generate_content``.
+
+``Models._generate_content`` / ``_generate_content_stream`` (and their ``AsyncModels``
+twins) are what ``generate_content``, ``generate_content_stream`` and chats call, once per
+request. The module is never imported here: the patch runs when the application imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._capture import async_request, async_stream, sync_request, sync_stream
+
+__all__ = ["patch"]
+
+
+def _model(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return kwargs.get("model")  # the request methods take keyword arguments only
+
+
+def patch(module: Any, wrap: Callable[[Any, str, Any], None]) -> None:
+    """Wrap the request methods of ``google.genai.models`` (those this version has)."""
+    for cls, request, stream in (
+        (getattr(module, "Models", None), sync_request, sync_stream),
+        (getattr(module, "AsyncModels", None), async_request, async_stream),
+    ):
+        if cls is None:
+            continue
+        wrap(cls, "_generate_content", request(_model))
+        wrap(cls, "_generate_content_stream", stream(_model))
