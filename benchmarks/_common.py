@@ -155,11 +155,14 @@ def sets_self_shortcut() -> bool:
 
 def configure_vividly(sink: DiscardSink, queue_size: int, parked: bool = False) -> None:
     """Default background mode with a discarding sink; ``parked``: the worker does not wake
-    during a loop (it drains on ``flush()`` only)."""
+    during a loop (it drains on ``flush()`` only). Client capture is not installed (the
+    decorator alone is measured); ``bench_real_call`` installs it around its capture arms."""
     kwargs: dict[str, Any] = {}
     if parked:
         kwargs.update(batch_size=queue_size + 1, flush_interval=3600)
-    vividly_trace.configure(sinks=[sink], spool_dir=False, queue_size=queue_size, **kwargs)
+    vividly_trace.configure(
+        sinks=[sink], spool_dir=False, queue_size=queue_size, capture_clients=False, **kwargs
+    )
 
 
 def drain(provider: Any) -> None:

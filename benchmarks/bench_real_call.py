@@ -219,8 +219,14 @@ def run_real(blocks: int, warmup: int) -> tuple[RealResult, list[list[int]]]:
         def call_gemini_w() -> Any:  # the wrapt control's own function: see report.WRAPT_NOTE
             return client.models.generate_content(model=MODEL, contents="Book me a flight")
 
+        from vividly_trace import _active as vividly_active
+        from vividly_trace import integrations
+
+        def call_gemini_u() -> Any:  # made outside any logged call, with capture on
+            return client.models.generate_content(model=MODEL, contents="Book me a flight")
+
         sink = DiscardSink()
-        configure_vividly(sink, queue_size=max(10_000, 2 * (blocks + warmup)))
+        configure_vividly(sink, queue_size=max(10_000, 3 * (blocks + warmup)))
         # Keep the callables in a list, not as dict keys or in sets: a wrapt wrapper
         # hashes and compares equal to the function it wraps.
         arms: list[tuple[str, Callable[[], Any]]] = [
@@ -228,13 +234,24 @@ def run_real(blocks: int, warmup: int) -> tuple[RealResult, list[list[int]]]:
             ("undecorated_copy", call_gemini_copy),
             ("wrapt", passthrough(call_gemini_w)),
             ("vividly", logged_prompt("bench_real")(call_gemini)),
+            ("vividly_capture", logged_prompt("bench_capture")(call_gemini)),
+            ("unlogged_capture", call_gemini_u),
         ]
+        # Client capture is installed for the whole run and switched on for the capture
+        # arms only (the active set-up's flag, set outside the timed region), so every arm
+        # goes through the same patched class (patching per arm would invalidate the
+        # interpreter's method caches): the other arms pay the capture wrapper's
+        # pass-through (a wrapt call and one flag test).
+        captured = {"vividly_capture", "unlogged_capture"}
+        pipeline: Any = vividly_active.state.pipeline
+        integrations.install()
         rng = random.Random(20240601)
         times: dict[str, list[int]] = {name: [] for name, _ in arms}
         positions: list[list[int]] = [[] for _ in arms]
         order = list(range(len(arms)))
         for _ in range(warmup):
-            for _name, fn in arms:
+            for name, fn in arms:
+                pipeline.capture_clients = name in captured
                 fn()
         vividly_trace.flush(timeout=60)
         gc.collect()
@@ -242,6 +259,7 @@ def run_real(blocks: int, warmup: int) -> tuple[RealResult, list[list[int]]]:
             rng.shuffle(order)
             for pos, k in enumerate(order):
                 name, fn = arms[k]
+                pipeline.capture_clients = name in captured
                 t0 = perf_counter_ns()
                 response = fn()
                 elapsed = perf_counter_ns() - t0

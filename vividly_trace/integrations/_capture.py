@@ -50,7 +50,7 @@ def _begin(
 ) -> tuple[Any, GeminiRequest, CallHandle | None] | None:
     """(pipeline, the request, the call made for it when unlogged), or None: not recorded."""
     p = state.pipeline
-    if p is None or p is UNSET:
+    if p is None or p is UNSET or not p.capture_clients:
         return None
     try:
         call = current_call.get()
