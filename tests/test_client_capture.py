@@ -438,3 +438,49 @@ def test_get_current_call_still_works(gemini: Any, client: Any, records: Capture
 
     f()
     assert records.only().metadata == {"tier": "pro"}
+
+
+class TestMissingDataIsLoud:
+    def test_an_unreported_prompt_count_stays_unknown(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """An answer without ``promptTokenCount`` (file-URI inputs): input and total are
+        unknown, and so is the cost; never 0 and an output-only price that looks complete."""
+        gemini.enqueue(Scenario(omit_prompt_tokens=True, candidates_tokens=40, thoughts_tokens=7))
+
+        @logged_prompt("describe_file")
+        def describe() -> str:
+            return str(client.models.generate_content(model=FLASH, contents="file").text)
+
+        describe()
+        rec = records.only()
+        assert rec.input_token_count is None
+        assert (rec.output_token_count, rec.thinking_token_count) == (47, 7)
+        assert rec.total_token_count is None
+        assert rec.cost_usd is None and rec.pricing_version is None
+
+    def test_a_call_without_usage_warns_once_per_template(
+        self, records: CapturedRecords, internal_errors: pytest.LogCaptureFixture
+    ) -> None:
+        """A successful call with no usage at all: one warning per template, naming the fix."""
+
+        @logged_prompt("no_gemini_here")
+        def plain() -> int:
+            return 1
+
+        @logged_prompt("other_template")
+        def other() -> int:
+            return 2
+
+        plain()
+        plain()
+        other()
+        warned = [
+            r.getMessage()
+            for r in internal_errors.records
+            if "succeeded without token usage" in r.getMessage()
+        ]
+        assert len(warned) == 2
+        assert "'no_gemini_here'" in warned[0] and "record_response" in warned[0]
+        assert "'other_template'" in warned[1]
+        assert len(records) == 3

@@ -103,6 +103,13 @@ class TestOriginalDesign:
         assert r.output_token_count is None
         assert r.total_token_count is None
 
+    def test_output_tokens_only_leave_the_cost_unknown(self, records: CapturedRecords) -> None:
+        """With a model but no input count, the cost is unknown (not an output-only price)."""
+        log_prompt_execution("t", True, 1.0, output_token_count=50, model="gemini-2.5-flash")
+        r = records.only()
+        assert (r.input_token_count, r.output_token_count) == (None, 50)
+        assert r.cost_usd is None and r.pricing_version is None
+
     def test_complex_metadata(self, records: CapturedRecords) -> None:
         """Nested metadata survives intact and JSON-serialisable."""
         meta = {

@@ -21,7 +21,7 @@ from ._errors import MAX_ERROR_CHARS
 from ._jsonsafe import sanitize_metadata
 from ._lifecycle import on_fork
 from ._record import PromptExecution, new_record
-from ._safety import warn_limited
+from ._safety import logger, warn_limited
 from .pricing import PricingTable
 from .usage import EMPTY_INFO, EMPTY_USAGE, ResponseInfo, Usage, add_usage, extract
 
@@ -32,6 +32,7 @@ Item = CallHandle | ReadyRecord
 
 Redactor = Callable[[PromptExecution], "PromptExecution | None"]
 
+_MAX_WARNED = 1000  # templates warned about, at most (a bound, not a goal)
 _UTC = _dt.timezone.utc
 _from_timestamp = _dt.datetime.fromtimestamp
 _lock = threading.Lock()
@@ -64,6 +65,7 @@ class RecordBuilder:
         self.mask_secrets = mask_secrets
         self.redact = redact
         self._on_drop = on_drop
+        self._no_usage: set[str] = set()  # templates already warned about
 
     def build_batch(
         self, items: Sequence[Item], on_error: Callable[[Exception], None]
@@ -92,6 +94,13 @@ class RecordBuilder:
             record: PromptExecution = item.record
         else:
             record = build_record(item, self.pricing, self.mask_secrets)  # type: ignore[arg-type]
+            if (
+                record.success
+                and record.input_token_count is None
+                and record.output_token_count is None
+                and record.template_key not in self._no_usage
+            ):
+                self._warn_no_usage(record.template_key)
         if self.redact is None:
             return record
         try:
@@ -105,6 +114,20 @@ class RecordBuilder:
         if result is None:
             self._drop("redacted")
         return result
+
+    def _warn_no_usage(self, key: str) -> None:
+        """Once per template: a successful call whose record has no token usage."""
+        if len(self._no_usage) >= _MAX_WARNED:
+            return
+        self._no_usage.add(key)
+        logger.warning(
+            "vividly_trace: a call of template %r succeeded without token usage, so its cost "
+            "is unknown. Likely fix: call Gemini with google-genai inside the logged function "
+            "(client capture, on by default), or hand the response over with "
+            "get_current_call().record_response(response), or give the counts with "
+            "set_usage(...)",
+            key,
+        )
 
     def _drop(self, reason: str) -> None:
         if self._on_drop is not None:

@@ -349,14 +349,15 @@ class PricingTable:
         return found
 
     def cost(self, model: str | None, usage: Usage) -> Decimal | None:
-        """Cost in USD of a request, or ``None`` for an unknown model (warned once).
+        """Cost in USD of a request, or ``None`` for an unknown model (warned once) or
+        an unknown input count (the API did not report the prompt's tokens).
 
         Cached input is billed at the cached rate (never twice), thinking at the output rate,
         tool-use prompt tokens as input, audio input at the audio rate, and the tier is
         chosen by the prompt size and applied to the whole request.
         """
-        if usage.is_empty:
-            return None
+        if usage.is_empty or usage.input_tokens is None:
+            return None  # no input count reported: the cost is unknown, not output-only
         if not model:
             self._warn_once("", "a call with token usage has no model name: cost not computed")
             return None

@@ -178,6 +178,9 @@ class Scenario:
 
     text: str = "ok"
     prompt_tokens: int = 10  # promptTokenCount (includes cached)
+    # True: usageMetadata without promptTokenCount and totalTokenCount, as real answers for
+    # file-URI inputs come (only candidatesTokenCount and thoughtsTokenCount).
+    omit_prompt_tokens: bool = False
     candidates_tokens: int = 5
     thoughts_tokens: int | None = None
     cached_tokens: int | None = None
@@ -239,6 +242,8 @@ def _usage(
             + (scenario.tool_use_prompt_tokens or 0)
         )
     usage["totalTokenCount"] = total
+    if scenario.omit_prompt_tokens:
+        del usage["promptTokenCount"], usage["totalTokenCount"]
     if scenario.audio_prompt_tokens is not None:
         usage["promptTokensDetails"] = [
             {

@@ -79,14 +79,22 @@ def build_usage(
     """Normalise raw provider counts (Gemini semantics) into a :class:`Usage`.
 
     ``prompt`` includes ``cached`` (as Gemini's ``prompt_token_count`` does) and excludes
-    ``tool_use``; ``candidates`` excludes ``thinking``. When thinking and tool-use are not
+    ``tool_use``; ``candidates`` excludes ``thinking``. A missing ``prompt`` leaves the
+    input (and the total) ``None``: unknown, not 0. When thinking and tool-use are not
     reported but ``reported_total`` exceeds prompt + candidates, the hidden part is counted
     as thinking (billed as output), which is what the older Gemini client hides.
     """
     if prompt is None and candidates is None and reported_total is None:
         return EMPTY_USAGE
+    c = candidates or 0  # the API omits a zero count: no candidates means none
+    if prompt is None and tool_use is None:
+        # A prompt has tokens: an answer that does not say how many (file-URI inputs) leaves
+        # the input unknown, never 0, and with it the total (and the cost).
+        output_tokens = c + (thinking or 0)
+        return Usage(
+            None, output_tokens, None, cached, thinking, tool_use, audio_input, cached_audio
+        )
     p = prompt or 0
-    c = candidates or 0
     if thinking is None and tool_use is None and reported_total is not None:
         hidden = reported_total - p - c
         if hidden > 0:
