@@ -484,3 +484,59 @@ class TestMissingDataIsLoud:
         assert "'no_gemini_here'" in warned[0] and "record_response" in warned[0]
         assert "'other_template'" in warned[1]
         assert len(records) == 3
+
+
+@pytest.fixture(name="old_genai")
+def _old_genai(gemini: Any) -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = pytest.importorskip("google.generativeai")
+    gemini.configure_generativeai()
+    return old
+
+
+class TestGenerativeAI:
+    """The older google-generativeai client, captured at ``GenerativeModel``."""
+
+    def test_parsed_result_and_chat(
+        self, gemini: Any, old_genai: Any, records: CapturedRecords
+    ) -> None:
+        """A parsed result, and a chat's two turns in one logged call, summed."""
+        gemini.enqueue(
+            Scenario(text='{"n": 1}', prompt_tokens=50, candidates_tokens=5),
+            Scenario(text="hi", prompt_tokens=12, candidates_tokens=2),
+            Scenario(text="bye", prompt_tokens=20, candidates_tokens=3),
+        )
+        model = old_genai.GenerativeModel(FLASH)
+
+        @logged_prompt("old_parse")
+        def parse() -> dict[str, Any]:
+            return dict(json.loads(model.generate_content("x").text))
+
+        @logged_prompt("old_chat")
+        def chat() -> list[str]:
+            session = model.start_chat()
+            return [session.send_message("hello").text, session.send_message("bye").text]
+
+        assert parse() == {"n": 1}
+        assert chat() == ["hi", "bye"]
+        by_key = {r.template_key: r for r in records}
+        assert (by_key["old_parse"].input_token_count, by_key["old_parse"].model) == (50, FLASH)
+        assert by_key["old_parse"].cost_usd == usd((50, "0.30"), (5, "2.50"))
+        assert (by_key["old_chat"].input_token_count, by_key["old_chat"].output_token_count) == (
+            32,
+            5,
+        )
+
+    def test_unlogged(self, gemini: Any, old_genai: Any, records: CapturedRecords) -> None:
+        """A call outside any logged call is recorded under its caller's name. (The async
+        method is wrapped too, but the REST transport the fake serves has no async client.)"""
+        gemini.enqueue(Scenario(prompt_tokens=8, candidates_tokens=1))
+        model = old_genai.GenerativeModel(FLASH)
+        model.generate_content("unlogged")
+        rec = records.only()
+        assert rec.template_key == f"{__name__}:TestGenerativeAI.test_unlogged"
+        assert (rec.input_token_count, rec.model) == (8, FLASH)
+        assert rec.cost_usd == usd((8, "0.30"), (1, "2.50"))

@@ -6,6 +6,10 @@ default) and :func:`uninstall` by :func:`vividly_trace.reset`. The wrappers are 
 through wrapt's post-import hooks, so the order of ``import google.genai`` and
 ``configure()`` does not matter; installing twice patches once.
 
+Captured: google-genai's ``Models`` / ``AsyncModels`` request methods (``generate_content``,
+``generate_content_stream``, chats, automatic function calling), and google-generativeai's
+``GenerativeModel.generate_content`` / ``generate_content_async`` (``ChatSession`` too).
+
 A request made inside a logged call is attached to the innermost one (its tokens summed,
 each request priced at its own model, when the record is built); one made outside any is
 recorded on its own, under the calling function's ``module:qualname``, unless
@@ -21,7 +25,7 @@ from typing import Any
 
 import wrapt
 
-from . import google_genai
+from . import google_genai, google_generativeai
 
 __all__ = ["install", "installed", "uninstall"]
 
@@ -34,6 +38,7 @@ _patched: list[tuple[Any, str, Any]] = []
 #: module -> the function that patches it (``patch(module, wrap)``).
 _TARGETS: dict[str, Callable[[Any, Callable[[Any, str, Any], None]], None]] = {
     "google.genai.models": google_genai.patch,
+    "google.generativeai.generative_models": google_generativeai.patch,
 }
 
 

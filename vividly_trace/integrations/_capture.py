@@ -13,7 +13,7 @@ from .._call import CallHandle, GeminiRequest, TemplateSpec
 from .._context import current_call
 from .._safety import internal_error
 
-__all__ = ["async_request", "async_stream", "sync_request", "sync_stream"]
+__all__ = ["Skip", "async_request", "async_stream", "sync_request", "sync_stream"]
 
 ModelOf = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
 """``(instance, args, kwargs) -> model name``: which model a request asks for."""
@@ -77,10 +77,16 @@ def _end(p: Any, own: CallHandle | None, request: GeminiRequest) -> None:
         internal_error("capture", exc, "vividly_trace could not queue a request: %r", exc)
 
 
-def sync_request(model_of: ModelOf) -> Callable[..., Any]:
+Skip = Callable[[dict[str, Any]], bool]
+"""``(kwargs) -> bool``: this call is left to the decorator and ``record_response``."""
+
+
+def sync_request(model_of: ModelOf, skip: Skip | None = None) -> Callable[..., Any]:
     """The wrapper of a method that sends one request and returns its response."""
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if skip is not None and skip(kwargs):
+            return wrapped(*args, **kwargs)
         begun = _begin(model_of, instance, args, kwargs, False)
         if begun is None:
             return wrapped(*args, **kwargs)
@@ -98,10 +104,12 @@ def sync_request(model_of: ModelOf) -> Callable[..., Any]:
     return wrapper
 
 
-def async_request(model_of: ModelOf) -> Callable[..., Any]:
+def async_request(model_of: ModelOf, skip: Skip | None = None) -> Callable[..., Any]:
     """The async twin of :func:`sync_request`."""
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if skip is not None and skip(kwargs):
+            return await wrapped(*args, **kwargs)
         begun = _begin(model_of, instance, args, kwargs, False)
         if begun is None:
             return await wrapped(*args, **kwargs)
