@@ -32,7 +32,6 @@ class ClarificationService:
                 model=self.model,
                 contents=f"Ask one short question to clarify this request: {request}",
             )
-            call.record_response(response)
         return str(response.text or "")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vividly_trace import get_current_call, logged_prompt
+from vividly_trace import logged_prompt
 from vividly_trace.analytics import choose_variant
 
 MODEL = "gemini-2.5-flash"
@@ -53,10 +53,7 @@ class NLUExtractionService:
 
     def _ask(self, prompt: str) -> dict[str, Any]:
         response = self.client.models.generate_content(model=self.model, contents=prompt)
-        call = get_current_call()
-        if call is not None:
-            call.record_response(response)  # we return the parsed dict, not the response
-        return parse_nlu(response.text)
+        return parse_nlu(response.text)  # the parsed dict: client capture saw the response
 
     @logged_prompt("nlu_extraction", version="v3", ab_group="A")
     def extract_v3(self, text: str) -> dict[str, Any]:

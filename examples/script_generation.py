@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from vividly_trace import get_current_call, logged_prompt
+from vividly_trace import logged_prompt
 
 MODEL = "gemini-2.5-pro"
 
@@ -26,13 +26,10 @@ class ScriptGenerationService:
     @logged_prompt("script_generation", version="v2", metadata={"service": "scripts"})
     def stream_script(self, topic: str) -> Iterator[str]:
         """Yield the script text chunk by chunk."""
-        call = get_current_call()  # this stream's call handle
         for chunk in self.client.models.generate_content_stream(
             model=self.model, contents=f"Write a 30-second video script about {topic}."
         ):
-            if call is not None:
-                call.record_response(chunk)  # we yield text, so hand the chunk over
-            yield chunk.text or ""
+            yield chunk.text or ""  # text, not chunks: client capture saw the chunks
 
     def script(self, topic: str) -> str:
         """The whole script."""

@@ -165,6 +165,16 @@ class TestDemo:
             assert q(sa.text("SELECT count(*) FROM prompt_executions WHERE streamed")).scalar() > 20
             assert q(sa.text("SELECT sum(thinking_token_count) FROM prompt_executions")).scalar()
             assert q(sa.text("SELECT sum(cached_token_count) FROM prompt_executions")).scalar()
+            # The example services return parsed dicts and yield text: client capture gives
+            # every successful call its tokens and cost (no record_response in examples/).
+            unpriced = q(
+                sa.text(
+                    "SELECT count(*) FROM prompt_executions WHERE success AND "
+                    "(input_token_count IS NULL OR cost_usd IS NULL)"
+                )
+            )
+            assert unpriced.scalar() == 0
+            assert q(sa.text("SELECT count(*) FROM prompt_executions WHERE success")).scalar()
             statuses = set(
                 q(sa.text("SELECT DISTINCT http_status FROM prompt_executions")).scalars()
             )
