@@ -6,6 +6,7 @@ the dispatcher; :mod:`vividly_trace._build` turns it into a record off the hot p
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from contextvars import Token
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from .usage import Usage, extract, has_usage, usage_from_mapping
 
 __all__ = [
     "NOTHING",
+    "OPEN_STREAMS",
     "CallHandle",
     "GeminiRequest",
     "ReadyRecord",
@@ -30,6 +32,8 @@ __all__ = [
 ]
 
 NOTHING: Any = object()  # "not set", where None is a legitimate value
+OPEN_STREAMS: weakref.WeakSet[CallHandle] = weakref.WeakSet()
+"""Streamed calls still open: ``shutdown()`` records them (closed early) so none is lost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +145,8 @@ class CallHandle:
     _record: Any = NOTHING
     _trace: Any = None  # the OpenTelemetry span context active at the start, if captured
     _requests: list[GeminiRequest] | None = None  # what client capture saw, in order
+    _t_chunk: int = 0  # when the last stream chunk was handed to the consumer
+    _finalised: bool = False  # shutdown() recorded this open stream already
 
     def __init__(
         self,
@@ -258,11 +264,20 @@ class CallHandle:
         self._error = error_facts(exc)
 
     def _chunk(self, chunk: Any, carries_usage: bool) -> None:
+        now = self._t_chunk = perf_counter_ns()
         if not self._ttfc_ns:
-            self._ttfc_ns = perf_counter_ns()
+            self._ttfc_ns = now
         if carries_usage:
             self._response = chunk
         self._last_chunk = chunk
+
+    def _close_early(self) -> None:
+        """The consumer went away (closed the stream, was cancelled, or shutdown came):
+        closed early, not failed, its latency up to the last chunk delivered."""
+        self._closed_early = True
+        if not self._t1:
+            self._t1 = self._t_chunk or perf_counter_ns()
+        self._finish()
 
 
 class ReadyRecord:

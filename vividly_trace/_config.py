@@ -429,7 +429,7 @@ def shutdown(timeout: float | None = None) -> bool:
         return True
     timeout = _timeout("shutdown", timeout, p.shutdown_timeout)
     try:
-        return p.shutdown(timeout)
+        return p.shutdown(timeout, finalise_streams=True)
     except Exception as exc:
         internal_error("shutdown", exc, "vividly_trace shutdown failed: %r", exc)
         return False
@@ -469,4 +469,4 @@ def _at_exit() -> None:
     p = state.pipeline
     if isinstance(p, Pipeline):
         with contextlib.suppress(Exception):  # never fail interpreter exit
-            p.shutdown(p.shutdown_timeout)
+            p.shutdown(p.shutdown_timeout, finalise_streams=True)

@@ -11,6 +11,7 @@ the record can end with the stream.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from time import perf_counter_ns
 from types import AsyncGeneratorType, GeneratorType, TracebackType
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import wrapt
 
 from ._active import UNSET, state
-from ._call import CallHandle, TemplateSpec, carries_usage
+from ._call import OPEN_STREAMS, CallHandle, TemplateSpec, carries_usage
 from ._config import get_pipeline
 from ._context import current_call, reset_token
 from ._jsonsafe import valid_text
@@ -40,7 +41,16 @@ def _active() -> Pipeline | None:
     return p  # type: ignore[no-any-return]
 
 
+def _cancelled(exc: BaseException) -> bool:
+    aio = sys.modules.get("asyncio")  # not imported: nothing can have been cancelled by it
+    return aio is not None and isinstance(exc, aio.CancelledError)
+
+
 def _submit(p: Pipeline, call: CallHandle) -> None:
+    if call._streamed:
+        if call._finalised:  # shutdown() already recorded this stream
+            return
+        OPEN_STREAMS.discard(call)
     try:
         p.submit(call)
     except Exception as exc:  # submit is already guarded; belt and braces for the caller
@@ -311,6 +321,7 @@ def _start_stream(
         reset_token(token)
     call._streamed = True
     call._t1 = 0
+    OPEN_STREAMS.add(call)
     return call, stream
 
 
@@ -336,7 +347,7 @@ def _stream(
             try:
                 to_send = yield chunk
             except GeneratorExit:
-                call._closed_early = True
+                call._close_early()
                 gen.close()
                 raise
             except BaseException as exc:  # thrown in by the consumer: pass it on
@@ -377,7 +388,7 @@ async def _astream(
             try:
                 to_send = yield chunk
             except GeneratorExit:
-                call._closed_early = True
+                call._close_early()
                 await agen.aclose()
                 raise
             except BaseException as exc:
@@ -390,7 +401,10 @@ async def _astream(
         _submit(p, call)
         raise
     except BaseException as exc:
-        _fail(call, exc)
+        if _cancelled(exc):  # the server dropped the consumer (a client disconnect)
+            call._close_early()
+        else:
+            _fail(call, exc)
         _submit(p, call)
         raise
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ._active import state
 from ._build import Item, RecordBuilder, Redactor
-from ._call import ReadyRecord, call_failed
+from ._call import OPEN_STREAMS, ReadyRecord, call_failed
 from ._dispatch import DispatchOptions, SinkWorker
 from ._lifecycle import on_fork
 from ._safety import internal_error, logger, warn_limited
@@ -103,11 +103,16 @@ class Pipeline:
             ok = worker.flush(deadline) and ok
         return ok
 
-    def shutdown(self, timeout: float) -> bool:
-        """Drain and stop every worker in parallel within ``timeout``; close the sinks."""
+    def shutdown(self, timeout: float, *, finalise_streams: bool = False) -> bool:
+        """Drain and stop every worker in parallel within ``timeout``; close the sinks.
+
+        ``finalise_streams`` (process exit and ``shutdown()``, not a reconfiguration, whose
+        successor takes the calls still running) records every stream still open first."""
         if self._closed:
             return True
         self._closed = True
+        if finalise_streams:
+            self._finalise_open_streams()
         # Calls still running when this pipeline closes hand their records to whatever is
         # configured when they end, instead of to workers that are stopping.
         self.submit = self._submit_after_close  # type: ignore[method-assign]
@@ -141,6 +146,26 @@ class Pipeline:
             pending = {w.name: len(w.queue) for w in self.workers if w.queue}
             logger.warning("vividly_trace shutdown timed out; still pending: %s", pending)
         return ok
+
+    def _finalise_open_streams(self) -> None:
+        """Record every stream still open (closed early, latency up to its last chunk), so
+        that one the consumer abandoned is not lost with the process."""
+        for _ in range(3):  # another thread may open or end a stream meanwhile
+            try:
+                calls = list(OPEN_STREAMS)
+                break
+            except RuntimeError:
+                continue
+        else:
+            return
+        for call in calls:
+            if call._finalised:
+                continue
+            call._finalised = True
+            OPEN_STREAMS.discard(call)
+            call._close_early()
+            for offer in self._offers:
+                offer(call)
 
     def after_fork(self) -> None:
         """In a forked child: fresh queues and threads for every worker."""
