@@ -24,6 +24,8 @@ from tests.analytics.analytics_data import (
     expected_percentile,
     latencies,
 )
+from tests.factories import make_record
+from tests.sql.sql_helpers import write_records
 from vividly_trace import ConfigurationError, MissingExtraError, PromptExecution
 from vividly_trace.analytics import (
     ABComparison,
@@ -223,9 +225,45 @@ class TestSuccessRates:
             assert row.success_rate == row.successes / len(mine)
             assert row.error_rate == pytest.approx(1 - row.success_rate)
             assert row.cost_usd == sum(r.cost_usd or 0 for r in mine)
+            assert row.unpriced_executions == sum(r.cost_usd is None for r in mine) > 0
+            assert row.priced_executions == sum(r.cost_usd is not None for r in mine)
+            assert row.no_usage_executions == 0  # every seeded record has token counts
             assert row.first_seen == min(r.started_at for r in mine)
             assert row.last_seen == max(r.started_at for r in mine)
             assert row.first_seen.tzinfo is not None
+
+    def test_counts_executions_without_usage_and_without_cost(self, fresh_url: str) -> None:
+        """No usage is input and output both NULL; no cost is cost NULL (0 is a cost)."""
+        records = [
+            make_record(
+                "a", n=1, input_token_count=10, output_token_count=5, cost_usd=Decimal("0.01")
+            ),
+            make_record("a", n=2),  # no usage, no cost
+            make_record("a", n=3, output_token_count=7),  # usage (output only), no cost
+            make_record("a", n=4, input_token_count=3),  # usage (input only), no cost
+            make_record("a", n=5, cost_usd=Decimal("0.002")),  # a manual cost without usage
+            make_record("a", n=6, input_token_count=0, output_token_count=0, cost_usd=Decimal(0)),
+            make_record("b", n=7, template_version="v2", success=False),
+            make_record("b", n=8, template_version="v1", input_token_count=1),
+        ]
+        write_records(fresh_url, records)
+        rows = {r.template: r for r in success_rates(fresh_url)}
+        assert (rows["a"].executions, rows["a"].no_usage_executions) == (6, 2)
+        assert (rows["a"].unpriced_executions, rows["a"].priced_executions) == (3, 3)
+        assert rows["a"].cost_usd == Decimal("0.012")
+        assert (rows["b"].no_usage_executions, rows["b"].unpriced_executions) == (1, 2)
+        assert rows["b"].cost_usd == 0
+        assert rows["a"].to_dict()["no_usage_executions"] == 2
+        assert rows["a"].to_dict()["unpriced_executions"] == 3
+        by_version = {r.version: r for r in success_rates(fresh_url, template="b", by_version=True)}
+        assert (by_version["v1"].no_usage_executions, by_version["v1"].unpriced_executions) == (
+            0,
+            1,
+        )
+        assert (by_version["v2"].no_usage_executions, by_version["v2"].unpriced_executions) == (
+            1,
+            1,
+        )
 
     def test_ab_templates(self, store: str) -> None:
         """Only nlu has two variants."""

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.cli.cli_helpers import UTC, cli_env, entry_point, make_records, run_cli
+from tests.factories import make_record
 from tests.sql.sql_helpers import write_records
 from vividly_trace import PricingTable
 
@@ -168,8 +169,9 @@ class TestTail:
         """--once prints the newest --last executions, oldest first, and exits."""
         result = run_cli("tail", "--url", store_url, "--once", "--last", "3")
         assert result.returncode == 0, result.stderr
-        lines = result.stdout.splitlines()
+        *lines, closing = result.stdout.splitlines()
         assert len(lines) == 3
+        assert closing == "3 calls shown: 0 without usage, 0 without cost"
         stamps = [line[:19] for line in lines]
         assert stamps == sorted(stamps)
         engine = sa.create_engine(store_url)
@@ -216,11 +218,62 @@ class TestTail:
                 proc.kill()
                 proc.communicate()
         assert proc.returncode == 0, err
-        lines = out.splitlines()
+        *lines, closing = out.splitlines()
         assert len(lines) == 5
+        assert closing.startswith("5 calls shown: ")
         failed = [r for r in fresh if not r.success]
         assert sum("FAIL" in line for line in lines) == len(failed)
         assert "Waiting for new executions" in err
+
+
+class TestTailMissingData:
+    """tail says when a call has no usage or no cost, and counts them (click's CliRunner)."""
+
+    def _tail(self, url: str, *args: str) -> list[str]:
+        from click.testing import CliRunner
+
+        from vividly_trace.cli import _build
+
+        result = CliRunner().invoke(_build(), ["tail", "--url", url, "--once", *args])
+        assert result.exit_code == 0, result.output
+        return result.output.splitlines()
+
+    def test_unknown_cost_and_no_usage(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        when = dt.datetime(2026, 3, 2, 12, tzinfo=UTC)
+        write_records(
+            url,
+            [
+                make_record(
+                    "priced",
+                    n=1,
+                    started_at=when,
+                    input_token_count=10,
+                    output_token_count=5,
+                    cost_usd=Decimal("0.0125"),
+                ),
+                make_record(
+                    "unpriced",
+                    n=2,
+                    started_at=when + dt.timedelta(seconds=1),
+                    model="in-house",
+                    input_token_count=10,
+                    output_token_count=5,
+                ),
+                make_record("dark", n=3, started_at=when + dt.timedelta(seconds=2)),
+            ],
+        )
+        priced, unpriced, dark, closing = self._tail(url)
+        assert "15 tok" in priced and "$0.0125" in priced
+        assert "unknown" not in priced and "no usage" not in priced
+        assert "15 tok" in unpriced and "cost unknown" in unpriced
+        assert "$0" not in unpriced
+        assert "no usage" in dark and "cost unknown" in dark
+        assert closing == "3 calls shown: 1 without usage, 2 without cost"
+        *_, one, closing = self._tail(url, "--last", "1")
+        assert "dark" in one
+        assert closing == "1 call shown: 1 without usage, 1 without cost"
+        assert self._tail(url, "-t", "other") == []  # nothing shown, nothing counted
 
 
 class TestReprice:

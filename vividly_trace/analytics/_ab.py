@@ -183,7 +183,7 @@ def _pct(value: float) -> str:
 
 
 def _money(value: Decimal | None) -> str:
-    return "n/a" if value is None else f"${value:.6f}"
+    return "unknown" if value is None else f"${value:.6f}"
 
 
 def _judge(

@@ -282,7 +282,9 @@ def success_rates(
     template: str | None = None,
     by_version: bool = False,
 ) -> ResultList[TemplateSummary]:
-    """Executions, successes, failures (with success and error rates), cost and tokens.
+    """Executions, successes, failures (with success and error rates), cost and tokens, and
+    how many executions have no token usage (input and output counts both NULL) and no cost
+    (``cost_usd`` NULL).
 
     Args:
         source: database URL or SQLAlchemy Engine.
@@ -298,9 +300,10 @@ def success_rates(
 
     .. versionadded:: 0.1.0
     """
-    from sqlalchemy import case, func, select
+    from sqlalchemy import and_, case, func, select
 
     e = executions_table().c
+    no_usage = and_(e.input_token_count.is_(None), e.output_token_count.is_(None))
     with open_store(source) as engine:
         keys: list[Any] = [e.template_name]
         if by_version:
@@ -310,6 +313,8 @@ def success_rates(
                 *keys,
                 func.count().label("n"),
                 func.sum(case((e.success.is_(True), 1), else_=0)).label("ok"),
+                func.sum(case((no_usage, 1), else_=0)).label("no_usage"),
+                func.count(e.cost_usd).label("priced"),
                 cost_sum(engine).label("cost"),
                 func.coalesce(func.sum(e.input_token_count), 0).label("input_tokens"),
                 func.coalesce(func.sum(e.output_token_count), 0).label("output_tokens"),
@@ -336,6 +341,8 @@ def success_rates(
                         output_tokens=int(r.output_tokens),
                         first_seen=as_time(r.first_seen),
                         last_seen=as_time(r.last_seen),
+                        no_usage_executions=int(r.no_usage),
+                        unpriced_executions=int(r.n) - int(r.priced),
                     )
                 )
     rows.sort(key=lambda r: sort_key(r.template, r.version, r.ab_group))

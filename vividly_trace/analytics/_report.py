@@ -28,8 +28,11 @@ from ._store import ResultList, StoreSource, TimeBound, hide_password, open_stor
 
 __all__ = [
     "REPORT_PERCENTILES",
+    "UNKNOWN",
     "Report",
     "build_report",
+    "format_cost",
+    "format_cost_per_call",
     "format_ms",
     "format_pct",
     "format_usd",
@@ -39,6 +42,9 @@ __all__ = [
 
 REPORT_PERCENTILES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 """Latency fractions a report computes: min, quartiles, p95, p99, max."""
+
+UNKNOWN = "unknown"
+"""How a report shows a cost that was not recorded (never ``$0``)."""
 
 _PALETTE = (
     "#4C78A8",
@@ -56,12 +62,12 @@ ProgressCallback = Callable[[str], None]
 
 
 def format_usd(value: Decimal | float | None) -> str:
-    """Money for people: ``$12.34``, ``$0.0123``, ``$0.000123``; ``n/a`` for None.
+    """Money for people: ``$12.34``, ``$0.0123``, ``$0.000123``; ``unknown`` for None.
 
     .. versionadded:: 0.1.0
     """
     if value is None:
-        return "n/a"
+        return UNKNOWN
     v = Decimal(str(value)) if not isinstance(value, Decimal) else value
     if v == 0:
         return "$0"
@@ -73,6 +79,28 @@ def format_usd(value: Decimal | float | None) -> str:
     if magnitude >= Decimal("0.01"):
         return f"${v:.4f}"
     return f"${v:.6f}"
+
+
+def format_cost(cost: Decimal, executions: int, unpriced: int) -> str:
+    """The cost of a set of calls, saying what is missing: ``$1.23`` when every call has a
+    cost, ``$1.23 + 4 unpriced`` when 4 have none (``cost`` sums the others), ``unknown``
+    when none has one (never ``$0``).
+
+    .. versionadded:: 0.1.0
+    """
+    if executions > 0 and unpriced >= executions:
+        return UNKNOWN
+    text = format_usd(cost)
+    return f"{text} + {unpriced:,} unpriced" if unpriced > 0 else text
+
+
+def format_cost_per_call(cost: Decimal, executions: int, unpriced: int) -> str:
+    """The mean cost of the calls that have one; ``unknown`` when none has.
+
+    .. versionadded:: 0.1.0
+    """
+    priced = executions - unpriced
+    return format_usd(cost / priced) if priced > 0 else UNKNOWN
 
 
 def format_ms(value: float | None) -> str:
@@ -128,8 +156,24 @@ class Report:
 
     @property
     def cost_usd(self) -> Decimal:
-        """Total cost in the window."""
+        """Total cost in the window of the executions that have one (see
+        :attr:`unpriced_executions`)."""
         return sum((s.cost_usd for s in self.summaries), Decimal(0))
+
+    @property
+    def unpriced_executions(self) -> int:
+        """Executions in the window without a cost."""
+        return sum(s.unpriced_executions for s in self.summaries)
+
+    @property
+    def no_usage_executions(self) -> int:
+        """Executions in the window without token usage."""
+        return sum(s.no_usage_executions for s in self.summaries)
+
+    @property
+    def cost_text(self) -> str:
+        """The total cost as :func:`format_cost` shows it."""
+        return format_cost(self.cost_usd, self.executions, self.unpriced_executions)
 
     @property
     def templates(self) -> list[str]:
@@ -300,6 +344,19 @@ def _figure_html(figure: Any, div_id: str, height: int) -> str:
     )
 
 
+def _daily_totals(report: Report) -> dict[_dt.date, tuple[int, int, Decimal]]:
+    """UTC day -> (calls, unpriced calls, known cost)."""
+    out: dict[_dt.date, tuple[int, int, Decimal]] = {}
+    for row in report.daily:
+        calls, unpriced, cost = out.get(row.day, (0, 0, Decimal(0)))
+        out[row.day] = (
+            calls + row.executions,
+            unpriced + row.executions - row.priced_executions,
+            cost + row.cost_usd,
+        )
+    return out
+
+
 def _cost_chart(report: Report, colors: dict[str, str]) -> str:
     import plotly.graph_objects as go
 
@@ -307,16 +364,41 @@ def _cost_chart(report: Report, colors: dict[str, str]) -> str:
     figure = go.Figure()
     for name in sorted({row.template for row in report.daily}):
         by_day = {row.day: row for row in report.daily if row.template == name}
+        y: list[float | None] = []
+        custom: list[list[Any]] = []
+        for d in days:
+            row = by_day.get(d)
+            if row is None:
+                y.append(0.0)
+                custom.append([0, ""])
+                continue
+            unpriced = row.executions - row.priced_executions
+            # No bar (not a $0 one) where none of the calls has a cost.
+            y.append(float(row.cost_usd) if row.priced_executions else None)
+            custom.append(
+                [row.executions, f" ({unpriced:,} unpriced: cost unknown)" if unpriced else ""]
+            )
         figure.add_trace(
             go.Bar(
                 name=name,
                 x=[d.isoformat() for d in days],
-                y=[float(by_day[d].cost_usd) if d in by_day else 0.0 for d in days],
-                customdata=[by_day[d].executions if d in by_day else 0 for d in days],
+                y=y,
+                customdata=custom,
                 marker_color=colors.get(name),
                 hovertemplate=f"{html.escape(name)}<br>%{{x}}: $%{{y:.6f}}"
-                "<br>%{customdata} calls<extra></extra>",
+                "<br>%{customdata[0]} calls%{customdata[1]}<extra></extra>",
             )
+        )
+    for day, (calls, unpriced, cost) in _daily_totals(report).items():
+        if not unpriced:
+            continue
+        figure.add_annotation(
+            x=day.isoformat(),
+            y=float(cost),
+            text=UNKNOWN if unpriced >= calls else f"+ {unpriced:,} unpriced",
+            showarrow=False,
+            yanchor="bottom",
+            font={"color": "#8a1c1c"},
         )
     figure.update_layout(
         barmode="stack",
@@ -324,6 +406,21 @@ def _cost_chart(report: Report, colors: dict[str, str]) -> str:
         yaxis={"title": "USD", "tickformat": "$.4~f", "rangemode": "tozero"},
     )
     return _figure_html(figure, "chart-daily-cost", 420)
+
+
+def _unpriced_days_note(report: Report) -> str:
+    days = [
+        f"{day.isoformat()}: {format_cost(cost, calls, unpriced)}"
+        + (f" ({calls:,} calls)" if unpriced >= calls else f" ({unpriced:,} of {calls:,} calls)")
+        for day, (calls, unpriced, cost) in sorted(_daily_totals(report).items())
+        if unpriced
+    ]
+    if not days:
+        return ""
+    return (
+        "<p class='note unpriced'>Days with unpriced calls (no cost recorded; the bars sum the "
+        f"priced calls, never a $0 for the others): {_e('; '.join(days))}.</p>"
+    )
 
 
 def _log_ticks(low: float, high: float) -> list[float]:
@@ -485,18 +582,37 @@ def _summary_table(report: Report) -> str:
             f"<td class='n'>{s.executions:,}</td>"
             f"<td class='n'>{format_pct(s.success_rate)}</td>"
             f"<td class='n'>{s.failures:,}</td>"
-            f"<td class='n'>{format_usd(s.cost_usd)}</td>"
-            f"<td class='n'>{format_usd(s.cost_usd / s.executions if s.executions else None)}</td>"
+            f"<td class='n'>{s.no_usage_executions:,}</td>"
+            f"<td class='n'>{s.unpriced_executions:,}</td>"
+            f"<td class='n'>{format_cost(s.cost_usd, s.executions, s.unpriced_executions)}</td>"
+            "<td class='n'>"
+            f"{format_cost_per_call(s.cost_usd, s.executions, s.unpriced_executions)}</td>"
             f"<td class='n'>{format_ms(lat.p50_ms if lat else None)}</td>"
             f"<td class='n'>{format_ms(lat.p95_ms if lat else None)}</td>"
             f"<td class='n'>{format_ms(lat.p99_ms if lat else None)}</td>"
             "</tr>"
         )
+    total = (
+        "<tfoot><tr class='total'><th>total</th>"
+        f"<th class='n'>{report.executions:,}</th>"
+        f"<th class='n'>{format_pct(report.successes / report.executions)}</th>"
+        f"<th class='n'>{report.executions - report.successes:,}</th>"
+        f"<th class='n'>{report.no_usage_executions:,}</th>"
+        f"<th class='n'>{report.unpriced_executions:,}</th>"
+        f"<th class='n'>{report.cost_text}</th>"
+        "<th class='n'>"
+        f"{format_cost_per_call(report.cost_usd, report.executions, report.unpriced_executions)}"
+        "</th><th></th><th></th><th></th></tr></tfoot>"
+    )
     return (
         "<table><thead><tr><th>template</th><th class='n'>calls</th><th class='n'>success</th>"
-        "<th class='n'>errors</th><th class='n'>cost</th><th class='n'>cost / call</th>"
+        "<th class='n'>errors</th><th class='n'>no usage</th><th class='n'>no cost</th>"
+        "<th class='n'>cost</th><th class='n'>cost / call</th>"
         "<th class='n'>p50 ms</th><th class='n'>p95 ms</th><th class='n'>p99 ms</th></tr>"
-        "</thead><tbody>" + "".join(rows) + "</tbody></table>"
+        "</thead><tbody>" + "".join(rows) + "</tbody>" + total + "</table>"
+        "<p class='note'>No usage: calls with neither an input nor an output token count. "
+        "No cost: calls without a recorded cost (unpriced: an unknown model, no usage); cost "
+        "sums the priced calls and cost / call is their mean.</p>"
     )
 
 
@@ -554,7 +670,9 @@ def render_html(report: Report) -> str:
             for k, v in (
                 ("calls", f"{report.executions:,}"),
                 ("success rate", format_pct(success)),
-                ("cost", format_usd(report.cost_usd)),
+                ("cost", report.cost_text),
+                ("calls without usage", f"{report.no_usage_executions:,}"),
+                ("calls without cost", f"{report.unpriced_executions:,}"),
                 ("templates", str(len(report.summaries))),
             )
         )
@@ -567,7 +685,8 @@ def render_html(report: Report) -> str:
         body = (
             f"<div class='cards'>{cards}</div>"
             "<section id='cost'><h2>Cost</h2><p class='caption'>Daily cost by template "
-            f"(USD, UTC days)</p>{_cost_chart(report, colors)}</section>"
+            f"(USD, UTC days)</p>{_cost_chart(report, colors)}{_unpriced_days_note(report)}"
+            "</section>"
             "<section id='latency'><h2>Latency</h2><p class='caption'>Latency per template: "
             "box from the first to the third quartile with the median (dashed: mean), "
             "whiskers at the minimum and maximum; p95 and p99 marked</p>"

@@ -128,6 +128,11 @@ class LatencyPercentiles:
 class TemplateSummary:
     """Executions, success and error rates, cost and tokens of a template (or variant).
 
+    ``cost_usd`` sums the executions that have a cost: ``unpriced_executions`` says how many
+    have none (``cost_usd`` NULL: an unknown model, no usage reported), so a ``cost_usd`` of 0
+    with every execution unpriced means "unknown", not "free". ``no_usage_executions``
+    counts the executions with neither an input nor an output token count.
+
     .. versionadded:: 0.1.0
     """
 
@@ -142,6 +147,13 @@ class TemplateSummary:
     output_tokens: int
     first_seen: _dt.datetime
     last_seen: _dt.datetime
+    no_usage_executions: int = 0
+    unpriced_executions: int = 0
+
+    @property
+    def priced_executions(self) -> int:
+        """Executions that have a cost."""
+        return self.executions - self.unpriced_executions
 
     @property
     def success_rate(self) -> float:
@@ -169,6 +181,8 @@ class TemplateSummary:
             "output_tokens": self.output_tokens,
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
+            "no_usage_executions": self.no_usage_executions,
+            "unpriced_executions": self.unpriced_executions,
         }
 
 

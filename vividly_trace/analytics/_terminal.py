@@ -7,7 +7,15 @@ from decimal import Decimal
 from typing import Any
 
 from ._ab import ABComparison, ABDirection, ABVerdict
-from ._report import Report, format_ms, format_pct, format_usd
+from ._report import (
+    UNKNOWN,
+    Report,
+    format_cost,
+    format_cost_per_call,
+    format_ms,
+    format_pct,
+    format_usd,
+)
 
 __all__ = ["print_report"]
 
@@ -103,7 +111,11 @@ def print_report(report: Report, console: Any) -> None:
     success = report.successes / report.executions
     console.print(
         f"{report.executions:,} calls \u00b7 {format_pct(success)} success \u00b7 "
-        f"{format_usd(report.cost_usd)} \u00b7 {len(report.summaries)} templates"
+        f"{report.cost_text} \u00b7 {len(report.summaries)} templates"
+    )
+    console.print(
+        f"Calls without usage: {report.no_usage_executions:,} \u00b7 "
+        f"without cost: {report.unpriced_executions:,}"
     )
     console.print()
 
@@ -116,25 +128,69 @@ def print_report(report: Report, console: Any) -> None:
         ("cost", "right"),
         ("cost/call", "right"),
     )
-    for s in sorted(report.summaries, key=lambda s: (-s.cost_usd, s.template)):
+    summaries = sorted(report.summaries, key=lambda s: (-s.cost_usd, s.template))
+    for s in summaries:
         table.add_row(
             s.template,
             f"{s.executions:,}",
             format_pct(s.success_rate),
             f"{s.failures:,}",
-            format_usd(s.cost_usd),
-            format_usd(s.cost_usd / s.executions),
+            format_cost(s.cost_usd, s.executions, s.unpriced_executions),
+            format_cost_per_call(s.cost_usd, s.executions, s.unpriced_executions),
+        )
+    if len(summaries) > 1:
+        table.add_row(
+            "total",
+            f"{report.executions:,}",
+            format_pct(success),
+            f"{report.executions - report.successes:,}",
+            report.cost_text,
+            format_cost_per_call(report.cost_usd, report.executions, report.unpriced_executions),
+            style="bold",
         )
     console.print(table)
+    if report.unpriced_executions:
+        console.print(
+            "Unpriced: no cost recorded. cost sums the priced calls; cost/call is their mean.",
+            style="dim",
+        )
     console.print()
 
-    per_day: dict[Any, list[Any]] = defaultdict(lambda: [0, Decimal(0), {}])
+    if report.no_usage_executions or report.unpriced_executions:
+        table = _table(
+            "Calls without usage or cost",
+            ("template", "left"),
+            ("calls", "right"),
+            ("no usage", "right"),
+            ("no cost", "right"),
+        )
+        for s in summaries:
+            table.add_row(
+                s.template,
+                f"{s.executions:,}",
+                f"{s.no_usage_executions:,}",
+                f"{s.unpriced_executions:,}",
+            )
+        table.add_row(
+            "total",
+            f"{report.executions:,}",
+            f"{report.no_usage_executions:,}",
+            f"{report.unpriced_executions:,}",
+            style="bold",
+        )
+        console.print(table)
+        console.print()
+
+    # day -> [calls, unpriced calls, known cost, {template: (known cost, calls)}]
+    per_day: dict[Any, list[Any]] = defaultdict(lambda: [0, 0, Decimal(0), {}])
     for row in report.daily:
         entry = per_day[row.day]
         entry[0] += row.executions
-        entry[1] += row.cost_usd
-        entry[2][row.template] = entry[2].get(row.template, Decimal(0)) + row.cost_usd
-    top = max((v[1] for v in per_day.values()), default=Decimal(0))
+        entry[1] += row.executions - row.priced_executions
+        entry[2] += row.cost_usd
+        cost, calls = entry[3].get(row.template, (Decimal(0), 0))
+        entry[3][row.template] = (cost + row.cost_usd, calls + row.executions)
+    top = max((v[2] for v in per_day.values()), default=Decimal(0))
     table = _table(
         "Daily cost (UTC)",
         ("day", "left"),
@@ -144,9 +200,11 @@ def print_report(report: Report, console: Any) -> None:
         ("top template", "left"),
     )
     for day in sorted(per_day):
-        calls, cost, by_template = per_day[day]
+        calls, unpriced, cost, by_template = per_day[day]
         leader = max(by_template.items(), key=lambda item: (item[1], item[0]))[0]
-        table.add_row(day.isoformat(), f"{calls:,}", format_usd(cost), _bar(cost, top), leader)
+        cost_text = format_cost(cost, calls, unpriced)
+        bar = "" if cost_text == UNKNOWN else _bar(cost, top)
+        table.add_row(day.isoformat(), f"{calls:,}", cost_text, bar, leader)
     console.print(table)
     console.print()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
 
@@ -177,6 +177,12 @@ def report(
 # -- tail ---------------------------------------------------------------------------------------
 
 
+def _tail_summary(shown: int, no_usage: int, no_cost: int) -> str:
+    """The closing line of ``tail``: how many of the calls shown lack usage or cost."""
+    calls = "call" if shown == 1 else "calls"
+    return f"{shown:,} {calls} shown: {no_usage:,} without usage, {no_cost:,} without cost"
+
+
 def _tail_line(row: Any) -> Any:
     from rich.text import Text
 
@@ -194,8 +200,12 @@ def _tail_line(row: Any) -> Any:
     if row.input_tokens is not None or row.output_tokens is not None:
         tokens = (row.input_tokens or 0) + (row.output_tokens or 0)
         text.append(f" {tokens:>6} tok")
+    else:
+        text.append("   no usage", style="yellow")
     if row.cost_usd is not None:
         text.append(f"  {format_usd(row.cost_usd)}")
+    else:
+        text.append(f"  cost {format_usd(None)}", style="yellow")
     if row.model:
         text.append(f"  {row.model}", style="dim")
     if not row.success:
@@ -247,24 +257,27 @@ def tail(
 
     Polls the store every --interval seconds for executions it has not shown yet, by start
     time and id. Records that reach the database more than --lookback seconds after newer
-    ones (a spool replayed much later) are not shown.
+    ones (a spool replayed much later) are not shown. A call without token counts says
+    "no usage", one without a cost "cost unknown"; a closing line counts them.
     """
     from ..analytics import StoreError, open_store, recent_executions
 
     console = _stdout()
     err = _stderr()
     seen: dict[str, _dt.datetime] = {}
-    shown = 0
+    shown = no_usage = no_cost = 0
     window = _dt.timedelta(seconds=lookback)
 
     def show(rows: list[Any]) -> bool:
-        nonlocal shown
+        nonlocal shown, no_usage, no_cost
         for row in rows:
             if row.id in seen:
                 continue
             seen[row.id] = row.executed_at
             console.print(_tail_line(row), soft_wrap=True)
             shown += 1
+            no_usage += row.input_tokens is None and row.output_tokens is None
+            no_cost += row.cost_usd is None
             if limit is not None and shown >= limit:
                 return True
         return False
@@ -300,10 +313,10 @@ def tail(
                 for key in [k for k, at in seen.items() if at < cutoff]:
                     del seen[key]
 
-    try:
+    with suppress(KeyboardInterrupt):
         _guarded(follow)
-    except KeyboardInterrupt:
-        return
+    if shown:
+        console.print(_tail_summary(shown, no_usage, no_cost), style="dim", soft_wrap=True)
 
 
 # -- reprice ----------------------------------------------------------------------------------
