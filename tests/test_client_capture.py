@@ -295,14 +295,18 @@ class TestOwnership:
         def parsed() -> Any:
             return json.loads(client.models.generate_content(model=FLASH, contents="x").text)
 
+        vividly_trace.configure(sinks=[], sync=True, spool_dir=False)  # capture installed
+        assert isinstance(genai.models.Models.__dict__["_generate_content"], wrapt.FunctionWrapper)
         with capture_records(capture_clients=False) as records:
+            assert not isinstance(
+                genai.models.Models.__dict__["_generate_content"], wrapt.FunctionWrapper
+            )
             parsed()
             client.models.generate_content(model=FLASH, contents="unlogged")
         rec = records.only()
         assert rec.input_token_count is None and rec.cost_usd is None
-        assert not isinstance(
-            genai.models.Models.__dict__["_generate_content"], wrapt.FunctionWrapper
-        )
+        # the set-up from before the block is back, and with it capture
+        assert isinstance(genai.models.Models.__dict__["_generate_content"], wrapt.FunctionWrapper)
 
     def test_worker_threads_carry_the_call(
         self, gemini: Any, client: Any, records: CapturedRecords
@@ -396,6 +400,10 @@ class TestInstallation:
         wrapped = models.__dict__["_generate_content"]
         assert isinstance(wrapped, wrapt.FunctionWrapper)
         assert wrapped.__wrapped__ is original  # wrapped once, not twice
+        vividly_trace.reset()
+        assert models.__dict__["_generate_content"] is original
+        vividly_trace.configure(sinks=[], sync=True, spool_dir=False)  # and again
+        assert models.__dict__["_generate_content"].__wrapped__ is original
         vividly_trace.reset()
         assert models.__dict__["_generate_content"] is original
 
@@ -540,3 +548,114 @@ class TestGenerativeAI:
         assert rec.template_key == f"{__name__}:TestGenerativeAI.test_unlogged"
         assert (rec.input_token_count, rec.model) == (8, FLASH)
         assert rec.cost_usd == usd((8, "0.30"), (1, "2.50"))
+
+
+class TestNeverTwiceNeverLost:
+    def test_a_generator_yielding_the_captured_chunks(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """A decorated generator that yields the client's chunks themselves: counted once."""
+        gemini.enqueue(Scenario(prompt_tokens=60, candidates_tokens=9, usage_on_every_chunk=True))
+
+        @logged_prompt("chunks")
+        def chunks() -> Iterator[Any]:
+            yield from client.models.generate_content_stream(model=FLASH, contents="x")
+
+        assert len(list(chunks())) == 3
+        rec = records.only()
+        assert (rec.input_token_count, rec.output_token_count) == (60, 9)
+
+    def test_a_thread_pool_without_carry_context(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """Without ``carry_context`` the request is recorded on its own (named after the
+        function the pool ran); the logged call that returned its response does not count it
+        again, so the bill is counted once."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        gemini.enqueue(Scenario(prompt_tokens=100, candidates_tokens=10))
+
+        def ask() -> Any:
+            return client.models.generate_content(model=FLASH, contents="x")
+
+        @logged_prompt("pooled")
+        def pooled() -> Any:
+            with ThreadPoolExecutor(1) as pool:
+                return pool.submit(ask).result()
+
+        pooled()
+        by_key = {r.template_key: r for r in records}
+        assert by_key["pooled"].input_token_count is None
+        orphan = by_key[
+            f"{__name__}:TestNeverTwiceNeverLost.test_a_thread_pool_without_carry_context.<locals>.ask"
+        ]
+        assert orphan.input_token_count == 100
+        assert sum(r.cost_usd for r in records if r.cost_usd is not None) == usd(
+            (100, "0.30"), (10, "2.50")
+        )
+
+    def test_a_request_after_the_call_returned(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """A task the logged call created makes its request after the call ended: a record
+        of its own whose parent is that call (not lost on the call already queued)."""
+        gemini.enqueue(Scenario(prompt_tokens=33, candidates_tokens=3))
+        started: list[asyncio.Task[Any]] = []
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            await client.aio.models.generate_content(model=FLASH, contents="x")
+
+        @logged_prompt("fire_and_forget")
+        async def fire() -> None:
+            started.append(asyncio.create_task(later()))
+
+        async def main() -> None:
+            await fire()
+            await started[0]
+
+        asyncio.run(main())
+        by_key = {r.template_key: r for r in records}
+        assert by_key["fire_and_forget"].input_token_count is None
+        child = by_key[
+            f"{__name__}:TestNeverTwiceNeverLost.test_a_request_after_the_call_returned.<locals>.later"
+        ]
+        assert child.input_token_count == 33
+        assert child.parent_execution_id == by_key["fire_and_forget"].execution_id
+
+    def test_an_unknown_input_in_one_request_leaves_the_sum_unknown(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """One request without a prompt count: the call's input, total and cost are unknown."""
+        gemini.enqueue(
+            Scenario(omit_prompt_tokens=True, candidates_tokens=40),
+            Scenario(prompt_tokens=100, candidates_tokens=10),
+        )
+
+        @logged_prompt("mixed")
+        def mixed() -> None:
+            client.models.generate_content(model=FLASH, contents="file")
+            client.models.generate_content(model=FLASH, contents="text")
+
+        mixed()
+        rec = records.only()
+        assert (rec.input_token_count, rec.output_token_count, rec.total_token_count) == (
+            None,
+            50,
+            None,
+        )
+        assert rec.cost_usd is None
+
+    def test_an_alias_is_priced_at_the_model_that_answered(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """A requested alias without a price: priced at the model the answer names."""
+        gemini.enqueue(Scenario(prompt_tokens=10, candidates_tokens=5, model_version=FLASH))
+
+        @logged_prompt("alias")
+        def alias() -> None:
+            client.models.generate_content(model="gemini-flash-latest", contents="x")
+
+        alias()
+        rec = records.only()
+        assert rec.cost_usd == usd((10, "0.30"), (5, "2.50"))

@@ -16,7 +16,7 @@ from decimal import Decimal
 from time import perf_counter_ns
 from typing import Any
 
-from ._call import NOTHING, CallHandle, ReadyRecord
+from ._call import NOTHING, CallHandle, ReadyRecord, was_captured
 from ._errors import MAX_ERROR_CHARS
 from ._jsonsafe import sanitize_metadata
 from ._lifecycle import on_fork
@@ -141,6 +141,13 @@ def _info_of(call: CallHandle) -> ResponseInfo:
     return _merged_info(response, call._last_chunk)
 
 
+def _captured_elsewhere(call: CallHandle) -> bool:
+    response = call._response
+    if response is NOTHING:
+        response = call._result
+    return response is not None and was_captured(response)
+
+
 def _merged_info(response: Any, last: Any) -> ResponseInfo:
     """Usage from ``response`` (the response, or the last chunk with usage), finish and
     block reasons from ``last`` (the last chunk) when it says more."""
@@ -197,7 +204,12 @@ if tuple(f.name for f in dataclasses.fields(PromptExecution)) != _RECORD_FIELDS:
 
 class _Requests:
     """What the Gemini requests of one call add up to (client capture): tokens summed,
-    each request priced at its own model, the outcome of the last one."""
+    each request priced at its own model, the outcome of the last one.
+
+    When capture saw requests, they alone give the usage: a response the function returned,
+    yielded or handed to ``record_response`` is one of them, or a copy or conversion of one
+    (a stream's merged chunks, ``model_dump()``), and counting it too would double the bill.
+    """
 
     __slots__ = ("cost", "error", "info", "model", "usage")
 
@@ -206,20 +218,10 @@ class _Requests:
         usage = EMPTY_USAGE
         cost: Decimal | None = _ZERO
         info = EMPTY_INFO
-        seen: list[Any] = []
         for request in requests:
             info = _merged_info(request.response, request.last)
-            seen += (request.response, request.last)
-            model = request.model or info.response_model
+            model = _priced_model(pricing, request.model, info.response_model)
             usage, cost = _add(usage, cost, info.usage, model, pricing)
-        # A response also handed to record_response is the same object: counted once. One
-        # from elsewhere (a client capture does not see) is added, at the record's model.
-        recorded = call._response
-        if recorded is not NOTHING and recorded is not None and not _among(recorded, seen):
-            extra = _merged_info(recorded, call._last_chunk)
-            model = call._model or call._spec.model or extra.response_model
-            usage, cost = _add(usage, cost, extra.usage, model, pricing)
-            info = extra
         self.usage = usage
         self.cost = None if usage.is_empty else cost
         self.info = info
@@ -230,8 +232,12 @@ class _Requests:
 _ZERO = Decimal(0)
 
 
-def _among(value: Any, seen: list[Any]) -> bool:
-    return any(value is item for item in seen)
+def _priced_model(pricing: PricingTable, requested: str | None, answered: str | None) -> Any:
+    """The requested model, or the one the answer names when only that one has a price (an
+    alias such as ``gemini-flash-latest``)."""
+    if requested and answered and requested != answered and pricing.resolve(requested) is None:
+        return answered
+    return requested or answered
 
 
 def _add(
@@ -255,6 +261,10 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
     else:
         info = _info_of(call)
         usage = call._usage or info.usage or EMPTY_USAGE
+        if call._usage is None and _captured_elsewhere(call):
+            # A captured request's response, recorded already (under the call that made the
+            # request, or on its own, e.g. from a thread pool the call did not carry into).
+            usage = EMPTY_USAGE
     error = call._error
     if error is None and summed is not None:
         error = summed.error  # the last request failed and the function went on

@@ -6,6 +6,7 @@ the dispatcher; :mod:`vividly_trace._build` turns it into a record off the hot p
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable, Mapping
 from contextvars import Token
@@ -16,6 +17,7 @@ from typing import Any
 from ._errors import error_facts
 from ._ids import format_uuid7, next_sequence
 from ._jsonsafe import valid_text
+from ._lifecycle import on_fork
 from ._record import PromptExecution
 from ._safety import warn_limited
 from .usage import Usage, extract, has_usage, usage_from_mapping
@@ -29,11 +31,27 @@ __all__ = [
     "TemplateSpec",
     "call_failed",
     "carries_usage",
+    "was_captured",
 ]
 
 NOTHING: Any = object()  # "not set", where None is a legitimate value
 OPEN_STREAMS: weakref.WeakSet[CallHandle] = weakref.WeakSet()
 """Streamed calls still open: ``shutdown()`` records them (closed early) so none is lost."""
+on_fork(OPEN_STREAMS.clear)  # the parent's streams are the parent's to record
+# By id, holding the object weakly (the clients' responses are weakly referenceable but not
+# hashable): an entry goes when its response does, so an id is never mistaken for another.
+_captured_by_id: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+
+def _captured(response: Any) -> None:
+    with contextlib.suppress(TypeError):  # not weakly referenceable: simply not marked
+        _captured_by_id[id(response)] = response
+
+
+def was_captured(response: Any) -> bool:
+    """True when client capture recorded ``response`` (or this chunk) as a request: the
+    builder never counts it again when a function returns it or hands it over elsewhere."""
+    return _captured_by_id.get(id(response)) is response
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,27 +73,27 @@ class GeminiRequest:
     ``last`` (the last chunk) when the record is built.
     """
 
-    __slots__ = ("error", "last", "model", "response", "streamed", "t0", "t1")
+    __slots__ = ("error", "last", "model", "response", "t1")
 
-    def __init__(self, model: Any, streamed: bool = False) -> None:
+    def __init__(self, model: Any) -> None:
         self.model = model if type(model) is str else None
-        self.streamed = streamed
         self.response: Any = None
         self.last: Any = None
         self.error: tuple[str, str, int | None] | None = None
         self.t1 = 0
-        self.t0 = perf_counter_ns()
 
     def done(self, response: Any) -> None:
         """The request answered ``response``."""
         self.t1 = perf_counter_ns()
         self.response = response
+        _captured(response)
 
     def chunk(self, chunk: Any) -> None:
         """A stream chunk arrived (the stream's usage is that of its last chunk with any)."""
         if self.response is None or carries_usage(chunk):
             self.response = chunk
         self.last = chunk
+        _captured(chunk)
 
     def failed(self, exc: BaseException) -> None:
         """The request raised ``exc`` (an HTTP error, a timeout...)."""
@@ -146,7 +164,6 @@ class CallHandle:
     _trace: Any = None  # the OpenTelemetry span context active at the start, if captured
     _requests: list[GeminiRequest] | None = None  # what client capture saw, in order
     _t_chunk: int = 0  # when the last stream chunk was handed to the consumer
-    _finalised: bool = False  # shutdown() recorded this open stream already
 
     def __init__(
         self,
@@ -241,9 +258,9 @@ class CallHandle:
     def __repr__(self) -> str:
         return f"<CallHandle {self._spec.template_key!r} {self.execution_id}>"
 
-    def _request(self, model: Any, streamed: bool = False) -> GeminiRequest:
+    def _request(self, model: Any) -> GeminiRequest:
         """A Gemini request starts inside this call (client capture)."""
-        request = GeminiRequest(model, streamed)
+        request = GeminiRequest(model)
         requests = self._requests
         if requests is None:
             self._requests = [request]

@@ -48,9 +48,10 @@ def _cancelled(exc: BaseException) -> bool:
 
 def _submit(p: Pipeline, call: CallHandle) -> None:
     if call._streamed:
-        if call._finalised:  # shutdown() already recorded this stream
+        try:
+            OPEN_STREAMS.remove(call)  # the claim: shutdown() may have recorded it already
+        except KeyError:
             return
-        OPEN_STREAMS.discard(call)
     try:
         p.submit(call)
     except Exception as exc:  # submit is already guarded; belt and braces for the caller

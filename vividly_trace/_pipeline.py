@@ -159,13 +159,16 @@ class Pipeline:
         else:
             return
         for call in calls:
-            if call._finalised:
+            try:
+                OPEN_STREAMS.remove(call)  # the claim: the stream's own end records it else
+            except KeyError:
                 continue
-            call._finalised = True
-            OPEN_STREAMS.discard(call)
-            call._close_early()
-            for offer in self._offers:
-                offer(call)
+            try:
+                call._close_early()
+                for offer in self._offers:
+                    offer(call)
+            except Exception as exc:
+                internal_error("finalise", exc, "vividly_trace could not record a stream: %r", exc)
 
     def after_fork(self) -> None:
         """In a forked child: fresh queues and threads for every worker."""

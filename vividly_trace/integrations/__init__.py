@@ -25,6 +25,7 @@ from typing import Any
 
 import wrapt
 
+from .._safety import internal_error, logger
 from . import google_genai, google_generativeai
 
 __all__ = ["install", "installed", "uninstall"]
@@ -32,8 +33,9 @@ __all__ = ["install", "installed", "uninstall"]
 _lock = threading.RLock()  # the hook runs inside install() when the module is loaded
 _installed = False
 _hooked: set[str] = set()
-# (owner, attribute, the owner's own attribute before patching): what uninstall() restores.
-_patched: list[tuple[Any, str, Any]] = []
+# (owner, attribute, the owner's own attribute before patching, our wrapper): what
+# uninstall() restores, where our wrapper is still the one in place.
+_patched: list[tuple[Any, str, Any, Any]] = []
 
 #: module -> the function that patches it (``patch(module, wrap)``).
 _TARGETS: dict[str, Callable[[Any, Callable[[Any, str, Any], None]], None]] = {
@@ -69,14 +71,32 @@ def uninstall() -> None:
     with _lock:
         _installed = False
         while _patched:
-            owner, attribute, original = _patched.pop()
-            setattr(owner, attribute, original)
+            owner, attribute, original, ours = _patched.pop()
+            if owner.__dict__.get(attribute) is ours:
+                setattr(owner, attribute, original)
+            else:  # another instrumentation wrapped ours since: leave its wrapper in place
+                logger.warning(
+                    "vividly_trace: %s.%s was wrapped again by someone else; client capture "
+                    "stays under that wrapper (it passes calls through while not configured)",
+                    getattr(owner, "__qualname__", owner),
+                    attribute,
+                )
 
 
 def _on_import(module: Any) -> None:
-    with _lock:
-        if _installed:
-            _patch(module)
+    # Runs inside the application's ``import google.genai``: it must never make that fail.
+    try:
+        with _lock:
+            if _installed:
+                _patch(module)
+    except Exception as exc:
+        internal_error(
+            "capture_install",
+            exc,
+            "vividly_trace could not capture %r: %r",
+            getattr(module, "__name__", module),
+            exc,
+        )
 
 
 def _patch(module: Any) -> None:
@@ -86,9 +106,12 @@ def _patch(module: Any) -> None:
 
 
 def _wrap(owner: Any, attribute: str, wrapper: Any) -> None:
-    """Wrap ``owner.attribute`` with ``wrapper`` (once), remembering what to restore."""
+    """Wrap ``owner.attribute`` with ``wrapper`` (once), remembering what to restore. Another
+    instrumentation's wrapper there (OpenLLMetry, OpenInference...) is wrapped in turn."""
+    if any(o is owner and a == attribute for o, a, _, _ in _patched):
+        return
     original = owner.__dict__.get(attribute)
-    if original is None or isinstance(original, wrapt.FunctionWrapper):
+    if original is None:
         return
     wrapt.wrap_function_wrapper(owner, attribute, wrapper)
-    _patched.append((owner, attribute, original))
+    _patched.append((owner, attribute, original, owner.__dict__.get(attribute)))

@@ -1,5 +1,6 @@
 """The wrappers client capture puts around a request method: sync and async, one response
-or a stream. They only keep references and clock readings (no I/O, no extraction)."""
+or a stream. They keep references and clock readings (no I/O; usage is extracted when the
+record is built, but for a test per stream chunk of whether it carries usage)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from .._active import UNSET, state
-from .._call import CallHandle, GeminiRequest, TemplateSpec
+from .._call import OPEN_STREAMS, CallHandle, GeminiRequest, TemplateSpec
 from .._context import current_call
 from .._safety import internal_error
 
@@ -25,15 +26,33 @@ _MAX_SPECS = 10_000
 
 
 def _caller_key(depth: int) -> str:
-    """``module:qualname`` of the first frame outside the clients and this SDK."""
+    """``module:qualname`` of the first frame outside the clients and this SDK; for a
+    coroutine run as a task of its own (``create_task``, ``gather``), that task's coroutine,
+    not the frame that runs the event loop."""
     frame: Any = sys._getframe(depth)
     while frame is not None:
         module = frame.f_globals.get("__name__") or "?"
+        if module.startswith("asyncio"):
+            return _task_key() or "unlogged"
         if not module.startswith(_NOT_CALLERS):
             code = frame.f_code
             return f"{module}:{getattr(code, 'co_qualname', code.co_name)}"
         frame = frame.f_back
     return "unlogged"
+
+
+def _task_key() -> str | None:
+    aio = sys.modules.get("asyncio")
+    try:
+        task = aio.current_task() if aio is not None else None
+    except RuntimeError:  # no running loop
+        return None
+    coro = task.get_coro() if task is not None else None
+    frame = getattr(coro, "cr_frame", None)
+    qualname = getattr(coro, "__qualname__", None)
+    if frame is None or not isinstance(qualname, str):
+        return None
+    return f"{frame.f_globals.get('__name__') or '?'}:{qualname}"
 
 
 def _spec(key: str) -> TemplateSpec:
@@ -55,22 +74,35 @@ def _begin(
     try:
         call = current_call.get()
         own = None
-        if call is None:
-            if not p.capture_unlogged:
+        if call is None or call._t1:
+            # Outside any logged call, or after the one around it ended (a task it created,
+            # a thread it carried its context into, that outlived it): a record of its own,
+            # whose parent is that call.
+            if call is None and not p.capture_unlogged:
                 return None
-            own = call = CallHandle(_spec(_caller_key(3)), None, p.trace_getter)
-            own._streamed = stream
-        return p, call._request(model_of(instance, args, kwargs), stream), own
+            own = CallHandle(_spec(_caller_key(3)), call, p.trace_getter)
+            if stream:
+                own._streamed = True
+                OPEN_STREAMS.add(own)
+            call = own
+        return p, call._request(model_of(instance, args, kwargs)), own
     except Exception as exc:  # the user's request must go ahead whatever happens here
         internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
         return None
 
 
 def _end(p: Any, own: CallHandle | None, request: GeminiRequest) -> None:
-    """A request made outside any logged call is a record of its own: queue it."""
+    """A request made outside any logged call is a record of its own: queue it (a stream's
+    once: ``shutdown()`` may have recorded it already)."""
     if own is None:
         return
-    own._t1 = request.t1 or perf_counter_ns()
+    if own._streamed:
+        try:
+            OPEN_STREAMS.remove(own)  # the claim: whoever removes it records it
+        except KeyError:
+            return
+    if not own._t1:
+        own._t1 = request.t1 or perf_counter_ns()
     try:
         p.submit(own)
     except Exception as exc:
@@ -154,7 +186,7 @@ def _chunks(stream: Any, p: Any, request: GeminiRequest, own: CallHandle | None)
     except GeneratorExit:
         close = getattr(stream, "close", None)
         if own is not None:
-            own._closed_early = True
+            own._close_early()
         if callable(close):
             close()
         raise
@@ -196,7 +228,7 @@ async def _achunks(
     except GeneratorExit:
         close = getattr(stream, "aclose", None)
         if own is not None:
-            own._closed_early = True
+            own._close_early()
         if callable(close):
             await close()
         raise
@@ -211,5 +243,7 @@ async def _achunks(
 
 def _seen(request: GeminiRequest, own: CallHandle | None, chunk: Any) -> None:
     request.chunk(chunk)
-    if own is not None and not own._ttfc_ns:
-        own._ttfc_ns = perf_counter_ns()
+    if own is not None:
+        now = own._t_chunk = perf_counter_ns()
+        if not own._ttfc_ns:
+            own._ttfc_ns = now

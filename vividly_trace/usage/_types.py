@@ -38,14 +38,18 @@ EMPTY_USAGE = Usage()
 
 
 def add_usage(a: Usage, b: Usage) -> Usage:
-    """The counts of two requests together; a count neither reported stays ``None``."""
+    """The counts of two requests together; a count neither reported stays ``None``, and an
+    input count one of them did not report makes the sum's input (and total) unknown."""
     if a.is_empty:
         return b
     if b.is_empty:
         return a
-    return Usage(
+    summed = Usage(
         *(x if y is None else y if x is None else x + y for x, y in zip(a, b, strict=True))
     )
+    if a.input_tokens is None or b.input_tokens is None:
+        return summed._replace(input_tokens=None, total_tokens=None)
+    return summed
 
 
 MAX_TOKENS = 2**53
