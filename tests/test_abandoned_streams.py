@@ -94,3 +94,13 @@ class TestAbandoned:
         assert vividly_trace.flush(5)
         assert len(sink.records) == 1  # its end did not record it a second time
         assert vividly_trace.stats()["dropped"] == {}
+
+
+def test_a_with_block_handed_several_chunks_is_recorded() -> None:
+    """A with-block handed several chunks (a stream the decorator did not open) is recorded:
+    the open-stream claim applies only to the streams it opened."""
+    with capture_records() as records, logged_prompt("chunks_by_hand") as call:
+        for n in (1, 2):
+            call.record_response({"input_tokens": 5, "output_tokens": n})
+    rec = records.only()
+    assert (rec.streamed, rec.output_token_count) == (True, 2)

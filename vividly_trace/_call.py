@@ -164,6 +164,23 @@ class CallHandle:
     _trace: Any = None  # the OpenTelemetry span context active at the start, if captured
     _requests: list[GeminiRequest] | None = None  # what client capture saw, in order
     _t_chunk: int = 0  # when the last stream chunk was handed to the consumer
+    _open: bool = False  # in OPEN_STREAMS: whoever removes it from there records it
+
+    def _open_stream(self) -> None:
+        """A stream starts: ``shutdown()`` records it if it is still open then."""
+        self._open = True
+        OPEN_STREAMS.add(self)
+
+    def _claim(self) -> bool:
+        """True for the one caller that may record this call: the stream's own end, or
+        ``shutdown()`` finalising it (never both); always True for a call not streamed."""
+        if not self._open:
+            return True
+        try:
+            OPEN_STREAMS.remove(self)
+        except KeyError:
+            return False
+        return True
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import wrapt
 
 from ._active import UNSET, state
-from ._call import OPEN_STREAMS, CallHandle, TemplateSpec, carries_usage
+from ._call import CallHandle, TemplateSpec, carries_usage
 from ._config import get_pipeline
 from ._context import current_call, reset_token
 from ._jsonsafe import valid_text
@@ -47,11 +47,8 @@ def _cancelled(exc: BaseException) -> bool:
 
 
 def _submit(p: Pipeline, call: CallHandle) -> None:
-    if call._streamed:
-        try:
-            OPEN_STREAMS.remove(call)  # the claim: shutdown() may have recorded it already
-        except KeyError:
-            return
+    if not call._claim():  # shutdown() recorded this open stream already
+        return
     try:
         p.submit(call)
     except Exception as exc:  # submit is already guarded; belt and braces for the caller
@@ -322,7 +319,7 @@ def _start_stream(
         reset_token(token)
     call._streamed = True
     call._t1 = 0
-    OPEN_STREAMS.add(call)
+    call._open_stream()
     return call, stream
 
 

@@ -159,9 +159,7 @@ class Pipeline:
         else:
             return
         for call in calls:
-            try:
-                OPEN_STREAMS.remove(call)  # the claim: the stream's own end records it else
-            except KeyError:
+            if not call._claim():  # the stream's own end is recording it
                 continue
             try:
                 call._close_early()

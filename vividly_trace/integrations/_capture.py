@@ -10,7 +10,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from .._active import UNSET, state
-from .._call import OPEN_STREAMS, CallHandle, GeminiRequest, TemplateSpec
+from .._call import CallHandle, GeminiRequest, TemplateSpec
 from .._context import current_call
 from .._safety import internal_error
 
@@ -83,7 +83,7 @@ def _begin(
             own = CallHandle(_spec(_caller_key(3)), call, p.trace_getter)
             if stream:
                 own._streamed = True
-                OPEN_STREAMS.add(own)
+                own._open_stream()
             call = own
         return p, call._request(model_of(instance, args, kwargs)), own
     except Exception as exc:  # the user's request must go ahead whatever happens here
@@ -96,11 +96,8 @@ def _end(p: Any, own: CallHandle | None, request: GeminiRequest) -> None:
     once: ``shutdown()`` may have recorded it already)."""
     if own is None:
         return
-    if own._streamed:
-        try:
-            OPEN_STREAMS.remove(own)  # the claim: whoever removes it records it
-        except KeyError:
-            return
+    if not own._claim():  # shutdown() recorded this open stream already
+        return
     if not own._t1:
         own._t1 = request.t1 or perf_counter_ns()
     try:
