@@ -6,7 +6,6 @@ the dispatcher; :mod:`vividly_trace._build` turns it into a record off the hot p
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from collections.abc import Callable, Mapping
 from contextvars import Token
@@ -38,20 +37,28 @@ NOTHING: Any = object()  # "not set", where None is a legitimate value
 OPEN_STREAMS: weakref.WeakSet[CallHandle] = weakref.WeakSet()
 """Streamed calls still open: ``shutdown()`` records them (closed early) so none is lost."""
 on_fork(OPEN_STREAMS.clear)  # the parent's streams are the parent's to record
-# By id, holding the object weakly (the clients' responses are weakly referenceable but not
-# hashable): an entry goes when its response does, so an id is never mistaken for another.
-_captured_by_id: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+# id -> weak reference, checked against the object itself (an id may be reused once its
+# object is gone). A plain dict of callback-free references costs a tenth of a
+# WeakValueDictionary per request; it is emptied when full, which only forgets old marks.
+_captured_refs: dict[int, weakref.ref[Any]] = {}
+_MAX_CAPTURED = 10_000
 
 
 def _captured(response: Any) -> None:
-    with contextlib.suppress(TypeError):  # not weakly referenceable: simply not marked
-        _captured_by_id[id(response)] = response
+    try:
+        ref = weakref.ref(response)
+    except TypeError:  # not weakly referenceable: simply not marked
+        return
+    if len(_captured_refs) >= _MAX_CAPTURED:
+        _captured_refs.clear()
+    _captured_refs[id(response)] = ref
 
 
 def was_captured(response: Any) -> bool:
     """True when client capture recorded ``response`` (or this chunk) as a request: the
     builder never counts it again when a function returns it or hands it over elsewhere."""
-    return _captured_by_id.get(id(response)) is response
+    ref = _captured_refs.get(id(response))
+    return ref is not None and ref() is response
 
 
 @dataclass(frozen=True, slots=True)
