@@ -146,3 +146,19 @@ def _postgres_url(postgres_server: object) -> Iterator[str]:
         return
     url = postgres_server.create_database()  # type: ignore[attr-defined]
     yield url
+
+
+@pytest.fixture(name="records")
+def _records() -> Iterator[Any]:
+    """The records of the calls the test makes (``capture_records()``); a test module may
+    define its own."""
+    from vividly_trace.testing import capture_records
+
+    with capture_records() as records:
+        yield records
+
+
+@pytest.fixture(name="client")
+def _client(gemini: Any) -> Any:
+    """A real ``google.genai.Client`` pointed at the session's fake Gemini."""
+    return gemini.genai_client()

@@ -81,3 +81,8 @@ def full_record(**fields: Any) -> PromptExecution:
     """A record with every field set (:data:`ALL_FIELDS`, copied: the record's metadata is
     its own); keyword arguments override."""
     return make_record(**{**copy.deepcopy(ALL_FIELDS), **fields})
+
+
+def usd(*terms: tuple[int, str]) -> Decimal:
+    """Sum of tokens x USD-per-1M price, exactly (expected costs computed by hand)."""
+    return sum((Decimal(n) * Decimal(p) for n, p in terms), Decimal(0)) / Decimal(1_000_000)

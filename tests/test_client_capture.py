@@ -14,13 +14,13 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
-from decimal import Decimal
 from typing import Any
 
 import pytest
 import wrapt
 
 import vividly_trace
+from tests.factories import usd
 from vividly_trace import carry_context, get_current_call, logged_prompt
 from vividly_trace.testing import CapturedRecords, capture_records
 from vividly_trace.testing.fake_gemini import Scenario
@@ -31,22 +31,6 @@ from google.genai import types as genai_types  # noqa: E402
 
 FLASH = "gemini-2.5-flash"
 PRO = "gemini-2.5-pro"
-
-
-def usd(*terms: tuple[int, str]) -> Decimal:
-    """Sum of tokens x USD-per-1M price, exactly."""
-    return sum((Decimal(n) * Decimal(p) for n, p in terms), Decimal(0)) / Decimal(1_000_000)
-
-
-@pytest.fixture(name="records")
-def _records() -> Iterator[CapturedRecords]:
-    with capture_records() as records:
-        yield records
-
-
-@pytest.fixture(name="client")
-def _client(gemini: Any) -> Any:
-    return gemini.genai_client()
 
 
 class TestWhateverTheFunctionReturns:

@@ -9,37 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from tests.factories import usd as per_million
 from vividly_trace import logged_prompt
-from vividly_trace.testing import CapturedRecords, capture_records
+from vividly_trace.testing import CapturedRecords
 from vividly_trace.testing.fake_gemini import Scenario
 
 genai = pytest.importorskip("google.genai")
 from google.genai import errors as genai_errors  # noqa: E402
 
 PRICING_VERSION = "gemini-2026-03-30"
-
-
-def per_million(*terms: tuple[int, str]) -> Decimal:
-    """Sum of tokens x USD-per-1M price, exactly."""
-    return sum((Decimal(n) * Decimal(p) for n, p in terms), Decimal(0)) / Decimal(1_000_000)
-
-
-@pytest.fixture(name="records")
-def _records() -> Iterator[CapturedRecords]:
-    """The records of the calls the test makes."""
-    with capture_records() as records:
-        yield records
-
-
-@pytest.fixture(name="client")
-def _client(gemini: Any) -> Any:
-    return gemini.genai_client()
 
 
 class TestGenaiSync:

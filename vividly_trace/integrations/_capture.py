@@ -19,6 +19,9 @@ __all__ = ["Skip", "async_request", "async_stream", "sync_request", "sync_stream
 ModelOf = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
 """``(instance, args, kwargs) -> model name``: which model a request asks for."""
 
+Skip = Callable[[dict[str, Any]], bool]
+"""``(kwargs) -> bool``: this call is left to the decorator and ``record_response``."""
+
 # Frames of these modules are not "the caller" of an unlogged request.
 _NOT_CALLERS = ("google.", "vividly_trace.", "wrapt", "asyncio", "concurrent.", "threading")
 _specs: dict[str, TemplateSpec] = {}
@@ -65,11 +68,18 @@ def _spec(key: str) -> TemplateSpec:
 
 
 def _begin(
-    model_of: ModelOf, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool
-) -> tuple[Any, GeminiRequest, CallHandle | None] | None:
-    """(pipeline, the request, the call made for it when unlogged), or None: not recorded."""
+    model_of: ModelOf,
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    stream: bool,
+    skip: Skip | None = None,
+) -> tuple[Any, CallHandle | None, GeminiRequest] | None:
+    """(pipeline, the call made for it when unlogged, the request), or None: not recorded."""
     p = state.pipeline
     if p is None or p is UNSET or not p.capture_clients:
+        return None
+    if skip is not None and skip(kwargs):
         return None
     try:
         call = current_call.get()
@@ -85,7 +95,7 @@ def _begin(
                 own._streamed = True
                 own._open_stream()
             call = own
-        return p, call._request(model_of(instance, args, kwargs)), own
+        return p, own, call._request(model_of(instance, args, kwargs))
     except Exception as exc:  # the user's request must go ahead whatever happens here
         internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
         return None
@@ -106,29 +116,30 @@ def _end(p: Any, own: CallHandle | None, request: GeminiRequest) -> None:
         internal_error("capture", exc, "vividly_trace could not queue a request: %r", exc)
 
 
-Skip = Callable[[dict[str, Any]], bool]
-"""``(kwargs) -> bool``: this call is left to the decorator and ``record_response``."""
+def _answered(p: Any, own: CallHandle | None, request: GeminiRequest, response: Any) -> Any:
+    request.done(response)
+    _end(p, own, request)
+    return response
+
+
+def _raised(p: Any, own: CallHandle | None, request: GeminiRequest, exc: BaseException) -> None:
+    request.failed(exc)
+    _end(p, own, request)
 
 
 def sync_request(model_of: ModelOf, skip: Skip | None = None) -> Callable[..., Any]:
     """The wrapper of a method that sends one request and returns its response."""
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if skip is not None and skip(kwargs):
-            return wrapped(*args, **kwargs)
-        begun = _begin(model_of, instance, args, kwargs, False)
+        begun = _begin(model_of, instance, args, kwargs, False, skip)
         if begun is None:
             return wrapped(*args, **kwargs)
-        p, request, own = begun
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
-            request.failed(exc)
-            _end(p, own, request)
+            _raised(*begun, exc)
             raise
-        request.done(response)
-        _end(p, own, request)
-        return response
+        return _answered(*begun, response)
 
     return wrapper
 
@@ -137,21 +148,15 @@ def async_request(model_of: ModelOf, skip: Skip | None = None) -> Callable[..., 
     """The async twin of :func:`sync_request`."""
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if skip is not None and skip(kwargs):
-            return await wrapped(*args, **kwargs)
-        begun = _begin(model_of, instance, args, kwargs, False)
+        begun = _begin(model_of, instance, args, kwargs, False, skip)
         if begun is None:
             return await wrapped(*args, **kwargs)
-        p, request, own = begun
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            request.failed(exc)
-            _end(p, own, request)
+            _raised(*begun, exc)
             raise
-        request.done(response)
-        _end(p, own, request)
-        return response
+        return _answered(*begun, response)
 
     return wrapper
 
@@ -163,19 +168,17 @@ def sync_stream(model_of: ModelOf) -> Callable[..., Any]:
         begun = _begin(model_of, instance, args, kwargs, True)
         if begun is None:
             return wrapped(*args, **kwargs)
-        p, request, own = begun
         try:
             stream = wrapped(*args, **kwargs)
         except BaseException as exc:
-            request.failed(exc)
-            _end(p, own, request)
+            _raised(*begun, exc)
             raise
-        return _chunks(stream, p, request, own)
+        return _chunks(stream, *begun)
 
     return wrapper
 
 
-def _chunks(stream: Any, p: Any, request: GeminiRequest, own: CallHandle | None) -> Iterator[Any]:
+def _chunks(stream: Any, p: Any, own: CallHandle | None, request: GeminiRequest) -> Iterator[Any]:
     try:
         for chunk in stream:
             _seen(request, own, chunk)
@@ -203,20 +206,18 @@ def async_stream(model_of: ModelOf) -> Callable[..., Any]:
         begun = _begin(model_of, instance, args, kwargs, True)
         if begun is None:
             return await wrapped(*args, **kwargs)
-        p, request, own = begun
         try:
             stream = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            request.failed(exc)
-            _end(p, own, request)
+            _raised(*begun, exc)
             raise
-        return _achunks(stream, p, request, own)
+        return _achunks(stream, *begun)
 
     return wrapper
 
 
 async def _achunks(
-    stream: Any, p: Any, request: GeminiRequest, own: CallHandle | None
+    stream: Any, p: Any, own: CallHandle | None, request: GeminiRequest
 ) -> AsyncIterator[Any]:
     try:
         async for chunk in stream:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import datetime as _dt
 import json
 import operator
@@ -80,7 +81,7 @@ def _template_key(record: PromptExecution) -> TemplateKey | None:
     return (key, version or None, group or None)
 
 
-class Dialect:
+class Dialect(abc.ABC):
     """How records become rows, and rows are inserted, for one database.
 
     A sink picks its instance (:data:`SQLITE` or :data:`POSTGRESQL`) once, from its
@@ -105,17 +106,17 @@ class Dialect:
         return value
 
     @staticmethod
+    @abc.abstractmethod
     def row(record: PromptExecution, template_id: int) -> tuple[Any, ...]:
         """The record's ``prompt_executions`` values, in the order of :attr:`columns`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def insert_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert ``rows`` with plain ``INSERT`` statements, skipping ids already stored."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def insert_or_ignore(self, table: sa.Table) -> Any:
         """An ``INSERT`` into ``table`` that skips rows conflicting with a unique index."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"<Dialect {self.name}>"
