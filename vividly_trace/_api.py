@@ -34,6 +34,8 @@ def _text(value: Any) -> str | None:
 
 
 def _truthy(value: Any) -> bool:
+    if value is NotImplemented:  # its truth value is deprecated: "something was given"
+        return True
     try:
         return bool(value)
     except Exception:  # a hostile __bool__: treat as "something was given"
