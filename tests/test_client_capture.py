@@ -78,6 +78,18 @@ class TestWhateverTheFunctionReturns:
         assert rec.cost_usd == usd((1000, "0.30"), (300, "2.50"), (400, "1.25"), (50, "10.00"))
         assert rec.model == FLASH  # the first request's model names the record
         assert [r["model"] for r in gemini.requests] == [FLASH, PRO]
+        # The breakdown: one RequestRecord per request, each with its own tokens and cost.
+        flash, pro = rec.requests
+        assert (flash.operation, flash.model, flash.success) == ("generate_content", FLASH, True)
+        assert (flash.input_token_count, flash.output_token_count) == (1000, 300)
+        assert flash.cost_usd == usd((1000, "0.30"), (300, "2.50"))
+        assert (pro.model, pro.input_token_count, pro.output_token_count) == (PRO, 400, 50)
+        assert pro.cost_usd == usd((400, "1.25"), (50, "10.00"))
+        assert 0 <= flash.offset_ms < pro.offset_ms < rec.response_time_ms
+        assert flash.response_time_ms > 0 and not flash.streamed
+        # And it survives the JSON round trip the spool and the JSONL sink use.
+        again = type(rec).from_dict(json.loads(json.dumps(rec.to_exact_dict())))
+        assert again == rec
 
     def test_a_generator_yielding_text(
         self, gemini: Any, client: Any, records: CapturedRecords
@@ -372,6 +384,14 @@ class TestOutcome:
         assert (by_key["fallback"].success, by_key["fallback"].http_status) == (False, 429)
         assert by_key["retrying"].success is True
         assert by_key["retrying"].input_token_count == 5
+        # Failed requests are kept in the breakdown, with their status and no tokens.
+        assert [
+            (r.success, r.http_status, r.input_token_count) for r in by_key["retrying"].requests
+        ] == [
+            (False, 429, None),
+            (True, None, 5),
+        ]
+        assert by_key["retrying"].requests[0].error_type == "ClientError"
 
 
 class TestInstallation:

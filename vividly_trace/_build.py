@@ -16,11 +16,11 @@ from decimal import Decimal
 from time import perf_counter_ns
 from typing import Any
 
-from ._call import NOTHING, CallHandle, ReadyRecord, was_captured
+from ._call import NOTHING, CallHandle, GeminiRequest, ReadyRecord, was_captured
 from ._errors import MAX_ERROR_CHARS
 from ._jsonsafe import sanitize_metadata
 from ._lifecycle import on_fork
-from ._record import PromptExecution, new_record
+from ._record import PromptExecution, RequestRecord, new_record
 from ._safety import logger, warn_limited
 from .pricing import PricingTable
 from .usage import EMPTY_INFO, EMPTY_USAGE, ResponseInfo, Usage, add_usage, extract
@@ -197,6 +197,9 @@ _RECORD_FIELDS = (
     "time_to_first_chunk_ms",
     "parent_execution_id",
     "metadata",
+    "requests",
+    "prompt_text",
+    "response_text",
 )
 if tuple(f.name for f in dataclasses.fields(PromptExecution)) != _RECORD_FIELDS:  # pragma: no cover
     raise RuntimeError("PromptExecution's fields changed: update build_record (positional)")
@@ -211,22 +214,61 @@ class _Requests:
     (a stream's merged chunks, ``model_dump()``), and counting it too would double the bill.
     """
 
-    __slots__ = ("cost", "error", "info", "model", "usage")
+    __slots__ = ("cost", "error", "info", "model", "records", "usage")
 
     def __init__(self, call: CallHandle, pricing: PricingTable) -> None:
         requests = tuple(call._requests or ())
         usage = EMPTY_USAGE
         cost: Decimal | None = _ZERO
         info = EMPTY_INFO
+        records = []
+        t0 = call._t0
         for request in requests:
             info = _merged_info(request.response, request.last)
             model = _priced_model(pricing, request.model, info.response_model)
-            usage, cost = _add(usage, cost, info.usage, model, pricing)
+            more = info.usage
+            price = None if more.is_empty else pricing.cost(model, more)
+            if not more.is_empty:
+                usage = add_usage(usage, more)
+                # One request without a price makes the total unknown (never an undercount).
+                cost = None if cost is None or price is None else cost + price
+            records.append(_request_record(request, info, price, t0))
         self.usage = usage
         self.cost = None if usage.is_empty else cost
         self.info = info
         self.error = requests[-1].error if requests else None
         self.model = next((r.model for r in requests if r.model), None)
+        self.records = tuple(records)
+
+
+def _request_record(
+    request: GeminiRequest, info: ResponseInfo, cost: Decimal | None, t0: int
+) -> RequestRecord:
+    usage = info.usage
+    error = request.error
+    t1 = request.t1 or perf_counter_ns()
+    success = error is None and not info.block_reason
+    return RequestRecord(
+        request.operation,
+        success,
+        (t1 - request.t0) / 1e6,
+        (request.t0 - t0) / 1e6,
+        request.model,
+        info.response_model,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.total_tokens,
+        usage.cached_tokens,
+        usage.thinking_tokens,
+        usage.tool_use_tokens,
+        usage.audio_input_tokens,
+        usage.cached_audio_tokens,
+        cost,
+        error[0] if error is not None else (_blocked(info)[0] if info.block_reason else None),
+        error[2] if error is not None else None,
+        info.finish_reason,
+        request.streamed,
+    )
 
 
 _ZERO = Decimal(0)
@@ -240,15 +282,13 @@ def _priced_model(pricing: PricingTable, requested: str | None, answered: str | 
     return requested or answered
 
 
-def _add(
-    usage: Usage, cost: Decimal | None, more: Usage, model: str | None, pricing: PricingTable
-) -> tuple[Usage, Decimal | None]:
-    """``usage`` and ``cost`` with one more request's; one request without a price makes
-    the total cost unknown (never an undercount)."""
-    if more.is_empty:
-        return usage, cost
-    price = pricing.cost(model, more)
-    return add_usage(usage, more), None if cost is None or price is None else cost + price
+def _blocked(info: ResponseInfo) -> tuple[str, str]:
+    """(error type, message) of a blocked prompt or a response stopped by a filter."""
+    blocked_prompt = info.finish_reason is None or info.finish_reason != info.block_reason
+    if blocked_prompt:
+        return "BlockedPrompt", f"prompt blocked: {info.block_reason}"[:MAX_ERROR_CHARS]
+    message = f"response stopped: finish_reason={info.block_reason}"
+    return "BlockedResponse", message[:MAX_ERROR_CHARS]
 
 
 def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptExecution:
@@ -275,13 +315,7 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         error_type, error_message, http_status = error
     elif info.block_reason:
         success = False
-        blocked_prompt = info.finish_reason is None or info.finish_reason != info.block_reason
-        error_type = "BlockedPrompt" if blocked_prompt else "BlockedResponse"
-        error_message = (
-            f"prompt blocked: {info.block_reason}"
-            if blocked_prompt
-            else f"response stopped: finish_reason={info.block_reason}"
-        )[:MAX_ERROR_CHARS]
+        error_type, error_message = _blocked(info)
     model = (
         call._model
         or spec.model
@@ -338,4 +372,7 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         (ttfc - call._t0) / 1e6 if ttfc is not None else None,  # time_to_first_chunk_ms
         parent.execution_id if parent is not None else None,  # parent_execution_id
         sanitize_metadata(metadata, mask=mask) if metadata else {},  # metadata
+        summed.records if summed is not None else (),  # requests
+        None,  # prompt_text
+        None,  # response_text
     )

@@ -80,14 +80,17 @@ class GeminiRequest:
     ``last`` (the last chunk) when the record is built.
     """
 
-    __slots__ = ("error", "last", "model", "response", "t1")
+    __slots__ = ("error", "last", "model", "operation", "response", "streamed", "t0", "t1")
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, operation: str = "generate_content") -> None:
         self.model = model if type(model) is str else None
+        self.operation = operation
         self.response: Any = None
         self.last: Any = None
         self.error: tuple[str, str, int | None] | None = None
+        self.streamed = False
         self.t1 = 0
+        self.t0 = perf_counter_ns()
 
     def done(self, response: Any) -> None:
         """The request answered ``response``."""
@@ -282,9 +285,9 @@ class CallHandle:
     def __repr__(self) -> str:
         return f"<CallHandle {self._spec.template_key!r} {self.execution_id}>"
 
-    def _request(self, model: Any) -> GeminiRequest:
+    def _request(self, model: Any, operation: str = "generate_content") -> GeminiRequest:
         """A Gemini request starts inside this call (client capture)."""
-        request = GeminiRequest(model)
+        request = GeminiRequest(model, operation)
         requests = self._requests
         if requests is None:
             self._requests = [request]

@@ -8,9 +8,70 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["PromptExecution", "format_timestamp", "new_record", "parse_timestamp"]
+__all__ = [
+    "PromptExecution",
+    "RequestRecord",
+    "format_timestamp",
+    "new_record",
+    "parse_timestamp",
+]
 
 _FIELD_NAMES: tuple[str, ...] = ()
+
+
+@dataclass(slots=True, frozen=True)
+class RequestRecord:
+    """One Gemini request made during an execution, as client capture saw it.
+
+    An execution's tokens and cost are the sums over its requests, each priced at its own
+    model; these keep the breakdown (the SQL store writes one ``prompt_requests`` row
+    each, failed requests included) so that reports by model are right.
+    ``offset_ms`` is when the request started, from the start of its execution.
+    ``operation`` names the client method: ``generate_content``, ``embed_content``,
+    ``interactions.create``, ``caches.create``...
+
+    .. versionadded:: 0.3.0
+    """
+
+    operation: str
+    success: bool
+    response_time_ms: float
+    offset_ms: float = 0.0
+    model: str | None = None
+    response_model: str | None = None
+    input_token_count: int | None = None
+    output_token_count: int | None = None
+    total_token_count: int | None = None
+    cached_token_count: int | None = None
+    thinking_token_count: int | None = None
+    tool_use_token_count: int | None = None
+    audio_input_token_count: int | None = None
+    cached_audio_token_count: int | None = None
+    cost_usd: Decimal | None = None
+    error_type: str | None = None
+    http_status: int | None = None
+    finish_reason: str | None = None
+    streamed: bool = False
+
+    def to_exact_dict(self) -> dict[str, Any]:
+        """The request as a JSON-ready dict, ``cost_usd`` an exact decimal string."""
+        out = {name: getattr(self, name) for name in _REQUEST_FIELDS}
+        if self.cost_usd is not None:
+            out["cost_usd"] = str(self.cost_usd)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
+        """Rebuild a request from :meth:`to_exact_dict` output (unknown keys ignored)."""
+        kwargs = {k: v for k, v in data.items() if k in _REQUEST_SET}
+        cost = kwargs.get("cost_usd")
+        if cost is not None and not isinstance(cost, Decimal):
+            kwargs["cost_usd"] = Decimal(str(cost))
+        return cls(**kwargs)
+
+
+_REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(RequestRecord))
+_REQUEST_SET = frozenset(_REQUEST_FIELDS)
 
 
 @dataclass(slots=True, frozen=True)
@@ -32,6 +93,9 @@ class PromptExecution:
     (billed as output).
 
     ``metadata`` is always a JSON-safe dict (see :func:`vividly_trace.json_safe`).
+    ``requests`` holds the Gemini requests client capture saw during the execution (see
+    :class:`RequestRecord`); the counts above are their sums. ``prompt_text`` and
+    ``response_text`` are filled only with ``configure(capture_content=True)``.
 
     Frozen: every sink's worker shares one instance. To change a record (in a ``redact``
     hook), return ``dataclasses.replace(record, ...)``.
@@ -68,6 +132,9 @@ class PromptExecution:
     time_to_first_chunk_ms: float | None = None
     parent_execution_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    requests: tuple[RequestRecord, ...] = ()
+    prompt_text: str | None = None
+    response_text: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a dict of plain JSON types.
@@ -78,6 +145,9 @@ class PromptExecution:
         out = self.to_exact_dict()
         if self.cost_usd is not None:
             out["cost_usd"] = float(self.cost_usd)
+        for request in out["requests"]:
+            if request["cost_usd"] is not None:
+                request["cost_usd"] = float(request["cost_usd"])
         return out
 
     def to_exact_dict(self) -> dict[str, Any]:
@@ -87,6 +157,7 @@ class PromptExecution:
         if self.cost_usd is not None:
             out["cost_usd"] = str(self.cost_usd)
         out["metadata"] = dict(self.metadata)
+        out["requests"] = [request.to_exact_dict() for request in self.requests]
         return out
 
     @classmethod
@@ -105,13 +176,17 @@ class PromptExecution:
             kwargs["cost_usd"] = Decimal(str(cost))
         if kwargs.get("metadata") is None:
             kwargs["metadata"] = {}
+        kwargs["requests"] = tuple(
+            r if isinstance(r, RequestRecord) else RequestRecord.from_dict(r)
+            for r in kwargs.get("requests") or ()
+        )
         return cls(**kwargs)
 
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(PromptExecution))
 _FIELD_SET = frozenset(_FIELD_NAMES)
 
-# A frozen dataclass sets each of its 29 fields through object.__setattr__ (about 3 µs a
+# A frozen dataclass sets each of its 32 fields through object.__setattr__ (about 3 µs a
 # record here, more than the rest of building it). The worker builds records through this
 # twin of the same slot layout, whose plain __init__ is seven times cheaper, and then makes
 # each one a PromptExecution (``__class__`` may change between identical slot layouts).

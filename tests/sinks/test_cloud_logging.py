@@ -228,6 +228,9 @@ class TestEntries:
             "time_to_first_chunk_ms": 45.5,
             "parent_execution_id": "0195f3a0-0000-7000-8000-999999999999",
             "metadata": {"user_tier": "pro", "attempt": 2, "tags": ["a", "b"]},
+            "requests": [],
+            "prompt_text": None,
+            "response_text": None,
         }
         for key, value in expected.items():
             assert payload[key] == value, key

@@ -74,6 +74,7 @@ def _begin(
     kwargs: dict[str, Any],
     stream: bool,
     skip: Skip | None = None,
+    operation: str = "generate_content",
 ) -> tuple[Any, CallHandle | None, GeminiRequest] | None:
     """(pipeline, the call made for it when unlogged, the request), or None: not recorded."""
     p = state.pipeline
@@ -95,7 +96,9 @@ def _begin(
                 own._streamed = True
                 own._open_stream()
             call = own
-        return p, own, call._request(model_of(instance, args, kwargs))
+        request = call._request(model_of(instance, args, kwargs), operation)
+        request.streamed = stream
+        return p, own, request
     except Exception as exc:  # the user's request must go ahead whatever happens here
         internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
         return None
@@ -127,11 +130,13 @@ def _raised(p: Any, own: CallHandle | None, request: GeminiRequest, exc: BaseExc
     _end(p, own, request)
 
 
-def sync_request(model_of: ModelOf, skip: Skip | None = None) -> Callable[..., Any]:
+def sync_request(
+    model_of: ModelOf, skip: Skip | None = None, operation: str = "generate_content"
+) -> Callable[..., Any]:
     """The wrapper of a method that sends one request and returns its response."""
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = _begin(model_of, instance, args, kwargs, False, skip)
+        begun = _begin(model_of, instance, args, kwargs, False, skip, operation)
         if begun is None:
             return wrapped(*args, **kwargs)
         try:
@@ -144,11 +149,13 @@ def sync_request(model_of: ModelOf, skip: Skip | None = None) -> Callable[..., A
     return wrapper
 
 
-def async_request(model_of: ModelOf, skip: Skip | None = None) -> Callable[..., Any]:
+def async_request(
+    model_of: ModelOf, skip: Skip | None = None, operation: str = "generate_content"
+) -> Callable[..., Any]:
     """The async twin of :func:`sync_request`."""
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = _begin(model_of, instance, args, kwargs, False, skip)
+        begun = _begin(model_of, instance, args, kwargs, False, skip, operation)
         if begun is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -161,11 +168,11 @@ def async_request(model_of: ModelOf, skip: Skip | None = None) -> Callable[..., 
     return wrapper
 
 
-def sync_stream(model_of: ModelOf) -> Callable[..., Any]:
+def sync_stream(model_of: ModelOf, operation: str = "generate_content") -> Callable[..., Any]:
     """The wrapper of a method returning a stream of chunks (the request ends with it)."""
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = _begin(model_of, instance, args, kwargs, True)
+        begun = _begin(model_of, instance, args, kwargs, True, None, operation)
         if begun is None:
             return wrapped(*args, **kwargs)
         try:
@@ -199,11 +206,11 @@ def _chunks(stream: Any, p: Any, own: CallHandle | None, request: GeminiRequest)
         _end(p, own, request)
 
 
-def async_stream(model_of: ModelOf) -> Callable[..., Any]:
+def async_stream(model_of: ModelOf, operation: str = "generate_content") -> Callable[..., Any]:
     """The wrapper of an async method whose result is an async stream of chunks."""
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = _begin(model_of, instance, args, kwargs, True)
+        begun = _begin(model_of, instance, args, kwargs, True, None, operation)
         if begun is None:
             return await wrapped(*args, **kwargs)
         try:

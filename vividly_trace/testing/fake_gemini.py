@@ -477,8 +477,7 @@ class FakeGeminiServer(BaseLocalServer):
             _send_json(handler, 404, _error_body(404, message))
             return
 
-        with self._lock:
-            scenario = self._queue.popleft() if self._queue else self.default
+        scenario = self._next_scenario(model, body)
         if scenario.hang_s > 0:
             self._stopping.wait(scenario.hang_s)
             handler.close_connection = True
@@ -505,6 +504,11 @@ class FakeGeminiServer(BaseLocalServer):
         else:
             sse = query.get("alt") == "sse"
             self._stream(handler, scenario, model, response_id, enum_int, sse)
+
+    def _next_scenario(self, model: str | None, body: Any) -> Scenario:
+        """The scenario that answers a request for ``model`` with this JSON ``body``."""
+        with self._lock:
+            return self._queue.popleft() if self._queue else self.default
 
     def _stream(
         self,
