@@ -22,7 +22,7 @@ from ._config import configure, flush, reset, shutdown, stats
 from ._context import carry_context, get_current_call
 from ._decorator import logged_prompt
 from ._jsonsafe import json_safe
-from ._record import PromptExecution
+from ._record import PromptExecution, RequestRecord
 from ._version import __version__
 from .exceptions import ConfigurationError, MissingExtraError, RecordsRejected, VividlyTraceError
 from .pricing import ModelPrice, PricingTable
@@ -35,6 +35,7 @@ __all__ = [
     "ModelPrice",
     "PricingTable",
     "PromptExecution",
+    "RequestRecord",
     "RecordsRejected",
     "ResponseInfo",
     "Usage",
