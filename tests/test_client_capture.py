@@ -553,6 +553,48 @@ class TestGenerativeAI:
         assert (rec.input_token_count, rec.model) == (8, FLASH)
         assert rec.cost_usd == usd((8, "0.30"), (1, "2.50"))
 
+    def test_streams(self, gemini: Any, old_genai: Any, records: CapturedRecords) -> None:
+        """``stream=True``: a generator yielding text, a chat turn streamed and then
+        resolved, and an unlogged stream, each counted once with its usage."""
+        gemini.enqueue(
+            Scenario(text="one two three", prompt_tokens=30, candidates_tokens=6),
+            Scenario(text="hello there", prompt_tokens=14, candidates_tokens=4),
+            Scenario(text="free", prompt_tokens=7, candidates_tokens=2),
+        )
+        model = old_genai.GenerativeModel(FLASH)
+
+        @logged_prompt("old_stream")
+        def tell(topic: str) -> Iterator[str]:
+            for chunk in model.generate_content(topic, stream=True):
+                yield chunk.text
+
+        @logged_prompt("old_chat_stream")
+        def chat_turn() -> str:
+            response = model.start_chat().send_message("hi", stream=True)
+            response.resolve()
+            return str(response.text)
+
+        assert "".join(tell("rain")) == "one two three"
+        assert chat_turn() == "hello there"
+        stream = model.generate_content("unlogged", stream=True)
+        assert "".join(chunk.text for chunk in stream) == "free"
+        by_key = {r.template_key: r for r in records}
+        assert set(by_key) == {
+            "old_stream",
+            "old_chat_stream",
+            f"{__name__}:TestGenerativeAI.test_streams",
+        }
+        told = by_key["old_stream"]
+        assert (told.input_token_count, told.output_token_count, told.streamed) == (30, 6, True)
+        assert told.cost_usd == usd((30, "0.30"), (6, "2.50"))
+        assert [r.streamed for r in told.requests] == [True]
+        turn = by_key["old_chat_stream"]
+        assert (turn.input_token_count, turn.output_token_count) == (14, 4)
+        assert turn.cost_usd == usd((14, "0.30"), (4, "2.50"))
+        free = by_key[f"{__name__}:TestGenerativeAI.test_streams"]
+        assert (free.input_token_count, free.output_token_count, free.streamed) == (7, 2, True)
+        assert free.time_to_first_chunk_ms is not None
+
 
 class TestNeverTwiceNeverLost:
     def test_a_generator_yielding_the_captured_chunks(

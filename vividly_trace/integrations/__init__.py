@@ -8,7 +8,8 @@ through wrapt's post-import hooks, so the order of ``import google.genai`` and
 
 Captured: google-genai's ``Models`` / ``AsyncModels`` request methods (``generate_content``,
 ``generate_content_stream``, chats, automatic function calling), and google-generativeai's
-``GenerativeModel.generate_content`` / ``generate_content_async`` (``ChatSession`` too).
+``GenerativeModel.generate_content`` / ``generate_content_async`` (``ChatSession`` and
+``stream=True`` too).
 
 A request made inside a logged call is attached to the innermost one (its tokens summed,
 each request priced at its own model, when the record is built); one made outside any is

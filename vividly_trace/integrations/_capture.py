@@ -14,7 +14,18 @@ from .._call import CallHandle, GeminiRequest, TemplateSpec
 from .._context import current_call
 from .._safety import internal_error
 
-__all__ = ["Skip", "async_request", "async_stream", "sync_request", "sync_stream"]
+__all__ = [
+    "Begun",
+    "Skip",
+    "achunks",
+    "async_request",
+    "async_stream",
+    "begin",
+    "chunks",
+    "raised",
+    "sync_request",
+    "sync_stream",
+]
 
 ModelOf = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
 """``(instance, args, kwargs) -> model name``: which model a request asks for."""
@@ -25,6 +36,8 @@ Skip = Callable[[dict[str, Any]], bool]
 # Frames of these modules are not "the caller" of an unlogged request.
 _NOT_CALLERS = ("google.", "vividly_trace.", "wrapt", "asyncio", "concurrent.", "threading")
 _specs: dict[str, TemplateSpec] = {}
+Begun = tuple[Any, CallHandle | None, GeminiRequest]
+"""What :func:`begin` hands on: (pipeline, the call made for it when unlogged, the request)."""
 _MAX_SPECS = 10_000
 
 
@@ -67,7 +80,7 @@ def _spec(key: str) -> TemplateSpec:
     return spec
 
 
-def _begin(
+def begin(
     model_of: ModelOf,
     instance: Any,
     args: tuple[Any, ...],
@@ -75,7 +88,7 @@ def _begin(
     stream: bool,
     skip: Skip | None = None,
     operation: str = "generate_content",
-) -> tuple[Any, CallHandle | None, GeminiRequest] | None:
+) -> Begun | None:
     """(pipeline, the call made for it when unlogged, the request), or None: not recorded."""
     p = state.pipeline
     if p is None or p is UNSET or not p.capture_clients:
@@ -125,7 +138,7 @@ def _answered(p: Any, own: CallHandle | None, request: GeminiRequest, response: 
     return response
 
 
-def _raised(p: Any, own: CallHandle | None, request: GeminiRequest, exc: BaseException) -> None:
+def raised(p: Any, own: CallHandle | None, request: GeminiRequest, exc: BaseException) -> None:
     request.failed(exc)
     _end(p, own, request)
 
@@ -136,13 +149,13 @@ def sync_request(
     """The wrapper of a method that sends one request and returns its response."""
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = _begin(model_of, instance, args, kwargs, False, skip, operation)
+        begun = begin(model_of, instance, args, kwargs, False, skip, operation)
         if begun is None:
             return wrapped(*args, **kwargs)
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
-            _raised(*begun, exc)
+            raised(*begun, exc)
             raise
         return _answered(*begun, response)
 
@@ -155,13 +168,13 @@ def async_request(
     """The async twin of :func:`sync_request`."""
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = _begin(model_of, instance, args, kwargs, False, skip, operation)
+        begun = begin(model_of, instance, args, kwargs, False, skip, operation)
         if begun is None:
             return await wrapped(*args, **kwargs)
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            _raised(*begun, exc)
+            raised(*begun, exc)
             raise
         return _answered(*begun, response)
 
@@ -172,20 +185,20 @@ def sync_stream(model_of: ModelOf, operation: str = "generate_content") -> Calla
     """The wrapper of a method returning a stream of chunks (the request ends with it)."""
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = _begin(model_of, instance, args, kwargs, True, None, operation)
+        begun = begin(model_of, instance, args, kwargs, True, None, operation)
         if begun is None:
             return wrapped(*args, **kwargs)
         try:
             stream = wrapped(*args, **kwargs)
         except BaseException as exc:
-            _raised(*begun, exc)
+            raised(*begun, exc)
             raise
-        return _chunks(stream, *begun)
+        return chunks(stream, *begun)
 
     return wrapper
 
 
-def _chunks(stream: Any, p: Any, own: CallHandle | None, request: GeminiRequest) -> Iterator[Any]:
+def chunks(stream: Any, p: Any, own: CallHandle | None, request: GeminiRequest) -> Iterator[Any]:
     try:
         for chunk in stream:
             _seen(request, own, chunk)
@@ -210,20 +223,20 @@ def async_stream(model_of: ModelOf, operation: str = "generate_content") -> Call
     """The wrapper of an async method whose result is an async stream of chunks."""
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = _begin(model_of, instance, args, kwargs, True, None, operation)
+        begun = begin(model_of, instance, args, kwargs, True, None, operation)
         if begun is None:
             return await wrapped(*args, **kwargs)
         try:
             stream = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            _raised(*begun, exc)
+            raised(*begun, exc)
             raise
-        return _achunks(stream, *begun)
+        return achunks(stream, *begun)
 
     return wrapper
 
 
-async def _achunks(
+async def achunks(
     stream: Any, p: Any, own: CallHandle | None, request: GeminiRequest
 ) -> AsyncIterator[Any]:
     try:
