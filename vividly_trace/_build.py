@@ -20,7 +20,7 @@ from ._call import NOTHING, CallHandle, GeminiRequest, ReadyRecord, was_captured
 from ._errors import MAX_ERROR_CHARS
 from ._jsonsafe import sanitize_metadata
 from ._lifecycle import on_fork
-from ._record import PromptExecution, RequestRecord, new_record
+from ._record import PromptExecution, RequestRecord, new_record, new_request
 from ._safety import logger, warn_limited
 from .pricing import PricingTable
 from .usage import EMPTY_INFO, EMPTY_USAGE, ResponseInfo, Usage, add_usage, extract
@@ -203,6 +203,29 @@ _RECORD_FIELDS = (
 )
 if tuple(f.name for f in dataclasses.fields(PromptExecution)) != _RECORD_FIELDS:  # pragma: no cover
     raise RuntimeError("PromptExecution's fields changed: update build_record (positional)")
+_REQUEST_FIELDS = (
+    "operation",
+    "success",
+    "response_time_ms",
+    "offset_ms",
+    "model",
+    "response_model",
+    "input_token_count",
+    "output_token_count",
+    "total_token_count",
+    "cached_token_count",
+    "thinking_token_count",
+    "tool_use_token_count",
+    "audio_input_token_count",
+    "cached_audio_token_count",
+    "cost_usd",
+    "error_type",
+    "http_status",
+    "finish_reason",
+    "streamed",
+)
+if tuple(f.name for f in dataclasses.fields(RequestRecord)) != _REQUEST_FIELDS:  # pragma: no cover
+    raise RuntimeError("RequestRecord's fields changed: update _request_record (positional)")
 
 
 class _Requests:
@@ -248,7 +271,7 @@ def _request_record(
     error = request.error
     t1 = request.t1 or perf_counter_ns()
     success = error is None and not info.block_reason
-    return RequestRecord(
+    return new_request(
         request.operation,
         success,
         (t1 - request.t0) / 1e6,
