@@ -108,6 +108,23 @@ class TestWhateverTheFunctionReturns:
         assert (rec.input_token_count, rec.output_token_count) == (30, 12)
         assert rec.cost_usd == usd((30, "0.30"), (12, "2.50"))
 
+    def test_a_with_block_consuming_a_stream(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """A with-block that iterates a Gemini stream itself is a streamed call, its time to
+        first chunk that of Gemini's first chunk."""
+        gemini.enqueue(Scenario(text="a b c d", prompt_tokens=9, candidates_tokens=4, delay_s=0.05))
+        with logged_prompt("adhoc_stream"):
+            text = "".join(
+                c.text or ""
+                for c in client.models.generate_content_stream(model=FLASH, contents="x")
+            )
+        assert text == "a b c d"
+        rec = records.only()
+        assert (rec.streamed, rec.input_token_count, rec.output_token_count) == (True, 9, 4)
+        assert rec.time_to_first_chunk_ms is not None
+        assert 50 <= rec.time_to_first_chunk_ms <= rec.response_time_ms
+
     def test_a_chat(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """Each chat turn is one request; two turns in one logged call are summed."""
         gemini.enqueue(

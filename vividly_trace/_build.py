@@ -237,7 +237,7 @@ class _Requests:
     (a stream's merged chunks, ``model_dump()``), and counting it too would double the bill.
     """
 
-    __slots__ = ("cost", "error", "info", "model", "records", "usage")
+    __slots__ = ("cost", "error", "first_chunk", "info", "model", "records", "usage")
 
     def __init__(self, call: CallHandle, pricing: PricingTable) -> None:
         requests = tuple(call._requests or ())
@@ -262,6 +262,7 @@ class _Requests:
         self.error = requests[-1].error if requests else None
         self.model = next((r.model for r in requests if r.model), None)
         self.records = tuple(records)
+        self.first_chunk = next((r.t_first for r in requests if r.t_first), 0)
 
 
 def _request_record(
@@ -346,7 +347,13 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         or info.response_model
     )
     t1 = call._t1 or perf_counter_ns()
-    ttfc = (call._ttfc_ns or None) if call._streamed else None
+    streamed = call._streamed
+    ttfc = (call._ttfc_ns or None) if streamed else None
+    if not streamed and summed is not None and summed.first_chunk:
+        # A with-block or a function that consumed a Gemini stream itself: a streamed call,
+        # its first chunk the first one Gemini sent.
+        streamed = True
+        ttfc = summed.first_chunk
     metadata: Any = spec.metadata
     own = call._metadata
     if own:
@@ -390,7 +397,7 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         error_message,  # error_message
         http_status,  # http_status
         info.finish_reason,  # finish_reason
-        call._streamed,  # streamed
+        streamed,  # streamed
         call._closed_early,  # stream_closed_early
         (ttfc - call._t0) / 1e6 if ttfc is not None else None,  # time_to_first_chunk_ms
         parent.execution_id if parent is not None else None,  # parent_execution_id

@@ -90,7 +90,17 @@ class GeminiRequest:
     ``last`` (the last chunk) when the record is built.
     """
 
-    __slots__ = ("error", "last", "model", "operation", "response", "streamed", "t0", "t1")
+    __slots__ = (
+        "error",
+        "last",
+        "model",
+        "operation",
+        "response",
+        "streamed",
+        "t0",
+        "t1",
+        "t_first",
+    )
 
     def __init__(self, model: Any, operation: str = "generate_content") -> None:
         self.model = model if type(model) is str else None
@@ -100,6 +110,7 @@ class GeminiRequest:
         self.error: tuple[str, str, int | None] | None = None
         self.streamed = False
         self.t1 = 0
+        self.t_first = 0  # when a stream's first chunk arrived
         self.t0 = perf_counter_ns()
 
     def done(self, response: Any) -> None:
@@ -110,7 +121,10 @@ class GeminiRequest:
 
     def chunk(self, chunk: Any) -> None:
         """A stream chunk arrived (the stream's usage is that of its last chunk with any)."""
-        if self.response is None or carries_usage(chunk):
+        if self.response is None:
+            self.response = chunk
+            self.t_first = perf_counter_ns()
+        elif carries_usage(chunk):
             self.response = chunk
         self.last = chunk
         _captured(chunk)
