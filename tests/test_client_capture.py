@@ -143,6 +143,46 @@ class TestWhateverTheFunctionReturns:
         assert rec.cost_usd == usd((35, "0.30"), (6, "2.50"))
         assert len(gemini.requests) == 2
 
+    def test_an_async_chat_turn_per_logged_call(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """``client.aio.chats``: each turn (one plain, one streamed into text) is one logged
+        call counted once, the chat's history resent as the next turn's input."""
+        gemini.enqueue(
+            Scenario(text="Paris", prompt_tokens=11, candidates_tokens=1),
+            Scenario(text="about 2 million", prompt_tokens=19, candidates_tokens=3),
+        )
+
+        @logged_prompt("assistant_turn")
+        async def answer(chat: Any, message: str) -> str:
+            return str((await chat.send_message(message)).text)
+
+        @logged_prompt("assistant_turn_stream")
+        async def answer_stream(chat: Any, message: str) -> AsyncIterator[str]:
+            async for chunk in await chat.send_message_stream(message):
+                yield chunk.text or ""
+
+        async def conversation() -> list[str]:
+            chat = client.aio.chats.create(model=FLASH)
+            first = await answer(chat, "Capital of France?")
+            second = "".join([piece async for piece in answer_stream(chat, "Population?")])
+            return [first, second]
+
+        assert asyncio.run(conversation()) == ["Paris", "about 2 million"]
+        first, second = records
+        assert (first.template_key, first.input_token_count, first.output_token_count) == (
+            "assistant_turn",
+            11,
+            1,
+        )
+        assert (second.template_key, second.input_token_count, second.streamed) == (
+            "assistant_turn_stream",
+            19,
+            True,
+        )
+        assert second.cost_usd == usd((19, "0.30"), (3, "2.50"))
+        assert len(gemini.requests[1]["body"]["contents"]) == 3  # the history was resent
+
     def test_automatic_function_calling_counts_every_request(
         self, gemini: Any, client: Any, records: CapturedRecords
     ) -> None:
