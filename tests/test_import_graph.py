@@ -40,7 +40,12 @@ FORBIDDEN = [
 
 # Layers, top to bottom: a module may import from its own layer or any layer below.
 LAYERS: list[tuple[str, ...]] = [
-    ("vividly_trace.cli", "vividly_trace.analytics", "vividly_trace.testing"),
+    (
+        "vividly_trace.cli",
+        "vividly_trace.analytics",
+        "vividly_trace.testing",
+        "vividly_trace.middleware",
+    ),
     (ROOT, "vividly_trace.examples"),
     ("vividly_trace._decorator", "vividly_trace._api"),
     ("vividly_trace._config",),
@@ -52,6 +57,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "vividly_trace.usage",
         "vividly_trace._context",
+        "vividly_trace._scope",
         "vividly_trace._errors",
         "vividly_trace._spool",
         "vividly_trace._assign",

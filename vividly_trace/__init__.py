@@ -23,6 +23,7 @@ from ._context import carry_context, get_current_call
 from ._decorator import logged_prompt
 from ._jsonsafe import json_safe
 from ._record import PromptExecution, RequestRecord
+from ._scope import Scope, context
 from ._version import __version__
 from .exceptions import ConfigurationError, MissingExtraError, RecordsRejected, VividlyTraceError
 from .pricing import ModelPrice, PricingTable
@@ -38,6 +39,7 @@ __all__ = [
     "RecordsRejected",
     "RequestRecord",
     "ResponseInfo",
+    "Scope",
     "Usage",
     "VividlyTraceError",
     "__version__",
@@ -45,6 +47,7 @@ __all__ = [
     "carry_context",
     "choose_variant",
     "configure",
+    "context",
     "flush",
     "get_current_call",
     "json_safe",

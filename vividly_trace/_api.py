@@ -18,6 +18,7 @@ from ._ids import new_execution_id
 from ._jsonsafe import safe_repr, sanitize_metadata, show, valid_text
 from ._record import new_record
 from ._safety import internal_error, warn_limited
+from ._scope import current_scope
 from .usage import MAX_TOKENS, Usage, usage_from_mapping
 
 __all__ = ["calculate_gemini_cost", "log_prompt_execution"]
@@ -239,6 +240,11 @@ def _log(
     http_status = _plain(http_status)
     status = http_status if type(http_status) is int and 100 <= http_status <= 599 else None
     parent = current_call.get()
+    mask = pipeline.mask_secrets
+    clean = sanitize_metadata(metadata, mask=mask) if _truthy(metadata) else {}
+    scope = current_scope.get()
+    if scope is not None and scope.metadata:  # the call's own metadata wins
+        clean = {**sanitize_metadata(scope.metadata, mask=mask), **clean}
     now = time.time()
     record = new_record(
         execution_id=new_execution_id(),
@@ -258,9 +264,10 @@ def _log(
         error_message=message,
         http_status=status,
         parent_execution_id=parent.execution_id if parent is not None else None,
-        metadata=(
-            sanitize_metadata(metadata, mask=pipeline.mask_secrets) if _truthy(metadata) else {}
-        ),
+        metadata=clean,
+        user_id=scope.user_id if scope is not None else None,
+        session_id=scope.session_id if scope is not None else None,
+        request_id=scope.request_id if scope is not None else None,
     )
     pipeline.submit(ReadyRecord(record))
     return record.execution_id

@@ -200,6 +200,9 @@ _RECORD_FIELDS = (
     "requests",
     "prompt_text",
     "response_text",
+    "user_id",
+    "session_id",
+    "request_id",
 )
 if tuple(f.name for f in dataclasses.fields(PromptExecution)) != _RECORD_FIELDS:  # pragma: no cover
     raise RuntimeError("PromptExecution's fields changed: update build_record (positional)")
@@ -355,9 +358,12 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         streamed = True
         ttfc = summed.first_chunk
     metadata: Any = spec.metadata
+    scope = call._scope
+    if scope is not None and scope.metadata:
+        metadata = {**spec.metadata, **scope.metadata} if spec.metadata else scope.metadata
     own = call._metadata
     if own:
-        metadata = {**spec.metadata, **own} if spec.metadata else own
+        metadata = {**metadata, **own} if metadata else own
     trace = call._trace
     if trace is not None and not (metadata and "traceparent" in metadata):
         flags = int(getattr(trace, "trace_flags", 0)) & 0xFF
@@ -405,4 +411,7 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         summed.records if summed is not None else (),  # requests
         None,  # prompt_text
         None,  # response_text
+        scope.user_id if scope is not None else None,  # user_id
+        scope.session_id if scope is not None else None,  # session_id
+        scope.request_id if scope is not None else None,  # request_id
     )

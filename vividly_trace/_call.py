@@ -20,6 +20,7 @@ from ._jsonsafe import valid_text
 from ._lifecycle import on_fork
 from ._record import PromptExecution
 from ._safety import warn_limited
+from ._scope import Scope, current_scope
 from .usage import Usage, extract, has_usage, usage_from_mapping
 
 __all__ = [
@@ -179,6 +180,7 @@ class CallHandle:
     # hot path nor the worker pays for a missing-attribute lookup (an exception inside).
     _spec: TemplateSpec
     _parent: CallHandle | None
+    _scope: Scope | None  # who called (vividly_trace.context), when the call started
     _seq: int
     _t0: int
     _wall_ns: int
@@ -229,6 +231,7 @@ class CallHandle:
     ) -> None:
         self._spec = spec
         self._parent = parent
+        self._scope = current_scope.get()
         self._seq = next_sequence()
         self._wall_ns = time_ns()
         if trace_getter is not None:

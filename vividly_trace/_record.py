@@ -97,6 +97,8 @@ class PromptExecution:
     ``requests`` holds the Gemini requests client capture saw during the execution (see
     :class:`RequestRecord`); the counts above are their sums. ``prompt_text`` and
     ``response_text`` are filled only with ``configure(capture_content=True)``.
+    ``user_id``, ``session_id`` and ``request_id`` are those bound by
+    :func:`vividly_trace.context` (or the web middleware) when the call started.
 
     Frozen: every sink's worker shares one instance. To change a record (in a ``redact``
     hook), return ``dataclasses.replace(record, ...)``.
@@ -136,6 +138,9 @@ class PromptExecution:
     requests: tuple[RequestRecord, ...] = ()
     prompt_text: str | None = None
     response_text: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    request_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a dict of plain JSON types.

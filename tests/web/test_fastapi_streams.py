@@ -10,7 +10,6 @@ that calls google-genai's ``generate_content_stream`` and yields text; no ``reco
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -18,11 +17,11 @@ from typing import Any
 import fastapi
 import httpx
 import pytest
-import uvicorn
 from fastapi.responses import StreamingResponse
 
 import vividly_trace
 from tests.factories import usd
+from tests.web.servers import UvicornServer as Server
 from vividly_trace import logged_prompt
 from vividly_trace.sinks import MemorySink
 from vividly_trace.testing.fake_gemini import Scenario
@@ -63,34 +62,6 @@ def make_app(client: Any) -> Any:
         return StreamingResponse(awrite_script(topic), media_type="text/plain")
 
     return app
-
-
-class Server:
-    """uvicorn in a thread of this process, on a free 127.0.0.1 port."""
-
-    def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        (sock,) = self.server.servers[0].sockets
-        host, port = sock.getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        assert not self.thread.is_alive()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.thread.is_alive():
-            self.stop()
 
 
 def read_then_leave(url: str) -> tuple[list[str], float]:
