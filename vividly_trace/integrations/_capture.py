@@ -14,7 +14,18 @@ from .._call import CallHandle, GeminiRequest, TemplateSpec
 from .._context import current_call
 from .._safety import internal_error
 
-__all__ = ["Skip", "async_request", "async_stream", "sync_request", "sync_stream"]
+__all__ = [
+    "Skip",
+    "async_request",
+    "async_stream",
+    "begin",
+    "end",
+    "raised",
+    "stream_chunks",
+    "stream_chunks_async",
+    "sync_request",
+    "sync_stream",
+]
 
 ModelOf = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
 """``(instance, args, kwargs) -> model name``: which model a request asks for."""
@@ -252,3 +263,12 @@ def _seen(request: GeminiRequest, own: CallHandle | None, chunk: Any) -> None:
         now = own._t_chunk = perf_counter_ns()
         if not own._ttfc_ns:
             own._ttfc_ns = now
+
+
+# The steps, for integrations whose methods need wrappers of their own (the Interactions
+# API's background requests): the request begun, its end, its failure, a stream's chunks.
+begin = _begin
+end = _end
+raised = _raised
+stream_chunks = _chunks
+stream_chunks_async = _achunks

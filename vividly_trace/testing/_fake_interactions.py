@@ -280,11 +280,18 @@ def _events(stored: StoredInteraction) -> list[dict[str, Any]]:
     """The SSE events of a streamed interaction, up to and with its completion."""
     scenario = stored.scenario
     events: list[dict[str, Any]] = [
-        {"event_type": "interaction.created", "interaction": _lifecycle(stored, "in_progress", False)}
+        {
+            "event_type": "interaction.created",
+            "interaction": _lifecycle(stored, "in_progress", False),
+        }
     ]
     if scenario.block_reason is None:
         events.append(
-            {"event_type": "step.start", "index": 0, "step": {"type": "model_output", "content": []}}
+            {
+                "event_type": "step.start",
+                "index": 0,
+                "step": {"type": "model_output", "content": []},
+            }
         )
         for piece in _split_text(scenario.text, max(1, scenario.stream_chunks)):
             events.append(
@@ -330,9 +337,7 @@ def _stream(
             }
         )
     handler.wfile.write(
-        handler.head(
-            200, [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")]
-        )
+        handler.head(200, [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")])
     )
     for event in events:
         handler.write_chunk(
