@@ -16,7 +16,7 @@
   interaction completes on a later ``get`` (see :class:`FakeInteractions`).
 * ``GET .../interactions/{id}`` (``?stream=true`` for events): the stored interaction.
   Gets do not consume scenarios.
-* ``POST .../interactions/{id}:cancel`` and ``DELETE .../interactions/{id}``.
+* ``POST .../interactions/{id}/cancel`` and ``DELETE .../interactions/{id}``.
 
 The usage (``Interaction.usage``) is built from the scenario with the API's semantics:
 ``total_input_tokens`` = ``prompt_tokens`` (its cached part included),
@@ -53,7 +53,7 @@ __all__ = ["FakeInteractions", "handles", "interactions", "interactions_client",
 
 _PATH_RE = re.compile(
     r"^/(?P<version>v1|v1beta|v1alpha)/interactions"
-    r"(?:/(?P<id>[^/:]+)(?::(?P<action>cancel))?)?$"
+    r"(?:/(?P<id>[^/:]+)(?:/(?P<action>cancel))?)?$"
 )
 STATUSES = frozenset(
     {
@@ -161,8 +161,10 @@ def _send(handler: LocalRequestHandler, status: int, obj: Any) -> None:
 
 
 def _error(handler: LocalRequestHandler, status: int, message: str) -> None:
-    body = {"error": {"code": status, "message": message, "status": _STATUS_NAMES.get(status)}}
-    _send(handler, status, body)
+    # The client's error schema (``errors.CreateInteractionClientErrorData``) has a string
+    # ``code``: a numeric one would fail its validation (it still raises, less precisely).
+    code = _STATUS_NAMES.get(status, "UNKNOWN")
+    _send(handler, status, {"error": {"code": code, "message": message}})
 
 
 def _now_iso() -> str:
