@@ -498,3 +498,26 @@ def test_extract_from_a_dict_and_events() -> None:
     assert extract({"id": "i2", "status": "in_progress", "steps": []}).usage.is_empty
     # Not an interaction: left to the other extractors.
     assert extract({"status": "completed", "usage": {"input_tokens": 3}}).usage.input_tokens == 3
+
+
+def test_reset_removes_the_interactions_wrappers(gemini: Any) -> None:
+    """configure() wraps the generated create/get/cancel once; reset() puts them back."""
+    import wrapt
+    from google.genai._gaos import interactions as generated
+
+    import vividly_trace
+
+    originals = {
+        (cls, name): cls.__dict__[name]
+        for cls in (generated.Interactions, generated.AsyncInteractions)
+        for name in ("create", "get", "cancel")
+    }
+    vividly_trace.configure(sinks=[], sync=True, spool_dir=False)
+    vividly_trace.configure(sinks=[], sync=True, spool_dir=False)  # idempotent
+    for (cls, name), original in originals.items():
+        wrapper = cls.__dict__[name]
+        assert isinstance(wrapper, wrapt.FunctionWrapper), (cls, name)
+        assert wrapper.__wrapped__ is original  # wrapped once, not twice
+    vividly_trace.reset()
+    for (cls, name), original in originals.items():
+        assert cls.__dict__[name] is original
