@@ -96,6 +96,33 @@ class TestAbandoned:
         assert vividly_trace.stats()["dropped"] == {}
 
 
+def test_flush_records_a_stream_abandoned_in_a_reference_cycle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that drops a stream it stopped iterating, inside a reference cycle (as
+    Starlette's request state does): flush() records it (the collector clears the weak
+    reference to its call before it finalises the generator: it must be recorded anyway)."""
+    import vividly_trace._pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "_last_collect", float("-inf"))
+    sink = MemorySink()
+    vividly_trace.configure(sinks=[sink], spool_dir=False)
+    gc.disable()  # only flush() may collect it
+    try:
+        stream = sync_chunks(10)
+        assert [next(stream), next(stream)] == ["chunk 0", "chunk 1"]
+        state: dict[str, object] = {"body": stream}
+        state["self"] = state
+        del stream, state
+        assert sink.records == []
+        assert vividly_trace.flush(5)
+    finally:
+        gc.enable()
+    assert [(r.template_key, r.stream_closed_early, r.success) for r in sink.records] == [
+        ("sync_stream", True, True)
+    ]
+
+
 def test_a_with_block_handed_several_chunks_is_recorded() -> None:
     """A with-block handed several chunks (a stream the decorator did not open) is recorded:
     the open-stream claim applies only to the streams it opened."""

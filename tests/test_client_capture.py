@@ -108,6 +108,23 @@ class TestWhateverTheFunctionReturns:
         assert (rec.input_token_count, rec.output_token_count) == (30, 12)
         assert rec.cost_usd == usd((30, "0.30"), (12, "2.50"))
 
+    def test_a_with_block_consuming_a_stream(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """A with-block that iterates a Gemini stream itself is a streamed call, its time to
+        first chunk that of Gemini's first chunk."""
+        gemini.enqueue(Scenario(text="a b c d", prompt_tokens=9, candidates_tokens=4, delay_s=0.05))
+        with logged_prompt("adhoc_stream"):
+            text = "".join(
+                c.text or ""
+                for c in client.models.generate_content_stream(model=FLASH, contents="x")
+            )
+        assert text == "a b c d"
+        rec = records.only()
+        assert (rec.streamed, rec.input_token_count, rec.output_token_count) == (True, 9, 4)
+        assert rec.time_to_first_chunk_ms is not None
+        assert 50 <= rec.time_to_first_chunk_ms <= rec.response_time_ms
+
     def test_a_chat(self, gemini: Any, client: Any, records: CapturedRecords) -> None:
         """Each chat turn is one request; two turns in one logged call are summed."""
         gemini.enqueue(
@@ -125,6 +142,46 @@ class TestWhateverTheFunctionReturns:
         assert (rec.input_token_count, rec.output_token_count) == (35, 6)
         assert rec.cost_usd == usd((35, "0.30"), (6, "2.50"))
         assert len(gemini.requests) == 2
+
+    def test_an_async_chat_turn_per_logged_call(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """``client.aio.chats``: each turn (one plain, one streamed into text) is one logged
+        call counted once, the chat's history resent as the next turn's input."""
+        gemini.enqueue(
+            Scenario(text="Paris", prompt_tokens=11, candidates_tokens=1),
+            Scenario(text="about 2 million", prompt_tokens=19, candidates_tokens=3),
+        )
+
+        @logged_prompt("assistant_turn")
+        async def answer(chat: Any, message: str) -> str:
+            return str((await chat.send_message(message)).text)
+
+        @logged_prompt("assistant_turn_stream")
+        async def answer_stream(chat: Any, message: str) -> AsyncIterator[str]:
+            async for chunk in await chat.send_message_stream(message):
+                yield chunk.text or ""
+
+        async def conversation() -> list[str]:
+            chat = client.aio.chats.create(model=FLASH)
+            first = await answer(chat, "Capital of France?")
+            second = "".join([piece async for piece in answer_stream(chat, "Population?")])
+            return [first, second]
+
+        assert asyncio.run(conversation()) == ["Paris", "about 2 million"]
+        first, second = records
+        assert (first.template_key, first.input_token_count, first.output_token_count) == (
+            "assistant_turn",
+            11,
+            1,
+        )
+        assert (second.template_key, second.input_token_count, second.streamed) == (
+            "assistant_turn_stream",
+            19,
+            True,
+        )
+        assert second.cost_usd == usd((19, "0.30"), (3, "2.50"))
+        assert len(gemini.requests[1]["body"]["contents"]) == 3  # the history was resent
 
     def test_automatic_function_calling_counts_every_request(
         self, gemini: Any, client: Any, records: CapturedRecords
@@ -552,6 +609,48 @@ class TestGenerativeAI:
         assert rec.template_key == f"{__name__}:TestGenerativeAI.test_unlogged"
         assert (rec.input_token_count, rec.model) == (8, FLASH)
         assert rec.cost_usd == usd((8, "0.30"), (1, "2.50"))
+
+    def test_streams(self, gemini: Any, old_genai: Any, records: CapturedRecords) -> None:
+        """``stream=True``: a generator yielding text, a chat turn streamed and then
+        resolved, and an unlogged stream, each counted once with its usage."""
+        gemini.enqueue(
+            Scenario(text="one two three", prompt_tokens=30, candidates_tokens=6),
+            Scenario(text="hello there", prompt_tokens=14, candidates_tokens=4),
+            Scenario(text="free", prompt_tokens=7, candidates_tokens=2),
+        )
+        model = old_genai.GenerativeModel(FLASH)
+
+        @logged_prompt("old_stream")
+        def tell(topic: str) -> Iterator[str]:
+            for chunk in model.generate_content(topic, stream=True):
+                yield chunk.text
+
+        @logged_prompt("old_chat_stream")
+        def chat_turn() -> str:
+            response = model.start_chat().send_message("hi", stream=True)
+            response.resolve()
+            return str(response.text)
+
+        assert "".join(tell("rain")) == "one two three"
+        assert chat_turn() == "hello there"
+        stream = model.generate_content("unlogged", stream=True)
+        assert "".join(chunk.text for chunk in stream) == "free"
+        by_key = {r.template_key: r for r in records}
+        assert set(by_key) == {
+            "old_stream",
+            "old_chat_stream",
+            f"{__name__}:TestGenerativeAI.test_streams",
+        }
+        told = by_key["old_stream"]
+        assert (told.input_token_count, told.output_token_count, told.streamed) == (30, 6, True)
+        assert told.cost_usd == usd((30, "0.30"), (6, "2.50"))
+        assert [r.streamed for r in told.requests] == [True]
+        turn = by_key["old_chat_stream"]
+        assert (turn.input_token_count, turn.output_token_count) == (14, 4)
+        assert turn.cost_usd == usd((14, "0.30"), (4, "2.50"))
+        free = by_key[f"{__name__}:TestGenerativeAI.test_streams"]
+        assert (free.input_token_count, free.output_token_count, free.streamed) == (7, 2, True)
+        assert free.time_to_first_chunk_ms is not None
 
 
 class TestNeverTwiceNeverLost:

@@ -20,7 +20,7 @@ from ._call import NOTHING, CallHandle, GeminiRequest, ReadyRecord, was_captured
 from ._errors import MAX_ERROR_CHARS
 from ._jsonsafe import sanitize_metadata
 from ._lifecycle import on_fork
-from ._record import PromptExecution, RequestRecord, new_record
+from ._record import PromptExecution, RequestRecord, new_record, new_request
 from ._safety import logger, warn_limited
 from .pricing import PricingTable
 from .usage import (
@@ -211,6 +211,29 @@ _RECORD_FIELDS = (
 )
 if tuple(f.name for f in dataclasses.fields(PromptExecution)) != _RECORD_FIELDS:  # pragma: no cover
     raise RuntimeError("PromptExecution's fields changed: update build_record (positional)")
+_REQUEST_FIELDS = (
+    "operation",
+    "success",
+    "response_time_ms",
+    "offset_ms",
+    "model",
+    "response_model",
+    "input_token_count",
+    "output_token_count",
+    "total_token_count",
+    "cached_token_count",
+    "thinking_token_count",
+    "tool_use_token_count",
+    "audio_input_token_count",
+    "cached_audio_token_count",
+    "cost_usd",
+    "error_type",
+    "http_status",
+    "finish_reason",
+    "streamed",
+)
+if tuple(f.name for f in dataclasses.fields(RequestRecord)) != _REQUEST_FIELDS:  # pragma: no cover
+    raise RuntimeError("RequestRecord's fields changed: update _request_record (positional)")
 
 
 class _Requests:
@@ -222,7 +245,7 @@ class _Requests:
     (a stream's merged chunks, ``model_dump()``), and counting it too would double the bill.
     """
 
-    __slots__ = ("cost", "error", "info", "model", "records", "usage")
+    __slots__ = ("cost", "error", "first_chunk", "info", "model", "records", "usage")
 
     def __init__(self, call: CallHandle, pricing: PricingTable) -> None:
         requests = tuple(call._requests or ())
@@ -247,6 +270,7 @@ class _Requests:
         self.error = requests[-1].error if requests else None
         self.model = next((r.model for r in requests if r.model), None)
         self.records = tuple(records)
+        self.first_chunk = next((r.t_first for r in requests if r.t_first), 0)
 
 
 def _request_record(
@@ -256,7 +280,7 @@ def _request_record(
     error = request.error
     t1 = request.t1 or perf_counter_ns()
     success = error is None and not info.block_reason
-    return RequestRecord(
+    return new_request(
         request.operation,
         success,
         (t1 - request.t0) / 1e6,
@@ -335,7 +359,13 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         or info.response_model
     )
     t1 = call._t1 or perf_counter_ns()
-    ttfc = (call._ttfc_ns or None) if call._streamed else None
+    streamed = call._streamed
+    ttfc = (call._ttfc_ns or None) if streamed else None
+    if not streamed and summed is not None and summed.first_chunk:
+        # A with-block or a function that consumed a Gemini stream itself: a streamed call,
+        # its first chunk the first one Gemini sent.
+        streamed = True
+        ttfc = summed.first_chunk
     metadata: Any = spec.metadata
     own = call._metadata
     if own:
@@ -379,7 +409,7 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         error_message,  # error_message
         http_status,  # http_status
         info.finish_reason,  # finish_reason
-        call._streamed,  # streamed
+        streamed,  # streamed
         call._closed_early,  # stream_closed_early
         (ttfc - call._t0) / 1e6 if ttfc is not None else None,  # time_to_first_chunk_ms
         parent.execution_id if parent is not None else None,  # parent_execution_id

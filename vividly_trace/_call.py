@@ -6,6 +6,7 @@ the dispatcher; :mod:`vividly_trace._build` turns it into a record off the hot p
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Mapping
 from contextvars import Token
@@ -37,6 +38,15 @@ NOTHING: Any = object()  # "not set", where None is a legitimate value
 OPEN_STREAMS: weakref.WeakSet[CallHandle] = weakref.WeakSet()
 """Streamed calls still open: ``shutdown()`` records them (closed early) so none is lost."""
 on_fork(OPEN_STREAMS.clear)  # the parent's streams are the parent's to record
+_claim_lock = threading.Lock()
+
+
+def _renew_claim_lock() -> None:
+    global _claim_lock
+    _claim_lock = threading.Lock()  # a parent thread may have held it at the fork
+
+
+on_fork(_renew_claim_lock)
 # id -> weak reference, checked against the object itself (an id may be reused once its
 # object is gone). A plain dict of callback-free references costs a tenth of a
 # WeakValueDictionary per request; it is emptied when full, which only forgets old marks.
@@ -80,7 +90,17 @@ class GeminiRequest:
     ``last`` (the last chunk) when the record is built.
     """
 
-    __slots__ = ("error", "last", "model", "operation", "response", "streamed", "t0", "t1")
+    __slots__ = (
+        "error",
+        "last",
+        "model",
+        "operation",
+        "response",
+        "streamed",
+        "t0",
+        "t1",
+        "t_first",
+    )
 
     def __init__(self, model: Any, operation: str = "generate_content") -> None:
         self.model = model if type(model) is str else None
@@ -90,6 +110,7 @@ class GeminiRequest:
         self.error: tuple[str, str, int | None] | None = None
         self.streamed = False
         self.t1 = 0
+        self.t_first = 0  # when a stream's first chunk arrived
         self.t0 = perf_counter_ns()
 
     def done(self, response: Any) -> None:
@@ -100,7 +121,10 @@ class GeminiRequest:
 
     def chunk(self, chunk: Any) -> None:
         """A stream chunk arrived (the stream's usage is that of its last chunk with any)."""
-        if self.response is None or carries_usage(chunk):
+        if self.response is None:
+            self.response = chunk
+            self.t_first = perf_counter_ns()
+        elif carries_usage(chunk):
             self.response = chunk
         self.last = chunk
         _captured(chunk)
@@ -174,7 +198,8 @@ class CallHandle:
     _trace: Any = None  # the OpenTelemetry span context active at the start, if captured
     _requests: list[GeminiRequest] | None = None  # what client capture saw, in order
     _t_chunk: int = 0  # when the last stream chunk was handed to the consumer
-    _open: bool = False  # in OPEN_STREAMS: whoever removes it from there records it
+    _open: bool = False  # a stream in OPEN_STREAMS: whoever claims it records it
+    _claimed: bool = False
 
     def _open_stream(self) -> None:
         """A stream starts: ``shutdown()`` records it if it is still open then."""
@@ -183,13 +208,17 @@ class CallHandle:
 
     def _claim(self) -> bool:
         """True for the one caller that may record this call: the stream's own end, or
-        ``shutdown()`` finalising it (never both); always True for a call not streamed."""
+        ``shutdown()`` finalising it (never both); always True for a call not streamed.
+
+        Not membership of ``OPEN_STREAMS``: the garbage collector clears that weak
+        reference before it finalises an abandoned generator, whose end must still record."""
         if not self._open:
             return True
-        try:
-            OPEN_STREAMS.remove(self)
-        except KeyError:
-            return False
+        with _claim_lock:
+            if self._claimed:
+                return False
+            self._claimed = True
+        OPEN_STREAMS.discard(self)
         return True
 
     def __init__(

@@ -6,6 +6,7 @@ the :class:`~vividly_trace._build.RecordBuilder` that every one of its workers i
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
 import time
@@ -24,6 +25,30 @@ __all__ = ["Pipeline"]
 
 #: Seconds shutdown() waits, past its timeout, for the workers to spool what they held.
 _SPOOL_GRACE = 30.0
+
+
+_COLLECT_EVERY_S = 1.0
+_last_collect = -_COLLECT_EVERY_S
+
+
+def collect_abandoned_streams() -> None:
+    """Record the streams nobody will iterate again, now rather than whenever the garbage
+    collector gets to them.
+
+    A server that stops iterating a sync generator when its client disconnects (Starlette's
+    ``StreamingResponse``) neither closes it nor drops it at once: the generator is left in
+    a reference cycle, and its record (closed early, latency up to its last chunk) waits for
+    a full garbage collection. While streams are open, ``flush()`` runs one (at most once a
+    second); a stream still referenced is left alone, and ``shutdown()`` records those.
+    """
+    global _last_collect
+    if not OPEN_STREAMS:
+        return
+    now = time.monotonic()
+    if now - _last_collect < _COLLECT_EVERY_S:
+        return
+    _last_collect = now
+    gc.collect()
 
 
 class Pipeline:
@@ -96,8 +121,10 @@ class Pipeline:
             worker.count_drop(reason)
 
     def flush(self, timeout: float) -> bool:
-        """Wait (one deadline for all sinks) until what was queued so far is handled."""
+        """Wait (one deadline for all sinks) until what was queued so far is handled; first
+        record the streams their consumer abandoned (see :func:`collect_abandoned_streams`)."""
         deadline = time.monotonic() + max(0.0, timeout)
+        collect_abandoned_streams()
         ok = True
         for worker in self.workers:
             ok = worker.flush(deadline) and ok

@@ -10,8 +10,8 @@ Captured: google-genai's ``Models`` / ``AsyncModels`` request methods (``generat
 ``generate_content_stream``, chats, automatic function calling), the Interactions API's
 ``create`` / ``get`` / ``cancel`` (sync, async, streamed, background: see
 :mod:`.google_genai_interactions` for how a background interaction is counted), and
-google-generativeai's
-``GenerativeModel.generate_content`` / ``generate_content_async`` (``ChatSession`` too).
+google-generativeai's ``GenerativeModel.generate_content`` / ``generate_content_async``
+(``ChatSession`` and ``stream=True`` too).
 
 A request made inside a logged call is attached to the innermost one (its tokens summed,
 each request priced at its own model, when the record is built); one made outside any is

@@ -15,14 +15,15 @@ from .._context import current_call
 from .._safety import internal_error
 
 __all__ = [
+    "Begun",
     "Skip",
+    "achunks",
     "async_request",
     "async_stream",
     "begin",
+    "chunks",
     "end",
     "raised",
-    "stream_chunks",
-    "stream_chunks_async",
     "sync_request",
     "sync_stream",
 ]
@@ -36,6 +37,8 @@ Skip = Callable[[dict[str, Any]], bool]
 # Frames of these modules are not "the caller" of an unlogged request.
 _NOT_CALLERS = ("google.", "vividly_trace.", "wrapt", "asyncio", "concurrent.", "threading")
 _specs: dict[str, TemplateSpec] = {}
+Begun = tuple[Any, CallHandle | None, GeminiRequest]
+"""What :func:`begin` hands on: (pipeline, the call made for it when unlogged, the request)."""
 _MAX_SPECS = 10_000
 
 
@@ -78,7 +81,7 @@ def _spec(key: str) -> TemplateSpec:
     return spec
 
 
-def _begin(
+def begin(
     model_of: ModelOf,
     instance: Any,
     args: tuple[Any, ...],
@@ -86,7 +89,7 @@ def _begin(
     stream: bool,
     skip: Skip | None = None,
     operation: str = "generate_content",
-) -> tuple[Any, CallHandle | None, GeminiRequest] | None:
+) -> Begun | None:
     """(pipeline, the call made for it when unlogged, the request), or None: not recorded."""
     p = state.pipeline
     if p is None or p is UNSET or not p.capture_clients:
@@ -136,7 +139,7 @@ def _answered(p: Any, own: CallHandle | None, request: GeminiRequest, response: 
     return response
 
 
-def _raised(p: Any, own: CallHandle | None, request: GeminiRequest, exc: BaseException) -> None:
+def raised(p: Any, own: CallHandle | None, request: GeminiRequest, exc: BaseException) -> None:
     request.failed(exc)
     _end(p, own, request)
 
@@ -147,13 +150,13 @@ def sync_request(
     """The wrapper of a method that sends one request and returns its response."""
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = _begin(model_of, instance, args, kwargs, False, skip, operation)
+        begun = begin(model_of, instance, args, kwargs, False, skip, operation)
         if begun is None:
             return wrapped(*args, **kwargs)
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
-            _raised(*begun, exc)
+            raised(*begun, exc)
             raise
         return _answered(*begun, response)
 
@@ -166,13 +169,13 @@ def async_request(
     """The async twin of :func:`sync_request`."""
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = _begin(model_of, instance, args, kwargs, False, skip, operation)
+        begun = begin(model_of, instance, args, kwargs, False, skip, operation)
         if begun is None:
             return await wrapped(*args, **kwargs)
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            _raised(*begun, exc)
+            raised(*begun, exc)
             raise
         return _answered(*begun, response)
 
@@ -183,20 +186,20 @@ def sync_stream(model_of: ModelOf, operation: str = "generate_content") -> Calla
     """The wrapper of a method returning a stream of chunks (the request ends with it)."""
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = _begin(model_of, instance, args, kwargs, True, None, operation)
+        begun = begin(model_of, instance, args, kwargs, True, None, operation)
         if begun is None:
             return wrapped(*args, **kwargs)
         try:
             stream = wrapped(*args, **kwargs)
         except BaseException as exc:
-            _raised(*begun, exc)
+            raised(*begun, exc)
             raise
-        return _chunks(stream, *begun)
+        return chunks(stream, *begun)
 
     return wrapper
 
 
-def _chunks(stream: Any, p: Any, own: CallHandle | None, request: GeminiRequest) -> Iterator[Any]:
+def chunks(stream: Any, p: Any, own: CallHandle | None, request: GeminiRequest) -> Iterator[Any]:
     try:
         for chunk in stream:
             _seen(request, own, chunk)
@@ -221,20 +224,20 @@ def async_stream(model_of: ModelOf, operation: str = "generate_content") -> Call
     """The wrapper of an async method whose result is an async stream of chunks."""
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = _begin(model_of, instance, args, kwargs, True, None, operation)
+        begun = begin(model_of, instance, args, kwargs, True, None, operation)
         if begun is None:
             return await wrapped(*args, **kwargs)
         try:
             stream = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            _raised(*begun, exc)
+            raised(*begun, exc)
             raise
-        return _achunks(stream, *begun)
+        return achunks(stream, *begun)
 
     return wrapper
 
 
-async def _achunks(
+async def achunks(
     stream: Any, p: Any, own: CallHandle | None, request: GeminiRequest
 ) -> AsyncIterator[Any]:
     try:
@@ -265,10 +268,5 @@ def _seen(request: GeminiRequest, own: CallHandle | None, chunk: Any) -> None:
             own._ttfc_ns = now
 
 
-# The steps, for integrations whose methods need wrappers of their own (the Interactions
-# API's background requests): the request begun, its end, its failure, a stream's chunks.
-begin = _begin
 end = _end
-raised = _raised
-stream_chunks = _chunks
-stream_chunks_async = _achunks
+"""A request's end, for integrations with wrappers of their own (the Interactions API)."""

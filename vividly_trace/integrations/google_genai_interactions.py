@@ -53,7 +53,7 @@ from .._call import CallHandle, GeminiRequest
 from .._context import current_call
 from .._lifecycle import on_fork
 from .._safety import internal_error
-from ._capture import begin, end, raised, stream_chunks, stream_chunks_async
+from ._capture import Begun, achunks, begin, chunks, end, raised
 
 __all__ = ["FINAL_STATUSES", "patch"]
 
@@ -71,7 +71,6 @@ FINAL_STATUSES = frozenset(
 )
 _RUNNING = frozenset({"in_progress", "queued", "idle"})
 _MAX_PENDING = 10_000
-_Begun = tuple[Any, "CallHandle | None", GeminiRequest]  # what _capture.begin returns
 
 
 class _Pending:
@@ -198,13 +197,13 @@ def _watch(interaction_id: str, pending: _Pending, response: Any) -> None:
 # -- create ----------------------------------------------------------------------------
 
 
-def _create_begun(instance: Any, args: Any, kwargs: Any) -> tuple[_Begun | None, bool]:
+def _create_begun(instance: Any, args: Any, kwargs: Any) -> tuple[Begun | None, bool]:
     stream = _body_value(kwargs, "stream") is True
     return begin(_model, instance, args, kwargs, stream, None, "interactions.create"), stream
 
 
 def _created(
-    begun: _Begun,
+    begun: Begun,
     kwargs: dict[str, Any],
     response: Any,
     stream: bool,
@@ -213,9 +212,9 @@ def _created(
     generator = getattr(response, "generator", None) if stream else None
     if generator is not None:
         response.generator = (
-            stream_chunks_async(generator, p, own, request)
+            achunks(generator, p, own, request)
             if hasattr(generator, "__anext__")
-            else stream_chunks(generator, p, own, request)
+            else chunks(generator, p, own, request)
         )
         return response
     request.done(response)
@@ -290,7 +289,7 @@ def _read_model(request: GeminiRequest, response: Any) -> None:
             request.model = model
 
 
-def _read(begun: _Begun, response: Any, stream: bool) -> Any:
+def _read(begun: Begun, response: Any, stream: bool) -> Any:
     """A get / cancel that completes nothing: timed, not billed (see the module)."""
     p, own, request = begun
     generator = getattr(response, "generator", None) if stream else None
@@ -350,7 +349,7 @@ def _reader(operation: str, is_async: bool) -> Callable[..., Any]:
 
     def prepare(
         args: Any, kwargs: Any, instance: Any
-    ) -> tuple[str | None, _Pending | None, _Begun | None, bool]:
+    ) -> tuple[str | None, _Pending | None, Begun | None, bool]:
         interaction_id = _interaction_id(args, kwargs)
         stream = kwargs.get("stream") is True
         pending = _pending.get(interaction_id) if isinstance(interaction_id, str) else None
