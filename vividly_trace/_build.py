@@ -23,7 +23,15 @@ from ._lifecycle import on_fork
 from ._record import PromptExecution, RequestRecord, new_record, new_request
 from ._safety import logger, warn_limited
 from .pricing import PricingTable
-from .usage import EMPTY_INFO, EMPTY_USAGE, ResponseInfo, Usage, add_usage, extract
+from .usage import (
+    EMPTY_INFO,
+    EMPTY_USAGE,
+    ResponseInfo,
+    Usage,
+    add_usage,
+    extract,
+    interaction_failure,
+)
 
 __all__ = ["Item", "RecordBuilder", "Redactor", "build_record"]
 
@@ -310,7 +318,11 @@ def _priced_model(pricing: PricingTable, requested: str | None, answered: str | 
 
 
 def _blocked(info: ResponseInfo) -> tuple[str, str]:
-    """(error type, message) of a blocked prompt or a response stopped by a filter."""
+    """(error type, message) of a blocked prompt, a response stopped by a filter, or an
+    interaction that failed, was cancelled or exceeded its budget."""
+    failed = interaction_failure(info.block_reason)
+    if failed is not None:
+        return failed
     blocked_prompt = info.finish_reason is None or info.finish_reason != info.block_reason
     if blocked_prompt:
         return "BlockedPrompt", f"prompt blocked: {info.block_reason}"[:MAX_ERROR_CHARS]

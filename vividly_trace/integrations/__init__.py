@@ -7,9 +7,11 @@ through wrapt's post-import hooks, so the order of ``import google.genai`` and
 ``configure()`` does not matter; installing twice patches once.
 
 Captured: google-genai's ``Models`` / ``AsyncModels`` request methods (``generate_content``,
-``generate_content_stream``, chats, automatic function calling), and google-generativeai's
-``GenerativeModel.generate_content`` / ``generate_content_async`` (``ChatSession`` and
-``stream=True`` too).
+``generate_content_stream``, chats, automatic function calling), the Interactions API's
+``create`` / ``get`` / ``cancel`` (sync, async, streamed, background: see
+:mod:`.google_genai_interactions` for how a background interaction is counted), and
+google-generativeai's ``GenerativeModel.generate_content`` / ``generate_content_async``
+(``ChatSession`` and ``stream=True`` too).
 
 A request made inside a logged call is attached to the innermost one (its tokens summed,
 each request priced at its own model, when the record is built); one made outside any is
@@ -27,7 +29,7 @@ from typing import Any
 import wrapt
 
 from .._safety import internal_error, logger
-from . import google_genai, google_generativeai
+from . import google_genai, google_genai_interactions, google_generativeai
 
 __all__ = ["install", "installed", "uninstall"]
 
@@ -41,6 +43,7 @@ _patched: list[tuple[Any, str, Any, Any]] = []
 #: module -> the function that patches it (``patch(module, wrap)``).
 _TARGETS: dict[str, Callable[[Any, Callable[[Any, str, Any], None]], None]] = {
     "google.genai.models": google_genai.patch,
+    "google.genai._gaos.interactions": google_genai_interactions.patch,
     "google.generativeai.generative_models": google_generativeai.patch,
 }
 

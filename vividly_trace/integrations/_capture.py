@@ -22,6 +22,7 @@ __all__ = [
     "async_stream",
     "begin",
     "chunks",
+    "end",
     "raised",
     "sync_request",
     "sync_stream",
@@ -265,3 +266,7 @@ def _seen(request: GeminiRequest, own: CallHandle | None, chunk: Any) -> None:
         now = own._t_chunk = perf_counter_ns()
         if not own._ttfc_ns:
             own._ttfc_ns = now
+
+
+end = _end
+"""A request's end, for integrations with wrappers of their own (the Interactions API)."""

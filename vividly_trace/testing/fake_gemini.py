@@ -100,6 +100,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import _fake_interactions
 from ._http import BaseLocalServer, LocalRequestHandler
 
 __all__ = ["FakeGeminiServer", "Scenario", "main"]
@@ -456,6 +457,9 @@ class FakeGeminiServer(BaseLocalServer):
                 body = json.loads(raw_body)
             except ValueError:
                 body = None
+        if _fake_interactions.handles(split.path):
+            _fake_interactions.serve(self, handler, split.path, query, body)
+            return
         match = _PATH_RE.match(split.path)
         model = unquote(match.group("model")) if match else None
         rpc = match.group("method") if match else None

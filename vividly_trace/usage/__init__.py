@@ -2,8 +2,8 @@
 
 An extractor is a callable ``(response) -> ResponseInfo | None``; it returns ``None`` for a
 response it does not recognise. :func:`extract` tries the registered extractors (most
-recently registered first, then the built-in Gemini and dict extractors) and never raises:
-a response nobody recognises gives an empty :class:`ResponseInfo`.
+recently registered first, then the built-in Gemini, Interactions API and dict extractors)
+and never raises: a response nobody recognises gives an empty :class:`ResponseInfo`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .._jsonsafe import valid_text
 from ._types import EMPTY_USAGE, MAX_TOKENS, ResponseInfo, Usage, add_usage, build_usage
 from .dicts import extract_dict, usage_from_mapping
 from .gemini import extract_gemini, has_usage
+from .interactions import extract_interaction, interaction_failure
 
 __all__ = [
     "EMPTY_INFO",
@@ -29,7 +30,9 @@ __all__ = [
     "extract",
     "extract_dict",
     "extract_gemini",
+    "extract_interaction",
     "has_usage",
+    "interaction_failure",
     "register_extractor",
     "unregister_extractor",
     "usage_from_mapping",
@@ -39,7 +42,7 @@ Extractor = Callable[[Any], "ResponseInfo | None"]
 
 _logger = logging.getLogger("vividly_trace")
 _user_extractors: list[Extractor] = []
-_BUILTIN: tuple[Extractor, ...] = (extract_gemini, extract_dict)
+_BUILTIN: tuple[Extractor, ...] = (extract_gemini, extract_interaction, extract_dict)
 EMPTY_INFO = ResponseInfo()
 
 
