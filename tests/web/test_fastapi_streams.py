@@ -27,12 +27,13 @@ from vividly_trace.sinks import MemorySink
 from vividly_trace.testing.fake_gemini import Scenario
 
 FLASH = "gemini-2.5-flash"
-CHUNKS = 60
+CHUNKS = 80
 PACE_S = 0.05  # the service's own pace between chunks (rendering, post-processing)
 TAKEN = 3  # chunks the client reads before it disconnects
-# Chunks the app may still produce before the server notices the client left (the one in
-# flight, what the socket buffers took): far fewer than the stream has left.
-SLACK_CHUNKS = 8
+# How long the app may go on producing before the server notices the client left (the chunk
+# in flight, what the socket buffers took; more on a loaded machine): far less than the
+# stream has left, and nothing like the time until a garbage collection.
+SLACK_S = 1.0
 
 
 def make_app(client: Any) -> Any:
@@ -121,9 +122,7 @@ def test_a_stream_the_client_abandons(streaming_gemini: Any, client: Any, path: 
     # Up to the last chunk the app produced: the server may run a few chunks ahead of the
     # client, never the rest of the stream (and never the time until garbage collection).
     assert rec.response_time_ms >= TAKEN * PACE_S * 1000 * 0.9
-    assert (
-        rec.response_time_ms <= (left_after_s + SLACK_CHUNKS * PACE_S) * 1000 < whole_stream_ms / 2
-    )
+    assert rec.response_time_ms <= (left_after_s + SLACK_S) * 1000 < whole_stream_ms / 2
     # The tokens of the chunks the Gemini stream delivered until then, priced.
     assert rec.input_token_count == 12
     assert rec.output_token_count is not None and 0 < rec.output_token_count < CHUNKS * 2
@@ -149,4 +148,4 @@ def test_the_app_shuts_down_right_after(streaming_gemini: Any, client: Any, path
     assert [(r.template_key, r.stream_closed_early, r.success) for r in records] == [
         (f"script_stream_{path[1:]}", True, True)
     ]
-    assert records[0].response_time_ms <= (left_after_s + SLACK_CHUNKS * PACE_S) * 1000
+    assert records[0].response_time_ms <= (left_after_s + SLACK_S) * 1000
