@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -378,6 +379,308 @@ def test_genai_delay(fake: FakeGeminiServer, genai_client: Any) -> None:
     start = time.perf_counter()
     genai_client.models.generate_content(model=MODEL, contents="hi")
     assert time.perf_counter() - start >= 0.2
+
+
+# -- scenario matching, chunk delay, service tier ------------------------------------------
+
+
+def _answer_text(raw: bytes) -> str:
+    return str(json.loads(raw)["candidates"][0]["content"]["parts"][0]["text"])
+
+
+def _prompt(text: str) -> dict[str, Any]:
+    return {"contents": [{"role": "user", "parts": [{"text": text}]}]}
+
+
+def test_enqueue_for_a_model_or_prompt_before_the_fifo(fake: FakeGeminiServer) -> None:
+    """Answers queued for a model or a prompt go to matching requests only, once each."""
+    fake.set_default(Scenario(text="default"))
+    fake.enqueue(Scenario(text="fifo"))
+    fake.enqueue(Scenario(text="pro"), model="models/gemini-2.5-pro")
+    fake.enqueue(Scenario(text="order"), prompt_contains="order #7")
+    fake.enqueue(Scenario(text="both"), model=MODEL, prompt_contains="refund")
+    asked = [
+        ("gemini-2.5-pro", "hello"),  # pro
+        (MODEL, "about order #7 please"),  # order
+        ("gemini-2.5-pro", "refund"),  # not MODEL: the FIFO
+        (MODEL, "refund now"),  # both
+        ("gemini-2.5-pro", "hello"),  # pro used up, FIFO used up: default
+    ]
+    texts = [
+        _answer_text(_raw_post(fake, f"/v1beta/models/{m}:generateContent", _prompt(p))[1])
+        for m, p in asked
+    ]
+    assert texts == ["pro", "order", "fifo", "both", "default"]
+
+
+def test_when_rule_answers_every_match_until_removed(fake: FakeGeminiServer) -> None:
+    """A rule answers all its matching requests; queued matches and removal come first."""
+    rule = fake.when(Scenario(text="rule"), model="gemini-2.5-pro")
+    fake.enqueue(Scenario(text="once"), model="gemini-2.5-pro")
+    fake.enqueue(Scenario(text="fifo"))
+    path = "/v1beta/models/gemini-2.5-pro:generateContent"
+    texts = [_answer_text(_raw_post(fake, path, _prompt("x"))[1]) for _ in range(3)]
+    assert texts == ["once", "rule", "rule"]
+    fake.remove_rule(rule)
+    assert _answer_text(_raw_post(fake, path, _prompt("x"))[1]) == "fifo"
+    fake.remove_rule(rule)  # gone already: no error
+
+
+def test_matching_reads_system_instruction_and_history(fake: FakeGeminiServer) -> None:
+    """prompt_contains looks at every text of the body, not only the last turn."""
+    fake.when(Scenario(text="support"), prompt_contains="You are support")
+    body = {
+        "systemInstruction": {"parts": [{"text": "You are support."}]},
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+    }
+    _, raw = _raw_post(fake, f"/v1beta/models/{MODEL}:generateContent", body)
+    assert _answer_text(raw) == "support"
+    _, raw = _raw_post(fake, f"/v1beta/models/{MODEL}:generateContent", _prompt("hi"))
+    assert _answer_text(raw) == "ok"  # no system instruction: the default
+
+
+def test_match_needs_a_condition(fake: FakeGeminiServer) -> None:
+    """A rule without condition or with an empty one is refused at once."""
+    with pytest.raises(ValueError, match="model= or prompt_contains="):
+        fake.when(Scenario())
+    with pytest.raises(ValueError, match="non-empty"):
+        fake.enqueue(Scenario(), prompt_contains="")
+
+
+def test_concurrent_requests_get_their_matched_answers(
+    fake: FakeGeminiServer, genai_client: Any
+) -> None:
+    """Requests in any order from many threads each get the answer queued for them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for i in range(12):
+        fake.enqueue(
+            Scenario(text=f"answer {i}", candidates_tokens=i + 1), prompt_contains=f"q{i}:"
+        )
+
+    def ask(i: int) -> tuple[str, int]:
+        response = genai_client.models.generate_content(model=MODEL, contents=f"q{i}: go")
+        return response.text, response.usage_metadata.candidates_token_count
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(ask, reversed(range(12))))
+    assert results == [(f"answer {i}", i + 1) for i in reversed(range(12))]
+
+
+def test_chunk_delay_spaces_the_chunks(fake: FakeGeminiServer, genai_client: Any) -> None:
+    """Each chunk after the first comes chunk_delay_s after the one before it."""
+    fake.enqueue(Scenario(text="abcdef", stream_chunks=3, chunk_delay_s=0.15))
+    arrivals = []
+    for chunk in genai_client.models.generate_content_stream(model=MODEL, contents="hi"):
+        arrivals.append(time.perf_counter())
+        assert chunk.text
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert len(gaps) == 2
+    assert all(0.14 <= gap < 1.0 for gap in gaps), gaps
+
+
+async def test_chunk_delay_async_stream(fake: FakeGeminiServer, genai_client: Any) -> None:
+    """The async client sees the same spacing."""
+    fake.enqueue(Scenario(text="abcd", stream_chunks=2, chunk_delay_s=0.15))
+    start = time.perf_counter()
+    stream = await genai_client.aio.models.generate_content_stream(model=MODEL, contents="hi")
+    texts = [chunk.text async for chunk in stream]
+    assert texts == ["ab", "cd"]
+    assert time.perf_counter() - start >= 0.15
+
+
+def test_service_tier_recorded_and_echoed(fake: FakeGeminiServer, genai_client: Any) -> None:
+    """The requested tier is recorded; the served one comes back in x-gemini-service-tier."""
+    from google.genai import types
+
+    flex = types.GenerateContentConfig(service_tier="flex")
+    response = genai_client.models.generate_content(model=MODEL, contents="hi", config=flex)
+    assert fake.requests[-1]["service_tier"] == "flex"
+    assert fake.requests[-1]["body"]["serviceTier"] == "flex"
+    assert response.sdk_http_response.headers["x-gemini-service-tier"] == "flex"
+
+    fake.enqueue(Scenario(service_tier="standard"))  # a priority request downgraded
+    priority = types.GenerateContentConfig(service_tier=types.ServiceTier.PRIORITY)
+    response = genai_client.models.generate_content(model=MODEL, contents="hi", config=priority)
+    assert fake.requests[-1]["service_tier"] == "priority"
+    assert response.sdk_http_response.headers["x-gemini-service-tier"] == "standard"
+
+    response = genai_client.models.generate_content(model=MODEL, contents="hi")
+    assert fake.requests[-1]["service_tier"] is None
+    assert "x-gemini-service-tier" not in response.sdk_http_response.headers
+
+
+def test_service_tier_on_a_stream(fake: FakeGeminiServer, genai_client: Any) -> None:
+    """A streamed answer carries the header too."""
+    from google.genai import types
+
+    config = types.GenerateContentConfig(service_tier="priority")
+    chunks = list(
+        genai_client.models.generate_content_stream(model=MODEL, contents="hi", config=config)
+    )
+    assert fake.requests[-1]["service_tier"] == "priority"
+    assert chunks[0].sdk_http_response.headers["x-gemini-service-tier"] == "priority"
+
+
+# -- embeddings --------------------------------------------------------------------------
+
+EMBED = "gemini-embedding-001"
+
+
+def test_embed_content_through_google_genai(fake: FakeGeminiServer, genai_client: Any) -> None:
+    """embed_content calls batchEmbedContents; one vector per content; prompt tokens only."""
+    fake.enqueue(Scenario(prompt_tokens=9))
+    response = genai_client.models.embed_content(
+        model=EMBED, contents=["first text", "second text"], config={"output_dimensionality": 8}
+    )
+    request = fake.requests[-1]
+    assert request["path"] == f"/v1beta/models/{EMBED}:batchEmbedContents"
+    assert request["model"] == EMBED
+    assert [r["outputDimensionality"] for r in request["body"]["requests"]] == [8, 8]
+    assert len(response.embeddings) == 2
+    first, second = (e.values for e in response.embeddings)
+    assert len(first) == len(second) == 8
+    assert all(isinstance(v, float) for v in first)
+    assert sum(v * v for v in first) == pytest.approx(1.0, abs=1e-5)
+    assert first != second
+    assert response.usage_metadata.prompt_token_count == 9
+    assert response.usage_metadata.total_token_count is None  # the API reports none
+    # the same text embeds to the same vector; the default size is 3072
+    again = genai_client.models.embed_content(model=EMBED, contents="first text")
+    assert len(again.embeddings[0].values) == 3072
+    assert again.embeddings[0].values[:8] != first  # another size, another vector
+    same = genai_client.models.embed_content(
+        model=EMBED, contents="first text", config={"output_dimensionality": 8}
+    )
+    assert same.embeddings[0].values == first
+
+
+async def test_embed_content_async(fake: FakeGeminiServer, genai_client: Any) -> None:
+    """The aio twin calls the same endpoint."""
+    fake.enqueue(Scenario(prompt_tokens=4, embedding_dimensions=16))
+    response = await genai_client.aio.models.embed_content(model=EMBED, contents="hello")
+    assert len(response.embeddings[0].values) == 16
+    assert response.usage_metadata.prompt_token_count == 4
+    assert fake.requests[-1]["path"].endswith(":batchEmbedContents")
+
+
+def test_embed_usage_metadata_raw_shape(fake: FakeGeminiServer) -> None:
+    """The wire shape is EmbeddingUsageMetadata: promptTokenCount and promptTokenDetails."""
+    fake.enqueue(Scenario(prompt_tokens=12, audio_prompt_tokens=5))
+    body = {"requests": [{"model": f"models/{EMBED}", "content": {"parts": [{"text": "a"}]}}]}
+    status, raw = _raw_post(fake, f"/v1beta/models/{EMBED}:batchEmbedContents", body)
+    assert status == 200
+    answer = json.loads(raw)
+    assert answer["usageMetadata"] == {
+        "promptTokenCount": 12,
+        "promptTokenDetails": [
+            {"modality": "TEXT", "tokenCount": 7},
+            {"modality": "AUDIO", "tokenCount": 5},
+        ],
+    }
+    fake.enqueue(Scenario(prompt_tokens=3, embedding_dimensions=2))
+    single = {"model": f"models/{EMBED}", "content": {"parts": [{"text": "a"}]}}
+    status, raw = _raw_post(fake, f"/v1beta/models/{EMBED}:embedContent", single)
+    answer = json.loads(raw)
+    assert status == 200
+    assert len(answer["embedding"]["values"]) == 2
+    assert answer["usageMetadata"]["promptTokenCount"] == 3
+
+
+def test_embed_without_usage_and_errors(fake: FakeGeminiServer, genai_client: Any) -> None:
+    """omit_prompt_tokens leaves usageMetadata out; error_status fails the request."""
+    from google.genai import errors
+
+    fake.enqueue(Scenario(omit_prompt_tokens=True))
+    response = genai_client.models.embed_content(model=EMBED, contents="x")
+    assert response.usage_metadata is None
+    fake.enqueue(Scenario(error_status=429, error_message="quota"), model=EMBED)
+    with pytest.raises(errors.ClientError) as info:
+        genai_client.models.embed_content(model=EMBED, contents="x")
+    assert (info.value.code, info.value.status) == (429, "RESOURCE_EXHAUSTED")
+
+
+# -- context caches ----------------------------------------------------------------------
+
+
+def test_caches_create_get_update_list_delete(fake: FakeGeminiServer, genai_client: Any) -> None:
+    """The cache lifecycle through google-genai's caches.* with totalTokenCount as usage."""
+    from google.genai import errors, types
+
+    fake.enqueue(Scenario(prompt_tokens=4096), prompt_contains="the long manual")
+    before = time.time()
+    cache = genai_client.caches.create(
+        model=MODEL,
+        config=types.CreateCachedContentConfig(
+            contents=["the long manual"],
+            system_instruction="be brief",
+            ttl="300s",
+            display_name="manual",
+        ),
+    )
+    created = fake.requests[-1]
+    assert (created["method"], created["path"], created["model"]) == (
+        "POST",
+        "/v1beta/cachedContents",
+        MODEL,
+    )
+    assert created["body"]["ttl"] == "300s"
+    assert cache.name.startswith("cachedContents/")
+    assert cache.model == f"models/{MODEL}"
+    assert cache.display_name == "manual"
+    assert cache.usage_metadata.total_token_count == 4096
+    assert before + 299 <= cache.expire_time.timestamp() <= time.time() + 301
+
+    fake.enqueue(Scenario(error_status=500))  # for the next creation, not for get/update
+    got = genai_client.caches.get(name=cache.name)
+    assert (got.name, got.usage_metadata.total_token_count) == (cache.name, 4096)
+    updated = genai_client.caches.update(name=cache.name, config={"ttl": "600s"})
+    assert updated.expire_time.timestamp() >= before + 599
+    assert [c.name for c in genai_client.caches.list()] == [cache.name]
+    assert [r["method"] for r in fake.requests] == ["POST", "GET", "PATCH", "GET"]
+    genai_client.caches.delete(name=cache.name)
+    assert fake.requests[-1]["method"] == "DELETE"
+    with pytest.raises(errors.ClientError) as info:
+        genai_client.caches.get(name=cache.name)
+    assert (info.value.code, info.value.status) == (403, "PERMISSION_DENIED")
+    assert "CachedContent not found" in info.value.message
+    with pytest.raises(errors.ServerError):  # the queued scenario was still there
+        genai_client.caches.create(model=MODEL, config={"contents": ["x"]})
+
+
+async def test_caches_async_and_expiry(fake: FakeGeminiServer, genai_client: Any) -> None:
+    """The aio twin; an expired cache is gone; default TTL one hour."""
+    from google.genai import errors
+
+    fake.enqueue(Scenario(prompt_tokens=2048))
+    cache = await genai_client.aio.caches.create(
+        model="gemini-2.5-pro", config={"contents": ["x"], "ttl": "0.2s"}
+    )
+    assert cache.usage_metadata.total_token_count == 2048
+    assert fake.requests[-1]["model"] == "gemini-2.5-pro"
+    await genai_client.aio.caches.get(name=cache.name)
+    time.sleep(0.25)
+    with pytest.raises(errors.ClientError) as info:
+        await genai_client.aio.caches.get(name=cache.name)
+    assert info.value.code == 403
+    hour = await genai_client.aio.caches.create(model=MODEL, config={"contents": ["x"]})
+    assert hour.expire_time.timestamp() == pytest.approx(time.time() + 3600, abs=5)
+
+
+def test_caches_create_errors_and_missing_usage(fake: FakeGeminiServer, genai_client: Any) -> None:
+    """error_status fails a creation; omit_prompt_tokens answers without usageMetadata."""
+    from google.genai import errors
+
+    fake.enqueue(Scenario(error_status=400, error_message="too few tokens"), model=MODEL)
+    with pytest.raises(errors.ClientError) as info:
+        genai_client.caches.create(model=MODEL, config={"contents": ["x"]})
+    assert (info.value.code, info.value.message) == (400, "too few tokens")
+    fake.enqueue(Scenario(omit_prompt_tokens=True))
+    cache = genai_client.caches.create(model=MODEL, config={"contents": ["x"]})
+    assert cache.usage_metadata is None
+    fake.reset()
+    with pytest.raises(errors.ClientError):
+        genai_client.caches.get(name=cache.name)  # reset() forgets caches too
 
 
 # -- google-generativeai (transport="rest") -----------------------------------------------

@@ -141,11 +141,22 @@ class LocalRequestHandler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def answer(self, status: int, content_type: str, body: bytes) -> bool:
-        """Write a whole answer in one write; False (and the connection is to be closed)
-        if writing failed."""
+    def answer(
+        self,
+        status: int,
+        content_type: str,
+        body: bytes,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> bool:
+        """Write a whole answer in one write (with more ``headers`` if given); False (and the
+        connection is to be closed) if writing failed."""
         head = self.head(
-            status, [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+            status,
+            [
+                ("Content-Type", content_type),
+                ("Content-Length", str(len(body))),
+                *(headers or ()),
+            ],
         )
         try:
             self.wfile.write(head + body)

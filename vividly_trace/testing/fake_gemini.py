@@ -22,12 +22,42 @@ Endpoints (``v1``, ``v1beta`` and ``v1alpha``; ``models/`` or ``tunedModels/``):
 * ``POST .../models/{m}:streamGenerateContent`` without ``alt=sse`` - a streamed JSON
   array (``[{...},\\r\\n{...}]``), as used by ``google-generativeai`` (``transport="rest"``).
 * ``POST .../models/{m}:countTokens`` - ``{"totalTokens": prompt_tokens}``.
+* ``POST .../models/{m}:batchEmbedContents`` (what google-genai's ``models.embed_content``
+  calls on the Gemini API, for one content or many) and ``POST .../models/{m}:embedContent``
+  (one content; google-generativeai) - embeddings, see "Embeddings" below.
+* ``POST .../cachedContents``, ``GET`` / ``PATCH`` / ``DELETE .../cachedContents/{id}``,
+  ``GET .../cachedContents`` - context caches, see :mod:`._fake_caches`.
 * anything else - HTTP 404 with a Gemini-style JSON error body.
 
-Each request to one of the three model endpoints consumes one queued :class:`Scenario`
-(FIFO, see :meth:`FakeGeminiServer.enqueue`); when the queue is empty the
-:attr:`FakeGeminiServer.default` scenario is used. Streamed bodies use chunked transfer
-encoding; every other body has a ``Content-Length``, so connections are reused.
+Each request to a model endpoint (and each cache creation) consumes one :class:`Scenario`,
+chosen by :meth:`FakeGeminiServer._next_scenario`: first a scenario queued for requests that
+match it (``enqueue(s, model=..., prompt_contains=...)``, used once), then a standing rule
+(``when(s, model=..., prompt_contains=...)``, answers every matching request), then the plain
+FIFO queue (``enqueue(s)``), then :attr:`FakeGeminiServer.default`. Matching makes
+concurrent tests deterministic: each test's requests get its own answers whatever the order
+in which they arrive. Streamed bodies use chunked transfer encoding; every other body has a
+``Content-Length``, so connections are reused.
+
+Service tier: google-genai sends ``GenerateContentConfig(service_tier="flex")`` as
+``"serviceTier": "flex"`` at the top of the request body (values ``flex``, ``standard``,
+``priority``, ``unspecified``); each recorded request has it under ``"service_tier"``. The
+Gemini API reports the tier that served a request in the ``x-gemini-service-tier`` response
+header (``standard`` after a graceful downgrade of ``priority``); google-genai 3.6.1 has no
+tier field on ``GenerateContentResponse`` (``usage_metadata.traffic_type`` is Vertex AI only),
+so it is read as ``response.sdk_http_response.headers["x-gemini-service-tier"]``. The fake
+sends that header on ``generateContent`` / ``streamGenerateContent`` answers: the
+scenario's ``service_tier`` if set (to play a downgrade), else the requested tier, else none.
+
+Embeddings: one ``{"values": [...]}`` per content, in request order, deterministic for a
+given text (unit length; the size is the request's ``outputDimensionality``, else
+``Scenario.embedding_dimensions``, else 3072 as gemini-embedding-001), and a
+``usageMetadata`` shaped as the Gemini API's ``EmbeddingUsageMetadata``:
+``{"promptTokenCount": prompt_tokens, "promptTokenDetails": [{"modality": "TEXT",
+"tokenCount": ...}]}`` (AUDIO split out with ``audio_prompt_tokens``): input tokens for the
+whole batch, no output or total count (``omit_prompt_tokens=True`` leaves ``usageMetadata``
+out, as older answers came). google-genai 3.6.1 reads it into
+``EmbedContentResponse.usage_metadata.prompt_token_count``; its own field for the details is
+``prompt_tokens_details``, so ``promptTokenDetails`` is dropped by the client.
 
 Enums are written as names (``"STOP"``), or as integers when the query string asks for
 ``enum-encoding=int`` (``google-generativeai`` always sends ``$alt=json;enum-encoding=int``):
@@ -88,6 +118,8 @@ import contextlib
 import importlib
 import itertools
 import json
+import math
+import random
 import re
 import signal
 import socket
@@ -100,10 +132,10 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import _fake_interactions
+from . import _fake_caches, _fake_interactions
 from ._http import BaseLocalServer, LocalRequestHandler
 
-__all__ = ["FakeGeminiServer", "Scenario", "main"]
+__all__ = ["FakeGeminiServer", "Match", "Rule", "Scenario", "main", "prompt_text"]
 
 _FINISH_REASONS = {
     "FINISH_REASON_UNSPECIFIED": 0,
@@ -151,7 +183,8 @@ _STATUS_NAMES = {
 }
 _PATH_RE = re.compile(
     r"^/(?P<version>v1|v1beta|v1alpha)/(?:models|tunedModels)/(?P<model>[^/:]+)"
-    r":(?P<method>generateContent|streamGenerateContent|countTokens)$"
+    r":(?P<method>generateContent|streamGenerateContent|countTokens|batchEmbedContents"
+    r"|embedContent)$"
 )
 
 
@@ -175,6 +208,9 @@ class Scenario:
     ``function_call=(name, args)`` answers with a ``functionCall`` part instead of text (what
     google-genai's automatic function calling answers by calling the function and sending
     its result in a second request).
+
+    For an embedding request ``prompt_tokens`` is the batch's ``promptTokenCount``; for a
+    cache creation it is the cache's ``usageMetadata.totalTokenCount``.
     """
 
     text: str = "ok"
@@ -200,6 +236,12 @@ class Scenario:
     function_call: tuple[str, dict[str, Any]] | None = None  # answer a call: (name, args)
     delay_s: float = 0.0  # sleep before answering
     hang_s: float = 0.0  # stay silent this long, then close the connection without answering
+    chunk_delay_s: float = 0.0  # streams: sleep this long before each chunk after the first
+    # The tier reported in the x-gemini-service-tier header (e.g. "standard" for a downgraded
+    # priority request); None: the tier the request asked for, if any.
+    service_tier: str | None = None
+    # Embedding size when the request names no outputDimensionality (None: 3072).
+    embedding_dimensions: int | None = None
 
 
 def _enum(value: str, table: dict[str, int], as_int: bool) -> str | int:
@@ -358,8 +400,130 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 
 
-def _send_json(handler: LocalRequestHandler, status: int, obj: Any) -> None:
-    handler.answer(status, "application/json; charset=UTF-8", _dumps(obj))
+def _send_json(
+    handler: LocalRequestHandler,
+    status: int,
+    obj: Any,
+    headers: list[tuple[str, str]] | None = None,
+) -> None:
+    handler.answer(status, "application/json; charset=UTF-8", _dumps(obj), headers)
+
+
+_PROMPT_KEYS = frozenset({"text", "input", "systemInstruction", "system_instruction"})
+
+
+def prompt_text(body: Any) -> str:
+    """All the text a request body sends, joined by newlines: every string under a ``text``
+    key (contents and their history, the system instruction, embedding requests, cached
+    contents) and ``input`` / system instruction given as plain strings (Interactions)."""
+    out: list[str] = []
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in reversed(node.items()):
+                if isinstance(value, str):
+                    if key in _PROMPT_KEYS:
+                        out.append(value)
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return "\n".join(out)
+
+
+def _bare_model(model: Any) -> str | None:
+    """``models/gemini-2.5-flash`` -> ``gemini-2.5-flash`` (None for anything not a str)."""
+    if not isinstance(model, str):
+        return None
+    return model.removeprefix("models/").removeprefix("tunedModels/")
+
+
+@dataclass(frozen=True)
+class Match:
+    """Which requests a scenario is for: ``model`` (the requested model, with or without
+    ``models/``) and ``prompt_contains`` (a substring of :func:`prompt_text` of the body);
+    a request matches when it satisfies every condition given."""
+
+    model: str | None = None
+    prompt_contains: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.model is None and self.prompt_contains is None:
+            raise ValueError("a Match needs model= or prompt_contains=")
+        for name in ("model", "prompt_contains"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{name} must be a non-empty str, got {value!r}")
+
+    def matches(self, model: str | None, text: str | None) -> bool:
+        """True when a request for ``model`` sending ``text`` satisfies every condition."""
+        if self.model is not None and _bare_model(self.model) != model:
+            return False
+        return self.prompt_contains is None or (text is not None and self.prompt_contains in text)
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """A standing answer: ``scenario`` for every request that ``match`` accepts (see
+    :meth:`FakeGeminiServer.when`)."""
+
+    match: Match
+    scenario: Scenario
+
+
+def _served_tier(requested: Any, scenario: Scenario) -> str | None:
+    """The tier the x-gemini-service-tier header reports (None: no header)."""
+    tier = scenario.service_tier if scenario.service_tier is not None else requested
+    if not isinstance(tier, str) or not tier:
+        return None
+    tier = tier.lower().removeprefix("service_tier_")
+    return "standard" if tier == "unspecified" else tier
+
+
+def _embedding(text: str, size: int) -> list[float]:
+    """A unit vector of ``size`` values, the same for the same text."""
+    rng = random.Random(zlib.crc32(text.encode("utf-8", "surrogatepass")))
+    values = [rng.uniform(-1.0, 1.0) for _ in range(size)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [round(v / norm, 7) for v in values]
+
+
+def _embed_usage(scenario: Scenario, enum_int: bool) -> dict[str, Any]:
+    """``EmbeddingUsageMetadata`` as the Gemini API writes it: prompt tokens and their
+    modalities; no output or total count."""
+    audio = scenario.audio_prompt_tokens
+    details = [
+        {
+            "modality": _enum("TEXT", _MODALITIES, enum_int),
+            "tokenCount": scenario.prompt_tokens - (audio or 0),
+        }
+    ]
+    if audio is not None:
+        details.append({"modality": _enum("AUDIO", _MODALITIES, enum_int), "tokenCount": audio})
+    return {"promptTokenCount": scenario.prompt_tokens, "promptTokenDetails": details}
+
+
+def _embed_response(scenario: Scenario, body: Any, batch: bool, enum_int: bool) -> dict[str, Any]:
+    """The answer to ``batchEmbedContents`` (``batch``) or ``embedContent``."""
+    payload = body if isinstance(body, dict) else {}
+    requests = payload.get("requests") if batch else [payload]
+    if not isinstance(requests, list):
+        requests = []
+    embeddings = []
+    for request in requests:
+        request = request if isinstance(request, dict) else {}
+        size = request.get("outputDimensionality")
+        if type(size) is not int or size <= 0:
+            size = scenario.embedding_dimensions or _EMBEDDING_SIZE
+        embeddings.append({"values": _embedding(prompt_text(request.get("content")), size)})
+    answer: dict[str, Any] = {"embeddings": embeddings} if batch else {"embedding": embeddings[0]}
+    if not scenario.omit_prompt_tokens:
+        answer["usageMetadata"] = _embed_usage(scenario, enum_int)
+    return answer
+
+
+_EMBEDDING_SIZE = 3072  # gemini-embedding-001's default output dimensionality
 
 
 class _Handler(LocalRequestHandler):
@@ -374,12 +538,13 @@ class FakeGeminiServer(BaseLocalServer):
     """A fake Gemini API server on a local port, running in a daemon thread.
 
     Use it as a context manager (``with FakeGeminiServer() as fake: ...``) or call
-    :meth:`start` and :meth:`stop`. Queue answers with :meth:`enqueue`; requests beyond
-    the queue get :attr:`default`. Every received request is appended to
+    :meth:`start` and :meth:`stop`. Queue answers with :meth:`enqueue` (for any request,
+    or for those of one model or prompt) and set standing ones with :meth:`when`; requests
+    nothing else answers get :attr:`default`. Every received request is appended to
     :attr:`requests` as a dict with the keys ``method``, ``path``, ``query`` (dict of
     the last value of each parameter), ``model`` (e.g. ``"gemini-2.5-flash"``, None for
-    unknown paths), ``stream`` (bool), ``body`` (parsed JSON or None) and ``headers``
-    (dict with lower-cased names).
+    unknown paths), ``stream`` (bool), ``body`` (parsed JSON or None), ``headers``
+    (dict with lower-cased names) and ``service_tier`` (the body's ``serviceTier``, or None).
     """
 
     _thread_name = "fake-gemini"
@@ -392,14 +557,63 @@ class FakeGeminiServer(BaseLocalServer):
         self.default: Scenario = Scenario()
         self.requests: list[dict[str, Any]] = []
         self._queue: deque[Scenario] = deque()
+        self._matched: list[tuple[Match, Scenario]] = []  # queued for matching requests
+        self._rules: list[Rule] = []
         self._ids = itertools.count(1)
 
     # -- scenarios --------------------------------------------------------------------
 
-    def enqueue(self, *scenarios: Scenario) -> None:
-        """Queue answers; each model request consumes one, first in first out."""
+    def enqueue(
+        self,
+        *scenarios: Scenario,
+        model: str | None = None,
+        prompt_contains: str | None = None,
+    ) -> None:
+        """Queue answers; each model request consumes one, first in first out.
+
+        With ``model`` and/or ``prompt_contains``, the answers are only for requests to that
+        model (``"gemini-2.5-pro"`` or ``"models/gemini-2.5-pro"``) whose text contains that
+        substring (any text of the body: prompt, history, system instruction, embedding
+        contents); they are used before the plain queue and before :meth:`when` rules::
+
+            fake.enqueue(Scenario(text="pro"), model="gemini-2.5-pro")
+            fake.enqueue(Scenario(error_status=429), prompt_contains="order #7")
+
+        Raises ``ValueError`` for an empty model or substring.
+        """
+        if model is None and prompt_contains is None:
+            with self._lock:
+                self._queue.extend(scenarios)
+            return
+        match = Match(model, prompt_contains)
         with self._lock:
-            self._queue.extend(scenarios)
+            self._matched.extend((match, scenario) for scenario in scenarios)
+
+    def when(
+        self,
+        scenario: Scenario,
+        *,
+        model: str | None = None,
+        prompt_contains: str | None = None,
+    ) -> Rule:
+        """Answer every request to ``model`` and/or whose text contains ``prompt_contains``
+        with ``scenario``, until :meth:`remove_rule` or :meth:`reset`. The first rule added
+        that matches wins; answers queued with :meth:`enqueue` for matching requests come
+        first, the plain queue after::
+
+            fake.when(Scenario(prompt_tokens=8), model="gemini-embedding-001")
+
+        Raises ``ValueError`` without a condition (use :meth:`set_default` then).
+        """
+        rule = Rule(Match(model, prompt_contains), scenario)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def remove_rule(self, rule: Rule) -> None:
+        """Stop answering with a rule from :meth:`when` (no error if it is gone)."""
+        with self._lock:
+            self._rules = [r for r in self._rules if r is not rule]
 
     def set_default(self, scenario: Scenario) -> None:
         """Set the answer used when the queue is empty."""
@@ -410,8 +624,11 @@ class FakeGeminiServer(BaseLocalServer):
         """Forget queued answers and received requests; restore the default scenario."""
         with self._lock:
             self._queue.clear()
+            self._matched.clear()
+            self._rules.clear()
             self.requests.clear()
             self.default = Scenario()
+        _fake_caches.caches(self).clear()
 
     # -- client helpers -------------------------------------------------------------
 
@@ -462,8 +679,12 @@ class FakeGeminiServer(BaseLocalServer):
             return
         match = _PATH_RE.match(split.path)
         model = unquote(match.group("model")) if match else None
+        if match is None and _fake_caches.handles(split.path):
+            _fake_caches.serve(self, handler, split.path, query, body)
+            return
         rpc = match.group("method") if match else None
         stream = rpc == "streamGenerateContent"
+        tier = body.get("serviceTier") if isinstance(body, dict) else None
         with self._lock:
             self.requests.append(
                 {
@@ -474,6 +695,7 @@ class FakeGeminiServer(BaseLocalServer):
                     "stream": stream,
                     "body": body,
                     "headers": {k.lower(): v for k, v in handler.headers.items()},
+                    "service_tier": tier,
                 }
             )
         if match is None or model is None or handler.command != "POST":
@@ -501,17 +723,39 @@ class FakeGeminiServer(BaseLocalServer):
             return
         with self._lock:
             response_id = f"fake-{next(self._ids)}"
+        served = _served_tier(tier, scenario)
+        tier_header = [("x-gemini-service-tier", served)] if served is not None else []
         if rpc == "countTokens":
             _send_json(handler, 200, {"totalTokens": scenario.prompt_tokens})
+        elif rpc in ("batchEmbedContents", "embedContent"):
+            batch = rpc == "batchEmbedContents"
+            _send_json(handler, 200, _embed_response(scenario, body, batch, enum_int))
         elif rpc == "generateContent":
-            _send_json(handler, 200, _full_response(scenario, model, response_id, enum_int))
+            response = _full_response(scenario, model, response_id, enum_int)
+            _send_json(handler, 200, response, tier_header)
         else:
             sse = query.get("alt") == "sse"
-            self._stream(handler, scenario, model, response_id, enum_int, sse)
+            self._stream(handler, scenario, model, response_id, enum_int, sse, tier_header)
 
     def _next_scenario(self, model: str | None, body: Any) -> Scenario:
-        """The scenario that answers a request for ``model`` with this JSON ``body``."""
+        """The scenario that answers a request for ``model`` with this JSON ``body``: the
+        first one queued for matching requests (used up), else the first matching rule,
+        else the next of the plain queue, else the default."""
+        bare = _bare_model(model)
+        text: str | None = None
         with self._lock:
+            if self._matched or self._rules:
+                for i, (match, scenario) in enumerate(self._matched):
+                    if match.prompt_contains is not None and text is None:
+                        text = prompt_text(body)
+                    if match.matches(bare, text):
+                        del self._matched[i]
+                        return scenario
+                for rule in self._rules:
+                    if rule.match.prompt_contains is not None and text is None:
+                        text = prompt_text(body)
+                    if rule.match.matches(bare, text):
+                        return rule.scenario
             return self._queue.popleft() if self._queue else self.default
 
     def _stream(
@@ -522,6 +766,7 @@ class FakeGeminiServer(BaseLocalServer):
         response_id: str,
         enum_int: bool,
         sse: bool,
+        headers: list[tuple[str, str]] | None = None,
     ) -> None:
         chunks = _stream_responses(scenario, model, response_id, enum_int)
         fail_after = scenario.stream_error_after
@@ -529,9 +774,19 @@ class FakeGeminiServer(BaseLocalServer):
             chunks = chunks[: max(0, fail_after)]
         content_type = "text/event-stream" if sse else "application/json; charset=UTF-8"
         handler.wfile.write(
-            handler.head(200, [("Content-Type", content_type), ("Transfer-Encoding", "chunked")])
+            handler.head(
+                200,
+                [
+                    ("Content-Type", content_type),
+                    ("Transfer-Encoding", "chunked"),
+                    *(headers or ()),
+                ],
+            )
         )
         for i, chunk in enumerate(chunks):
+            if i and scenario.chunk_delay_s > 0 and self._stopping.wait(scenario.chunk_delay_s):
+                handler.close_connection = True  # stop() came: end without the rest
+                return
             data = _dumps(chunk)
             if sse:
                 handler.write_chunk(b"data: " + data + b"\r\n\r\n")
