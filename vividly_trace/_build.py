@@ -261,7 +261,7 @@ class _Requests:
             info = _merged_info(request.response, request.last)
             model = _priced_model(pricing, request.model, info.response_model)
             more = info.usage
-            price = None if more.is_empty else pricing.cost(model, more)
+            price = None if more.is_empty else pricing.request_cost(request.operation, model, more)
             if not more.is_empty:
                 usage = add_usage(usage, more)
                 # One request without a price makes the total unknown (never an undercount).

@@ -7,7 +7,8 @@ through wrapt's post-import hooks, so the order of ``import google.genai`` and
 ``configure()`` does not matter; installing twice patches once.
 
 Captured: google-genai's ``Models`` / ``AsyncModels`` request methods (``generate_content``,
-``generate_content_stream``, chats, automatic function calling), the Interactions API's
+``generate_content_stream``, chats, automatic function calling, ``embed_content``),
+``caches.create`` (sync and async), the Interactions API's
 ``create`` / ``get`` / ``cancel`` (sync, async, streamed, background: see
 :mod:`.google_genai_interactions` for how a background interaction is counted), and
 google-generativeai's ``GenerativeModel.generate_content`` / ``generate_content_async``
@@ -43,6 +44,7 @@ _patched: list[tuple[Any, str, Any, Any]] = []
 #: module -> the function that patches it (``patch(module, wrap)``).
 _TARGETS: dict[str, Callable[[Any, Callable[[Any, str, Any], None]], None]] = {
     "google.genai.models": google_genai.patch,
+    "google.genai.caches": google_genai.patch_caches,
     "google.genai._gaos.interactions": google_genai_interactions.patch,
     "google.generativeai.generative_models": google_generativeai.patch,
 }

@@ -3,7 +3,12 @@ also each one automatic function calling sends inside one ``generate_content``.
 
 ``Models._generate_content`` / ``_generate_content_stream`` (and their ``AsyncModels``
 twins) are what ``generate_content``, ``generate_content_stream`` and chats call, once per
-request. The module is never imported here: the patch runs when the application imports it.
+request. ``Models._embed_content`` is what ``embed_content`` calls, once per call (one
+``batchEmbedContents`` request on the Gemini API, for one content or many): operation
+``embed_content``. ``Caches.create`` (and ``AsyncCaches.create``) sends its request itself:
+operation ``caches.create`` (``caches.get`` / ``update`` / ``delete`` bill nothing and are
+not recorded). The modules are never imported here: each patch runs when the application
+imports its module.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 
 from ._capture import async_request, async_stream, sync_request, sync_stream
 
-__all__ = ["patch"]
+__all__ = ["patch", "patch_caches"]
 
 
 def _model(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -30,3 +35,14 @@ def patch(module: Any, wrap: Callable[[Any, str, Any], None]) -> None:
             continue
         wrap(cls, "_generate_content", request(_model))
         wrap(cls, "_generate_content_stream", stream(_model))
+        wrap(cls, "_embed_content", request(_model, operation="embed_content"))
+
+
+def patch_caches(module: Any, wrap: Callable[[Any, str, Any], None]) -> None:
+    """Wrap ``create`` of ``google.genai.caches``' ``Caches`` and ``AsyncCaches``."""
+    for cls, request in (
+        (getattr(module, "Caches", None), sync_request),
+        (getattr(module, "AsyncCaches", None), async_request),
+    ):
+        if cls is not None:
+            wrap(cls, "create", request(_model, operation="caches.create"))

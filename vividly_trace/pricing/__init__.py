@@ -36,6 +36,9 @@ __all__ = ["ModelPrice", "PricingTable", "normalize_model_name"]
 
 _logger = logging.getLogger("vividly_trace")
 _ONE = Decimal(1)
+_ZERO = Decimal(0)
+#: Captured operations that bill no tokens at the time of the request (see request_cost).
+_NOT_BILLED_AT_REQUEST = frozenset({"caches.create"})
 _EXACT_LIMIT = 10**28  # Decimal's default precision: integers below it convert exactly
 _PRICE_FIELDS = (
     "input",
@@ -377,6 +380,28 @@ class PricingTable:
                 f"{model!r}: cost left empty",
             )
         return result
+
+    def request_cost(self, operation: str, model: str | None, usage: Usage) -> Decimal | None:
+        """Cost in USD of one captured request of ``operation`` (``generate_content``,
+        ``embed_content``, ``caches.create``...): :meth:`cost`, but for the billing rules
+        that depend on what the request does.
+
+        ``embed_content``: as :meth:`cost`: an embedding's usage is its input tokens (0
+        output), billed at the embedding model's input rate.
+
+        ``caches.create``: 0 when the cache's token count is known (None otherwise). The
+        Gemini API bills an explicit context cache in two ways (pricing page and caching
+        guide, see pricing-sources.md): its tokens at the *cached-input* rate each time a
+        later request reads them (counted on that request, whose usage reports them as
+        ``cached_content_token_count``), and storage per 1M tokens per hour of its TTL
+        (4.50 for the Pro models, 1.00 for the Flash family). Creating the cache bills no
+        tokens by itself, so the creation request's cost is 0, its tokens recorded as the
+        request's input; storage is not a per-request cost (it depends on how long the cache
+        lives) and is left out here. Vertex AI's rules differ and are not in this table.
+        """
+        if operation in _NOT_BILLED_AT_REQUEST:
+            return None if usage.is_empty or usage.input_tokens is None else _ZERO
+        return self.cost(model, usage)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key in self._warned:

@@ -2,8 +2,9 @@
 
 An extractor is a callable ``(response) -> ResponseInfo | None``; it returns ``None`` for a
 response it does not recognise. :func:`extract` tries the registered extractors (most
-recently registered first, then the built-in Gemini, Interactions API and dict extractors)
-and never raises: a response nobody recognises gives an empty :class:`ResponseInfo`.
+recently registered first, then the built-in Gemini, embedding, context-cache,
+Interactions API and dict extractors) and never raises: a response nobody recognises gives
+an empty :class:`ResponseInfo`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 
 from .._jsonsafe import valid_text
 from ._types import EMPTY_USAGE, MAX_TOKENS, ResponseInfo, Usage, add_usage, build_usage
+from .caches import extract_cached_content
 from .dicts import extract_dict, usage_from_mapping
+from .embeddings import extract_embedding
 from .gemini import extract_gemini, has_usage
 from .interactions import extract_interaction, interaction_failure
 
@@ -28,7 +31,9 @@ __all__ = [
     "add_usage",
     "build_usage",
     "extract",
+    "extract_cached_content",
     "extract_dict",
+    "extract_embedding",
     "extract_gemini",
     "extract_interaction",
     "has_usage",
@@ -42,7 +47,13 @@ Extractor = Callable[[Any], "ResponseInfo | None"]
 
 _logger = logging.getLogger("vividly_trace")
 _user_extractors: list[Extractor] = []
-_BUILTIN: tuple[Extractor, ...] = (extract_gemini, extract_interaction, extract_dict)
+_BUILTIN: tuple[Extractor, ...] = (
+    extract_gemini,
+    extract_embedding,
+    extract_cached_content,
+    extract_interaction,
+    extract_dict,
+)
 EMPTY_INFO = ResponseInfo()
 
 
