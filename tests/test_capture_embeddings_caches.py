@@ -316,3 +316,61 @@ class TestCaches:
         assert len(set(asyncio.run(main()))) == 3
         assert sorted(r.input_token_count or 0 for r in records) == [1024, 2048, 4096]
         assert all(r.cost_usd == 0 for r in records)
+
+
+class TestExtractionAndPrices:
+    """The extractors on google-genai's own response types, and the prices behind them."""
+
+    def test_embedding_response(self) -> None:
+        """Prompt tokens are the input, 0 output; audio from prompt_tokens_details."""
+        from vividly_trace.usage import Usage, extract
+
+        response = genai_types.EmbedContentResponse(
+            embeddings=[genai_types.ContentEmbedding(values=[0.1, 0.2])],
+            usage_metadata=genai_types.UsageMetadata(
+                prompt_token_count=30,
+                prompt_tokens_details=[
+                    genai_types.ModalityTokenCount(modality="TEXT", token_count=10),
+                    genai_types.ModalityTokenCount(modality="AUDIO", token_count=20),
+                ],
+            ),
+        )
+        info = extract(response)
+        assert info.usage == Usage(30, 0, 30, audio_input_tokens=20)
+        assert (info.provider, info.response_model, info.block_reason) == ("gemini", None, None)
+        bare = genai_types.EmbedContentResponse(embeddings=[])
+        assert extract(bare).usage.is_empty
+
+    def test_cached_content(self) -> None:
+        """totalTokenCount is the input; the model loses its ``models/`` prefix."""
+        from vividly_trace.usage import Usage, extract
+
+        cache = genai_types.CachedContent(
+            name="cachedContents/x",
+            model="models/gemini-2.5-pro",
+            usage_metadata=genai_types.CachedContentUsageMetadata(total_token_count=5000),
+        )
+        info = extract(cache)
+        assert (info.usage, info.response_model) == (Usage(5000, 0, 5000), "gemini-2.5-pro")
+        assert extract(genai_types.CachedContent(name="cachedContents/x")).usage.is_empty
+
+    def test_embedding_prices_and_the_cache_rule(self) -> None:
+        """Embedding models bill input only (audio at its own rate on gemini-embedding-2);
+        a cache creation costs 0 with known tokens, unknown without."""
+        from vividly_trace.pricing import PricingTable
+        from vividly_trace.usage import EMPTY_USAGE, Usage
+
+        table = PricingTable.default()
+        assert table.resolve("models/gemini-embedding-001") is table.models[EMBED]
+        assert table.request_cost("embed_content", EMBED, Usage(2_000_000, 0, 2_000_000)) == (
+            Decimal("0.30")
+        )
+        audio = Usage(1000, 0, 1000, audio_input_tokens=400)
+        assert table.request_cost("embed_content", EMBED2, audio) == usd(
+            (600, "0.20"), (400, "6.50")
+        )
+        tokens = Usage(100_000, 0, 100_000)
+        assert table.request_cost("caches.create", "gemini-2.5-pro", tokens) == Decimal(0)
+        assert table.request_cost("caches.create", "no-such-model", tokens) == Decimal(0)
+        assert table.request_cost("caches.create", FLASH, EMPTY_USAGE) is None
+        assert table.request_cost("generate_content", FLASH, tokens) == usd((100_000, "0.30"))
