@@ -231,6 +231,9 @@ class TestEntries:
             "requests": [],
             "prompt_text": None,
             "response_text": None,
+            "user_id": None,
+            "session_id": None,
+            "request_id": None,
         }
         for key, value in expected.items():
             assert payload[key] == value, key
