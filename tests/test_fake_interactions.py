@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from vividly_trace.testing._fake_interactions import interactions, interactions_client
 from vividly_trace.testing.fake_gemini import Scenario
 
 genai = pytest.importorskip("google.genai")
@@ -20,7 +19,7 @@ AGENT = "deep-research-pro-preview-12-2025"
 @pytest.fixture(name="ic")
 def _ic(gemini: Any) -> Any:
     """A client whose interactions are not retried (the fake answers errors at once)."""
-    return interactions_client(gemini)
+    return gemini.interactions_client()
 
 
 class TestCreate:
@@ -124,7 +123,7 @@ class TestCreate:
 class TestBackground:
     def test_completes_after_polls(self, gemini: Any, ic: Any) -> None:
         """in_progress (no usage) on create and on the polls before polls_until_done."""
-        interactions(gemini).polls_until_done = 3
+        gemini.interactions.polls_until_done = 3
         gemini.enqueue(Scenario(text="report", prompt_tokens=40, candidates_tokens=9))
         started = ic.interactions.create(model=FLASH, input="x", background=True)
         assert (started.status, started.usage) == ("in_progress", None)
@@ -134,12 +133,12 @@ class TestBackground:
         assert polls[-1].output_text == "report"
         assert ic.interactions.get(started.id).status == "completed"  # stays completed
         assert [r["method"] for r in gemini.requests] == ["POST"] + ["GET"] * 4
-        assert interactions(gemini).get(started.id).polls == 3  # type: ignore[union-attr]
-        interactions(gemini).polls_until_done = 2
+        assert gemini.interactions.get(started.id).polls == 3  # type: ignore[union-attr]
+        gemini.interactions.polls_until_done = 2
 
     def test_completes_after_a_delay(self, gemini: Any, ic: Any) -> None:
         """done_after_s: in progress until that long after the create."""
-        state = interactions(gemini)
+        state = gemini.interactions
         state.done_after_s = 0.2
         try:
             started = ic.interactions.create(model=FLASH, input="x", background=True)

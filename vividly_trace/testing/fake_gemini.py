@@ -632,6 +632,16 @@ class FakeGeminiServer(BaseLocalServer):
 
     # -- client helpers -------------------------------------------------------------
 
+    @property
+    def interactions(self) -> _fake_interactions.FakeInteractions:
+        """The Interactions API's settings and state (``polls_until_done``, ``done_after_s``...)."""
+        return _fake_interactions.interactions(self)
+
+    def interactions_client(self, api_key: str = "fake-key") -> Any:
+        """A ``google.genai.Client`` pointed at this server that does not retry (the
+        Interactions client otherwise retries 429 and 5xx four times, with backoff)."""
+        return _fake_interactions.interactions_client(self, api_key)
+
     def genai_client(self, api_key: str = "fake-key") -> Any:
         """Build a ``google.genai.Client`` (Gemini Developer API) pointed at this server."""
         from google import genai
