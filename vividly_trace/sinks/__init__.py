@@ -15,6 +15,7 @@ from ..exceptions import ConfigurationError
 from ._base import Sink
 from .jsonl import JSONLinesSink
 from .memory import MemorySink
+from .spend_guard import SpendAlert, SpendGuard
 
 __all__ = [
     "CloudLoggingSink",
@@ -23,6 +24,8 @@ __all__ = [
     "OpenTelemetrySink",
     "SQLSink",
     "Sink",
+    "SpendAlert",
+    "SpendGuard",
     "StructuredStdoutSink",
     "sink_from_spec",
 ]
