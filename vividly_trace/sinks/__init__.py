@@ -21,6 +21,7 @@ __all__ = [
     "CloudLoggingSink",
     "JSONLinesSink",
     "MemorySink",
+    "OpenTelemetryMetricsSink",
     "OpenTelemetrySink",
     "SQLSink",
     "Sink",
@@ -35,6 +36,7 @@ _LAZY = {
     "CloudLoggingSink": ".cloud_logging",
     "StructuredStdoutSink": ".structured_stdout",
     "OpenTelemetrySink": ".otel",
+    "OpenTelemetryMetricsSink": ".otel_metrics",
 }
 
 
@@ -52,7 +54,7 @@ def sink_from_spec(spec: str) -> Any:
 
     ``sql`` (``$VIVIDLY_TRACE_DATABASE_URL`` or ``sqlite:///vividly_trace.db``),
     ``sql:URL``, ``jsonl:PATH``, ``stdout`` (structured, for Cloud Run / GKE),
-    ``cloud_logging`` or ``cloud_logging:PROJECT``, ``otel``, ``memory``.
+    ``cloud_logging`` or ``cloud_logging:PROJECT``, ``otel``, ``otel_metrics``, ``memory``.
     """
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
@@ -67,9 +69,11 @@ def sink_from_spec(spec: str) -> Any:
         return __getattr__("CloudLoggingSink")(project=arg or None)
     if kind == "otel":
         return __getattr__("OpenTelemetrySink")()
+    if kind == "otel_metrics":
+        return __getattr__("OpenTelemetryMetricsSink")()
     if kind == "memory":
         return MemorySink()
     raise ConfigurationError(
         f"unknown sink {spec!r} (known: sql, sql:URL, jsonl:PATH, stdout, cloud_logging, otel, "
-        "memory)"
+        "otel_metrics, memory)"
     )
