@@ -148,7 +148,7 @@ def report(
     from ..analytics._terminal import print_report
 
     def run() -> Any:
-        with _steps(6 if html_path else 5, "Building the report") as step:
+        with _steps(7 if html_path else 6, "Building the report") as step:
             result = build_report(
                 _url(url),
                 since=None if since.strip().lower() == "all" else since,
