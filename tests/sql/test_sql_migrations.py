@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.factories import make_record
+from tests.factories import make_record, record_with_requests
 from tests.sql.sql_helpers import UTC, count_rows, statistics_mismatches
 from vividly_trace.sinks.sql import SQLSink, SQLSinkError, migrate, triggers
 from vividly_trace.sinks.sql.schema import metadata, prompt_executions, prompt_templates
@@ -291,4 +291,62 @@ def test_downgrade_to_0001_and_back(db_url: str) -> None:
 
     assert migrate.downgrade(engine, "base") == ("0003", None)
     assert not sa.inspect(engine).has_table("prompt_executions")
+    sink.close()
+
+
+def test_downgrade_to_0002_and_back_with_requests(db_url: str, other_url: str) -> None:
+    """Downgrading a store holding request rows to 0002 drops prompt_requests, the content
+    columns, the parent index and (SQLite) the cascade trigger, keeping every execution and
+    leaving exactly a 0002 store; reports still work on it (each execution under its own
+    model); upgrading again restores the head schema and the sink writes requests."""
+    from vividly_trace.analytics import cost_by_model
+
+    sink = SQLSink(db_url)
+    records = [
+        record_with_requests("r", 2, prompt_text="q", response_text="a"),
+        record_with_requests("r", 1),
+        make_record("plain", model="gemini-2.5-pro", input_token_count=1, output_token_count=1),
+    ]
+    assert sink.write_batch(records) is None
+    engine = sink.engine
+    head = schema_snapshot(engine)
+    assert count_rows(engine, "prompt_requests") == 3
+    with engine.connect() as conn:
+        before = conn.execute(
+            sa.text(
+                "SELECT id, template_name, cost_usd, input_token_count FROM prompt_executions "
+                "ORDER BY id"
+            )
+        ).all()
+
+    assert migrate.downgrade(engine, "0002") == ("0003", "0002")
+    assert not sa.inspect(engine).has_table("prompt_requests")
+    assert column_names(engine)[-1] == "cached_audio_token_count"
+    assert trigger_names(engine) == STATS_TRIGGERS
+    plain_0002 = sa.create_engine(other_url)
+    assert migrate.upgrade(plain_0002, "0002") == (None, "0002")
+    assert schema_snapshot(engine) == schema_snapshot(plain_0002)
+    plain_0002.dispose()
+    with engine.connect() as conn:
+        after = conn.execute(
+            sa.text(
+                "SELECT id, template_name, cost_usd, input_token_count FROM prompt_executions "
+                "ORDER BY id"
+            )
+        ).all()
+    assert after == before
+    assert statistics_mismatches(engine) == []
+    # Without the table, every execution is one call of its own model.
+    by_model = {(m.model, m.calls) for m in cost_by_model(engine)}
+    assert by_model == {("gemini-2.5-flash", 2), ("gemini-2.5-pro", 1)}
+    with pytest.raises(SQLSinkError, match="at revision 0002"):
+        SQLSink(db_url, auto_migrate=False).write_batch([record_with_requests("r", 1)])
+
+    assert migrate.upgrade(engine) == ("0002", "0003")
+    assert schema_snapshot(engine) == head
+    assert count_rows(engine, "prompt_requests") == 0  # the rows went with the table
+    again = record_with_requests("r", 2)
+    assert SQLSink(db_url, auto_migrate=False).write_batch([again]) is None
+    assert count_rows(engine, "prompt_requests") == 2
+    assert statistics_mismatches(engine) == []
     sink.close()

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 import vividly_trace
-from tests.factories import make_record
+from tests.factories import make_record, record_with_requests
 from tests.sql.sql_helpers import count_rows, statistics_mismatches
 from vividly_trace import PromptExecution, RequestRecord, log_prompt_execution, logged_prompt
 from vividly_trace._spool import Spool, destination_key
@@ -272,35 +272,6 @@ class TestReplay:
         }
         assert count_rows(sink.engine) == 2
         sink.close()
-
-
-def record_with_requests(key: str, n: int, **fields: Any) -> PromptExecution:
-    """A hand-built record with ``n`` flash requests, request ``i`` costing i+1 micro-USD."""
-    requests = tuple(
-        RequestRecord(
-            "generate_content",
-            True,
-            10.0 + i,
-            offset_ms=20.0 * i,
-            model=FLASH,
-            response_model=FLASH,
-            input_token_count=i + 1,
-            output_token_count=0,
-            total_token_count=i + 1,
-            cost_usd=Decimal(i + 1) / 1_000_000,
-            finish_reason="STOP",
-        )
-        for i in range(n)
-    )
-    return make_record(
-        key,
-        model=FLASH,
-        input_token_count=sum(r.input_token_count or 0 for r in requests),
-        output_token_count=0,
-        cost_usd=sum((r.cost_usd or Decimal(0) for r in requests), Decimal(0)),
-        requests=requests,
-        **fields,
-    )
 
 
 class TestRows:
