@@ -388,10 +388,14 @@ def reprice(
                             entry[5] += old or _ZERO
                             entry[6] += old or _ZERO
                             continue
-                        new, partly_unpriced = _requests_cost(
+                        new, repriced, partly_unpriced = _requests_cost(
                             engine, table, r.id, mine, unknown, request_changes
                         )
                         entry[4] += 1 if partly_unpriced else 0
+                        if not repriced:  # no request could be priced: left as it was
+                            entry[5] += old or _ZERO
+                            entry[6] += old or _ZERO
+                            continue
                         if new is None:
                             # A request with tokens has no cost: so has the execution.
                             entry[5] += old or _ZERO
@@ -473,20 +477,20 @@ def _requests_cost(
     requests: list[Any],
     unknown: set[str],
     changes: list[dict[str, Any]],
-) -> tuple[Decimal | None, bool]:
+) -> tuple[Decimal | None, bool, bool]:
     """Reprice an execution's request rows, each at its own model.
 
     Appends the requests whose cost changes to ``changes``. Returns the execution's new
     cost (the exact sum over its requests with tokens; ``None`` when one of them has no
-    cost, or none has tokens) and whether a request could not be priced (left as it was).
+    cost), whether any request was priced by ``table``, and whether a request with tokens
+    could not be (its cost left as it was).
     """
     total: Decimal | None = _ZERO
-    priced_any = False
+    repriced = False
     partly_unpriced = False
     for q in requests:
         if _no_tokens(q):
             continue  # a failed request: nothing billed, nothing to price
-        priced_any = True
         model = q.model or q.response_model
         if (
             q.model
@@ -504,12 +508,13 @@ def _requests_cost(
             partly_unpriced = True
             cost = q.cost_usd  # left as it was
         else:
+            repriced = True
             cost = new
             stored = _stored(engine, new)
             if q.cost_usd is None or q.cost_usd != stored:
                 changes.append({"b_id": execution_id, "b_seq": q.seq, "b_cost": stored})
         total = None if total is None or cost is None else total + cost
-    return (total if priced_any else None), partly_unpriced
+    return total, repriced, partly_unpriced
 
 
 def _new_cost(table: PricingTable, row: Any, unknown: set[str]) -> Decimal | None:
