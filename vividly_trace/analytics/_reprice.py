@@ -15,7 +15,8 @@ one, or the one the answer named when only that one has a price, as the record b
 does) and by its operation's billing rule (:meth:`PricingTable.request_cost`); the
 execution's cost becomes the sum of its requests' (a request left as it was keeps its
 cost; the sum is unknown when a request with tokens has none). The execution counts as
-``unpriced`` when one of its requests could not be priced. An execution without request
+``unpriced`` when one of its requests could not be priced, and is left as it was when none
+could. An execution without request
 rows is priced from its own counts and model, as before.
 A cost rewritten by ``reprice`` is what :class:`~vividly_trace.PricingTable` gives for the
 stored counts: input (cached part at the cached rate, cached audio at the cached-audio
