@@ -8,6 +8,7 @@ output 2.50; gemini-2.5-pro input 1.25, output 10.00 (pricing-sources.md).
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -354,3 +355,37 @@ class TestReprice:
         engine = sa.create_engine(store)
         assert statistics_mismatches(engine) == []
         engine.dispose()
+
+    def test_a_request_no_table_prices_leaves_its_execution_unknown(self, store: str) -> None:
+        """An execution whose second request is of a model no table prices (cost unknown
+        when it was recorded) stays unknown: its flash request is repriced, the sum is not
+        made up from a part."""
+        from tests.factories import record_with_requests
+        from vividly_trace import RequestRecord
+
+        base = record_with_requests("in_house", 1)
+        unknown = RequestRecord(
+            "generate_content",
+            True,
+            5.0,
+            model="in-house-model",
+            input_token_count=10,
+            output_token_count=2,
+            total_token_count=12,
+        )
+        record = dataclasses.replace(base, requests=(*base.requests, unknown), cost_usd=None)
+        sink = SQLSink(store)
+        assert sink.write_batch([record]) is None
+        sink.close()
+        doubled = PricingTable.default().with_overrides(
+            {FLASH: {"input": "0.60", "output": "5.00"}}, version="doubled-flash"
+        )
+        result = reprice(store, pricing=doubled, template="in_house")
+        assert result.unknown_models == ("in-house-model",)
+        assert (result.unpriced, result.cost_changed) == (1, 0)
+        # The flash request: 1 input token at 0.60 per 1M.
+        assert [r for r in request_costs(store) if r[0] == "in_house"] == [
+            ("in_house", 0, Decimal("0.0000006")),
+            ("in_house", 1, None),
+        ]
+        assert execution_costs(store)["in_house"][0] is None
