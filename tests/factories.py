@@ -13,10 +13,18 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from vividly_trace import PromptExecution
+from vividly_trace import PromptExecution, RequestRecord
 from vividly_trace._ids import new_execution_id
 
-__all__ = ["ALL_FIELDS", "STARTED", "UTC", "full_record", "make_record", "record_id"]
+__all__ = [
+    "ALL_FIELDS",
+    "STARTED",
+    "UTC",
+    "full_record",
+    "make_record",
+    "record_id",
+    "record_with_requests",
+]
 
 UTC = dt.timezone.utc
 
@@ -81,6 +89,35 @@ def full_record(**fields: Any) -> PromptExecution:
     """A record with every field set (:data:`ALL_FIELDS`, copied: the record's metadata is
     its own); keyword arguments override."""
     return make_record(**{**copy.deepcopy(ALL_FIELDS), **fields})
+
+
+def record_with_requests(
+    template_key: str, n: int, *, model: str = "gemini-2.5-flash", **fields: Any
+) -> PromptExecution:
+    """A record whose client capture saw ``n`` requests to ``model``: request ``i`` has
+    ``i + 1`` input tokens, no output, costs ``i + 1`` micro-USD and started ``20 * i`` ms
+    into the call; the record's counts and cost are their sums."""
+    requests = tuple(
+        RequestRecord(
+            "generate_content",
+            True,
+            10.0 + i,
+            offset_ms=20.0 * i,
+            model=model,
+            response_model=model,
+            input_token_count=i + 1,
+            output_token_count=0,
+            total_token_count=i + 1,
+            cost_usd=Decimal(i + 1) / 1_000_000,
+            finish_reason="STOP",
+        )
+        for i in range(n)
+    )
+    fields.setdefault("model", model)
+    fields.setdefault("input_token_count", sum(i + 1 for i in range(n)))
+    fields.setdefault("output_token_count", 0)
+    fields.setdefault("cost_usd", sum((r.cost_usd or Decimal(0) for r in requests), Decimal(0)))
+    return make_record(template_key, requests=requests, **fields)
 
 
 def usd(*terms: tuple[int, str]) -> Decimal:

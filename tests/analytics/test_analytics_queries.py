@@ -122,6 +122,9 @@ class TestCostByDay:
             "cost_usd",
             "input_tokens",
             "output_tokens",
+            "rolled_up_cost_usd",
+            "rolled_up_executions",
+            "rolled_up_unpriced",
         ]
         assert frame["cost_usd"].dtype == float
         assert len(frame) == len(rows)
@@ -399,6 +402,7 @@ class TestRecentAndReport:
         assert steps == [
             "success rates",
             "daily cost",
+            "cost by model",
             "latency percentiles",
             "error patterns",
             "A/B comparisons",

@@ -112,7 +112,8 @@ class TestReport:
         page = target.read_text(encoding="utf-8")
         assert page.startswith("<!DOCTYPE html>")
         assert external_references(page) == []
-        assert page.count('class="plotly-graph-div"') == 3  # cost, latency, one A/B
+        # cost, cost by model, latency, one A/B
+        assert page.count('class="plotly-graph-div"') == 4
         assert len(page) > 1_000_000  # plotly.js itself is inside
         assert target.stat().st_mode & 0o644 == 0o644
 

@@ -294,7 +294,12 @@ class TestHtmlReportInChromium:
             requests = browser.requests()
         assert problems == []
         assert requests == [page.as_uri()]  # plotly.js is inline: nothing else is fetched
-        assert [c["id"] for c in charts] == ["chart-daily-cost", "chart-latency", "chart-ab-0"]
+        assert [c["id"] for c in charts] == [
+            "chart-daily-cost",
+            "chart-model-cost",
+            "chart-latency",
+            "chart-ab-0",
+        ]
         for chart in charts:
             assert chart["svgs"] >= 1 and chart["marks"] > 0, chart
             assert 900 <= chart["width"] <= 1280 and chart["height"] >= 300, chart

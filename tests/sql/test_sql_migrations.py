@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.factories import make_record
+from tests.factories import make_record, record_with_requests
 from tests.sql.sql_helpers import UTC, count_rows, statistics_mismatches
 from vividly_trace.sinks.sql import SQLSink, SQLSinkError, migrate, triggers
 from vividly_trace.sinks.sql.schema import metadata, prompt_executions, prompt_templates
@@ -26,6 +26,16 @@ STATS_TRIGGERS = {
     "trg_prompt_executions_stats_insert",
     "trg_prompt_executions_stats_update",
 }
+# SQLite only (PostgreSQL's foreign key cascades): revision 0003's trigger deleting an
+# execution's requests with it.
+REQUESTS_TRIGGER = "trg_prompt_executions_delete_requests"
+
+
+def head_triggers(engine: sa.Engine) -> set[str]:
+    """The triggers a store at the head revision has on ``engine``'s database."""
+    if engine.dialect.name == "sqlite":
+        return STATS_TRIGGERS | {REQUESTS_TRIGGER}
+    return STATS_TRIGGERS
 
 
 @pytest.fixture(name="other_url")
@@ -41,7 +51,9 @@ def schema_snapshot(engine: sa.Engine) -> dict[str, Any]:
     triggers and trigger functions, as the database reports them."""
     inspector = sa.inspect(engine)
     out: dict[str, Any] = {}
-    for table in ("prompt_templates", "prompt_executions"):
+    for table in ("prompt_templates", "prompt_executions", "prompt_requests"):
+        if not inspector.has_table(table):
+            continue
         out[table] = {
             "columns": [
                 (c["name"], str(c["type"]), c["nullable"], c.get("default"), c.get("comment"))
@@ -139,19 +151,38 @@ def test_the_head_schema_equals_what_db_upgrade_builds(db_url: str, other_url: s
     upgraded = sa.create_engine(db_url)
     built = sa.create_engine(other_url)
     try:
-        assert migrate.upgrade(upgraded) == (None, "0002")
+        assert migrate.upgrade(upgraded) == (None, "0003")
         metadata.create_all(built)
         with built.begin() as conn:
             for statement in triggers.head_create_statements(built.dialect.name):
                 conn.exec_driver_sql(statement)
         expected = schema_snapshot(upgraded)
         assert schema_snapshot(built) == expected
-        assert expected["prompt_executions"]["columns"][-1][:3] == (
-            "cached_audio_token_count",
-            "BIGINT",
-            True,
+        assert [c[:3] for c in expected["prompt_executions"]["columns"][-3:]] == [
+            ("cached_audio_token_count", "BIGINT", True),
+            ("prompt_text", "TEXT", True),
+            ("response_text", "TEXT", True),
+        ]
+        requests = expected["prompt_requests"]
+        assert [c[0] for c in requests["columns"]][:4] == [
+            "execution_id",
+            "seq",
+            "started_at",
+            "operation",
+        ]
+        assert requests["pk"]["constrained_columns"] == ["execution_id", "seq"]
+        (fk,) = requests["fks"]
+        assert (fk["referred_table"], fk["constrained_columns"], fk["options"]) == (
+            "prompt_executions",
+            ["execution_id"],
+            {"ondelete": "CASCADE"},
         )
-        assert {t[0] for t in expected["triggers"]} == STATS_TRIGGERS
+        index_names = {i[0] for i in expected["indexes"]}
+        assert {
+            "ix_prompt_requests_started_at_model",
+            "ix_prompt_executions_parent_execution_id",
+        } <= index_names
+        assert {t[0] for t in expected["triggers"]} == head_triggers(upgraded)
     finally:
         upgraded.dispose()
         built.dispose()
@@ -181,13 +212,14 @@ def test_db_upgrade_from_0001_with_data(db_url: str) -> None:
 
     result = cli("db", "upgrade", db_url)
     assert result.returncode == 0, result.stderr
-    assert "upgraded from 0001 to 0002" in result.stdout
-    assert column_names(engine)[-1] == "cached_audio_token_count"
-    assert trigger_names(engine) == STATS_TRIGGERS
+    assert "upgraded from 0001 to 0003" in result.stdout
+    assert column_names(engine)[-3:] == ["cached_audio_token_count", "prompt_text", "response_text"]
+    assert trigger_names(engine) == head_triggers(engine)
     with engine.connect() as conn:
-        assert migrate.current_revision(conn) == "0002"
+        assert migrate.current_revision(conn) == "0003"
         after = conn.execute(sa.text("SELECT * FROM prompt_executions ORDER BY id")).all()
-    assert [(*row, None) for row in before] == [tuple(row) for row in after]
+    assert [(*row, None, None, None) for row in before] == [tuple(row) for row in after]
+    assert count_rows(engine, "prompt_requests") == 0  # old executions get no request rows
     assert statistics_mismatches(engine) == []
 
     with engine.begin() as conn:
@@ -232,8 +264,9 @@ def test_downgrade_to_0001_and_back(db_url: str) -> None:
     engine = sink.engine
     head = schema_snapshot(engine)
 
-    assert migrate.downgrade(engine, "0001") == ("0002", "0001")
+    assert migrate.downgrade(engine, "0001") == ("0003", "0001")
     assert "cached_audio_token_count" not in column_names(engine)
+    assert not sa.inspect(engine).has_table("prompt_requests")
     assert trigger_names(engine) == STATS_TRIGGERS - {"trg_prompt_executions_stats_update"}
     snapshot = schema_snapshot(engine)
     if engine.dialect.name == "postgresql":
@@ -249,13 +282,71 @@ def test_downgrade_to_0001_and_back(db_url: str) -> None:
     assert statistics_mismatches(engine) == []
     assert migrate.downgrade(engine, "0001") == ("0001", "0001")
 
-    assert migrate.upgrade(engine) == ("0001", "0002")
+    assert migrate.upgrade(engine) == ("0001", "0003")
     assert schema_snapshot(engine) == head
     with engine.connect() as conn:
         audio = conn.execute(sa.select(prompt_executions.c.cached_audio_token_count)).scalars()
         assert set(audio) == {None}  # the values went with the column
     assert statistics_mismatches(engine) == []
 
-    assert migrate.downgrade(engine, "base") == ("0002", None)
+    assert migrate.downgrade(engine, "base") == ("0003", None)
     assert not sa.inspect(engine).has_table("prompt_executions")
+    sink.close()
+
+
+def test_downgrade_to_0002_and_back_with_requests(db_url: str, other_url: str) -> None:
+    """Downgrading a store holding request rows to 0002 drops prompt_requests, the content
+    columns, the parent index and (SQLite) the cascade trigger, keeping every execution and
+    leaving exactly a 0002 store; reports still work on it (each execution under its own
+    model); upgrading again restores the head schema and the sink writes requests."""
+    from vividly_trace.analytics import cost_by_model
+
+    sink = SQLSink(db_url)
+    records = [
+        record_with_requests("r", 2, prompt_text="q", response_text="a"),
+        record_with_requests("r", 1),
+        make_record("plain", model="gemini-2.5-pro", input_token_count=1, output_token_count=1),
+    ]
+    assert sink.write_batch(records) is None
+    engine = sink.engine
+    head = schema_snapshot(engine)
+    assert count_rows(engine, "prompt_requests") == 3
+    with engine.connect() as conn:
+        before = conn.execute(
+            sa.text(
+                "SELECT id, template_name, cost_usd, input_token_count FROM prompt_executions "
+                "ORDER BY id"
+            )
+        ).all()
+
+    assert migrate.downgrade(engine, "0002") == ("0003", "0002")
+    assert not sa.inspect(engine).has_table("prompt_requests")
+    assert column_names(engine)[-1] == "cached_audio_token_count"
+    assert trigger_names(engine) == STATS_TRIGGERS
+    plain_0002 = sa.create_engine(other_url)
+    assert migrate.upgrade(plain_0002, "0002") == (None, "0002")
+    assert schema_snapshot(engine) == schema_snapshot(plain_0002)
+    plain_0002.dispose()
+    with engine.connect() as conn:
+        after = conn.execute(
+            sa.text(
+                "SELECT id, template_name, cost_usd, input_token_count FROM prompt_executions "
+                "ORDER BY id"
+            )
+        ).all()
+    assert after == before
+    assert statistics_mismatches(engine) == []
+    # Without the table, every execution is one call of its own model.
+    by_model = {(m.model, m.calls) for m in cost_by_model(engine)}
+    assert by_model == {("gemini-2.5-flash", 2), ("gemini-2.5-pro", 1)}
+    with pytest.raises(SQLSinkError, match="at revision 0002"):
+        SQLSink(db_url, auto_migrate=False).write_batch([record_with_requests("r", 1)])
+
+    assert migrate.upgrade(engine) == ("0002", "0003")
+    assert schema_snapshot(engine) == head
+    assert count_rows(engine, "prompt_requests") == 0  # the rows went with the table
+    again = record_with_requests("r", 2)
+    assert SQLSink(db_url, auto_migrate=False).write_batch([again]) is None
+    assert count_rows(engine, "prompt_requests") == 2
+    assert statistics_mismatches(engine) == []
     sink.close()

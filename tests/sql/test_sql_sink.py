@@ -654,6 +654,7 @@ class TestStatistics:
                     )
                 ).all()
                 assert [r[0] for r in rows] == [
+                    "trg_prompt_executions_delete_requests",  # the cascade to requests
                     "trg_prompt_executions_stats_delete",
                     "trg_prompt_executions_stats_insert",
                     "trg_prompt_executions_stats_update",

@@ -2,11 +2,15 @@
 
 ::
 
-    from vividly_trace.analytics import ABDirection, compare_ab, cost_by_day, latency_percentiles
+    from vividly_trace.analytics import (
+        ABDirection, compare_ab, cost_by_day, cost_by_model, latency_percentiles,
+    )
 
     url = "postgresql+psycopg://app@db/app"          # or an SQLAlchemy Engine
     for row in cost_by_day(url, since="30d"):
         print(row.day, row.template, row.cost_usd)
+    for row in cost_by_model(url, since="30d"):     # from each Gemini request's own model
+        print(row.day, row.model, row.calls, row.cost_usd)
     p95 = latency_percentiles(url, since="24h", by_version=True).to_dataframe()
     ab = compare_ab(url, "nlu_extraction", since="14d")
     print(ab.summary)                              # "nlu_extraction: v4/B better at 95% ..."
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from ._queries import (
         ab_templates,
         cost_by_day,
+        cost_by_model,
         error_patterns,
         latency_percentiles,
         recent_executions,
@@ -54,6 +59,7 @@ if TYPE_CHECKING:
         ErrorPattern,
         ExecutionRow,
         LatencyPercentiles,
+        ModelCost,
         TemplateSummary,
         variant_label,
     )
@@ -79,6 +85,7 @@ __all__ = [
     "ErrorPattern",
     "ExecutionRow",
     "LatencyPercentiles",
+    "ModelCost",
     "Report",
     "RepriceResult",
     "RepriceTemplate",
@@ -93,6 +100,7 @@ __all__ = [
     "choose_variant",
     "compare_ab",
     "cost_by_day",
+    "cost_by_model",
     "default_url",
     "error_patterns",
     "hide_password",
@@ -122,9 +130,11 @@ _LAZY = {
     "ErrorPattern": "._rows",
     "ExecutionRow": "._rows",
     "LatencyPercentiles": "._rows",
+    "ModelCost": "._rows",
     "TemplateSummary": "._rows",
     "ab_templates": "._queries",
     "cost_by_day": "._queries",
+    "cost_by_model": "._queries",
     "error_patterns": "._queries",
     "latency_percentiles": "._queries",
     "recent_executions": "._queries",

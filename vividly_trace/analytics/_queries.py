@@ -21,19 +21,30 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigurationError
 from ._patterns import normalize_error_message
-from ._rows import DailyCost, ErrorPattern, ExecutionRow, LatencyPercentiles, TemplateSummary
+from ._rows import (
+    DailyCost,
+    ErrorPattern,
+    ExecutionRow,
+    LatencyPercentiles,
+    ModelCost,
+    TemplateSummary,
+)
 from ._sql import (
     as_date,
     as_time,
     cost_sum,
     cost_value,
     executions_table,
+    has_requests_table,
     is_postgres,
+    requests_table,
     sort_key,
+    time_window,
     utc_day,
     window_conditions,
 )
@@ -47,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ab_templates",
     "cost_by_day",
+    "cost_by_model",
     "error_patterns",
     "latency_percentiles",
     "recent_executions",
@@ -82,35 +94,62 @@ def cost_by_day(
     until: TimeBound = None,
     template: str | None = None,
     by_model: bool = False,
+    rollup: bool = False,
 ) -> ResultList[DailyCost]:
     """Cost, executions and tokens per UTC day and template (and model).
 
     The original design's budget query (``SELECT DATE(executed_at), template_name,
-    SUM(cost_usd), COUNT(*) ... GROUP BY 1, 2``), exact on both engines.
+    SUM(cost_usd), COUNT(*) ... GROUP BY 1, 2``), exact on both engines. Each Gemini request
+    belongs to the innermost logged call, so ``cost_usd`` summed over the rows is the bill.
 
     Args:
         source: database URL or SQLAlchemy Engine.
         since: start of the window, inclusive (e.g. ``"30d"``, a datetime); None: no limit.
         until: end of the window, exclusive; None: no limit.
         template: only this template key.
-        by_model: one row per model too (the ``model`` column, else ``None``).
+        by_model: split each template's row by model, from the Gemini requests (see
+            :func:`cost_by_model`): a function calling two models has a row for each, and
+            its counts are of requests.
+        rollup: also give each row its cost with the logged calls nested in its executions
+            (``rolled_up_cost_usd``, through ``parent_execution_id``, any depth).
 
     Returns:
         Rows ordered by day, then cost (highest first), then template and model.
 
     Raises:
-        StoreError: the store cannot be used. ConfigurationError: bad arguments.
+        StoreError: the store cannot be used. ConfigurationError: bad arguments (among them
+        ``by_model`` with ``rollup``: a nested call may use other models).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.3.0 ``rollup``; ``by_model`` from the request rows.
     """
     from sqlalchemy import func, select
 
+    if by_model and rollup:
+        raise ConfigurationError("cost_by_day: by_model and rollup cannot be combined")
+    if by_model:
+        rows = [
+            DailyCost(
+                day=m.day,
+                template=m.template or "",
+                model=m.model,
+                executions=m.calls,
+                priced_executions=m.priced_calls,
+                cost_usd=m.cost_usd,
+                input_tokens=m.input_tokens,
+                output_tokens=m.output_tokens,
+            )
+            for m in cost_by_model(
+                source, since=since, until=until, template=template, by_template=True
+            )
+        ]
+        rows.sort(key=lambda r: (r.day, -r.cost_usd, sort_key(r.template, r.model)))
+        return ResultList(rows)
     e = executions_table().c
     with open_store(source) as engine:
         day = utc_day(engine).label("day")
         keys: list[Any] = [day, e.template_name]
-        if by_model:
-            keys.append(e.model)
+        conditions = window_conditions(engine, since, until, template)
         query = (
             select(
                 *keys,
@@ -120,24 +159,194 @@ def cost_by_day(
                 func.coalesce(func.sum(e.input_token_count), 0).label("input_tokens"),
                 func.coalesce(func.sum(e.output_token_count), 0).label("output_tokens"),
             )
-            .where(*window_conditions(engine, since, until, template))
+            .where(*conditions)
             .group_by(*keys)
         )
         with engine.connect() as conn:
-            rows = [
-                DailyCost(
-                    day=as_date(r.day),
-                    template=r.template_name,
-                    model=r.model if by_model else None,
-                    executions=int(r.n),
-                    priced_executions=int(r.priced),
-                    cost_usd=cost_value(engine, r.cost),
-                    input_tokens=int(r.input_tokens),
-                    output_tokens=int(r.output_tokens),
+            rolled = _rolled_up(conn, engine, conditions) if rollup else {}
+            rows = []
+            for r in conn.execute(query):
+                at = as_date(r.day)
+                up = rolled.get((at, r.template_name), (None, None, None))
+                rows.append(
+                    DailyCost(
+                        day=at,
+                        template=r.template_name,
+                        model=None,
+                        executions=int(r.n),
+                        priced_executions=int(r.priced),
+                        cost_usd=cost_value(engine, r.cost),
+                        input_tokens=int(r.input_tokens),
+                        output_tokens=int(r.output_tokens),
+                        rolled_up_cost_usd=up[0],
+                        rolled_up_executions=up[1],
+                        rolled_up_unpriced=up[2],
+                    )
                 )
-                for r in conn.execute(query)
-            ]
     rows.sort(key=lambda r: (r.day, -r.cost_usd, sort_key(r.template, r.model)))
+    return ResultList(rows)
+
+
+def _rolled_up(
+    conn: Connection, engine: Engine, conditions: list[ColumnElement[bool]]
+) -> dict[tuple[Any, str], tuple[Decimal, int, int]]:
+    """(UTC day, template) -> (cost, executions, unpriced executions) of the executions
+    matching ``conditions`` together with every execution nested in them.
+
+    A recursive query walks ``parent_execution_id`` down from each execution (``UNION``,
+    not ``UNION ALL``: a cycle in hand-written data ends instead of looping).
+    """
+    from sqlalchemy import func, select
+
+    table = executions_table()
+    e = table.c
+    tree = (
+        select(e.id.label("root_id"), e.id.label("node_id"))
+        .where(*conditions)
+        .cte("subtree", recursive=True)
+    )
+    child = table.alias("child")
+    tree = tree.union(
+        select(tree.c.root_id, child.c.id).select_from(
+            tree.join(child, child.c.parent_execution_id == tree.c.node_id)
+        )
+    )
+    root = table.alias("root")
+    node = table.alias("node")
+    day = utc_day(engine, root.c.executed_at).label("day")
+    query = (
+        select(
+            day,
+            root.c.template_name,
+            func.count().label("n"),
+            func.count(node.c.cost_usd).label("priced"),
+            cost_sum(engine, node.c.cost_usd).label("cost"),
+        )
+        .select_from(
+            tree.join(root, root.c.id == tree.c.root_id).join(node, node.c.id == tree.c.node_id)
+        )
+        .group_by(day, root.c.template_name)
+    )
+    return {
+        (as_date(r.day), r.template_name): (
+            cost_value(engine, r.cost),
+            int(r.n),
+            int(r.n) - int(r.priced),
+        )
+        for r in conn.execute(query)
+    }
+
+
+def cost_by_model(
+    source: StoreSource,
+    *,
+    since: TimeBound = None,
+    until: TimeBound = None,
+    template: str | None = None,
+    by_template: bool = False,
+) -> ResultList[ModelCost]:
+    """Cost, tokens and calls per UTC day and model (and template), from the Gemini
+    requests.
+
+    Every request client capture saw is a ``prompt_requests`` row priced at its own model,
+    so a function that calls gemini-2.5-flash and then gemini-2.5-pro counts one call
+    under each. Executions without request rows (``log_prompt_execution`` records, rows
+    stored before schema revision 0003) count as one call each under their own
+    ``model``. A request is counted on the day it started and is in the window when it
+    started in it; an execution without requests when it started in it.
+
+    Args:
+        source: database URL or SQLAlchemy Engine.
+        since, until: the time window (``since`` inclusive, ``until`` exclusive).
+        template: only the calls of this template key.
+        by_template: one row per (day, model, template).
+
+    Returns:
+        Rows ordered by day, then cost (highest first), then model and template.
+
+    Raises:
+        StoreError: the store cannot be used. ConfigurationError: bad arguments.
+
+    .. versionadded:: 0.3.0
+    """
+    from sqlalchemy import case, exists, func, select
+
+    e = executions_table().c
+    # (day, model, template) -> [calls, priced, failed, cost, input, output]
+    acc: dict[tuple[Any, str | None, str | None], list[Any]] = {}
+
+    def add(key: tuple[Any, str | None, str | None], r: Any) -> None:
+        entry = acc.setdefault(key, [0, 0, 0, Decimal(0), 0, 0])
+        entry[0] += int(r.n)
+        entry[1] += int(r.priced)
+        entry[2] += int(r.failed)
+        entry[3] += cost_value(engine, r.cost)
+        entry[4] += int(r.input_tokens)
+        entry[5] += int(r.output_tokens)
+
+    def measures(table: Any) -> list[Any]:
+        c = table.c
+        return [
+            func.count().label("n"),
+            func.count(c.cost_usd).label("priced"),
+            func.coalesce(func.sum(case((c.success.is_(False), 1), else_=0)), 0).label("failed"),
+            cost_sum(engine, c.cost_usd).label("cost"),
+            func.coalesce(func.sum(c.input_token_count), 0).label("input_tokens"),
+            func.coalesce(func.sum(c.output_token_count), 0).label("output_tokens"),
+        ]
+
+    with open_store(source) as engine:
+        # Validates the window and the template first, whatever the store holds.
+        plain_conditions = window_conditions(engine, since, until, template)
+        with engine.connect() as conn:
+            if has_requests_table(conn):
+                requests = requests_table()
+                r = requests.c
+                model = func.coalesce(r.model, r.response_model).label("model")
+                day = utc_day(engine, r.started_at).label("day")
+                keys: list[Any] = [day, model]
+                conditions = time_window(engine, r.started_at, since, until)
+                source_table: Any = requests
+                if template is not None or by_template:
+                    source_table = requests.join(executions_table(), e.id == r.execution_id)
+                    if template is not None:
+                        conditions.append(e.template_name == template)
+                    if by_template:
+                        keys.append(e.template_name)
+                query = (
+                    select(*keys, *measures(requests))
+                    .select_from(source_table)
+                    .where(*conditions)
+                    .group_by(*keys)
+                )
+                for row in conn.execute(query):
+                    add((as_date(row.day), row.model, row[2] if by_template else None), row)
+                plain_conditions.append(~exists().where(r.execution_id == e.id))
+            model = func.coalesce(e.model, e.response_model).label("model")
+            day = utc_day(engine).label("day")
+            keys = [day, model] + ([e.template_name] if by_template else [])
+            query = (
+                select(*keys, *measures(executions_table()))
+                .where(*plain_conditions)
+                .group_by(*keys)
+            )
+            for row in conn.execute(query):
+                add((as_date(row.day), row.model, row[2] if by_template else None), row)
+    rows = [
+        ModelCost(
+            day=key[0],
+            model=key[1],
+            template=key[2],
+            calls=v[0],
+            priced_calls=v[1],
+            failed_calls=v[2],
+            cost_usd=v[3],
+            input_tokens=v[4],
+            output_tokens=v[5],
+        )
+        for key, v in acc.items()
+    ]
+    rows.sort(key=lambda m: (m.day, -m.cost_usd, sort_key(m.model, m.template)))
     return ResultList(rows)
 
 

@@ -2,9 +2,11 @@
 (terminal tables in :mod:`._terminal`, one self-contained HTML page here).
 
 The HTML page inlines plotly.js (no CDN: it opens offline, from a file or an e-mail
-attachment) and holds: summary figures, the daily cost stacked by template, the latency
-distribution of each template, the A/B panel of every template with two or more variants,
-success rates, and the top error patterns.
+attachment) and holds: summary figures, the daily cost stacked by template, the cost by
+model (from each Gemini request's own model) stacked by day, the latency distribution of
+each template, the A/B panel of every template with two or more variants, success rates
+(with each template's cost rolled up with the logged calls nested in it, when there are
+such calls), and the top error patterns.
 """
 
 from __future__ import annotations
@@ -18,18 +20,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..exceptions import MissingExtraError
 from ._ab import MIN_SAMPLES, ABComparison, ABDirection, ABVerdict, compare_ab
-from ._queries import cost_by_day, error_patterns, latency_percentiles, success_rates
-from ._rows import DailyCost, ErrorPattern, LatencyPercentiles, TemplateSummary, variant_label
+from ._queries import (
+    cost_by_day,
+    cost_by_model,
+    error_patterns,
+    latency_percentiles,
+    success_rates,
+)
+from ._rows import (
+    DailyCost,
+    ErrorPattern,
+    LatencyPercentiles,
+    ModelCost,
+    TemplateSummary,
+    variant_label,
+)
 from ._store import ResultList, StoreSource, TimeBound, hide_password, open_store, parse_time
 
 __all__ = [
     "REPORT_PERCENTILES",
     "UNKNOWN",
+    "ModelTotal",
     "Report",
+    "RolledUpCost",
     "build_report",
     "format_cost",
     "format_cost_per_call",
@@ -123,14 +140,53 @@ def format_pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f}%"
 
 
+class ModelTotal(NamedTuple):
+    """One model's calls, tokens and cost over a report's window (:attr:`Report.model_totals`).
+
+    .. versionadded:: 0.3.0
+    """
+
+    model: str | None
+    calls: int
+    priced_calls: int
+    failed_calls: int
+    cost_usd: Decimal
+    input_tokens: int
+    output_tokens: int
+
+    @property
+    def cost_text(self) -> str:
+        """The cost as :func:`format_cost` shows it."""
+        return format_cost(self.cost_usd, self.calls, self.calls - self.priced_calls)
+
+
+class RolledUpCost(NamedTuple):
+    """A template's cost together with the logged calls nested in its executions
+    (:meth:`Report.rolled_up`).
+
+    .. versionadded:: 0.3.0
+    """
+
+    cost_usd: Decimal
+    executions: int
+    unpriced: int
+
+    @property
+    def cost_text(self) -> str:
+        """The cost as :func:`format_cost` shows it."""
+        return format_cost(self.cost_usd, self.executions, self.unpriced)
+
+
 @dataclass(frozen=True)
 class Report:
     """What a report shows: one snapshot of the store for a time window.
 
     ``latency`` rows carry :data:`REPORT_PERCENTILES`; ``ab`` has one comparison per
-    template with two or more variants in the window.
+    template with two or more variants in the window. ``daily`` rows carry the rolled-up
+    costs (``rollup=True``); ``models`` is :func:`cost_by_model` over the window.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.3.0 ``models``, :attr:`model_totals`, :meth:`rolled_up`.
     """
 
     source: str
@@ -143,6 +199,44 @@ class Report:
     latency: ResultList[LatencyPercentiles] = field(default_factory=ResultList)
     errors: ResultList[ErrorPattern] = field(default_factory=ResultList)
     ab: list[ABComparison] = field(default_factory=list)
+    models: ResultList[ModelCost] = field(default_factory=ResultList)
+
+    @property
+    def model_totals(self) -> list[ModelTotal]:
+        """Calls, tokens and cost per model over the window, highest cost first."""
+        acc: dict[str | None, list[Any]] = {}
+        for row in self.models:
+            entry = acc.setdefault(row.model, [0, 0, 0, Decimal(0), 0, 0])
+            entry[0] += row.calls
+            entry[1] += row.priced_calls
+            entry[2] += row.failed_calls
+            entry[3] += row.cost_usd
+            entry[4] += row.input_tokens
+            entry[5] += row.output_tokens
+        totals = [ModelTotal(model, *values) for model, values in acc.items()]
+        totals.sort(key=lambda t: (-t.cost_usd, t.model is not None, t.model or ""))
+        return totals
+
+    def rolled_up(self, template: str) -> RolledUpCost | None:
+        """``template``'s cost with the logged calls nested in its executions (any depth);
+        ``None`` when the report has no roll-up for it."""
+        rows = [r for r in self.daily if r.template == template]
+        if not rows or any(r.rolled_up_cost_usd is None for r in rows):
+            return None
+        return RolledUpCost(
+            sum((r.rolled_up_cost_usd or Decimal(0) for r in rows), Decimal(0)),
+            sum(r.rolled_up_executions or 0 for r in rows),
+            sum(r.rolled_up_unpriced or 0 for r in rows),
+        )
+
+    @property
+    def has_nested_calls(self) -> bool:
+        """Whether some execution in the window has logged calls nested in it (then the
+        reports show each template's cost rolled up with them too)."""
+        return any(
+            r.rolled_up_executions is not None and r.rolled_up_executions > r.executions
+            for r in self.daily
+        )
 
     @property
     def executions(self) -> int:
@@ -235,7 +329,9 @@ def build_report(
         step("success rates")
         summaries = success_rates(engine, **window)
         step("daily cost")
-        daily = cost_by_day(engine, **window)
+        daily = cost_by_day(engine, **window, rollup=True)
+        step("cost by model")
+        models = cost_by_model(engine, **window)
         step("latency percentiles")
         latency = latency_percentiles(engine, **window, percentiles=REPORT_PERCENTILES)
         step("error patterns")
@@ -274,6 +370,7 @@ def build_report(
         latency=latency,
         errors=errors,
         ab=comparisons,
+        models=models,
     )
 
 
@@ -573,9 +670,14 @@ def _ab_section(comparison: ABComparison, index: int) -> str:
 
 def _summary_table(report: Report) -> str:
     latency = {row.template: row for row in report.latency}
+    nested = report.has_nested_calls
     rows = []
     for s in report.summaries:
         lat = latency.get(s.template)
+        rolled = report.rolled_up(s.template) if nested else None
+        rolled_cell = (
+            f"<td class='n rolled'>{rolled.cost_text if rolled else ''}</td>" if nested else ""
+        )
         rows.append(
             "<tr>"
             f"<td>{_e(s.template)}</td>"
@@ -585,6 +687,7 @@ def _summary_table(report: Report) -> str:
             f"<td class='n'>{s.no_usage_executions:,}</td>"
             f"<td class='n'>{s.unpriced_executions:,}</td>"
             f"<td class='n'>{format_cost(s.cost_usd, s.executions, s.unpriced_executions)}</td>"
+            f"{rolled_cell}"
             "<td class='n'>"
             f"{format_cost_per_call(s.cost_usd, s.executions, s.unpriced_executions)}</td>"
             f"<td class='n'>{format_ms(lat.p50_ms if lat else None)}</td>"
@@ -600,19 +703,90 @@ def _summary_table(report: Report) -> str:
         f"<th class='n'>{report.no_usage_executions:,}</th>"
         f"<th class='n'>{report.unpriced_executions:,}</th>"
         f"<th class='n'>{report.cost_text}</th>"
-        "<th class='n'>"
+        + ("<th></th>" if nested else "")
+        + "<th class='n'>"
         f"{format_cost_per_call(report.cost_usd, report.executions, report.unpriced_executions)}"
         "</th><th></th><th></th><th></th></tr></tfoot>"
+    )
+    nested_note = (
+        " With nested calls: a template's cost together with that of the logged calls made "
+        "inside its executions (any depth); a nested call counts in its own row as well, so "
+        "this column does not add up to the total (the cost column does)."
+        if nested
+        else ""
     )
     return (
         "<table><thead><tr><th>template</th><th class='n'>calls</th><th class='n'>success</th>"
         "<th class='n'>errors</th><th class='n'>no usage</th><th class='n'>no cost</th>"
-        "<th class='n'>cost</th><th class='n'>cost / call</th>"
+        "<th class='n'>cost</th>"
+        + ("<th class='n'>with nested calls</th>" if nested else "")
+        + "<th class='n'>cost / call</th>"
         "<th class='n'>p50 ms</th><th class='n'>p95 ms</th><th class='n'>p99 ms</th></tr>"
         "</thead><tbody>" + "".join(rows) + "</tbody>" + total + "</table>"
         "<p class='note'>No usage: calls with neither an input nor an output token count. "
         "No cost: calls without a recorded cost (unpriced: an unknown model, no usage); cost "
-        "sums the priced calls and cost / call is their mean.</p>"
+        f"sums the priced calls and cost / call is their mean.{nested_note}</p>"
+    )
+
+
+def _model_chart(report: Report) -> str:
+    import plotly.graph_objects as go
+
+    days = sorted({row.day for row in report.models})
+    figure = go.Figure()
+    for i, total in enumerate(report.model_totals):
+        name = total.model or "(no model)"
+        by_day = {row.day: row for row in report.models if row.model == total.model}
+        y: list[float | None] = []
+        calls: list[int] = []
+        for d in days:
+            row = by_day.get(d)
+            calls.append(row.calls if row else 0)
+            # No bar (not a $0 one) where none of the calls has a cost.
+            y.append(float(row.cost_usd) if row and row.priced_calls else None)
+        figure.add_trace(
+            go.Bar(
+                name=name,
+                x=[d.isoformat() for d in days],
+                y=y,
+                customdata=calls,
+                marker_color=_PALETTE[i % len(_PALETTE)],
+                hovertemplate=f"{html.escape(name)}<br>%{{x}}: $%{{y:.6f}}"
+                "<br>%{customdata} calls<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        barmode="stack",
+        xaxis={"type": "category", "title": None},
+        yaxis={"title": "USD", "tickformat": "$.4~f", "rangemode": "tozero"},
+    )
+    return _figure_html(figure, "chart-model-cost", 380)
+
+
+def _model_table(report: Report) -> str:
+    totals = report.model_totals
+    if not totals:
+        return "<p class='empty'>No Gemini calls in this window.</p>"
+    rows = [
+        "<tr>"
+        f"<td>{_e(t.model or '(no model)')}</td>"
+        f"<td class='n'>{t.calls:,}</td>"
+        f"<td class='n'>{t.failed_calls:,}</td>"
+        f"<td class='n'>{t.input_tokens:,}</td>"
+        f"<td class='n'>{t.output_tokens:,}</td>"
+        f"<td class='n'>{_e(t.cost_text)}</td>"
+        "</tr>"
+        for t in totals
+    ]
+    return (
+        "<table id='models'><thead><tr><th>model</th><th class='n'>calls</th>"
+        "<th class='n'>failed</th><th class='n'>input tokens</th>"
+        "<th class='n'>output tokens</th><th class='n'>cost</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        "<p class='note'>A call is one Gemini request, priced at its own model (a function "
+        "that calls two models counts under both); a call recorded without its requests "
+        "(log_prompt_execution, older records) counts under the execution's model.</p>"
     )
 
 
@@ -687,6 +861,9 @@ def render_html(report: Report) -> str:
             "<section id='cost'><h2>Cost</h2><p class='caption'>Daily cost by template "
             f"(USD, UTC days)</p>{_cost_chart(report, colors)}{_unpriced_days_note(report)}"
             "</section>"
+            "<section id='by-model'><h2>Cost by model</h2><p class='caption'>Daily cost by "
+            f"model (USD, UTC days)</p>{_model_chart(report) if report.models else ''}"
+            f"{_model_table(report)}</section>"
             "<section id='latency'><h2>Latency</h2><p class='caption'>Latency per template: "
             "box from the first to the third quartile with the median (dashed: mean), "
             "whiskers at the minimum and maximum; p95 and p99 marked</p>"

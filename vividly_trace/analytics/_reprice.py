@@ -8,6 +8,16 @@ trigger (schema revision 0002) applies each cost change in the same transaction,
 
 Rows are left as they are when they have no token counts, no model name, or a model the
 table has no price for (they are counted as ``unpriced``, and the unknown models listed).
+
+An execution with Gemini request rows (``prompt_requests``, schema revision 0003: what
+client capture saw) is repriced request by request, each at its own model (the requested
+one, or the one the answer named when only that one has a price, as the record builder
+does) and by its operation's billing rule (:meth:`PricingTable.request_cost`); the
+execution's cost becomes the sum of its requests' (a request left as it was keeps its
+cost; the sum is unknown when a request with tokens has none). The execution counts as
+``unpriced`` when one of its requests could not be priced, and is left as it was when none
+could. An execution without request
+rows is priced from its own counts and model, as before.
 A cost rewritten by ``reprice`` is what :class:`~vividly_trace.PricingTable` gives for the
 stored counts: input (cached part at the cached rate, cached audio at the cached-audio
 rate, other audio at the audio rate), output (thinking included) at the output rate, tier
@@ -25,7 +35,13 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import ConfigurationError
 from ..pricing import PricingTable
 from ..usage import Usage
-from ._sql import executions_table, sort_key, window_conditions
+from ._sql import (
+    executions_table,
+    has_requests_table,
+    requests_table,
+    sort_key,
+    window_conditions,
+)
 from ._store import (
     ResultList,
     StoreSchemaError,
@@ -51,6 +67,12 @@ _PG_UPDATE = """
 UPDATE prompt_executions AS e SET cost_usd = v.cost, pricing_version = :version
   FROM unnest(CAST(:ids AS text[]), CAST(:costs AS numeric[])) AS v (id, cost)
  WHERE e.id = v.id
+"""
+_PG_UPDATE_REQUESTS = """
+UPDATE prompt_requests AS r SET cost_usd = v.cost
+  FROM unnest(CAST(:ids AS text[]), CAST(:seqs AS integer[]), CAST(:costs AS numeric[]))
+       AS v (id, seq, cost)
+ WHERE r.execution_id = v.id AND r.seq = v.seq
 """
 
 
@@ -187,6 +209,60 @@ def _write(conn: Connection, statement: Any, changes: list[dict[str, Any]], vers
         conn.execute(statement, changes)
 
 
+def _write_requests(conn: Connection, changes: list[dict[str, Any]]) -> None:
+    """Set the new costs of the changed request rows."""
+    from sqlalchemy import bindparam, text, update
+
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text(_PG_UPDATE_REQUESTS),
+            {
+                "ids": [c["b_id"] for c in changes],
+                "seqs": [c["b_seq"] for c in changes],
+                "costs": [c["b_cost"] for c in changes],
+            },
+        )
+        return
+    r = requests_table()
+    statement = (
+        update(r)
+        .where(r.c.execution_id == bindparam("b_id"), r.c.seq == bindparam("b_seq"))
+        .values(cost_usd=bindparam("b_cost", type_=r.c.cost_usd.type))
+    )
+    conn.execute(statement, changes)
+
+
+def _requests_of(conn: Connection, ids: list[str]) -> dict[str, list[Any]]:
+    """Execution id -> its request rows (in ``seq`` order), for the executions in ``ids``
+    that have some."""
+    from sqlalchemy import select
+
+    r = requests_table().c
+    out: dict[str, list[Any]] = {}
+    query = (
+        select(
+            r.execution_id,
+            r.seq,
+            r.operation,
+            r.model,
+            r.response_model,
+            r.input_token_count,
+            r.output_token_count,
+            r.cached_token_count,
+            r.thinking_token_count,
+            r.tool_use_token_count,
+            r.audio_input_token_count,
+            r.cached_audio_token_count,
+            r.cost_usd,
+        )
+        .where(r.execution_id.in_(ids))
+        .order_by(r.execution_id, r.seq)
+    )
+    for row in conn.execute(query):
+        out.setdefault(row.execution_id, []).append(row)
+    return out
+
+
 def _begin(conn: Connection) -> Any:
     transaction = conn.begin()
     if conn.dialect.name == "sqlite":
@@ -257,6 +333,7 @@ def reprice(
         _require_revision(engine)
         conditions = window_conditions(engine, since, until, template)
         with engine.connect() as conn:
+            with_requests = has_requests_table(conn)
             total = int(
                 conn.execute(select(func.count()).select_from(e).where(*conditions)).scalar_one()
             )
@@ -299,11 +376,39 @@ def reprice(
                         transaction.rollback()
                     break
                 changes: list[dict[str, Any]] = []
+                request_changes: list[dict[str, Any]] = []
+                children = _requests_of(conn, [r.id for r in rows]) if with_requests else {}
                 for r in rows:
                     entry = stats.setdefault(r.template_name, [0, 0, 0, 0, 0, _ZERO, _ZERO])
                     entry[0] += 1
                     old = r.cost_usd
-                    new = _new_cost(table, r, unknown)
+                    mine = children.get(r.id)
+                    if mine is not None:
+                        if all(_no_tokens(q) for q in mine):
+                            entry[3] += 1  # only failed requests: nothing to price
+                            entry[5] += old or _ZERO
+                            entry[6] += old or _ZERO
+                            continue
+                        new, repriced, partly_unpriced = _requests_cost(
+                            engine, table, r.id, mine, unknown, request_changes
+                        )
+                        entry[4] += 1 if partly_unpriced else 0
+                        if not repriced:  # no request could be priced: left as it was
+                            entry[5] += old or _ZERO
+                            entry[6] += old or _ZERO
+                            continue
+                        if new is None:
+                            # A request with tokens has no cost: so has the execution.
+                            entry[5] += old or _ZERO
+                            if old is not None:
+                                entry[1] += 1
+                                entry[2] += 1
+                                changes.append(
+                                    {"b_id": r.id, "b_cost": None, "b_version": table.version}
+                                )
+                            continue
+                    else:
+                        new = _new_cost(table, r, unknown)
                     if new is None:
                         no_tokens = r.input_token_count is None and r.output_token_count is None
                         entry[3 if no_tokens else 4] += 1
@@ -319,6 +424,8 @@ def reprice(
                         entry[2] += 1 if cost_changed else 0
                         changes.append({"b_id": r.id, "b_cost": new, "b_version": table.version})
                 if transaction is not None:
+                    if request_changes:
+                        _write_requests(conn, request_changes)
                     if changes:
                         _write(conn, statement, changes, table.version)
                     transaction.commit()
@@ -347,6 +454,70 @@ def reprice(
     )
 
 
+def _no_tokens(row: Any) -> bool:
+    return row.input_token_count is None and row.output_token_count is None
+
+
+def _usage(row: Any) -> Usage:
+    return Usage(
+        input_tokens=row.input_token_count,
+        output_tokens=row.output_token_count,
+        total_tokens=(row.input_token_count or 0) + (row.output_token_count or 0),
+        cached_tokens=row.cached_token_count,
+        thinking_tokens=row.thinking_token_count,
+        tool_use_tokens=row.tool_use_token_count,
+        audio_input_tokens=row.audio_input_token_count,
+        cached_audio_tokens=row.cached_audio_token_count,
+    )
+
+
+def _requests_cost(
+    engine: Engine,
+    table: PricingTable,
+    execution_id: str,
+    requests: list[Any],
+    unknown: set[str],
+    changes: list[dict[str, Any]],
+) -> tuple[Decimal | None, bool, bool]:
+    """Reprice an execution's request rows, each at its own model.
+
+    Appends the requests whose cost changes to ``changes``. Returns the execution's new
+    cost (the exact sum over its requests with tokens; ``None`` when one of them has no
+    cost), whether any request was priced by ``table``, and whether a request with tokens
+    could not be (its cost left as it was).
+    """
+    total: Decimal | None = _ZERO
+    repriced = False
+    partly_unpriced = False
+    for q in requests:
+        if _no_tokens(q):
+            continue  # a failed request: nothing billed, nothing to price
+        model = q.model or q.response_model
+        if (
+            q.model
+            and q.response_model
+            and table.resolve(q.model) is None
+            and table.resolve(q.response_model) is not None
+        ):
+            model = q.response_model  # an alias only the answer's name resolves
+        new: Decimal | None = None
+        if model and table.resolve(model) is None:
+            unknown.add(model)
+        elif model:
+            new = table.request_cost(q.operation, model, _usage(q))
+        if new is None:
+            partly_unpriced = True
+            cost = q.cost_usd  # left as it was
+        else:
+            repriced = True
+            cost = new
+            stored = _stored(engine, new)
+            if q.cost_usd is None or q.cost_usd != stored:
+                changes.append({"b_id": execution_id, "b_seq": q.seq, "b_cost": stored})
+        total = None if total is None or cost is None else total + cost
+    return total, repriced, partly_unpriced
+
+
 def _new_cost(table: PricingTable, row: Any, unknown: set[str]) -> Decimal | None:
     if row.input_token_count is None and row.output_token_count is None:
         return None
@@ -357,14 +528,4 @@ def _new_cost(table: PricingTable, row: Any, unknown: set[str]) -> Decimal | Non
     if price is None:
         unknown.add(model)
         return None
-    usage = Usage(
-        input_tokens=row.input_token_count,
-        output_tokens=row.output_token_count,
-        total_tokens=(row.input_token_count or 0) + (row.output_token_count or 0),
-        cached_tokens=row.cached_token_count,
-        thinking_tokens=row.thinking_token_count,
-        tool_use_tokens=row.tool_use_token_count,
-        audio_input_tokens=row.audio_input_token_count,
-        cached_audio_tokens=row.cached_audio_token_count,
-    )
-    return price.cost(usage)
+    return price.cost(_usage(row))

@@ -13,6 +13,7 @@ __all__ = [
     "ErrorPattern",
     "ExecutionRow",
     "LatencyPercentiles",
+    "ModelCost",
     "TemplateSummary",
     "variant_label",
 ]
@@ -38,9 +39,20 @@ class DailyCost:
     """Cost of one template (and model, with ``by_model=True``) on one UTC day.
 
     ``cost_usd`` sums the executions that have a cost; ``priced_executions`` says how many
-    did (an unknown model leaves the cost empty).
+    did (an unknown model leaves the cost empty). With ``by_model=True`` the row is one
+    model's share of the template: its counts are of Gemini requests (see
+    :class:`ModelCost`), so that a function calling two models is split between them.
+
+    With ``rollup=True``, ``rolled_up_cost_usd`` adds to each execution's cost that of
+    the logged calls nested in it (through ``parent_execution_id``, at any depth),
+    ``rolled_up_executions`` counts the executions so summed (the template's own ones
+    included) and ``rolled_up_unpriced`` those of them without a cost. ``cost_usd`` stays
+    the template's own cost, so summing it over rows still gives the bill; the rolled-up
+    sums count a nested call in its own row and in each of its ancestors'. ``None``
+    without ``rollup``.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.3.0 ``rolled_up_*``; ``by_model`` rows from the request rows.
     """
 
     day: _dt.date
@@ -51,6 +63,9 @@ class DailyCost:
     cost_usd: Decimal
     input_tokens: int
     output_tokens: int
+    rolled_up_cost_usd: Decimal | None = None
+    rolled_up_executions: int | None = None
+    rolled_up_unpriced: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The row as a flat dict."""
@@ -60,6 +75,55 @@ class DailyCost:
             "model": self.model,
             "executions": self.executions,
             "priced_executions": self.priced_executions,
+            "cost_usd": self.cost_usd,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "rolled_up_cost_usd": self.rolled_up_cost_usd,
+            "rolled_up_executions": self.rolled_up_executions,
+            "rolled_up_unpriced": self.rolled_up_unpriced,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCost:
+    """Cost, tokens and calls of one model on one UTC day (and template, with
+    ``by_template=True``), from the Gemini requests themselves.
+
+    A call is one Gemini request (a ``prompt_requests`` row, failed ones included), on
+    the day it started, priced at its own model; an execution without request rows (a
+    :func:`~vividly_trace.log_prompt_execution` record, a store written before schema
+    revision 0003) is one call of its own ``model``. ``model`` is the requested model
+    (else the one the answer named; ``None`` when neither is known). ``cost_usd`` sums the
+    calls that have a cost, ``priced_calls`` says how many do (a failed request usually
+    has none), ``failed_calls`` how many failed.
+
+    .. versionadded:: 0.3.0
+    """
+
+    day: _dt.date
+    model: str | None
+    template: str | None
+    calls: int
+    priced_calls: int
+    failed_calls: int
+    cost_usd: Decimal
+    input_tokens: int
+    output_tokens: int
+
+    @property
+    def unpriced_calls(self) -> int:
+        """Calls without a cost."""
+        return self.calls - self.priced_calls
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a flat dict."""
+        return {
+            "day": self.day,
+            "model": self.model,
+            "template": self.template,
+            "calls": self.calls,
+            "priced_calls": self.priced_calls,
+            "failed_calls": self.failed_calls,
             "cost_usd": self.cost_usd,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,

@@ -11,7 +11,7 @@ from ..exceptions import ConfigurationError
 from ._store import TimeBound, parse_time, to_utc
 
 if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement, Table
+    from sqlalchemy import Column, ColumnElement, Table
     from sqlalchemy.engine import Connection, Engine
 
 __all__ = [
@@ -20,8 +20,11 @@ __all__ = [
     "cost_sum",
     "cost_value",
     "executions_table",
+    "has_requests_table",
     "is_postgres",
+    "requests_table",
     "sort_key",
+    "time_window",
     "utc_day",
     "window_conditions",
 ]
@@ -35,6 +38,21 @@ def executions_table() -> Table:
     from ..sinks.sql.schema import prompt_executions
 
     return prompt_executions
+
+
+def requests_table() -> Table:
+    """The ``prompt_requests`` table (schema revision 0003)."""
+    from ..sinks.sql.schema import prompt_requests
+
+    return prompt_requests
+
+
+def has_requests_table(conn: Engine | Connection) -> bool:
+    """Whether the store has ``prompt_requests`` (a store older than revision 0003 has none:
+    its executions then count under their own model)."""
+    from sqlalchemy import inspect
+
+    return bool(inspect(conn).has_table("prompt_requests"))
 
 
 def is_postgres(engine: Engine | Connection) -> bool:
@@ -62,15 +80,8 @@ def window_conditions(
         ConfigurationError: the window is empty, or ``template`` is not a non-empty string.
     """
     e = executions_table().c
-    start = parse_time(since)
-    end = parse_time(until)
-    if start is not None and end is not None and end <= start:
-        raise ConfigurationError(f"the time window is empty: until ({end}) <= since ({start})")
     out: list[ColumnElement[bool]] = list(extra)
-    if start is not None:
-        out.append(e.executed_at >= _bound(engine, start))
-    if end is not None:
-        out.append(e.executed_at < _bound(engine, end))
+    out += time_window(engine, e.executed_at, since, until)
     if template is not None:
         if not isinstance(template, str) or not template:
             raise ConfigurationError(f"template must be a non-empty string, got {template!r}")
@@ -78,25 +89,51 @@ def window_conditions(
     return out
 
 
-def utc_day(engine: Engine) -> ColumnElement[Any]:
-    """The UTC day of ``executed_at``, whatever the session time zone."""
+def time_window(
+    engine: Engine, column: Column[Any] | ColumnElement[Any], since: TimeBound, until: TimeBound
+) -> list[ColumnElement[bool]]:
+    """Conditions keeping ``column`` (a timestamp) in the window: ``since`` inclusive,
+    ``until`` exclusive.
+
+    Raises:
+        ConfigurationError: the window is empty.
+    """
+    start = parse_time(since)
+    end = parse_time(until)
+    if start is not None and end is not None and end <= start:
+        raise ConfigurationError(f"the time window is empty: until ({end}) <= since ({start})")
+    out: list[ColumnElement[bool]] = []
+    if start is not None:
+        out.append(column >= _bound(engine, start))
+    if end is not None:
+        out.append(column < _bound(engine, end))
+    return out
+
+
+def utc_day(
+    engine: Engine, column: Column[Any] | ColumnElement[Any] | None = None
+) -> ColumnElement[Any]:
+    """The UTC day of ``column`` (default ``executed_at``), whatever the session time zone."""
     from sqlalchemy import func
 
-    e = executions_table().c
+    at = executions_table().c.executed_at if column is None else column
     if is_postgres(engine):
-        return func.date(func.timezone("UTC", e.executed_at))
-    return func.date(e.executed_at)
+        return func.date(func.timezone("UTC", at))
+    return func.date(at)
 
 
-def cost_sum(engine: Engine) -> ColumnElement[Any]:
-    """An exact ``SUM(cost_usd)``; read its value with :func:`cost_value`."""
+def cost_sum(
+    engine: Engine, column: Column[Any] | ColumnElement[Any] | None = None
+) -> ColumnElement[Any]:
+    """An exact ``SUM`` of ``column`` (default ``prompt_executions.cost_usd``); read its
+    value with :func:`cost_value`."""
     from sqlalchemy import BigInteger, Double, cast, func, literal_column, type_coerce
 
-    e = executions_table().c
+    cost = executions_table().c.cost_usd if column is None else column
     if is_postgres(engine):
-        return func.sum(e.cost_usd)
+        return func.sum(cost)
     # Integer pico-dollars: exact where a float sum would drift in the last digits.
-    pico = func.round(type_coerce(e.cost_usd, Double) * literal_column("1000000000000"))
+    pico = func.round(type_coerce(cost, Double) * literal_column("1000000000000"))
     return func.sum(cast(pico, BigInteger))
 
 

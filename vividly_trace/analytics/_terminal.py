@@ -119,42 +119,94 @@ def print_report(report: Report, console: Any) -> None:
     )
     console.print()
 
-    table = _table(
-        "Cost and success by template",
+    nested = report.has_nested_calls
+    columns = [
         ("template", "left"),
         ("calls", "right"),
         ("success", "right"),
         ("errors", "right"),
         ("cost", "right"),
-        ("cost/call", "right"),
-    )
+    ]
+    if nested:
+        columns.append(("with nested", "right"))
+    table = _table("Cost and success by template", *columns, ("cost/call", "right"))
     summaries = sorted(report.summaries, key=lambda s: (-s.cost_usd, s.template))
     for s in summaries:
-        table.add_row(
+        cells = [
             s.template,
             f"{s.executions:,}",
             format_pct(s.success_rate),
             f"{s.failures:,}",
             format_cost(s.cost_usd, s.executions, s.unpriced_executions),
-            format_cost_per_call(s.cost_usd, s.executions, s.unpriced_executions),
-        )
+        ]
+        if nested:
+            rolled = report.rolled_up(s.template)
+            cells.append(rolled.cost_text if rolled else "")
+        cells.append(format_cost_per_call(s.cost_usd, s.executions, s.unpriced_executions))
+        table.add_row(*cells)
     if len(summaries) > 1:
-        table.add_row(
+        cells = [
             "total",
             f"{report.executions:,}",
             format_pct(success),
             f"{report.executions - report.successes:,}",
             report.cost_text,
-            format_cost_per_call(report.cost_usd, report.executions, report.unpriced_executions),
-            style="bold",
+        ]
+        if nested:
+            cells.append("")  # a nested call counts in each ancestor: no meaningful total
+        cells.append(
+            format_cost_per_call(report.cost_usd, report.executions, report.unpriced_executions)
         )
+        table.add_row(*cells, style="bold")
     console.print(table)
     if report.unpriced_executions:
         console.print(
             "Unpriced: no cost recorded. cost sums the priced calls; cost/call is their mean.",
             style="dim",
         )
+    if nested:
+        console.print(
+            "with nested: the cost with the logged calls made inside the template's calls "
+            "(any depth); those count in their own rows too, so only cost adds up to the total.",
+            style="dim",
+        )
     console.print()
+
+    totals = report.model_totals
+    if totals:
+        table = _table(
+            "Cost by model (each Gemini request at its own model)",
+            ("model", "left"),
+            ("calls", "right"),
+            ("failed", "right"),
+            ("input tok", "right"),
+            ("output tok", "right"),
+            ("cost", "right"),
+        )
+        for t in totals:
+            table.add_row(
+                t.model or "(no model)",
+                f"{t.calls:,}",
+                f"{t.failed_calls:,}",
+                f"{t.input_tokens:,}",
+                f"{t.output_tokens:,}",
+                t.cost_text,
+            )
+        if len(totals) > 1:
+            calls = sum(t.calls for t in totals)
+            priced = sum(t.priced_calls for t in totals)
+            cost = sum((t.cost_usd for t in totals), Decimal(0))
+            table.add_row(
+                "total",
+                f"{calls:,}",
+                f"{sum(t.failed_calls for t in totals):,}",
+                f"{sum(t.input_tokens for t in totals):,}",
+                f"{sum(t.output_tokens for t in totals):,}",
+                format_cost(cost, calls, calls - priced),
+                style="bold",
+            )
+        console.print(table)
+        console.print()
 
     if report.no_usage_executions or report.unpriced_executions:
         table = _table(

@@ -140,15 +140,19 @@ def report(
     baseline: str | None,
     min_samples: int,
 ) -> None:
-    """Cost by day and template, latency p50/p95/p99, error patterns and A/B verdicts.
+    """Cost by day and template, cost by model, latency p50/p95/p99, error patterns and A/B
+    verdicts.
 
-    Prints terminal tables; with --html, also writes one HTML page with the charts.
+    Cost by model counts each Gemini request at its own model (a function calling two
+    models counts under both). When logged calls are nested in others, the template table
+    also shows each template's cost with its nested calls. Prints terminal tables; with
+    --html, also writes one HTML page with the charts.
     """
     from ..analytics import build_report
     from ..analytics._terminal import print_report
 
     def run() -> Any:
-        with _steps(6 if html_path else 5, "Building the report") as step:
+        with _steps(7 if html_path else 6, "Building the report") as step:
             result = build_report(
                 _url(url),
                 since=None if since.strip().lower() == "all" else since,
@@ -364,6 +368,9 @@ def reprice_command(
 ) -> None:
     """Recompute stored costs from stored token counts with the current (or a given) price
     table, and record its version.
+
+    A call with Gemini request rows is repriced request by request, each at its own model;
+    its cost becomes their sum.
 
     Each batch is one transaction; the database's triggers move the templates' total_cost_usd
     statistic with it (the store must be at the current schema: 'vividly-trace db upgrade').

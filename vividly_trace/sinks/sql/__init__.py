@@ -1,4 +1,5 @@
-"""The SQL store: prompt executions in SQLite or PostgreSQL, statistics kept by triggers.
+"""The SQL store: prompt executions (and their Gemini requests) in SQLite or PostgreSQL,
+statistics kept by triggers.
 
 ::
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 from ._engine import DEFAULT_URL
 from ._sink import SQLSink, SQLSinkError, register_template
 from .migrate import SCHEMA_REVISION, upgrade
-from .schema import metadata, prompt_executions, prompt_templates
+from .schema import metadata, prompt_executions, prompt_requests, prompt_templates
 
 __all__ = [
     "DEFAULT_URL",
@@ -30,6 +31,7 @@ __all__ = [
     "SQLSinkError",
     "metadata",
     "prompt_executions",
+    "prompt_requests",
     "prompt_templates",
     "register_template",
     "upgrade",

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from ..._jsonsafe import json_safe, replace_nul
 from ..._record import PromptExecution
-from .schema import EXECUTION_COLUMNS
+from .schema import EXECUTION_COLUMNS, REQUEST_COLUMNS
 
 __all__ = ["DIALECTS", "POSTGRESQL", "SQLITE", "Dialect", "TemplateKey"]
 
@@ -27,7 +27,9 @@ _UTC = _dt.timezone.utc
 _ZERO = _dt.timedelta(0)
 _COLUMN_LIST = ", ".join(EXECUTION_COLUMNS)
 _N_COLUMNS = len(EXECUTION_COLUMNS)
-_PG_MAX_ROWS_PER_STATEMENT = 1000  # 30 columns x 1000 rows stays under the 65535 parameters
+_PG_MAX_ROWS_PER_STATEMENT = 1000  # 32 columns x 1000 rows stays under the 65535 parameters
+_PG_MAX_REQUESTS_PER_STATEMENT = 3000  # 21 columns x 3000 rows, the same
+_REQUEST_COLUMN_LIST = ", ".join(REQUEST_COLUMNS)
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -110,9 +112,19 @@ class Dialect(abc.ABC):
     def row(record: PromptExecution, template_id: int) -> tuple[Any, ...]:
         """The record's ``prompt_executions`` values, in the order of :attr:`columns`."""
 
+    @staticmethod
+    @abc.abstractmethod
+    def request_rows(record: PromptExecution) -> list[tuple[Any, ...]]:
+        """The record's ``prompt_requests`` values (one tuple per request, in the order of
+        :data:`~.schema.REQUEST_COLUMNS`); empty for a record without requests."""
+
     @abc.abstractmethod
     def insert_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert ``rows`` with plain ``INSERT`` statements, skipping ids already stored."""
+
+    @abc.abstractmethod
+    def insert_request_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert request ``rows``, skipping (execution id, seq) pairs already stored."""
 
     @abc.abstractmethod
     def insert_or_ignore(self, table: sa.Table) -> Any:
@@ -158,9 +170,49 @@ _SQLITE_PLAIN = (
     ("stream_closed_early", "stream_closed_early"),
     ("time_to_first_chunk_ms", "time_to_first_chunk_ms"),
     ("parent_execution_id", "parent_execution_id"),
+    ("prompt_text", "prompt_text"),
+    ("response_text", "response_text"),
 )
 _SQLITE_COMPUTED = ("template_id", "executed_at", "cost_usd", "metadata")
 _sqlite_plain = operator.attrgetter(*(attr for attr, _ in _SQLITE_PLAIN))
+
+# Request rows: the RequestRecord attributes bound as they are, between the three computed
+# leading values (execution id, seq, started_at) and the cost, in table order.
+_REQUEST_HEAD = ("execution_id", "seq", "started_at")
+_REQUEST_PLAIN = (
+    "operation",
+    "model",
+    "response_model",
+    "input_token_count",
+    "output_token_count",
+    "total_token_count",
+    "cached_token_count",
+    "thinking_token_count",
+    "tool_use_token_count",
+    "audio_input_token_count",
+    "cached_audio_token_count",
+)
+_REQUEST_TAIL = (
+    "response_time_ms",
+    "success",
+    "error_type",
+    "http_status",
+    "finish_reason",
+    "streamed",
+)
+assert (*_REQUEST_HEAD, *_REQUEST_PLAIN, "cost_usd", *_REQUEST_TAIL) == REQUEST_COLUMNS, (
+    "schema.prompt_requests and the request rows differ"
+)
+_request_plain = operator.attrgetter(*_REQUEST_PLAIN)
+_request_tail = operator.attrgetter(*_REQUEST_TAIL)
+
+
+def _request_start(record: PromptExecution, offset_ms: Any) -> _dt.datetime:
+    """When a request started: its execution's start plus its offset (UTC)."""
+    started = _utc(record.started_at)
+    if not offset_ms:
+        return started
+    return started + _dt.timedelta(milliseconds=float(offset_ms))
 
 
 class _SQLite(Dialect):
@@ -183,8 +235,36 @@ class _SQLite(Dialect):
             _json_text(record.metadata),
         )
 
+    request_insert_sql = (
+        f"INSERT OR IGNORE INTO prompt_requests ({_REQUEST_COLUMN_LIST}) "
+        f"VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})"
+    )
+    """The statement :meth:`insert_request_rows` runs for each row."""
+
+    @staticmethod
+    def request_rows(record: PromptExecution) -> list[tuple[Any, ...]]:
+        execution_id = record.execution_id
+        out = []
+        for seq, request in enumerate(record.requests):
+            cost = request.cost_usd
+            out.append(
+                (
+                    execution_id,
+                    seq,
+                    _sqlite_time(_request_start(record, request.offset_ms)),
+                    *_request_plain(request),
+                    None if cost is None else float(cost),
+                    *_request_tail(request),
+                )
+            )
+        return out
+
     def insert_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         conn.exec_driver_sql(self.insert_sql, list(rows))
+
+    def insert_request_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            conn.exec_driver_sql(self.request_insert_sql, list(rows))
 
     def insert_or_ignore(self, table: sa.Table) -> Any:
         return sa.insert(table).prefix_with("OR IGNORE")
@@ -247,6 +327,8 @@ _PG_COLUMNS = (
     "parent_execution_id",
     "metadata",
     "cached_audio_token_count",
+    "prompt_text",
+    "response_text",
 )
 assert _PG_COLUMNS == EXECUTION_COLUMNS, "schema.prompt_executions and _PG_COLUMNS differ"
 _pg_values_cache: dict[int, str] = {}
@@ -263,6 +345,23 @@ def _pg_values_insert(n_rows: int) -> str:
         )
         if len(_pg_values_cache) < 64:
             _pg_values_cache[n_rows] = sql
+    return sql
+
+
+_pg_requests_cache: dict[int, str] = {}
+
+
+def _pg_requests_insert(n_rows: int) -> str:
+    sql = _pg_requests_cache.get(n_rows)
+    if sql is None:
+        one = "(" + ", ".join(["%s"] * len(REQUEST_COLUMNS)) + ")"
+        sql = (
+            f"INSERT INTO prompt_requests ({_REQUEST_COLUMN_LIST}) VALUES "
+            + ", ".join([one] * n_rows)
+            + " ON CONFLICT (execution_id, seq) DO NOTHING"
+        )
+        if len(_pg_requests_cache) < 64:
+            _pg_requests_cache[n_rows] = sql
     return sql
 
 
@@ -330,13 +429,57 @@ class _PostgreSQL(Dialect):
             t(r.parent_execution_id),
             meta,
             r.cached_audio_token_count,
+            t(r.prompt_text),
+            t(r.response_text),
         )
+
+    @staticmethod
+    def request_rows(record: PromptExecution) -> list[tuple[Any, ...]]:
+        execution_id = _pg_text(record.execution_id)
+        t = _pg_text
+        out = []
+        for seq, q in enumerate(record.requests):
+            cost = q.cost_usd
+            if cost is not None and not isinstance(cost, Decimal):
+                cost = Decimal(str(cost))
+            out.append(
+                (
+                    execution_id,
+                    seq,
+                    _request_start(record, q.offset_ms),
+                    t(q.operation),
+                    t(q.model),
+                    t(q.response_model),
+                    q.input_token_count,
+                    q.output_token_count,
+                    q.total_token_count,
+                    q.cached_token_count,
+                    q.thinking_token_count,
+                    q.tool_use_token_count,
+                    q.audio_input_token_count,
+                    q.cached_audio_token_count,
+                    cost,
+                    float(q.response_time_ms),
+                    bool(q.success),
+                    t(q.error_type),
+                    q.http_status,
+                    t(q.finish_reason),
+                    bool(q.streamed),
+                )
+            )
+        return out
 
     def insert_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         for start in range(0, len(rows), _PG_MAX_ROWS_PER_STATEMENT):
             chunk = rows[start : start + _PG_MAX_ROWS_PER_STATEMENT]
             params = tuple(value for row in chunk for value in row)
             conn.exec_driver_sql(_pg_values_insert(len(chunk)), params)
+
+    def insert_request_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        for start in range(0, len(rows), _PG_MAX_REQUESTS_PER_STATEMENT):
+            chunk = rows[start : start + _PG_MAX_REQUESTS_PER_STATEMENT]
+            params = tuple(value for row in chunk for value in row)
+            conn.exec_driver_sql(_pg_requests_insert(len(chunk)), params)
 
     def insert_or_ignore(self, table: sa.Table) -> Any:
         return pg_insert(table).on_conflict_do_nothing()

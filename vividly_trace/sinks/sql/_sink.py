@@ -20,6 +20,7 @@ from . import migrate
 from ._engine import DEFAULT_URL, create_engine, describe_error, parse_url, spool_key, sqlite_file
 from ._rows import DIALECTS, POSTGRESQL, TemplateKey
 from ._templates import Templates
+from .schema import REQUEST_COLUMNS
 
 __all__ = ["SQLSink", "SQLSinkError", "register_template"]
 
@@ -28,6 +29,7 @@ _STAGE_FLAG = "vividly_trace_stage_ready"
 _PG_COLUMN_LIST = ", ".join(POSTGRESQL.columns)
 _PG_COPY = f"COPY {_STAGE_TABLE} ({_PG_COLUMN_LIST}) FROM STDIN"
 _PG_COPY_DIRECT = f"COPY prompt_executions ({_PG_COLUMN_LIST}) FROM STDIN"
+_PG_COPY_REQUESTS = f"COPY prompt_requests ({', '.join(REQUEST_COLUMNS)}) FROM STDIN"
 _UNIQUE_VIOLATION = "23505"
 # DISTINCT ON: a batch may carry the same record twice (a replay of a replay).
 _PG_INSERT_FROM_STAGE = (
@@ -46,14 +48,17 @@ class SQLSinkError(VividlyTraceError):
 
 
 class SQLSink:
-    """Write records to SQLite or PostgreSQL (tables ``prompt_templates`` and
-    ``prompt_executions``; see :mod:`vividly_trace.sinks.sql.schema`).
+    """Write records to SQLite or PostgreSQL (tables ``prompt_templates``,
+    ``prompt_executions`` and ``prompt_requests``; see :mod:`vividly_trace.sinks.sql.schema`).
 
     Constructing the sink never connects: the database may be down at ``configure()``
     time. The first batch creates or upgrades the schema (``auto_migrate``), registers
     unknown templates (unless ``strict_templates``) and writes; each batch is one
     transaction, idempotent on the execution id, so a replayed spool never duplicates a
-    row. Statistics on ``prompt_templates`` are kept by database triggers.
+    row. A record's Gemini requests (:attr:`~vividly_trace.PromptExecution.requests`) are
+    written in the same transaction, one ``prompt_requests`` row each, idempotent on
+    (execution id, position). Statistics on ``prompt_templates`` are kept by database
+    triggers.
 
     Args:
         url: a SQLAlchemy URL, e.g. ``sqlite:///vividly_trace.db`` (the default, also read
@@ -189,24 +194,31 @@ class SQLSink:
             self._ensure_schema()
             ids = self._templates.resolve(keyed, self.strict_templates)
             row = self._dialect.row
+            request_rows = self._dialect.request_rows
             rows: list[tuple[Any, ...]] = []
+            # The request rows of each execution row, in the same order ([] for none).
+            children: list[list[tuple[Any, ...]]] = []
             for record, key in keyed:
                 template_id = ids.get(key)
                 if template_id is None:
                     unknown += 1
                     continue
                 try:
-                    rows.append(row(record, template_id))
+                    built = row(record, template_id)
+                    mine = request_rows(record) if record.requests else []
                 except Exception as exc:
                     invalid += 1
                     self._warn_invalid(record, exc)
+                    continue
+                rows.append(built)
+                children.append(mine)
             if rows:
                 try:
-                    self._insert(rows)
+                    self._insert(rows, children)
                 except Exception as exc:
                     if not self._is_record_error(exc):
                         raise
-                    invalid += self._insert_each(rows)
+                    invalid += self._insert_each(rows, children)
         except Exception as exc:
             self._forget()
             raise SQLSinkError(self._describe(exc)) from None
@@ -300,15 +312,22 @@ class SQLSink:
             self._schema_ready = True
 
     # -- writing -------------------------------------------------------------------------
-    def _insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
+    def _insert(
+        self, rows: Sequence[tuple[Any, ...]], children: Sequence[Sequence[tuple[Any, ...]]]
+    ) -> None:
+        """Write the execution rows and their request rows in one transaction."""
+        requests = [r for mine in children for r in mine]
         with self._engine.connect() as conn:
             if self.use_copy:
-                # Fast path: COPY straight into the table. A batch holding an id that is
+                # Fast path: COPY straight into the tables. A batch holding an id that is
                 # already stored (a replay) fails as a whole with a unique violation, and is
-                # then written through the staging table, which skips those rows.
+                # then written through the staging table, which skips those rows. When
+                # every execution is new, so are its requests (they point to it).
                 try:
                     with conn.begin():
                         self._copy(conn, _PG_COPY_DIRECT, rows)
+                        if requests:
+                            self._copy(conn, _PG_COPY_REQUESTS, requests)
                     return
                 except Exception as exc:
                     if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
@@ -316,6 +335,8 @@ class SQLSink:
                 self._ensure_stage(conn)
             with conn.begin():
                 self._insert_rows(conn, rows, self.use_copy)
+                # After their executions (the foreign key); idempotent on (execution, seq).
+                self._dialect.insert_request_rows(conn, requests)
 
     @staticmethod
     def _copy(conn: Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -344,14 +365,18 @@ class SQLSink:
         conn.commit()
         info[_STAGE_FLAG] = True
 
-    def _insert_each(self, rows: Sequence[tuple[Any, ...]]) -> int:
-        """Write rows one transaction each; count (and skip) the ones refused."""
+    def _insert_each(
+        self, rows: Sequence[tuple[Any, ...]], children: Sequence[Sequence[tuple[Any, ...]]]
+    ) -> int:
+        """Write rows (each with its requests) one transaction each; count (and skip) the
+        ones refused."""
         refused = 0
         with self._engine.connect() as conn:
-            for row in rows:
+            for row, mine in zip(rows, children, strict=True):
                 try:
                     with conn.begin():
                         self._insert_rows(conn, [row], copy=False)
+                        self._dialect.insert_request_rows(conn, mine)
                 except Exception as exc:
                     if not self._is_record_error(exc):
                         raise

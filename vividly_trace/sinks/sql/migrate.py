@@ -27,14 +27,16 @@ __all__ = [
     "upgrade",
 ]
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 """The newest revision this version of the package ships (the Alembic head).
 
 ``0001``: the tables and the INSERT and DELETE statistics triggers. ``0002``: the
 ``prompt_executions.cached_audio_token_count`` column and the UPDATE statistics trigger.
+``0003``: the ``prompt_requests`` table (one row per Gemini request of an execution), the
+``prompt_executions.prompt_text`` and ``response_text`` columns, the parent index.
 """
 
-KNOWN_REVISIONS = frozenset({"0001", "0002"})
+KNOWN_REVISIONS = frozenset({"0001", "0002", "0003"})
 VERSION_TABLE = "vividly_trace_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

@@ -1,6 +1,7 @@
 """The SQL store's tables, as SQLAlchemy Core metadata.
 
-Two tables, named so that the original design's analytics queries run verbatim on PostgreSQL:
+Three tables, the first two named so that the original design's analytics queries run
+verbatim on PostgreSQL:
 
 ``prompt_templates``
     One row per template key, version and A/B group (``name``, ``version``,
@@ -14,6 +15,20 @@ Two tables, named so that the original design's analytics queries run verbatim o
     need no join, ``executed_at`` is the record's ``started_at``; every other record field
     has a column of its own. No column but ``id`` has the same name in both tables, so the
     version and group repeated here are ``template_version`` and ``template_ab_test_group``.
+    ``prompt_text`` and ``response_text`` (revision 0003) hold the content when content
+    capture is on, else ``NULL``.
+
+``prompt_requests`` (revision 0003)
+    One row per Gemini request client capture saw during an execution (a
+    :class:`~vividly_trace.RequestRecord`), failed requests included: ``execution_id``
+    points to the execution (``ON DELETE CASCADE``; on SQLite, which enforces foreign keys
+    only when asked, a trigger deletes them), ``seq`` is the request's position in it (the
+    key is the pair), ``started_at`` the request's own start (the execution's
+    ``executed_at`` plus the request's offset), then its operation, model, tokens, cost,
+    latency and outcome. The execution's counts and cost are the sums of its requests', so
+    summing ``prompt_executions`` never counts a request twice; reports by model read
+    these rows. Executions without requests (a ``log_prompt_execution`` record, a store
+    written before 0003) have none.
 
 Types per engine:
 
@@ -59,9 +74,11 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
     "EXECUTION_COLUMNS",
+    "REQUEST_COLUMNS",
     "Money",
     "metadata",
     "prompt_executions",
+    "prompt_requests",
     "prompt_templates",
 ]
 
@@ -74,7 +91,7 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
-"""The metadata holding both tables (what the migrations create)."""
+"""The metadata holding the tables (what the migrations create)."""
 
 
 class Money(TypeDecorator[decimal.Decimal]):
@@ -185,6 +202,9 @@ prompt_executions = Table(
     # Added by revision 0002. ALTER TABLE ... ADD COLUMN appends, so the column is last here
     # too: a store created from this metadata and an upgraded one have the same layout.
     Column("cached_audio_token_count", BigInteger, nullable=True),
+    # Added by revision 0003 (last, for the same reason).
+    Column("prompt_text", Text, nullable=True),
+    Column("response_text", Text, nullable=True),
 )
 """One row per prompt execution."""
 
@@ -199,6 +219,55 @@ Index(
     prompt_executions.c.executed_at,
 )
 Index("ix_prompt_executions_executed_at", prompt_executions.c.executed_at)
+# Revision 0003: the roll-up of nested calls walks parent -> children. Partial: most
+# executions have no parent.
+_PARENT_INDEX_WHERE = "parent_execution_id IS NOT NULL"
+Index(
+    "ix_prompt_executions_parent_execution_id",
+    prompt_executions.c.parent_execution_id,
+    postgresql_where=text(_PARENT_INDEX_WHERE),
+    sqlite_where=text(_PARENT_INDEX_WHERE),
+)
+
+prompt_requests = Table(
+    "prompt_requests",
+    metadata,
+    Column(
+        "execution_id",
+        String(64),
+        ForeignKey("prompt_executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("operation", Text, nullable=False),
+    Column("model", Text, nullable=True),
+    Column("response_model", Text, nullable=True),
+    Column("input_token_count", BigInteger, nullable=True),
+    Column("output_token_count", BigInteger, nullable=True),
+    Column("total_token_count", BigInteger, nullable=True),
+    Column("cached_token_count", BigInteger, nullable=True),
+    Column("thinking_token_count", BigInteger, nullable=True),
+    Column("tool_use_token_count", BigInteger, nullable=True),
+    Column("audio_input_token_count", BigInteger, nullable=True),
+    Column("cached_audio_token_count", BigInteger, nullable=True),
+    Column("cost_usd", Money, nullable=True),
+    Column("response_time_ms", Double, nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("error_type", Text, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("finish_reason", Text, nullable=True),
+    Column("streamed", Boolean, nullable=False, server_default=false()),
+)
+"""One row per Gemini request of an execution (revision 0003)."""
+
+Index(
+    "ix_prompt_requests_started_at_model",
+    prompt_requests.c.started_at,
+    prompt_requests.c.model,
+)
 
 EXECUTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in prompt_executions.columns)
 """Column names of ``prompt_executions`` in table order (the order of COPY and INSERT)."""
+REQUEST_COLUMNS: tuple[str, ...] = tuple(c.name for c in prompt_requests.columns)
+"""Column names of ``prompt_requests`` in table order (the order of COPY and INSERT)."""

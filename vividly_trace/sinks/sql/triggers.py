@@ -40,13 +40,21 @@ counts), ``total_cost_usd``, ``total_response_time_ms``, ``avg_response_time_ms`
 ``success``, ``input_token_count``, ``output_token_count``, ``total_token_count``,
 ``cost_usd``, ``response_time_ms``, ``executed_at``.
 
+The Gemini requests of an execution (``prompt_requests``, revision 0003) go with it: on
+PostgreSQL through the foreign key's ``ON DELETE CASCADE``; on SQLite, which enforces
+foreign keys only on connections that ask for it (``PRAGMA foreign_keys``), a row-level
+``AFTER DELETE`` trigger deletes them, whoever deletes the execution. Requests carry no
+statistics: the template statistics are per execution, as before.
+
 Migrations are history, so each revision's triggers have their own functions here:
 :func:`create_statements` / :func:`drop_statements` are the INSERT and DELETE triggers of
 revision 0001, :func:`create_update_statements` / :func:`drop_update_statements` the UPDATE
-trigger of revision 0002, and :func:`head_create_statements` all of them (what ``db
-upgrade`` leaves in a store). Where the statistics may be wrong (triggers disabled during a
-bulk load, a store adopted from elsewhere), :data:`RECOMPUTE_STATISTICS_SQL` recomputes
-them all; migrations 0001 and 0002 run it.
+trigger of revision 0002, :func:`create_request_statements` /
+:func:`drop_request_statements` the SQLite trigger deleting requests (revision 0003), and
+:func:`head_create_statements` all of them (what ``db upgrade`` leaves in a store). Where
+the statistics may be wrong (triggers disabled during a bulk load, a store adopted from
+elsewhere), :data:`RECOMPUTE_STATISTICS_SQL` recomputes them all; migrations 0001 and 0002
+run it.
 
 .. versionadded:: 0.1.0
 """
@@ -55,8 +63,10 @@ from __future__ import annotations
 
 __all__ = [
     "RECOMPUTE_STATISTICS_SQL",
+    "create_request_statements",
     "create_statements",
     "create_update_statements",
+    "drop_request_statements",
     "drop_statements",
     "drop_update_statements",
     "head_create_statements",
@@ -430,6 +440,17 @@ END
 
 _SQLITE_DROP_UPDATE = ("DROP TRIGGER IF EXISTS trg_prompt_executions_stats_update",)
 
+_SQLITE_CREATE_REQUESTS = (
+    """
+CREATE TRIGGER trg_prompt_executions_delete_requests
+AFTER DELETE ON prompt_executions
+FOR EACH ROW BEGIN
+    DELETE FROM prompt_requests WHERE execution_id = OLD.id;
+END
+""",
+)
+_SQLITE_DROP_REQUESTS = ("DROP TRIGGER IF EXISTS trg_prompt_executions_delete_requests",)
+
 
 def _pick(dialect_name: str, postgresql: _Statements, sqlite: _Statements) -> _Statements:
     if dialect_name == "postgresql":
@@ -460,7 +481,22 @@ def drop_update_statements(dialect_name: str) -> tuple[str, ...]:
     return _pick(dialect_name, _PG_DROP_UPDATE, _SQLITE_DROP_UPDATE)
 
 
+def create_request_statements(dialect_name: str) -> tuple[str, ...]:
+    """The DDL creating the trigger that deletes an execution's requests with it (revision
+    0003; SQLite only: PostgreSQL's foreign key cascades)."""
+    return _pick(dialect_name, (), _SQLITE_CREATE_REQUESTS)
+
+
+def drop_request_statements(dialect_name: str) -> tuple[str, ...]:
+    """The DDL dropping what :func:`create_request_statements` creates."""
+    return _pick(dialect_name, (), _SQLITE_DROP_REQUESTS)
+
+
 def head_create_statements(dialect_name: str) -> tuple[str, ...]:
-    """The DDL creating every statistics trigger of the newest revision (what ``db
-    upgrade`` leaves in a store) on ``dialect_name``."""
-    return create_statements(dialect_name) + create_update_statements(dialect_name)
+    """The DDL creating every trigger of the newest revision (what ``db upgrade`` leaves
+    in a store) on ``dialect_name``."""
+    return (
+        create_statements(dialect_name)
+        + create_update_statements(dialect_name)
+        + create_request_statements(dialect_name)
+    )
