@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._jsonsafe import mask_secrets_in_text, valid_text
+from ._jsonsafe import mask_secrets_in_text, truncation_marker, valid_text
 
 __all__ = [
     "bound_text",
@@ -30,7 +30,6 @@ __all__ = [
     "response_text",
     "stream_text",
     "system_instruction_of",
-    "truncation_marker",
 ]
 
 _MASK_MARGIN = 256  # characters kept past the cut while masking: a key across it is matched
@@ -44,11 +43,6 @@ _PLACEHOLDERS = (
     ("executable_code", "executableCode"),
     ("code_execution_result", "codeExecutionResult"),
 )
-
-
-def truncation_marker(cut: int) -> str:
-    """The marker that ends a text cut by ``cut`` characters (as metadata strings end)."""
-    return f"...[truncated {cut} chars]"
 
 
 def bound_text(text: str, max_chars: int, mask: bool) -> str:
