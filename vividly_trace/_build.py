@@ -340,6 +340,7 @@ def _blocked(info: ResponseInfo) -> tuple[str, str]:
 
 
 _NO_TEXT_ANSWER = ("embed", "caches.")  # operations whose answer is no text
+_NO_PROMPT = ("interactions.get", "interactions.cancel", "interactions.delete")  # send no text
 
 
 def _call_texts(call: CallHandle, max_chars: int, mask: bool) -> tuple[str | None, str | None]:
@@ -356,6 +357,8 @@ def _call_texts(call: CallHandle, max_chars: int, mask: bool) -> tuple[str | Non
         if requests:
             kept = [r for r in requests if type(r) is ContentRequest]
             for request in kept:
+                if request.operation.startswith(_NO_PROMPT):
+                    continue
                 kwargs = request.kwargs
                 system = system_instruction_of(kwargs.get("config"), kwargs)
                 prompt = prompt_text(request.contents, system)
