@@ -373,3 +373,76 @@ class TestConfiguration:
         assert given.content_max_chars == 7
         for pipeline in (off, on, given):
             pipeline.shutdown(1.0)
+
+
+class TestInteractions:
+    @pytest.fixture(name="ic")
+    def _ic(self, gemini: Any) -> Any:
+        from vividly_trace.testing._fake_interactions import interactions, interactions_client
+
+        interactions(gemini).polls_until_done = 2
+        return interactions_client(gemini)
+
+    def test_create_and_stream(self, gemini: Any, ic: Any, content: Any) -> None:
+        """client.interactions: the input (and system instruction) and output_text; a
+        stream's text deltas joined."""
+        gemini.enqueue(Scenario(text="Bonjour"), Scenario(text="one two three"))
+
+        @logged_prompt("translate")
+        def translate() -> str:
+            it = ic.interactions.create(
+                model=FLASH, input="Hello in French?", system_instruction="One word."
+            )
+            return str(it.output_text)
+
+        @logged_prompt("write")
+        def write() -> Iterator[str]:
+            for event in ic.interactions.create(model=FLASH, input="Count to 3", stream=True):
+                if event.event_type == "step.delta":
+                    yield event.delta.text
+
+        assert translate() == "Bonjour"
+        assert "".join(write()) == "one two three"
+        one, two = content
+        assert (one.prompt_text, one.response_text) == (
+            "system: One word.\n\nuser: Hello in French?",
+            "Bonjour",
+        )
+        assert (two.prompt_text, two.response_text) == ("Count to 3", "one two three")
+
+    def test_background_polled_in_the_call(self, gemini: Any, ic: Any, content: Any) -> None:
+        """A background interaction polled inside the call: the prompt of the create, the
+        text of the last poll (the polls' ids are no prompt)."""
+        gemini.enqueue(Scenario(text="the report"))
+
+        @logged_prompt("research")
+        def research() -> str:
+            it = ic.interactions.create(model=FLASH, input="Research rain", background=True)
+            while it.status == "in_progress":
+                it = ic.interactions.get(it.id)
+            return str(it.output_text)
+
+        assert research() == "the report"
+        rec = content.only()
+        assert (rec.prompt_text, rec.response_text) == ("Research rain", "the report")
+
+
+class TestGenerativeAI:
+    def test_the_older_client(self, gemini: Any, content: Any) -> None:
+        """google-generativeai: its positional contents and its proto answer."""
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            old = pytest.importorskip("google.generativeai")
+        gemini.configure_generativeai()
+        gemini.enqueue(Scenario(text="old answer"))
+        model = old.GenerativeModel(FLASH)
+
+        @logged_prompt("old_client")
+        def call() -> str:
+            return str(model.generate_content(["old", "question"]).text)
+
+        assert call() == "old answer"
+        rec = content.only()
+        assert (rec.prompt_text, rec.response_text) == ("old\nquestion", "old answer")

@@ -364,13 +364,16 @@ def _call_texts(call: CallHandle, max_chars: int, mask: bool) -> tuple[str | Non
                 prompt = prompt_text(request.contents, system)
                 if prompt is not None:
                     break
-            answering = [r for r in kept if not r.operation.startswith(_NO_TEXT_ANSWER)]
+            # Every request, not only those whose content was kept: a background
+            # interaction's completion is a request added when it completes.
+            answering = [r for r in requests if not r.operation.startswith(_NO_TEXT_ANSWER)]
             last = answering[-1] if answering else None
             if last is not None and last.error is None:
-                chunks = last.chunks
-                response = (
-                    stream_text(chunks) if chunks is not None else response_text(last.response)
-                )
+                chunks = last.chunks if type(last) is ContentRequest else None
+                if chunks is not None:
+                    response = stream_text(chunks)
+                elif not last.streamed:  # a stream without its chunks has no whole text
+                    response = response_text(last.response)
         elif not call._streamed:
             answer = call._response if call._response is not NOTHING else call._result
             response = response_text(answer)

@@ -14,12 +14,13 @@ How texts read:
   instruction has one ``role: text`` block per message, blocks separated by a blank
   line, the system instruction first as ``system: ...``;
 - a response is the text of its first candidate's parts joined as ``response.text``
-  joins them (thought parts left out); a stream's is the concatenation of its chunks'.
+  joins them (thought parts left out), or an interaction's ``output_text``; a stream's
+  is the concatenation of its chunks' (an interaction stream's: its text deltas).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ._jsonsafe import mask_secrets_in_text, truncation_marker, valid_text
@@ -34,6 +35,7 @@ __all__ = [
 
 _MASK_MARGIN = 256  # characters kept past the cut while masking: a key across it is matched
 _MAX_ITEMS = 10_000  # parts / messages read at most (a bound against pathological inputs)
+_UNREADABLE = "[unreadable]"
 # Part fields that carry no text, and how their placeholder is named.
 _PLACEHOLDERS = (
     ("inline_data", "inlineData"),
@@ -87,16 +89,25 @@ def _type_name(obj: Any) -> str:
 
 def _part_text(part: Any, response: bool) -> str | None:
     """A part's text, or its placeholder; None for a part to leave out (a thought in a
-    response, an empty part)."""
+    response, an empty part). A part that cannot be read is ``[unreadable]``."""
+    try:
+        return _read_part(part, response)
+    except Exception:  # a hostile object of the application's: its text is lost, not the rest
+        return _UNREADABLE
+
+
+def _read_part(part: Any, response: bool) -> str | None:
     if isinstance(part, str):
-        return part
+        return str.__str__(part)  # a plain str, whatever the subclass overrides
     if isinstance(part, (bytes, bytearray, memoryview)):
         return f"[{len(part)} bytes]"
     if response and _get(part, "thought") is True:
         return None
     text = _get(part, "text")
-    if isinstance(text, str) and (text or not _is_proto(part)):
-        return text
+    if isinstance(text, str):
+        text = str.__str__(text)
+        if text or not _is_proto(part):
+            return text
     for field, alias in _PLACEHOLDERS:
         value = _get(part, field, alias)
         if value is None or (_is_proto(part) and not value):
@@ -136,19 +147,24 @@ def _message(item: Any) -> tuple[str | None, Any] | None:
     if parts is None:
         return None
     role = _get(item, "role")
-    return (role if isinstance(role, str) and role else None), parts
+    return (str.__str__(role) or None if isinstance(role, str) else None), parts
 
 
 def _as_list(value: Any) -> list[Any]:
+    """The items of a list (or tuple, or a proto's repeated field); anything else is one
+    item (a pydantic model iterates over its fields, a str over its characters)."""
     if value is None:
         return []
-    if isinstance(value, (str, Mapping)) or not isinstance(value, Iterable):
+    if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Sequence):
         return [value]
-    out = []
-    for i, item in enumerate(value):
-        if i >= _MAX_ITEMS:
-            break
-        out.append(item)
+    out: list[Any] = []
+    try:
+        for item in value:
+            if len(out) >= _MAX_ITEMS:
+                break
+            out.append(item)
+    except Exception:  # a hostile iterable: what it gave so far, and a placeholder
+        out.append(_UNREADABLE)
     return out
 
 
@@ -216,10 +232,15 @@ def response_text(response: Any) -> str | None:
             return None
         texts = _texts(_get(content, "parts"), True)
         return "".join(texts) if texts else None
-    outputs = _get(response, "outputs")  # an Interactions API answer
-    if outputs is not None:
-        texts = _texts(outputs, True)
-        return "".join(texts) if texts else None
+    # The Interactions API: an Interaction, or a stream event (only text deltas carry
+    # text; the completion event's interaction repeats it and is left out).
+    output = _get(response, "output_text")
+    if isinstance(output, str):
+        return output or None
+    delta = _get(response, "delta")
+    if delta is not None and _get(delta, "type") in (None, "text"):
+        text = _get(delta, "text")
+        return text if isinstance(text, str) and text else None
     return None
 
 
