@@ -56,6 +56,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("vividly_trace._call", "vividly_trace.pricing", "vividly_trace._trace"),
     (
         "vividly_trace.usage",
+        "vividly_trace._content",
         "vividly_trace._context",
         "vividly_trace._scope",
         "vividly_trace._errors",

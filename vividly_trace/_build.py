@@ -16,12 +16,13 @@ from decimal import Decimal
 from time import perf_counter_ns
 from typing import Any
 
-from ._call import NOTHING, CallHandle, GeminiRequest, ReadyRecord, was_captured
+from ._call import NOTHING, CallHandle, ContentRequest, GeminiRequest, ReadyRecord, was_captured
+from ._content import bound_text, prompt_text, response_text, stream_text, system_instruction_of
 from ._errors import MAX_ERROR_CHARS
 from ._jsonsafe import sanitize_metadata
 from ._lifecycle import on_fork
 from ._record import PromptExecution, RequestRecord, new_record, new_request
-from ._safety import logger, warn_limited
+from ._safety import internal_error, logger, warn_limited
 from .pricing import PricingTable
 from .usage import (
     EMPTY_INFO,
@@ -58,7 +59,8 @@ class RecordBuilder:
     """Builds (and redacts) the records of queued items, each once for all sinks.
 
     ``on_drop(reason)`` is told of every record left out on purpose (``redacted``,
-    ``redact_error``), so that each sink's worker counts it.
+    ``redact_error``), so that each sink's worker counts it. ``content_max_chars`` (None:
+    content capture off) bounds the prompt and response texts.
     """
 
     def __init__(
@@ -68,8 +70,10 @@ class RecordBuilder:
         mask_secrets: bool = True,
         redact: Redactor | None = None,
         on_drop: Callable[[str], None] | None = None,
+        content_max_chars: int | None = None,
     ) -> None:
         self.pricing = pricing
+        self.content_max_chars = content_max_chars
         self.mask_secrets = mask_secrets
         self.redact = redact
         self._on_drop = on_drop
@@ -101,7 +105,12 @@ class RecordBuilder:
         if type(item) is ReadyRecord:
             record: PromptExecution = item.record
         else:
-            record = build_record(item, self.pricing, self.mask_secrets)  # type: ignore[arg-type]
+            record = build_record(
+                item,  # type: ignore[arg-type]
+                self.pricing,
+                self.mask_secrets,
+                self.content_max_chars,
+            )
             if (
                 record.success
                 and record.input_token_count is None
@@ -330,8 +339,58 @@ def _blocked(info: ResponseInfo) -> tuple[str, str]:
     return "BlockedResponse", message[:MAX_ERROR_CHARS]
 
 
-def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptExecution:
-    """Turn a finished call into its record (extraction, pricing, sanitising)."""
+_NO_TEXT_ANSWER = ("embed", "caches.")  # operations whose answer is no text
+_NO_PROMPT = ("interactions.get", "interactions.cancel", "interactions.delete")  # send no text
+
+
+def _call_texts(call: CallHandle, max_chars: int, mask: bool) -> tuple[str | None, str | None]:
+    """(prompt, response) of a call, bounded and masked.
+
+    With several requests, the prompt is the first request's and the response the last
+    text-answering request's (automatic function calling: the question asked and the final
+    answer); without client capture, the response is that of a raw response the function
+    returned or handed to ``record_response`` (not of a stream, whose chunks are not kept).
+    """
+    try:
+        prompt = response = None
+        requests = call._requests
+        if requests:
+            kept = [r for r in requests if type(r) is ContentRequest]
+            for request in kept:
+                if request.operation.startswith(_NO_PROMPT):
+                    continue
+                kwargs = request.kwargs
+                system = system_instruction_of(kwargs.get("config"), kwargs)
+                prompt = prompt_text(request.contents, system)
+                if prompt is not None:
+                    break
+            # Every request, not only those whose content was kept: a background
+            # interaction's completion is a request added when it completes.
+            answering = [r for r in requests if not r.operation.startswith(_NO_TEXT_ANSWER)]
+            last = answering[-1] if answering else None
+            if last is not None and last.error is None:
+                chunks = last.chunks if type(last) is ContentRequest else None
+                if chunks is not None:
+                    response = stream_text(chunks)
+                elif not last.streamed:  # a stream without its chunks has no whole text
+                    response = response_text(last.response)
+        elif not call._streamed:
+            answer = call._response if call._response is not NOTHING else call._result
+            response = response_text(answer)
+        return (
+            bound_text(prompt, max_chars, mask) if prompt is not None else None,
+            bound_text(response, max_chars, mask) if response is not None else None,
+        )
+    except Exception as exc:
+        internal_error("content", exc, "vividly_trace could not read a call's text: %r", exc)
+        return None, None
+
+
+def build_record(
+    call: CallHandle, pricing: PricingTable, mask: bool, content_max_chars: int | None = None
+) -> PromptExecution:
+    """Turn a finished call into its record (extraction, pricing, sanitising); with
+    ``content_max_chars``, its prompt and response texts too."""
     spec = call._spec
     summed = _Requests(call, pricing) if call._requests else None
     if summed is not None:
@@ -386,6 +445,9 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
     else:
         cost = None if usage is EMPTY_USAGE or usage.is_empty else pricing.cost(model, usage)
     parent = call._parent
+    prompt = answer = None
+    if content_max_chars is not None:
+        prompt, answer = _call_texts(call, content_max_chars, mask)
     # By position, in _RECORD_FIELDS order (checked at import): a third of the cost of
     # 29 keyword arguments, on the path every record takes.
     return new_record(
@@ -421,8 +483,8 @@ def build_record(call: CallHandle, pricing: PricingTable, mask: bool) -> PromptE
         parent.execution_id if parent is not None else None,  # parent_execution_id
         sanitize_metadata(metadata, mask=mask) if metadata else {},  # metadata
         summed.records if summed is not None else (),  # requests
-        None,  # prompt_text
-        None,  # response_text
+        prompt,  # prompt_text
+        answer,  # response_text
         scope.user_id if scope is not None else None,  # user_id
         scope.session_id if scope is not None else None,  # session_id
         scope.request_id if scope is not None else None,  # request_id

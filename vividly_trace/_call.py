@@ -27,6 +27,7 @@ __all__ = [
     "NOTHING",
     "OPEN_STREAMS",
     "CallHandle",
+    "ContentRequest",
     "GeminiRequest",
     "ReadyRecord",
     "TemplateSpec",
@@ -134,6 +135,35 @@ class GeminiRequest:
         """The request raised ``exc`` (an HTTP error, a timeout...)."""
         self.t1 = perf_counter_ns()
         self.error = error_facts(exc)
+
+
+class ContentRequest(GeminiRequest):
+    """A request whose content is kept too (``configure(capture_content=True)``): what it
+    sent and, for a stream, every chunk; their text is read when the record is built."""
+
+    __slots__ = ("chunks", "contents", "kwargs")
+    chunks: list[Any] | None
+    contents: Any
+    kwargs: dict[str, Any]
+
+    def keep(self, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool) -> None:
+        """Keep references to what the request sends (``contents``, else the Interactions
+        API's ``input``, else the first positional argument of the older client)."""
+        contents = kwargs.get("contents", NOTHING)
+        if contents is NOTHING:
+            contents = kwargs.get("input", args[0] if args else None)
+        # One shallow copy, no text work: a list the caller appends to after the request (a
+        # chat history kept by hand) must still show what was sent.
+        self.contents = contents[:] if type(contents) is list else contents
+        self.kwargs = kwargs  # the config (system instruction), read when the record is built
+        self.chunks = [] if stream else None
+
+    def chunk(self, chunk: Any) -> None:
+        """A stream chunk arrived: kept for the response text."""
+        GeminiRequest.chunk(self, chunk)
+        chunks = self.chunks
+        if chunks is not None:
+            chunks.append(chunk)
 
 
 def carries_usage(chunk: Any) -> bool:
@@ -317,9 +347,14 @@ class CallHandle:
     def __repr__(self) -> str:
         return f"<CallHandle {self._spec.template_key!r} {self.execution_id}>"
 
-    def _request(self, model: Any, operation: str = "generate_content") -> GeminiRequest:
+    def _request(
+        self,
+        model: Any,
+        operation: str = "generate_content",
+        kind: type[GeminiRequest] = GeminiRequest,
+    ) -> GeminiRequest:
         """A Gemini request starts inside this call (client capture)."""
-        request = GeminiRequest(model, operation)
+        request = kind(model, operation)
         requests = self._requests
         if requests is None:
             self._requests = [request]

@@ -103,6 +103,8 @@ def configure(
     capture_trace_context: bool | None = None,
     capture_clients: bool = True,
     capture_unlogged: bool = True,
+    capture_content: bool | None = None,
+    content_max_chars: int | None = None,
 ) -> None:
     """Set up logging for this process (call again to replace the set-up).
 
@@ -139,6 +141,16 @@ def configure(
             summed, each priced at its own model). Removed by :func:`reset`.
         capture_unlogged: with ``capture_clients``, record a Gemini request made outside
             any logged call too, under the calling function's ``module:qualname``.
+        capture_content: keep the prompt and response text on each record
+            (``prompt_text``, ``response_text``); off by default. The prompt is what the
+            first Gemini request of the call sent (client capture), the response what the
+            last one answered (a stream's chunks joined), or the text of a raw response
+            the function returned. Both are cut to ``content_max_chars`` (with a
+            ``...[truncated N chars]`` marker), masked like metadata when
+            ``mask_secrets`` is on, and seen by ``redact`` before any sink. ``None``:
+            ``$VIVIDLY_TRACE_CAPTURE_CONTENT`` (``true``/``false``), else off.
+        content_max_chars: the most characters kept of each text (default 8192, or
+            ``$VIVIDLY_TRACE_CONTENT_MAX_CHARS``); an int from 1 to 10,000,000.
         handle_sigterm: on SIGTERM, flush (within ``shutdown_timeout``) before the process
             ends. Installed only from the main thread and only when SIGTERM still has its
             default disposition, so an application's own handler always wins; the default
@@ -174,6 +186,8 @@ def configure(
         "shutdown_timeout": shutdown_timeout,
         "capture_clients": capture_clients,
         "capture_unlogged": capture_unlogged,
+        "capture_content": capture_content,
+        "content_max_chars": content_max_chars,
     }
     if enabled:
         built = configured_pipeline(
@@ -206,8 +220,11 @@ def configured_pipeline(
     capture_trace_context: bool | None = None,
     capture_clients: bool = True,
     capture_unlogged: bool = True,
+    capture_content: bool | None = None,
+    content_max_chars: int | None = None,
 ) -> Pipeline:
     """A pipeline built from :func:`configure`'s arguments (validated), not installed."""
+    capture_content, content_max_chars = _content_options(capture_content, content_max_chars)
     for flag, value in (
         ("sync", sync),
         ("mask_secrets", mask_secrets),
@@ -255,7 +272,48 @@ def configured_pipeline(
         trace_getter=trace_context_getter(capture_trace_context, sink_list),
         capture_clients=capture_clients,
         capture_unlogged=capture_unlogged,
+        content_max_chars=content_max_chars if capture_content else None,
     )
+
+
+#: The default of ``content_max_chars`` (as metadata strings are cut).
+DEFAULT_CONTENT_MAX_CHARS = 8192
+_MAX_CONTENT_CHARS = 10_000_000
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _content_options(capture: Any, max_chars: Any) -> tuple[bool, int]:
+    """``capture_content`` and ``content_max_chars``, the environment filling in what the
+    arguments leave as ``None``; a bad value (argument or variable) is a ConfigurationError."""
+    if capture is None:
+        raw = os.environ.get("VIVIDLY_TRACE_CAPTURE_CONTENT", "").strip().lower()
+        if raw and raw not in _TRUE + _FALSE:
+            raise ConfigurationError(
+                f"VIVIDLY_TRACE_CAPTURE_CONTENT must be true or false (1/0, yes/no, on/off), "
+                f"got {show(raw)}"
+            )
+        capture = raw in _TRUE
+    elif not isinstance(capture, bool):
+        raise ConfigurationError(
+            f"configure(): capture_content must be a bool or None, got {show(capture)}"
+        )
+    if max_chars is None:
+        raw = os.environ.get("VIVIDLY_TRACE_CONTENT_MAX_CHARS", "").strip()
+        if not raw:
+            return capture, DEFAULT_CONTENT_MAX_CHARS
+        try:
+            max_chars = int(raw, 10)
+        except ValueError:
+            max_chars = None
+        if max_chars is None or not 1 <= max_chars <= _MAX_CONTENT_CHARS:
+            raise ConfigurationError(
+                f"VIVIDLY_TRACE_CONTENT_MAX_CHARS must be an int in [1, {_MAX_CONTENT_CHARS}], "
+                f"got {show(raw)}"
+            )
+        return capture, max_chars
+    _number("content_max_chars", max_chars, lo=1, hi=_MAX_CONTENT_CHARS, integer=True)
+    return capture, max_chars
 
 
 def swap_pipeline(pipeline: Any) -> Any:

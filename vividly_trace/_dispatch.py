@@ -488,7 +488,7 @@ class SinkWorker:
 
     def stats(self) -> dict[str, Any]:
         queued = len(self.queue)
-        return {
+        out = {
             "enqueued": self._done + self._inflight + queued,
             "queued": queued,
             "written": self.written,
@@ -499,3 +499,13 @@ class SinkWorker:
             "spool_pending": bool(self._spool_pending),
             "dropped": dict(self.dropped),
         }
+        counters = getattr(self.sink, "counters", None)
+        if callable(counters):
+            try:
+                for key, value in dict(counters()).items():
+                    out.setdefault(str(key), value)  # never hides the worker's own counts
+            except Exception as exc:
+                internal_error(
+                    "stats", exc, "vividly_trace: %s.counters() failed: %r", self.name, exc
+                )
+        return out

@@ -41,6 +41,7 @@ __all__ = [
     "safe_repr",
     "sanitize_metadata",
     "show",
+    "truncation_marker",
     "valid_text",
 ]
 
@@ -165,10 +166,15 @@ def valid_text(text: str) -> str:
     return text
 
 
+def truncation_marker(cut: int) -> str:
+    """The marker that ends a text cut by ``cut`` characters: ``...[truncated N chars]``
+    (metadata strings, prompt and response texts, fields cut to fit a log entry)."""
+    return f"...[truncated {cut} chars]"
+
+
 def _truncate(text: str) -> str:
     if len(text) > MAX_STRING_CHARS:
-        cut = len(text) - MAX_STRING_CHARS
-        text = f"{text[:MAX_STRING_CHARS]}...[truncated {cut} chars]"
+        text = text[:MAX_STRING_CHARS] + truncation_marker(len(text) - MAX_STRING_CHARS)
     return valid_text(text)
 
 

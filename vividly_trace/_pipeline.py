@@ -68,10 +68,14 @@ class Pipeline:
         trace_getter: Callable[[], Any] | None = None,
         capture_clients: bool = False,
         capture_unlogged: bool = False,
+        content_max_chars: int | None = None,
     ) -> None:
         self.trace_getter = trace_getter
         self.capture_clients = capture_clients
         self.capture_unlogged = capture_unlogged
+        # Read by the capture wrappers on every request: one attribute, False when off.
+        self.capture_content = content_max_chars is not None
+        self.content_max_chars = content_max_chars
         self.pricing = pricing
         self.sample_rate = sample_rate
         self.mask_secrets = mask_secrets
@@ -80,7 +84,11 @@ class Pipeline:
         self.options = options
         self.sampled_out = 0
         self.builder = RecordBuilder(
-            pricing, mask_secrets=mask_secrets, redact=redact, on_drop=self._count_drop
+            pricing,
+            mask_secrets=mask_secrets,
+            redact=redact,
+            on_drop=self._count_drop,
+            content_max_chars=content_max_chars,
         )
         self.workers = tuple(SinkWorker(s, options, self.builder, sync) for s in sinks)
         self.sinks = tuple(sinks)

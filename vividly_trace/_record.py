@@ -96,7 +96,10 @@ class PromptExecution:
     ``metadata`` is always a JSON-safe dict (see :func:`vividly_trace.json_safe`).
     ``requests`` holds the Gemini requests client capture saw during the execution (see
     :class:`RequestRecord`); the counts above are their sums. ``prompt_text`` and
-    ``response_text`` are filled only with ``configure(capture_content=True)``.
+    ``response_text`` are filled only with ``configure(capture_content=True)``: what the
+    first Gemini request of the execution sent and what the last one answered (a
+    stream's chunks joined), cut to ``content_max_chars`` with a ``...[truncated N
+    chars]`` marker and masked like metadata; ``None`` when unknown.
     ``user_id``, ``session_id`` and ``request_id`` are those bound by
     :func:`vividly_trace.context` (or the web middleware) when the call started.
 

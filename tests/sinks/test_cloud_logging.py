@@ -328,14 +328,17 @@ class TestEntries:
         (request,) = fake_logging.requests
         assert [e["insertId"] for e in request.entries] == [r.execution_id for r in records]
 
-    def test_oversized_metadata_is_replaced(self, fake_logging: FakeLoggingServer) -> None:
-        """An entry over the 256 KB limit loses its metadata instead of failing the batch."""
-        big = full_record(metadata={"blob": "x" * 300_000})
+    def test_oversized_metadata_is_cut(self, fake_logging: FakeLoggingServer) -> None:
+        """An entry over the 256 KB limit has its long metadata string cut (with the marker)
+        instead of failing the batch; the other entry is sent as it is."""
+        big = full_record(metadata={"blob": "x" * 300_000, "user": "u1"})
         small = full_record()
         api_sink(fake_logging).write_batch([big, small])
-        big_entry, small_entry = fake_logging.entries()
-        assert set(big_entry["jsonPayload"]["metadata"]) == {"vividly_trace_truncated"}
-        assert "256 KB" in big_entry["jsonPayload"]["metadata"]["vividly_trace_truncated"]
+        big_entry, small_entry = fake_logging.entries(accepted=True)
+        blob = big_entry["jsonPayload"]["metadata"]["blob"]
+        kept = len(blob) - len(blob.lstrip("x"))
+        assert blob == "x" * kept + f"...[truncated {300_000 - kept} chars]"
+        assert big_entry["jsonPayload"]["metadata"]["user"] == "u1"
         assert big_entry["jsonPayload"]["template_key"] == "nlu_extraction"
         assert small_entry["jsonPayload"]["metadata"] == small.to_dict()["metadata"]
 

@@ -10,7 +10,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from .._active import UNSET, state
-from .._call import CallHandle, GeminiRequest, TemplateSpec
+from .._call import CallHandle, ContentRequest, GeminiRequest, TemplateSpec
 from .._context import current_call
 from .._safety import internal_error
 
@@ -110,7 +110,12 @@ def begin(
                 own._streamed = True
                 own._open_stream()
             call = own
-        request = call._request(model_of(instance, args, kwargs), operation)
+        model = model_of(instance, args, kwargs)
+        if p.capture_content:
+            request: Any = call._request(model, operation, ContentRequest)
+            request.keep(args, kwargs, stream)
+        else:
+            request = call._request(model, operation)
         request.streamed = stream
         return p, own, request
     except Exception as exc:  # the user's request must go ahead whatever happens here

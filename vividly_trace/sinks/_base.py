@@ -28,7 +28,10 @@ class Sink(Protocol):
     applications' sinks of the same name never replay into each other), and
     ``after_fork()`` (called in a forked child: renew locks and connections), and
     ``wants_trace_context`` (bool, default False: record the OpenTelemetry span active at
-    each call, as ``traceparent`` in the metadata, when ``configure()`` is not told).
+    each call, as ``traceparent`` in the metadata, when ``configure()`` is not told), and
+    ``counters()`` (a mapping ``name -> int`` of the sink's own counts, e.g. the entries
+    :class:`~vividly_trace.sinks.CloudLoggingSink` cut to fit; shown in that sink's
+    :func:`vividly_trace.stats`).
 
     A batch the destination refuses for good (retrying cannot help) should raise
     :class:`vividly_trace.RecordsRejected`: it is counted as dropped, not retried.

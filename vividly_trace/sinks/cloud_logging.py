@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +18,7 @@ from urllib.parse import quote
 
 from .._record import PromptExecution, format_timestamp
 from ..exceptions import ConfigurationError, MissingExtraError, RecordsRejected
+from ._fit import entry_size, fit_payload
 from .structured_stdout import (
     StructuredStdoutSink,
     format_message,
@@ -88,8 +88,12 @@ class CloudLoggingSink:
     The trace context comes from the record's metadata (``traceparent``, or ``trace_id`` /
     ``span_id`` / ``trace_sampled``): see :mod:`vividly_trace.sinks.structured_stdout`.
     ``jsonPayload`` holds every field of :meth:`PromptExecution.to_dict` plus
-    ``message``; when an entry would exceed Cloud Logging's 256 KB limit its ``metadata``
-    is replaced by ``{"vividly_trace_truncated": "..."}`` rather than failing the batch.
+    ``message``. An entry never exceeds Cloud Logging's 256 KB limit (which would fail the
+    whole request): one that would is cut, never dropped. Its longest texts
+    (``prompt_text``, ``response_text``, ``error_message``, string values in
+    ``metadata``) lose characters, each ending with ``...[truncated N chars]``, until it
+    fits (see :mod:`vividly_trace.sinks._fit`). :meth:`counters` (also in
+    :func:`vividly_trace.stats`) counts ``truncated_entries`` and ``truncated_fields``.
 
     Nothing is looked up on the network at call time. Credentials are resolved here, in
     the constructor: ``credentials=`` as given (``AnonymousCredentials()`` for tests and
@@ -188,6 +192,8 @@ class CloudLoggingSink:
         self.timeout = float(timeout)
         self.max_batch_size = max_batch_size
         self.labels = validate_labels("CloudLoggingSink", labels)
+        self.truncated_entries = 0
+        self.truncated_fields = 0
         self._client: Any = None
         self._owns_client = False
         self._api: Any = None
@@ -284,16 +290,23 @@ class CloudLoggingSink:
 
     def _sized(self, record: PromptExecution) -> tuple[dict[str, Any], int]:
         entry = self.entry(record)
-        size = _size(entry)
+        size = entry_size(entry)
         if size > _MAX_ENTRY_BYTES:
-            entry["jsonPayload"]["metadata"] = {
-                "vividly_trace_truncated": (
-                    f"metadata removed: the entry was {size} bytes, over Cloud Logging's "
-                    "256 KB limit"
-                )
-            }
-            size = _size(entry)
+            fitted = fit_payload(entry, entry["jsonPayload"], _MAX_ENTRY_BYTES, size)
+            self.truncated_entries += 1
+            self.truncated_fields += fitted.cut + len(fitted.replaced)
+            size = fitted.size
         return entry, size
+
+    def counters(self) -> dict[str, int]:
+        """``truncated_entries`` (entries cut to fit 256 KB) and ``truncated_fields``
+        (texts cut in them); shown in :func:`vividly_trace.stats` under this sink."""
+        if self._stdout is not None:
+            return self._stdout.counters()
+        return {
+            "truncated_entries": self.truncated_entries,
+            "truncated_fields": self.truncated_fields,
+        }
 
     def _requests(self, records: Sequence[PromptExecution]) -> Iterator[list[dict[str, Any]]]:
         chunk: list[dict[str, Any]] = []
@@ -359,10 +372,6 @@ class CloudLoggingSink:
 # (credentials, permissions) and 404 (log or project) are kept in the spool so that the
 # records reach Cloud Logging once the configuration is fixed.
 _PERMANENT_STATUSES = frozenset({400, 413})
-
-
-def _size(entry: dict[str, Any]) -> int:
-    return len(json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
 def _default_credentials() -> tuple[Any, str | None]:

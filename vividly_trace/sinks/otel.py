@@ -7,6 +7,7 @@ mirrored here rather than imported from ``opentelemetry-semantic-conventions``.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ from .structured_stdout import TRACE_METADATA_KEYS, trace_context
 __all__ = [
     "OpenTelemetrySink",
     "SpanExportError",
+    "content_attributes",
     "span_attributes",
     "span_name",
     "span_times",
@@ -32,6 +34,18 @@ _UNSENT_CACHE = 10_000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _VERTEX = frozenset({"vertex", "vertexai", "vertex_ai", "gcp.vertex_ai", "google-vertex"})
 _GEMINI = frozenset({"gemini", "google", "google-genai", "gcp.gemini", "genai", "gemini_api"})
+# Gemini finish reasons -> the GenAI conventions' (others are kept, lowercased).
+_FINISH_REASONS = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "error",
+}
 
 
 class SpanExportError(RuntimeError):
@@ -122,7 +136,8 @@ def span_attributes(record: PromptExecution) -> dict[str, Any]:
     ``.usage.audio_input_tokens``, ``.usage.cached_audio_tokens``, ``.streamed``,
     ``.stream_closed_early``, ``.time_to_first_chunk_ms``, and
     ``vividly_trace.metadata.<key>`` for each top-level metadata value that is a str, bool,
-    float or int64 (trace-context keys excepted; nested values are left out).
+    float or int64 (trace-context keys excepted; nested values are left out). With
+    content capture on, the opt-in content attributes of :func:`content_attributes`.
 
     .. versionadded:: 0.1.0
     """
@@ -157,6 +172,7 @@ def span_attributes(record: PromptExecution) -> dict[str, Any]:
         "vividly_trace.time_to_first_chunk_ms": record.time_to_first_chunk_ms,
     }
     attrs = {k: v for k, v in candidates.items() if v is not None}
+    attrs.update(content_attributes(record))
     for key, value in record.metadata.items():
         if key in TRACE_METADATA_KEYS or not isinstance(key, str):
             continue
@@ -169,6 +185,42 @@ def span_attributes(record: PromptExecution) -> dict[str, Any]:
         if isinstance(value, (str, bool, int, float)):
             attrs[f"vividly_trace.metadata.{key}"] = value
     return attrs
+
+
+def _text_message(role: str, text: str, finish_reason: str | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": role, "parts": [{"type": "text", "content": text}]}
+    if finish_reason is not None:
+        message["finish_reason"] = finish_reason
+    return message
+
+
+def content_attributes(record: PromptExecution) -> dict[str, str]:
+    """The GenAI conventions' opt-in content attributes of ``record``: present only when
+    the record carries text (``configure(capture_content=True)``, after ``redact``).
+
+    ``gen_ai.input.messages``: ``[{"role": "user", "parts": [{"type": "text", "content":
+    prompt_text}]}]``; ``gen_ai.output.messages``: ``[{"role": "assistant", "parts":
+    [{"type": "text", "content": response_text}], "finish_reason": "stop"}]`` (Gemini's
+    reasons mapped: ``MAX_TOKENS`` -> ``length``, ``SAFETY`` and the other filters ->
+    ``content_filter``; others lowercased). Both are JSON strings, as the conventions ask
+    where an attribute cannot hold structured values. The record keeps the prompt as one
+    text (a system instruction and chat turns inside it as ``role: ...`` blocks), so it
+    is one user message here.
+
+    .. versionadded:: 0.3.0
+    """
+    out: dict[str, str] = {}
+    if record.prompt_text is not None:
+        out["gen_ai.input.messages"] = json.dumps(
+            [_text_message("user", record.prompt_text)], ensure_ascii=False
+        )
+    if record.response_text is not None:
+        reason = record.finish_reason
+        finish = _FINISH_REASONS.get(reason, reason.lower()) if reason else "stop"
+        out["gen_ai.output.messages"] = json.dumps(
+            [_text_message("assistant", record.response_text, finish)], ensure_ascii=False
+        )
+    return out
 
 
 class _Collector:

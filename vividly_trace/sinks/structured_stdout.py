@@ -40,6 +40,7 @@ from typing import IO, Any, NamedTuple
 
 from .._record import PromptExecution, format_timestamp
 from ..exceptions import ConfigurationError
+from ._fit import entry_size, fit_payload
 
 __all__ = [
     "StructuredStdoutSink",
@@ -55,6 +56,8 @@ _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _SPAN_ID = re.compile(r"[0-9a-f]{16}")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9_./-]{1,63}")
+#: A line becomes one Cloud Logging entry (256 KB at most): lines are kept under this.
+MAX_LINE_BYTES = 250_000
 
 #: The metadata keys read by :func:`trace_context`.
 TRACE_METADATA_KEYS = frozenset({"traceparent", "trace_id", "span_id", "trace_sampled"})
@@ -232,6 +235,12 @@ class StructuredStdoutSink:
     ``$GOOGLE_CLOUD_PROJECT`` read at construction. ``template_version`` and
     ``ab_test_group`` labels are left out when empty.
 
+    A line never exceeds the 256 KB limit of a Cloud Logging entry: one that would has
+    its longest texts cut (``prompt_text``, ``response_text``, ``error_message``, metadata
+    strings), each ending with ``...[truncated N chars]``, as
+    :class:`~vividly_trace.sinks.CloudLoggingSink` cuts its entries (counted by
+    :meth:`counters`).
+
     This is not :class:`~vividly_trace.sinks.JSONLinesSink` with ``"-"``, which prints the
     bare record without the agent's special keys.
 
@@ -267,19 +276,30 @@ class StructuredStdoutSink:
         self.labels = validate_labels("StructuredStdoutSink", labels)
         self._stream = stream
         self._lock = threading.Lock()
+        self.truncated_entries = 0
+        self.truncated_fields = 0
 
     def encode(self, records: Sequence[PromptExecution]) -> str:
         """The text written for ``records``: one JSON object per line."""
-        return "".join(
-            json.dumps(
-                structured_line(r, project=self.project, labels=self.labels),
-                ensure_ascii=False,
-                allow_nan=False,
-                separators=(",", ":"),
-            )
-            + "\n"
-            for r in records
-        )
+        return "".join(self._line(r) + "\n" for r in records)
+
+    def _line(self, record: PromptExecution) -> str:
+        line = structured_line(record, project=self.project, labels=self.labels)
+        text = json.dumps(line, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        if len(text) * 4 > MAX_LINE_BYTES and entry_size(line) > MAX_LINE_BYTES:
+            fitted = fit_payload(line, line, MAX_LINE_BYTES)
+            self.truncated_entries += 1
+            self.truncated_fields += fitted.cut + len(fitted.replaced)
+            text = json.dumps(line, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text
+
+    def counters(self) -> dict[str, int]:
+        """``truncated_entries`` (lines cut to fit 256 KB) and ``truncated_fields`` (texts
+        cut in them); shown in :func:`vividly_trace.stats` under this sink."""
+        return {
+            "truncated_entries": self.truncated_entries,
+            "truncated_fields": self.truncated_fields,
+        }
 
     def after_fork(self) -> None:
         """In a forked child: a parent thread may have held the lock at the fork."""

@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 from ._http import BaseLocalServer, LocalRequestHandler
 
 __all__ = [
+    "MAX_ENTRY_BYTES",
     "FakeLoggingServer",
     "Hang",
     "LocalHTTPServer",
@@ -54,6 +55,9 @@ __all__ = [
     "Reply",
     "error_body",
 ]
+
+#: The largest entry accepted (Cloud Logging's limit); a request with a larger one gets 400.
+MAX_ENTRY_BYTES = 256 * 1024
 
 _CANONICAL = {
     400: "INVALID_ARGUMENT",
@@ -344,7 +348,9 @@ class FakeLoggingServer(LocalHTTPServer):
 
     Every request is recorded (:attr:`requests`, a list of :class:`ReceivedRequest`);
     :meth:`entries` and :meth:`insert_ids` flatten the entries of all ``entries:write``
-    bodies. A body that is not JSON with an ``entries`` list gets 400; other paths 404.
+    bodies. A body that is not JSON with an ``entries`` list gets 400, and so does one with
+    an entry over 256 KiB (:data:`MAX_ENTRY_BYTES`, as compact UTF-8 JSON), as Cloud
+    Logging refuses it; other paths 404.
 
     .. versionadded:: 0.1.0
     """
@@ -358,6 +364,14 @@ class FakeLoggingServer(LocalHTTPServer):
             return None
         if not isinstance(request.body, dict) or not isinstance(request.body.get("entries"), list):
             request.extra["parse_error"] = "the body must be a JSON object with an entries list"
+        else:
+            for entry in request.body["entries"]:
+                size = len(json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode())
+                if size > MAX_ENTRY_BYTES:  # Cloud Logging refuses the whole request
+                    request.extra["parse_error"] = (
+                        f"Log entry with size {size} bytes exceeds maximum size of 256 KiB"
+                    )
+                    break
         return lambda: ("application/json; charset=UTF-8", b"{}")
 
     def entries(self, *, accepted: bool = False) -> list[dict[str, Any]]:
