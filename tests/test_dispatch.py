@@ -661,6 +661,43 @@ class TestFlushAndShutdown:
         finally:
             hung.gate.set()
 
+    def test_shutdown_while_the_worker_spools_keeps_its_batch_once(self, spool_dir: Path) -> None:
+        """shutdown() gives up on a worker that is spooling its failed batch (a slow disk):
+        that batch is spooled once, by the worker, not a second time by shutdown()."""
+        sink = FlakySink()
+        vividly_trace.configure(
+            sinks=[sink], batch_size=10, flush_interval=0.01, max_retries=0, spool_dir=spool_dir
+        )
+        pipeline = get_pipeline()
+        assert pipeline is not None
+        worker = pipeline.workers[0]
+        assert worker.spool is not None
+        append = worker.spool.append
+        entered, gate = threading.Event(), threading.Event()
+
+        def slow_append(records: Sequence[PromptExecution]) -> bool:
+            if threading.current_thread() is worker._thread:
+                entered.set()
+                gate.wait(10)
+            return append(records)
+
+        worker.spool.append = slow_append  # type: ignore[method-assign]
+        try:
+            log_n(10)
+            assert entered.wait(5)
+            releaser = threading.Timer(0.5, gate.set)
+            releaser.start()
+            vividly_trace.shutdown(timeout=0.1)
+            releaser.join()
+        finally:
+            gate.set()
+        assert worker._thread is not None
+        worker._thread.join(5)
+        s = pipeline.stats()["sinks"]["flaky"]
+        assert s["spooled"] == 10, s
+        assert accounted(s) == 10, s
+        assert len(spool_lines(spool_dir, "flaky")) == 10
+
     def test_shutdown_closes_sinks_and_unconfigures(self) -> None:
         """After shutdown() the sinks are closed and new calls are not recorded."""
         sink = RecordingSink()

@@ -36,6 +36,9 @@ GIL_SLICE = 0.0002
 PACE_CHUNK = 16
 """Records built between two looks at the clock."""
 
+KEEP_WAIT = 2.0
+"""Seconds stop() waits for the worker to finish spooling the batch it is keeping."""
+
 
 @dataclass(frozen=True, slots=True)
 class DispatchOptions:
@@ -91,6 +94,7 @@ class SinkWorker:
         self._inflight = 0
         self._current: list[Item] | None = None  # the batch the worker is writing
         self._abandoned: list[Item] | None = None  # that batch, once stop() kept it
+        self._keeping = False  # the worker is spooling its failed batch (stop() waits)
         self._stopping = False
         self._kept = threading.Event()  # set once stop() has spooled what was left
         self._thread: threading.Thread | None = None
@@ -241,9 +245,22 @@ class SinkWorker:
             if self._spool_pending and len(self.queue) < self.batch_size:
                 self._maybe_replay(force=True)
             return
-        if self._abandoned is batch:  # stop() gave up waiting and already kept this batch
+        if self.sync:  # written inline, under the lock already: no worker to race with
+            self._keep(records)
             return
-        self._keep(records)
+        # Claim the batch under the lock: either stop() has kept it already (it gave up
+        # waiting), or the worker keeps it and stop() must not take it a second time.
+        with self._cond:
+            if self._abandoned is batch:
+                return
+            self._current = None
+            self._keeping = True
+        try:
+            self._keep(records)
+        finally:
+            with self._cond:
+                self._keeping = False
+                self._cond.notify_all()
 
     def _write_with_retry(self, records: Sequence[PromptExecution]) -> bool:
         # While the sink is down (the last batch failed every retry), a batch gets one
@@ -440,6 +457,9 @@ class SinkWorker:
             # sink answer after all, the record is written and also replayed later, which
             # sinks absorb (writes are idempotent on the execution id).
             with self._cond:
+                # A batch the worker is spooling right now is its own: wait for the (local,
+                # fsync'd) append rather than spool and count that batch twice.
+                self._cond.wait_for(lambda: not self._keeping, KEEP_WAIT)
                 current = self._current
                 self._abandoned = current
             if current:
