@@ -18,12 +18,14 @@ __all__ = [
     "Begun",
     "Skip",
     "achunks",
+    "asend",
     "async_request",
     "async_stream",
     "begin",
     "chunks",
     "end",
     "raised",
+    "send",
     "sync_request",
     "sync_stream",
 ]
@@ -149,6 +151,24 @@ def raised(p: Any, own: CallHandle | None, request: GeminiRequest, exc: BaseExce
     _end(p, own, request)
 
 
+def send(wrapped: Any, args: Any, kwargs: Any, begun: Begun) -> Any:
+    """Send the request: its failure is recorded on ``begun``'s request, then raised on."""
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as exc:
+        raised(*begun, exc)
+        raise
+
+
+async def asend(wrapped: Any, args: Any, kwargs: Any, begun: Begun) -> Any:
+    """The async twin of :func:`send`."""
+    try:
+        return await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        raised(*begun, exc)
+        raise
+
+
 def sync_request(
     model_of: ModelOf, skip: Skip | None = None, operation: str = "generate_content"
 ) -> Callable[..., Any]:
@@ -158,12 +178,7 @@ def sync_request(
         begun = begin(model_of, instance, args, kwargs, False, skip, operation)
         if begun is None:
             return wrapped(*args, **kwargs)
-        try:
-            response = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            raised(*begun, exc)
-            raise
-        return _answered(*begun, response)
+        return _answered(*begun, send(wrapped, args, kwargs, begun))
 
     return wrapper
 
@@ -177,12 +192,7 @@ def async_request(
         begun = begin(model_of, instance, args, kwargs, False, skip, operation)
         if begun is None:
             return await wrapped(*args, **kwargs)
-        try:
-            response = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            raised(*begun, exc)
-            raise
-        return _answered(*begun, response)
+        return _answered(*begun, await asend(wrapped, args, kwargs, begun))
 
     return wrapper
 
@@ -194,12 +204,7 @@ def sync_stream(model_of: ModelOf, operation: str = "generate_content") -> Calla
         begun = begin(model_of, instance, args, kwargs, True, None, operation)
         if begun is None:
             return wrapped(*args, **kwargs)
-        try:
-            stream = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            raised(*begun, exc)
-            raise
-        return chunks(stream, *begun)
+        return chunks(send(wrapped, args, kwargs, begun), *begun)
 
     return wrapper
 
@@ -232,12 +237,7 @@ def async_stream(model_of: ModelOf, operation: str = "generate_content") -> Call
         begun = begin(model_of, instance, args, kwargs, True, None, operation)
         if begun is None:
             return await wrapped(*args, **kwargs)
-        try:
-            stream = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            raised(*begun, exc)
-            raise
-        return achunks(stream, *begun)
+        return achunks(await asend(wrapped, args, kwargs, begun), *begun)
 
     return wrapper
 

@@ -53,7 +53,7 @@ from .._call import CallHandle, GeminiRequest
 from .._context import current_call
 from .._lifecycle import on_fork
 from .._safety import internal_error
-from ._capture import Begun, achunks, begin, chunks, end, raised
+from ._capture import Begun, achunks, asend, begin, chunks, end, send
 
 __all__ = ["FINAL_STATUSES", "patch"]
 
@@ -228,24 +228,14 @@ def _sync_create(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     begun, stream = _create_begun(instance, args, kwargs)
     if begun is None:
         return wrapped(*args, **kwargs)
-    try:
-        response = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        raised(*begun, exc)
-        raise
-    return _created(begun, kwargs, response, stream)
+    return _created(begun, kwargs, send(wrapped, args, kwargs, begun), stream)
 
 
 async def _async_create(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     begun, stream = _create_begun(instance, args, kwargs)
     if begun is None:
         return await wrapped(*args, **kwargs)
-    try:
-        response = await wrapped(*args, **kwargs)
-    except BaseException as exc:
-        raised(*begun, exc)
-        raise
-    return _created(begun, kwargs, response, stream)
+    return _created(begun, kwargs, await asend(wrapped, args, kwargs, begun), stream)
 
 
 # -- get / cancel ----------------------------------------------------------------------
@@ -366,12 +356,7 @@ def _reader(operation: str, is_async: bool) -> Callable[..., Any]:
             return _watched(interaction_id, pending, wrapped(*args, **kwargs))
         if begun is None:
             return wrapped(*args, **kwargs)
-        try:
-            response = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            raised(*begun, exc)
-            raise
-        return _read(begun, response, stream)
+        return _read(begun, send(wrapped, args, kwargs, begun), stream)
 
     async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if _capturing() is None:
@@ -381,12 +366,7 @@ def _reader(operation: str, is_async: bool) -> Callable[..., Any]:
             return _watched(interaction_id, pending, await wrapped(*args, **kwargs))
         if begun is None:
             return await wrapped(*args, **kwargs)
-        try:
-            response = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            raised(*begun, exc)
-            raise
-        return _read(begun, response, stream)
+        return _read(begun, await asend(wrapped, args, kwargs, begun), stream)
 
     return async_wrapper if is_async else sync_wrapper
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import wrapt
 
-from ._capture import Begun, achunks, async_request, begin, chunks, raised, sync_request
+from ._capture import Begun, achunks, asend, async_request, begin, chunks, send, sync_request
 
 __all__ = ["patch"]
 
@@ -71,12 +71,7 @@ def _sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     begun = begin(_model, instance, args, kwargs, True)
     if begun is None:
         return wrapped(*args, **kwargs)
-    try:
-        response = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        raised(*begun, exc)
-        raise
-    return _Stream(response, begun)
+    return _Stream(send(wrapped, args, kwargs, begun), begun)
 
 
 async def _async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -85,12 +80,7 @@ async def _async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     begun = begin(_model, instance, args, kwargs, True)
     if begun is None:
         return await wrapped(*args, **kwargs)
-    try:
-        response = await wrapped(*args, **kwargs)
-    except BaseException as exc:
-        raised(*begun, exc)
-        raise
-    return _AsyncStream(response, begun)
+    return _AsyncStream(await asend(wrapped, args, kwargs, begun), begun)
 
 
 _one = sync_request(_model)
