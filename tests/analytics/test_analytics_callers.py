@@ -169,7 +169,7 @@ def test_the_reports_show_users(store_url: str) -> None:
     from vividly_trace.cli import _build
 
     report = build_report(store_url, since=None)
-    assert report.has_callers and [u.user_id for u in report.known_users][0] == "alice"
+    assert report.has_callers and report.known_users[0].user_id == "alice"
     page = render_html(report)
     users = page[page.index("<section id='users'>") :]
     users = users[: users.index("</section>")]
