@@ -405,6 +405,7 @@ class TestRecentAndReport:
             "cost by model",
             "latency percentiles",
             "error patterns",
+            "cost by user",
             "A/B comparisons",
         ]
         assert report.executions == len(dataset)

@@ -4,6 +4,7 @@
 
     from vividly_trace.analytics import (
         ABDirection, compare_ab, cost_by_day, cost_by_model, latency_percentiles,
+        sessions, top_users,
     )
 
     url = "postgresql+psycopg://app@db/app"          # or an SQLAlchemy Engine
@@ -11,6 +12,10 @@
         print(row.day, row.template, row.cost_usd)
     for row in cost_by_model(url, since="30d"):     # from each Gemini request's own model
         print(row.day, row.model, row.calls, row.cost_usd)
+    for user in top_users(url, 5, since="30d"):      # who called (vividly_trace.context)
+        print(user.user_id, user.calls, user.known_cost_usd)  # None: unknown, never $0
+    for s in sessions(url, user_id="u-42"):
+        print(s.session_id, s.calls, s.duration, s.templates)
     p95 = latency_percentiles(url, since="24h", by_version=True).to_dataframe()
     ab = compare_ab(url, "nlu_extraction", since="14d")
     print(ab.summary)                              # "nlu_extraction: v4/B better at 95% ..."
@@ -43,6 +48,7 @@ from ._stats import percentile_cont, two_proportion_z_test, wilson_interval
 
 if TYPE_CHECKING:
     from ._ab import MIN_SAMPLES, ABComparison, ABDirection, ABVariant, ABVerdict, compare_ab
+    from ._callers import cost_by_user, sessions, top_users
     from ._queries import (
         ab_templates,
         cost_by_day,
@@ -60,7 +66,9 @@ if TYPE_CHECKING:
         ExecutionRow,
         LatencyPercentiles,
         ModelCost,
+        SessionRow,
         TemplateSummary,
+        UserCost,
         variant_label,
     )
     from ._store import (
@@ -90,17 +98,20 @@ __all__ = [
     "RepriceResult",
     "RepriceTemplate",
     "ResultList",
+    "SessionRow",
     "StoreError",
     "StoreSchemaError",
     "StoreURLError",
     "StoreUnavailableError",
     "TemplateSummary",
+    "UserCost",
     "ab_templates",
     "build_report",
     "choose_variant",
     "compare_ab",
     "cost_by_day",
     "cost_by_model",
+    "cost_by_user",
     "default_url",
     "error_patterns",
     "hide_password",
@@ -112,7 +123,9 @@ __all__ = [
     "recent_executions",
     "render_html",
     "reprice",
+    "sessions",
     "success_rates",
+    "top_users",
     "two_proportion_z_test",
     "variant_label",
     "wilson_interval",
@@ -132,6 +145,11 @@ _LAZY = {
     "LatencyPercentiles": "._rows",
     "ModelCost": "._rows",
     "TemplateSummary": "._rows",
+    "SessionRow": "._rows",
+    "UserCost": "._rows",
+    "cost_by_user": "._callers",
+    "sessions": "._callers",
+    "top_users": "._callers",
     "ab_templates": "._queries",
     "cost_by_day": "._queries",
     "cost_by_model": "._queries",

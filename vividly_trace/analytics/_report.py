@@ -6,7 +6,7 @@ attachment) and holds: summary figures, the daily cost stacked by template, the 
 model (from each Gemini request's own model) stacked by day, the latency distribution of
 each template, the A/B panel of every template with two or more variants, success rates
 (with each template's cost rolled up with the logged calls nested in it, when there are
-such calls), and the top error patterns.
+such calls), the users with the highest cost, and the top error patterns.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from ..exceptions import MissingExtraError
 from ._ab import MIN_SAMPLES, ABComparison, ABDirection, ABVerdict, compare_ab
+from ._callers import cost_by_user, has_caller_columns
 from ._queries import (
     cost_by_day,
     cost_by_model,
@@ -37,6 +38,7 @@ from ._rows import (
     LatencyPercentiles,
     ModelCost,
     TemplateSummary,
+    UserCost,
     variant_label,
 )
 from ._store import ResultList, StoreSource, TimeBound, hide_password, open_store, parse_time
@@ -44,6 +46,7 @@ from ._store import ResultList, StoreSource, TimeBound, hide_password, open_stor
 __all__ = [
     "REPORT_PERCENTILES",
     "UNKNOWN",
+    "USERS_SHOWN",
     "ModelTotal",
     "Report",
     "RolledUpCost",
@@ -183,10 +186,13 @@ class Report:
 
     ``latency`` rows carry :data:`REPORT_PERCENTILES`; ``ab`` has one comparison per
     template with two or more variants in the window. ``daily`` rows carry the rolled-up
-    costs (``rollup=True``); ``models`` is :func:`cost_by_model` over the window.
+    costs (``rollup=True``); ``models`` is :func:`cost_by_model` over the window;
+    ``users`` is :func:`cost_by_user` over it (empty, with ``has_callers`` false, for a
+    store older than schema revision 0005).
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.3.0 ``models``, :attr:`model_totals`, :meth:`rolled_up`.
+    .. versionchanged:: 0.3.0 ``models``, :attr:`model_totals`, :meth:`rolled_up`,
+       ``users``, ``has_callers``.
     """
 
     source: str
@@ -200,6 +206,19 @@ class Report:
     errors: ResultList[ErrorPattern] = field(default_factory=ResultList)
     ab: list[ABComparison] = field(default_factory=list)
     models: ResultList[ModelCost] = field(default_factory=ResultList)
+    users: ResultList[UserCost] = field(default_factory=ResultList)
+    has_callers: bool = False
+
+    @property
+    def known_users(self) -> list[UserCost]:
+        """The :attr:`users` rows of real users (without the calls made outside any
+        context), highest cost first."""
+        return [u for u in self.users if u.user_id is not None]
+
+    @property
+    def anonymous(self) -> UserCost | None:
+        """The calls made outside any :func:`vividly_trace.context` (no user), if any."""
+        return next((u for u in self.users if u.user_id is None), None)
 
     @property
     def model_totals(self) -> list[ModelTotal]:
@@ -336,6 +355,9 @@ def build_report(
         latency = latency_percentiles(engine, **window, percentiles=REPORT_PERCENTILES)
         step("error patterns")
         errors = error_patterns(engine, **window, top=top_errors)
+        step("cost by user")
+        has_callers = has_caller_columns(engine)
+        users = cost_by_user(engine, **window) if has_callers else ResultList[UserCost]()
         step("A/B comparisons")
         variants = success_rates(engine, **window, by_version=True)
         comparisons = []
@@ -371,6 +393,8 @@ def build_report(
         errors=errors,
         ab=comparisons,
         models=models,
+        users=users,
+        has_callers=has_callers,
     )
 
 
@@ -790,6 +814,56 @@ def _model_table(report: Report) -> str:
     )
 
 
+USERS_SHOWN = 20
+"""How many users the report tables list (highest cost first)."""
+
+
+def _users_table(report: Report) -> str:
+    if not report.has_callers:
+        return (
+            "<p class='empty'>This store predates the caller columns (schema revision 0005): "
+            "run <code>vividly-trace db upgrade</code> to record users and sessions.</p>"
+        )
+    known = report.known_users
+    if not known:
+        return (
+            "<p class='empty'>No call in this window carries a user: bind one with "
+            "<code>vividly_trace.context(user_id=...)</code> or the ASGI / WSGI middleware.</p>"
+        )
+    shown = known[:USERS_SHOWN]
+    rest = report.anonymous
+
+    def row(u: UserCost, name: str) -> str:
+        return (
+            "<tr>"
+            f"<td>{_e(name)}</td>"
+            f"<td class='n'>{u.calls:,}</td>"
+            f"<td class='n'>{u.sessions:,}</td>"
+            f"<td class='n'>{u.failed_calls:,}</td>"
+            f"<td class='n'>{_e(format_cost(u.cost_usd, u.calls, u.unpriced_calls))}</td>"
+            f"<td class='n'>{_e(format_cost_per_call(u.cost_usd, u.calls, u.unpriced_calls))}"
+            "</td>"
+            f"<td class='n'>{u.last_seen.strftime('%Y-%m-%d %H:%M')}</td>"
+            "</tr>"
+        )
+
+    rows = [row(u, u.user_id or "") for u in shown]
+    if rest is not None:
+        rows.append(row(rest, "(no user)"))
+    more = len(known) - len(shown)
+    return (
+        "<table id='users-table'><thead><tr><th>user</th><th class='n'>calls</th>"
+        "<th class='n'>sessions</th><th class='n'>failed</th><th class='n'>cost</th>"
+        "<th class='n'>cost / call</th><th class='n'>last call</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        + (f"<p class='note'>{more:,} more users not shown.</p>" if more > 0 else "")
+        + "<p class='note'>Users as vividly_trace.context() or the middleware bound them; "
+        "(no user): the calls made outside any context. Cost sums the priced calls; "
+        "'unknown' where none has a cost.</p>"
+    )
+
+
 def _errors_table(report: Report) -> str:
     if not report.errors:
         return "<p class='empty'>No failed calls in this window.</p>"
@@ -875,6 +949,7 @@ def render_html(report: Report) -> str:
             " calls per variant. Cost per success counts the cost of failed calls too.</p>"
             "</section>"
             f"<section id='templates'><h2>Templates</h2>{_summary_table(report)}</section>"
+            f"<section id='users'><h2>Users</h2>{_users_table(report)}</section>"
             f"<section id='errors'><h2>Top error patterns</h2>{_errors_table(report)}</section>"
         )
     return (

@@ -14,7 +14,9 @@ __all__ = [
     "ExecutionRow",
     "LatencyPercentiles",
     "ModelCost",
+    "SessionRow",
     "TemplateSummary",
+    "UserCost",
     "variant_label",
 ]
 
@@ -311,3 +313,113 @@ class ExecutionRow:
     def to_dict(self) -> dict[str, Any]:
         """The row as a flat dict."""
         return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class UserCost:
+    """Cost, tokens and calls of one user (the ``user_id`` that
+    :func:`vividly_trace.context` or the middleware bound) over a time window.
+
+    A call is one execution (a ``prompt_executions`` row). ``user_id`` is ``None`` for the
+    calls made outside any context, so that summing ``cost_usd`` over the rows gives the
+    bill. ``cost_usd`` sums the calls that have a cost, ``priced_calls`` says how many do:
+    a user whose calls are all unpriced has an unknown cost, not a cost of 0.
+
+    .. versionadded:: 0.3.0
+    """
+
+    user_id: str | None
+    calls: int
+    priced_calls: int
+    failed_calls: int
+    cost_usd: Decimal
+    input_tokens: int
+    output_tokens: int
+    sessions: int
+    first_seen: _dt.datetime
+    last_seen: _dt.datetime
+
+    @property
+    def unpriced_calls(self) -> int:
+        """Calls without a cost."""
+        return self.calls - self.priced_calls
+
+    @property
+    def known_cost_usd(self) -> Decimal | None:
+        """``cost_usd``, or ``None`` when no call has a cost (unknown, never 0)."""
+        return self.cost_usd if self.priced_calls else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a flat dict (``cost_usd`` is ``None`` when unknown)."""
+        return {
+            "user_id": self.user_id,
+            "calls": self.calls,
+            "priced_calls": self.priced_calls,
+            "unpriced_calls": self.unpriced_calls,
+            "failed_calls": self.failed_calls,
+            "cost_usd": self.known_cost_usd,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "sessions": self.sessions,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """One session (a ``session_id`` bound by :func:`vividly_trace.context` or the
+    middleware): its calls, cost, first and last call, and the templates it used.
+
+    ``first_seen`` and ``last_seen`` are the start times of its first and last call;
+    ``duration`` is the time between them (0 for a one-call session). ``user_id`` is the
+    session's user (the smallest when calls of one session carry different users; ``None``
+    when none carries one). Costs as in :class:`UserCost`.
+
+    .. versionadded:: 0.3.0
+    """
+
+    session_id: str
+    user_id: str | None
+    calls: int
+    priced_calls: int
+    failed_calls: int
+    cost_usd: Decimal
+    input_tokens: int
+    output_tokens: int
+    first_seen: _dt.datetime
+    last_seen: _dt.datetime
+    templates: tuple[str, ...] = ()
+
+    @property
+    def unpriced_calls(self) -> int:
+        """Calls without a cost."""
+        return self.calls - self.priced_calls
+
+    @property
+    def known_cost_usd(self) -> Decimal | None:
+        """``cost_usd``, or ``None`` when no call has a cost (unknown, never 0)."""
+        return self.cost_usd if self.priced_calls else None
+
+    @property
+    def duration(self) -> _dt.timedelta:
+        """From the first call's start to the last call's start."""
+        return self.last_seen - self.first_seen
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a flat dict (``duration_s`` in seconds, ``templates`` comma-joined)."""
+        return {
+            "session_id": self.session_id,
+            "user_id": self.user_id,
+            "calls": self.calls,
+            "priced_calls": self.priced_calls,
+            "unpriced_calls": self.unpriced_calls,
+            "failed_calls": self.failed_calls,
+            "cost_usd": self.known_cost_usd,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "duration_s": self.duration.total_seconds(),
+            "templates": ", ".join(self.templates),
+        }

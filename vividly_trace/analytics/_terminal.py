@@ -9,6 +9,7 @@ from typing import Any
 from ._ab import ABComparison, ABDirection, ABVerdict
 from ._report import (
     UNKNOWN,
+    USERS_SHOWN,
     Report,
     format_cost,
     format_cost_per_call,
@@ -17,7 +18,7 @@ from ._report import (
     format_usd,
 )
 
-__all__ = ["print_report"]
+__all__ = ["print_report", "print_users"]
 
 _BAR = "\u2588"
 _PARTS = " \u258f\u258e\u258d\u258c\u258b\u258a\u2589"
@@ -96,10 +97,59 @@ def _ab_table(comparison: ABComparison) -> Any:
     return table, lines
 
 
-def print_report(report: Report, console: Any) -> None:
-    """Print ``report`` on a rich ``Console`` as a few narrow tables.
+def print_users(report: Report, console: Any) -> None:
+    """Print the users with the highest cost (and the calls without a user) of ``report``.
+
+    .. versionadded:: 0.3.0
+    """
+    if not report.has_callers:
+        console.print(
+            "Users: this store predates the caller columns (schema revision 0005); run "
+            "'vividly-trace db upgrade' to record users and sessions."
+        )
+        return
+    known = report.known_users
+    if not known:
+        console.print(
+            "Users: no call in this window carries a user (bind one with "
+            "vividly_trace.context(user_id=...) or the middleware)."
+        )
+        return
+    table = _table(
+        "Cost by user",
+        ("user", "left"),
+        ("calls", "right"),
+        ("sessions", "right"),
+        ("failed", "right"),
+        ("cost", "right"),
+        ("cost/call", "right"),
+    )
+    rows = [(u.user_id or "", u) for u in known[:USERS_SHOWN]]
+    anonymous = report.anonymous
+    if anonymous is not None:
+        rows.append(("(no user)", anonymous))
+    for name, u in rows:
+        table.add_row(
+            name,
+            f"{u.calls:,}",
+            f"{u.sessions:,}",
+            f"{u.failed_calls:,}",
+            format_cost(u.cost_usd, u.calls, u.unpriced_calls),
+            format_cost_per_call(u.cost_usd, u.calls, u.unpriced_calls),
+        )
+    console.print(table)
+    more = len(known) - USERS_SHOWN
+    if more > 0:
+        console.print(f"{more:,} more users not shown.", style="dim")
+    console.print()
+
+
+def print_report(report: Report, console: Any, *, users: bool = False) -> None:
+    """Print ``report`` on a rich ``Console`` as a few narrow tables (with ``users``, also
+    the cost by user).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.3.0 ``users``.
     """
     from rich.text import Text
 
@@ -207,6 +257,9 @@ def print_report(report: Report, console: Any) -> None:
             )
         console.print(table)
         console.print()
+
+    if users:
+        print_users(report, console)
 
     if report.no_usage_executions or report.unpriced_executions:
         table = _table(

@@ -130,6 +130,12 @@ def _steps(total: int, description: str) -> Iterator[Callable[[str], None]]:
     type=click.IntRange(1),
     help="Calls per variant before an A/B verdict.",
 )
+@click.option(
+    "--users",
+    is_flag=True,
+    help="Also show the cost by user (the users that vividly_trace.context or the "
+    "middleware bound), highest first.",
+)
 def report(
     url: str | None,
     template: str | None,
@@ -139,9 +145,10 @@ def report(
     top: int,
     baseline: str | None,
     min_samples: int,
+    users: bool,
 ) -> None:
     """Cost by day and template, cost by model, latency p50/p95/p99, error patterns and A/B
-    verdicts.
+    verdicts (with --users, the cost by user too).
 
     Cost by model counts each Gemini request at its own model (a function calling two
     models counts under both). When logged calls are nested in others, the template table
@@ -152,7 +159,7 @@ def report(
     from ..analytics._terminal import print_report
 
     def run() -> Any:
-        with _steps(7 if html_path else 6, "Building the report") as step:
+        with _steps(8 if html_path else 7, "Building the report") as step:
             result = build_report(
                 _url(url),
                 since=None if since.strip().lower() == "all" else since,
@@ -173,7 +180,7 @@ def report(
 
     result, written = _guarded(run)
     console = _stdout()
-    print_report(result, console)
+    print_report(result, console, users=users)
     if written is not None:
         console.print(f"HTML report written to {written}")
 

@@ -27,7 +27,7 @@ _UTC = _dt.timezone.utc
 _ZERO = _dt.timedelta(0)
 _COLUMN_LIST = ", ".join(EXECUTION_COLUMNS)
 _N_COLUMNS = len(EXECUTION_COLUMNS)
-_PG_MAX_ROWS_PER_STATEMENT = 1000  # 32 columns x 1000 rows stays under the 65535 parameters
+_PG_MAX_ROWS_PER_STATEMENT = 1000  # 35 columns x 1000 rows stays under the 65535 parameters
 _PG_MAX_REQUESTS_PER_STATEMENT = 3000  # 21 columns x 3000 rows, the same
 _REQUEST_COLUMN_LIST = ", ".join(REQUEST_COLUMNS)
 
@@ -172,6 +172,9 @@ _SQLITE_PLAIN = (
     ("parent_execution_id", "parent_execution_id"),
     ("prompt_text", "prompt_text"),
     ("response_text", "response_text"),
+    ("user_id", "user_id"),
+    ("session_id", "session_id"),
+    ("request_id", "request_id"),
 )
 _SQLITE_COMPUTED = ("template_id", "executed_at", "cost_usd", "metadata")
 _sqlite_plain = operator.attrgetter(*(attr for attr, _ in _SQLITE_PLAIN))
@@ -329,6 +332,9 @@ _PG_COLUMNS = (
     "cached_audio_token_count",
     "prompt_text",
     "response_text",
+    "user_id",
+    "session_id",
+    "request_id",
 )
 assert _PG_COLUMNS == EXECUTION_COLUMNS, "schema.prompt_executions and _PG_COLUMNS differ"
 _pg_values_cache: dict[int, str] = {}
@@ -431,6 +437,9 @@ class _PostgreSQL(Dialect):
             r.cached_audio_token_count,
             t(r.prompt_text),
             t(r.response_text),
+            t(r.user_id),
+            t(r.session_id),
+            t(r.request_id),
         )
 
     @staticmethod

@@ -16,7 +16,10 @@ verbatim on PostgreSQL:
     has a column of its own. No column but ``id`` has the same name in both tables, so the
     version and group repeated here are ``template_version`` and ``template_ab_test_group``.
     ``prompt_text`` and ``response_text`` (revision 0003) hold the content when content
-    capture is on, else ``NULL``.
+    capture is on, else ``NULL``. ``user_id``, ``session_id`` and ``request_id``
+    (revision 0005) are who called, as :func:`vividly_trace.context` or the middleware
+    bound them (``NULL`` outside any context), with partial indexes for the queries by
+    user and by session.
 
 ``prompt_requests`` (revision 0003)
     One row per Gemini request client capture saw during an execution (a
@@ -73,6 +76,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
+    "CALLER_INDEXES",
     "EXECUTION_COLUMNS",
     "REQUEST_COLUMNS",
     "Money",
@@ -205,6 +209,10 @@ prompt_executions = Table(
     # Added by revision 0003 (last, for the same reason).
     Column("prompt_text", Text, nullable=True),
     Column("response_text", Text, nullable=True),
+    # Added by revision 0005 (last, for the same reason): who called (``context()``).
+    Column("user_id", Text, nullable=True),
+    Column("session_id", Text, nullable=True),
+    Column("request_id", Text, nullable=True),
 )
 """One row per prompt execution."""
 
@@ -228,6 +236,22 @@ Index(
     postgresql_where=text(_PARENT_INDEX_WHERE),
     sqlite_where=text(_PARENT_INDEX_WHERE),
 )
+
+# Revision 0005: cost per user and a user's sessions filter on the caller within a time
+# window; partial, since calls made outside any context() carry none.
+CALLER_INDEXES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("ix_prompt_executions_user_id_executed_at", ("user_id", "executed_at"), "user_id"),
+    ("ix_prompt_executions_session_id_executed_at", ("session_id", "executed_at"), "session_id"),
+    ("ix_prompt_executions_request_id", ("request_id",), "request_id"),
+)
+"""The caller indexes: (name, columns, the column that must be non-NULL)."""
+for _name, _columns, _present in CALLER_INDEXES:
+    Index(
+        _name,
+        *(prompt_executions.c[c] for c in _columns),
+        postgresql_where=text(f"{_present} IS NOT NULL"),
+        sqlite_where=text(f"{_present} IS NOT NULL"),
+    )
 
 prompt_requests = Table(
     "prompt_requests",
