@@ -119,7 +119,9 @@ def _queries(engine: sa.Engine) -> dict[str, float]:
         return run
 
     return {
-        "cost_by_day (30 days)": _median_seconds(lambda: analytics.cost_by_day(engine, since="30d")),
+        "cost_by_day (30 days)": _median_seconds(
+            lambda: analytics.cost_by_day(engine, since="30d")
+        ),
         "latency_percentiles (7 days)": _median_seconds(
             lambda: analytics.latency_percentiles(engine, since="7d")
         ),

@@ -146,7 +146,7 @@ class TestPrune:
         }
         assert count_rows(engine, "prompt_requests") == kept_requests
         assert statistics_mismatches(engine) == []
-        expected_cost = sum((r.cost_usd or Decimal(0) for r in records if r.execution_id in keep))
+        expected_cost = sum(r.cost_usd or Decimal(0) for r in records if r.execution_id in keep)
         if engine.dialect.name == "postgresql":
             assert _total_cost(engine) == expected_cost
         else:
@@ -221,17 +221,15 @@ class TestPartitions:
     ) -> None:
         """Converting copies every row, leaves the statistics and the original design's
         queries' answers unchanged, and creates the months ahead and a default."""
-        records = _workload() + [
-            make_record(NLU, template_version="v1", ab_test_group="A", started_at=NOW,
-                        cost_usd=Decimal("0.001"))
-        ]
+        latest = make_record(
+            NLU, template_version="v1", ab_test_group="A", started_at=NOW, cost_usd=Decimal("1e-3")
+        )
+        records = [*_workload(), latest]
         _write(postgres_url, records)
         engine = sa.create_engine(postgres_url)
         before = _original_results(engine)
         with engine.connect() as conn:
-            stats_before = conn.execute(
-                sa.text("SELECT * FROM prompt_templates ORDER BY id")
-            ).all()
+            stats_before = conn.execute(sa.text("SELECT * FROM prompt_templates ORDER BY id")).all()
         result = retention.partition(engine, months_ahead=2, now=NOW)
         assert result.converted and result.rows_copied == len(records)
         assert _kind(engine) == "p"
@@ -311,9 +309,7 @@ class TestPartitions:
         engine = sa.create_engine(postgres_url)
         retention.partition(engine, months_ahead=1, now=NOW)
         cutoff = NOW - dt.timedelta(days=90)
-        whole = {
-            n for n, _, end in retention.partitions(engine.connect()) if end and end <= cutoff
-        }
+        whole = {n for n, _, end in retention.partitions(engine.connect()) if end and end <= cutoff}
         assert whole
         keep = {r.execution_id for r in records if r.started_at >= cutoff}
         dry = retention.prune(engine, dt.timedelta(days=90), now=NOW, dry_run=True)

@@ -139,9 +139,7 @@ def db_prune(older_than: Any, url: str | None, dry_run: bool, batch_size: int) -
 
     sink = _sink(url)
     try:
-        result = retention.prune(
-            sink.engine, older_than, batch_size=batch_size, dry_run=dry_run
-        )
+        result = retention.prune(sink.engine, older_than, batch_size=batch_size, dry_run=dry_run)
     except Exception as exc:
         _db_error(sink, exc)
     finally:
@@ -185,9 +183,11 @@ def db_partitions(url: str | None, months_ahead: int) -> None:
     if result.converted:
         click.echo(f"{sink.url}: partitioned prompt_executions ({result.rows_copied} rows copied)")
     created = ", ".join(result.created) if result.created else "none (all present)"
-    moved = f"; {result.moved_from_default} rows moved from the default partition" if (
-        result.moved_from_default
-    ) else ""
+    moved = (
+        f"; {result.moved_from_default} rows moved from the default partition"
+        if (result.moved_from_default)
+        else ""
+    )
     click.echo(f"{sink.url}: partitions created: {created}{moved}")
 
 

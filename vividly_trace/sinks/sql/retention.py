@@ -278,8 +278,7 @@ def _delete_rows(
                 ids = list(
                     conn.execute(
                         text(
-                            "SELECT id FROM prompt_executions WHERE executed_at < :cutoff "
-                            "LIMIT :n"
+                            "SELECT id FROM prompt_executions WHERE executed_at < :cutoff LIMIT :n"
                         ),
                         {"cutoff": bound, "n": batch_size},
                     ).scalars()
@@ -440,8 +439,10 @@ def _create_month(conn: Connection, start: dt.datetime, has_default: bool) -> in
         # triggers, so the statistics stay as they are), attach it again.
         conn.execute(text(f"ALTER TABLE prompt_executions DETACH PARTITION {DEFAULT_PARTITION}"))
     literal_bounds = conn.execute(
-        text("SELECT quote_literal(CAST(:start AS timestamptz)), "
-             "quote_literal(CAST(:end AS timestamptz))"),
+        text(
+            "SELECT quote_literal(CAST(:start AS timestamptz)), "
+            "quote_literal(CAST(:end AS timestamptz))"
+        ),
         bounds,
     ).one()
     conn.execute(
