@@ -139,6 +139,7 @@ class TestPrune:
 
         result = retention.prune(engine, dt.timedelta(days=90), now=NOW, batch_size=4)
         assert result.executions == len(gone)
+        assert result.requests == dry.requests == requests_before - kept_requests > 0
         assert result.batches == -(-len(gone) // 4)
         assert _ids(engine) == keep
         assert _ids(engine, "prompt_requests", "execution_id") == {
@@ -316,6 +317,7 @@ class TestPartitions:
         assert set(dry.dropped_partitions) == whole
         result = retention.prune(engine, dt.timedelta(days=90), now=NOW, batch_size=3)
         assert set(result.dropped_partitions) == whole
+        assert result.requests == dry.requests > 0
         assert result.executions == len(records) - len(keep)
         assert result.batches >= 1  # the boundary month's old rows
         remaining = {p[0] for p in retention.partitions(engine.connect())}

@@ -137,8 +137,7 @@ class PruneResult:
     Attributes:
         cutoff: executions that started before this instant (UTC) were pruned.
         executions: executions deleted, those of dropped partitions included.
-        requests: ``prompt_requests`` rows deleted with them (counted on partition drops
-            and on SQLite; elsewhere the cascade deletes them and they are not counted).
+        requests: ``prompt_requests`` rows deleted with them.
         dropped_partitions: names of the partitions dropped whole.
         batches: ``DELETE`` transactions run.
         dry_run: nothing was changed.
@@ -302,16 +301,24 @@ def _delete_rows(
                 ).all()
             else:
                 # (id, executed_at): on a partitioned table the pair finds the partition.
+                # The requests go with them (the foreign key's cascade, or the partitioned
+                # table's trigger); counted from the snapshot before the delete.
                 rows = conn.execute(
                     text(
-                        "DELETE FROM prompt_executions WHERE (id, executed_at) IN ("
-                        "SELECT id, executed_at FROM prompt_executions "
-                        "WHERE executed_at < :cutoff LIMIT :n) RETURNING template_id"
+                        "WITH batch AS (SELECT id, executed_at FROM prompt_executions "
+                        "WHERE executed_at < :cutoff LIMIT :n), "
+                        "req AS (SELECT count(*) AS n FROM prompt_requests "
+                        "WHERE execution_id IN (SELECT id FROM batch)), "
+                        "del AS (DELETE FROM prompt_executions AS e USING batch AS b "
+                        "WHERE e.id = b.id AND e.executed_at = b.executed_at "
+                        "RETURNING e.template_id) "
+                        "SELECT del.template_id, req.n FROM del CROSS JOIN req"
                     ),
                     {"cutoff": bound, "n": batch_size},
                 ).all()
                 if not rows:
                     return deleted, requests, batches, templates
+                requests += int(rows[0][1])
             batches += 1
             deleted += len(rows)
             templates.update(int(r[0]) for r in rows)
