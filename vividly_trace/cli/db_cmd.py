@@ -105,6 +105,92 @@ def db_current(url: str | None, url_option: str | None) -> None:
     click.echo(f"{sink.url}: revision {revision or 'none'} ({state})")
 
 
+def _age(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    from ..sinks.sql.retention import parse_age
+
+    try:
+        return parse_age(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@db.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    callback=_age,
+    help="Delete executions that started longer ago than this (e.g. 90d, 12h, 6w).",
+)
+@click.option("--url", default=None, help=_URL_HELP)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; change nothing.")
+@click.option(
+    "--batch-size",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Executions per DELETE transaction.",
+)
+def db_prune(older_than: Any, url: str | None, dry_run: bool, batch_size: int) -> None:
+    """Delete old executions with their Gemini requests, in batches; the template
+    statistics are recomputed from the rows that remain. On a partitioned PostgreSQL store,
+    months entirely older than the cutoff are dropped as whole partitions."""
+    from ..sinks.sql import retention
+
+    sink = _sink(url)
+    try:
+        result = retention.prune(sink.engine, older_than, batch_size=batch_size, dry_run=dry_run)
+    except Exception as exc:
+        _db_error(sink, exc)
+    finally:
+        sink.close()
+    verb = "would delete" if result.dry_run else "deleted"
+    parts = ""
+    if result.dropped_partitions:
+        what = "would drop" if result.dry_run else "dropped"
+        parts = f"; {what} partitions {', '.join(result.dropped_partitions)}"
+    click.echo(
+        f"{sink.url}: {verb} {result.executions} executions and {result.requests} requests "
+        f"started before {result.cutoff.isoformat()}{parts}"
+    )
+
+
+@db.command("partitions")
+@click.option("--url", default=None, help=_URL_HELP)
+@click.option(
+    "--months-ahead",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, 120),
+    help="Create the partitions of this many months after the current one.",
+)
+def db_partitions(url: str | None, months_ahead: int) -> None:
+    """PostgreSQL: partition prompt_executions by month (converting the table the first
+    time, which copies every row under a lock) and create the coming months' partitions.
+    Safe to run again (e.g. monthly from cron)."""
+    from ..sinks.sql import retention
+
+    sink = _sink(url)
+    if sink.engine.dialect.name != "postgresql":
+        sink.close()
+        _fail("partitions need PostgreSQL (SQLite has no table partitioning)")
+    try:
+        result = retention.partition(sink.engine, months_ahead=months_ahead)
+    except Exception as exc:
+        _db_error(sink, exc)
+    finally:
+        sink.close()
+    if result.converted:
+        click.echo(f"{sink.url}: partitioned prompt_executions ({result.rows_copied} rows copied)")
+    created = ", ".join(result.created) if result.created else "none (all present)"
+    moved = (
+        f"; {result.moved_from_default} rows moved from the default partition"
+        if (result.moved_from_default)
+        else ""
+    )
+    click.echo(f"{sink.url}: partitions created: {created}{moved}")
+
+
 @click.group("spool")
 def spool() -> None:
     """Inspect and replay the local spool of records a sink could not write."""

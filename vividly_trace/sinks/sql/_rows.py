@@ -347,7 +347,7 @@ def _pg_values_insert(n_rows: int) -> str:
         sql = (
             f"INSERT INTO prompt_executions ({_COLUMN_LIST}) VALUES "
             + ", ".join([one] * n_rows)
-            + " ON CONFLICT (id) DO NOTHING"
+            + " ON CONFLICT DO NOTHING"
         )
         if len(_pg_values_cache) < 64:
             _pg_values_cache[n_rows] = sql
