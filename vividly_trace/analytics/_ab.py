@@ -310,7 +310,10 @@ def _match(rows: list[dict[str, Any]], wanted: str) -> list[dict[str, Any]]:
 
 def _registered_control(engine: Any, template: str, rows: list[dict[str, Any]]) -> Any:
     """The variant of the earliest ``prompt_templates`` row of ``template`` (the first
-    version registered or pushed), or ``None``."""
+    version registered or pushed), or ``None``.
+
+    Rows stored with a text (``register_template(text=...)``, a pushed prompt) come before
+    rows the SQL sink added on first use, which only record the first variant seen."""
     from sqlalchemy import inspect, select
 
     from ..sinks.sql.schema import prompt_templates
@@ -319,7 +322,9 @@ def _registered_control(engine: Any, template: str, rows: list[dict[str, Any]]) 
         return None
     t = prompt_templates.c
     query = (
-        select(t.version, t.ab_test_group).where(t.name == template).order_by(t.created_at, t.id)
+        select(t.version, t.ab_test_group)
+        .where(t.name == template)
+        .order_by(t.template_text.is_(None), t.created_at, t.id)
     )
     with engine.connect() as conn:
         for version, group in conn.execute(query):
