@@ -149,7 +149,7 @@ def print_ab(comparison: ABComparison, console: Any) -> None:
     console.print(table)
     for line in lines:
         console.print(line)
-    console.print(ab_footnote(comparison), style="dim")
+    console.print(ab_footnote(comparison), style="dim", highlight=False)
 
 
 def print_users(report: Report, console: Any) -> None:
@@ -419,4 +419,4 @@ def print_report(report: Report, console: Any, *, users: bool = False) -> None:
         for line in lines:
             console.print(line)
         console.print()
-    console.print(ab_footnote(report.ab[0]), style="dim")
+    console.print(ab_footnote(report.ab[0]), style="dim", highlight=False)
