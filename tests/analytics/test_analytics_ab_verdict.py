@@ -222,3 +222,73 @@ class TestRendering:
         assert "\x1b[1;32modd words\x1b[0m" in shown(relabelled)
         worse = build_report(sqlite_store, baseline="v2/B")
         assert "\x1b[1;31mv1/A worse at 95%\x1b[0m" in shown(worse)
+
+
+def _sequential(comparison: ABComparison, direction: ABDirection) -> ABComparison:
+    """The comparison with every challenger's sequential verdict set to ``direction``."""
+    variants = type(comparison.variants)(
+        v
+        if v.outcome is None
+        else dataclasses.replace(
+            v, outcome=dataclasses.replace(v.outcome, sequential_direction=direction)
+        )
+        for v in comparison.variants
+    )
+    return dataclasses.replace(comparison, variants=variants)
+
+
+class TestSequentialRendering:
+    """Both reports show the sequential verdict beside the fixed-horizon one, vs the control."""
+
+    def test_html(self, sqlite_store: str) -> None:
+        pytest.importorskip("plotly")
+        report = build_report(sqlite_store)
+        comparison = report.ab[0]
+        verdict = comparison.verdicts[0]
+        page = render_html(report)
+        assert "nlu <span class='caption'>vs control v1/A (first registered)</span>" in page
+        assert "<td>v1/A (control)</td>" in page
+        assert "<th>fixed-horizon verdict</th>" in page
+        assert "<th class='n'>sequential p</th><th>sequential verdict</th>" in page
+        assert verdict.sequential_p_value is not None
+        assert (
+            "<span class='verdict better'>v2/B better at 95%</span></td>"
+            f"<td class='n'>{verdict.sequential_p_value:.3g}</td>"
+        ) in page
+        assert "left out of the success rates" in page
+        for direction, css in ((ABDirection.BETTER, "better"), (ABDirection.WORSE, "worse")):
+            changed = dataclasses.replace(report, ab=[_sequential(comparison, direction)])
+            text = f"v2/B {direction.value} (always valid)"
+            assert f"<span class='verdict {css}'>{text}</span>" in render_html(changed)
+        quiet = dataclasses.replace(report, ab=[_sequential(comparison, ABDirection.NO_DIFFERENCE)])
+        assert "<span class='verdict '>no difference yet</span>" in render_html(quiet)
+        declared = render_html(build_report(sqlite_store, baseline="v2/B"))
+        assert "vs control v2/B (declared)" in declared
+        counted = render_html(build_report(sqlite_store, include_infra_errors=True))
+        assert "counted in the success rates" in counted
+
+    def test_terminal(self, sqlite_store: str) -> None:
+        from rich.console import Console
+
+        from vividly_trace.analytics._terminal import print_report
+
+        def shown(report: Report) -> str:
+            out = io.StringIO()
+            console = Console(file=out, force_terminal=True, color_system="standard", width=120)
+            print_report(report, console)
+            return out.getvalue()
+
+        report = build_report(sqlite_store)
+        verdict = report.ab[0].verdicts[0]
+        out = shown(report)
+        assert "A/B: nlu on success, vs control v1/A (first registered)" in out
+        assert "v2/B vs control v1/A:" in out
+        assert "fixed horizon: \x1b[1;32mv2/B better at 95%\x1b[0m" in out
+        # p = 0.048 read once at the end; the sequential test is not convinced yet.
+        assert verdict.sequential_direction is ABDirection.NO_DIFFERENCE
+        assert f"sequential:    no difference yet (p={verdict.sequential_p_value:.3g})" in out
+        assert "mixture SPRT, valid however often it is read" in out
+        better = dataclasses.replace(report, ab=[_sequential(report.ab[0], ABDirection.BETTER)])
+        assert "sequential:    \x1b[1;32mv2/B better (always valid)\x1b[0m" in shown(better)
+        worse = dataclasses.replace(report, ab=[_sequential(report.ab[0], ABDirection.WORSE)])
+        assert "sequential:    \x1b[1;31mv2/B worse (always valid)\x1b[0m" in shown(worse)

@@ -93,6 +93,19 @@ class ABVerdict:
     sequential_p_value: float | None = None
     sequential_direction: ABDirection = ABDirection.INSUFFICIENT_DATA
 
+    def to_dict(self) -> dict[str, Any]:
+        """The verdict as a dict: every field, the directions as their values, the sentences
+        as ``text`` and ``sequential_text``.
+
+        .. versionadded:: 0.3.0
+        """
+        out = {name: getattr(self, name) for name in self.__slots__}
+        out["direction"] = self.direction.value
+        out["sequential_direction"] = self.sequential_direction.value
+        out["text"] = self.text
+        out["sequential_text"] = self.sequential_text
+        return out
+
     @property
     def sequential_text(self) -> str:
         """The always-valid (mSPRT) verdict for people: safe to read after every day."""
@@ -195,6 +208,22 @@ class ABComparison:
             if label in (v.label, v.version, v.ab_group):
                 return v
         raise KeyError(label)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison as nested dicts (JSON-ready once decimals and times are turned
+        into text): its fields (``baseline`` also as ``control``), and per variant
+        :meth:`ABVariant.to_dict` with its verdict as :meth:`ABVerdict.to_dict` under
+        ``"outcome"`` (``None`` for the control).
+
+        .. versionadded:: 0.3.0
+        """
+        out = {name: getattr(self, name) for name in self.__slots__ if name != "variants"}
+        out["control"] = self.baseline
+        out["variants"] = [
+            {**v.to_dict(), "outcome": None if v.outcome is None else v.outcome.to_dict()}
+            for v in self.variants
+        ]
+        return out
 
     @property
     def verdicts(self) -> list[ABVerdict]:
@@ -310,7 +339,10 @@ def _match(rows: list[dict[str, Any]], wanted: str) -> list[dict[str, Any]]:
 
 def _registered_control(engine: Any, template: str, rows: list[dict[str, Any]]) -> Any:
     """The variant of the earliest ``prompt_templates`` row of ``template`` (the first
-    version registered or pushed), or ``None``."""
+    version registered or pushed), or ``None``.
+
+    Rows stored with a text (``register_template(text=...)``, a pushed prompt) come before
+    rows the SQL sink added on first use, which only record the first variant seen."""
     from sqlalchemy import inspect, select
 
     from ..sinks.sql.schema import prompt_templates
@@ -319,7 +351,9 @@ def _registered_control(engine: Any, template: str, rows: list[dict[str, Any]]) 
         return None
     t = prompt_templates.c
     query = (
-        select(t.version, t.ab_test_group).where(t.name == template).order_by(t.created_at, t.id)
+        select(t.version, t.ab_test_group)
+        .where(t.name == template)
+        .order_by(t.template_text.is_(None), t.created_at, t.id)
     )
     with engine.connect() as conn:
         for version, group in conn.execute(query):

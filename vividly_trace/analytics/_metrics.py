@@ -24,7 +24,14 @@ from ._sql import executions_table
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
 
-__all__ = ["INFRA_ERROR_TYPES", "INFRA_HTTP_STATUSES", "METRICS", "Metric", "resolve_metric"]
+__all__ = [
+    "INFRA_ERROR_TYPES",
+    "INFRA_HTTP_STATUSES",
+    "METRICS",
+    "Metric",
+    "infra_error_condition",
+    "resolve_metric",
+]
 
 INFRA_HTTP_STATUSES = (408, 429)
 """HTTP statuses (besides 500-599) that make a failure an infrastructure error."""

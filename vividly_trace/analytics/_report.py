@@ -657,6 +657,18 @@ def _verdict_class(outcome: ABVerdict | None) -> str:
     return "" if outcome is None else _VERDICT_CLASSES.get(outcome.direction, "")
 
 
+def _sequential_cells(outcome: ABVerdict | None) -> str:
+    """The sequential p-value and verdict cells of a variant (empty for the control)."""
+    if outcome is None:
+        return "<td class='n'></td><td></td>"
+    p_value = "" if outcome.sequential_p_value is None else f"{outcome.sequential_p_value:.3g}"
+    css = _VERDICT_CLASSES.get(outcome.sequential_direction, "")
+    return (
+        f"<td class='n'>{p_value}</td>"
+        f"<td><span class='verdict {css}'>{_e(outcome.sequential_text)}</span></td>"
+    )
+
+
 def _ab_section(comparison: ABComparison, index: int) -> str:
     rows = []
     for v in comparison.variants:
@@ -668,7 +680,7 @@ def _ab_section(comparison: ABComparison, index: int) -> str:
         p_value = "" if v.p_value is None else f"{v.p_value:.3g}"
         rows.append(
             "<tr>"
-            f"<td>{_e(v.label)}{' (baseline)' if v.is_baseline else ''}</td>"
+            f"<td>{_e(v.label)}{' (control)' if v.is_baseline else ''}</td>"
             f"<td class='n'>{v.executions:,}</td>"
             f"<td class='n'>{format_pct(v.success_rate)}</td>"
             f"<td class='n'>{ci}</td>"
@@ -678,11 +690,12 @@ def _ab_section(comparison: ABComparison, index: int) -> str:
             f"<td class='n'>{format_usd(v.cost_per_success_usd)}</td>"
             f"<td class='n'>{p_value}</td>"
             f"<td><span class='verdict {_verdict_class(v.outcome)}'>{_e(v.verdict)}</span></td>"
-            "</tr>"
+            f"{_sequential_cells(v.outcome)}</tr>"
         )
     ci_label = f"{comparison.confidence * 100:g}% CI"
     return (
-        f"<h3>{_e(comparison.template)}</h3>"
+        f"<h3>{_e(comparison.template)} <span class='caption'>vs control "
+        f"{_e(comparison.baseline)} ({_e(comparison.control_source)})</span></h3>"
         f"<p>{'<br>'.join(_e(line) for line in comparison.summary.splitlines())}</p>"
         f"<p class='caption'>Success rate per variant, with its {ci_label.replace('CI', '')}"
         "confidence interval (Wilson)</p>"
@@ -690,7 +703,8 @@ def _ab_section(comparison: ABComparison, index: int) -> str:
         + "<table><thead><tr><th>variant</th><th class='n'>calls</th>"
         f"<th class='n'>success</th><th class='n'>{ci_label}</th><th class='n'>mean ms</th>"
         "<th class='n'>p95 ms</th><th class='n'>mean cost</th><th class='n'>cost / success</th>"
-        "<th class='n'>p-value</th><th>verdict</th></tr></thead><tbody>"
+        "<th class='n'>fixed p</th><th>fixed-horizon verdict</th>"
+        "<th class='n'>sequential p</th><th>sequential verdict</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
     )
@@ -934,6 +948,8 @@ def render_html(report: Report) -> str:
             else "<p class='empty'>No template has two or more variants (version / A/B group) "
             "in this window.</p>"
         )
+        counted = bool(report.ab) and report.ab[0].include_infra_errors
+        infra = "counted in" if counted else "left out of"
         body = (
             f"<div class='cards'>{cards}</div>"
             "<section id='cost'><h2>Cost</h2><p class='caption'>Daily cost by template "
@@ -947,9 +963,14 @@ def render_html(report: Report) -> str:
             "whiskers at the minimum and maximum; p95 and p99 marked</p>"
             f"{_latency_chart(report, colors)}</section>"
             f"<section id='ab'><h2>A/B experiments</h2>{ab}"
-            "<p class='note'>Verdicts: a two-sided two-proportion z-test of each variant's "
-            "success rate against the baseline (the oldest variant unless one was chosen); "
-            f"'not enough data' under {report.ab[0].min_samples if report.ab else MIN_SAMPLES}"
+            "<p class='note'>Each variant is tested against the control (the declared one, "
+            "else the first version registered or pushed). Fixed-horizon verdict: a two-sided "
+            "two-proportion z-test of the success rates, valid if read once at a horizon "
+            "fixed in advance. Sequential verdict: a mixture SPRT, valid however often it is "
+            "read, so checking every day does not inflate false positives. Infrastructure "
+            f"errors (HTTP 408/429/5xx, timeouts) are {infra} the success rates. "
+            "'Not enough data' under "
+            f"{report.ab[0].min_samples if report.ab else MIN_SAMPLES}"
             " calls per variant. Cost per success counts the cost of failed calls too.</p>"
             "</section>"
             f"<section id='templates'><h2>Templates</h2>{_summary_table(report)}</section>"

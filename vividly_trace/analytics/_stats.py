@@ -185,14 +185,19 @@ def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
     """
     if a <= 0.0 or b <= 0.0 or not 0.0 <= x <= 1.0:
         raise ValueError(f"need a, b > 0 and 0 <= x <= 1, got a={a!r} b={b!r} x={x!r}")
+    return _incomplete_beta(a, b, x, 1.0 - x)
+
+
+def _incomplete_beta(a: float, b: float, x: float, y: float) -> float:
+    # y is 1 - x, given by the caller when it knows it more precisely than 1.0 - x.
     if x in (0.0, 1.0):
         return x
     log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y)
     )
     if x < (a + 1.0) / (a + b + 2.0):
         return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, 1.0 - x) / b
+    return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, y) / b
 
 
 def student_t_cdf(t: float, df: float) -> float:
@@ -207,7 +212,9 @@ def student_t_cdf(t: float, df: float) -> float:
         raise ValueError(f"degrees of freedom must be > 0, got {df!r}")
     if math.isinf(t):
         return 1.0 if t > 0 else 0.0
-    tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
+    t2 = t * t
+    # 1 - x is passed as computed from t, not as 1 - x: near the centre x is close to 1.
+    tail = 0.5 * _incomplete_beta(df / 2.0, 0.5, df / (df + t2), t2 / (df + t2))
     return 1.0 - tail if t >= 0 else tail
 
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from ._ab import ABComparison, ABDirection, ABVerdict
+from ._ab import ABComparison, ABDirection, ABVariant, ABVerdict
 from ._report import (
     UNKNOWN,
     USERS_SHOWN,
@@ -18,7 +18,7 @@ from ._report import (
     format_usd,
 )
 
-__all__ = ["print_report", "print_users"]
+__all__ = ["ab_footnote", "print_ab", "print_report", "print_users"]
 
 _BAR = "\u2588"
 _PARTS = " \u258f\u258e\u258d\u258c\u258b\u258a\u2589"
@@ -60,41 +60,96 @@ def _verdict_style(outcome: ABVerdict | None) -> str:
     return "" if outcome is None else _VERDICT_STYLES.get(outcome.direction, "")
 
 
+def _sequential_style(outcome: ABVerdict) -> str:
+    return _VERDICT_STYLES.get(outcome.sequential_direction, "")
+
+
+_METRIC_COLUMNS = {"success": "success", "cost": "mean cost", "latency": "mean ms"}
+
+
+def _metric_cell(comparison: ABComparison, v: ABVariant) -> str:
+    """The variant's metric with its interval: ``93.2% (90.1\u201395.4)``, ``$0.000412
+    ($0.000398\u2013$0.000426)``, ``412 (398\u2013426)``."""
+    if v.metric_value is None:
+        return UNKNOWN
+    interval = ""
+    if comparison.metric == "success":
+        shown = format_pct(v.metric_value)
+        if v.metric_ci_low is not None and v.metric_ci_high is not None:
+            interval = f" ({v.metric_ci_low * 100:.1f}\u2013{v.metric_ci_high * 100:.1f})"
+        return shown + interval
+    show = format_usd if comparison.metric == "cost" else format_ms
+    if v.metric_ci_low is not None and v.metric_ci_high is not None:
+        interval = f" ({show(v.metric_ci_low)}\u2013{show(v.metric_ci_high)})"
+    return show(v.metric_value) + interval
+
+
 def _ab_table(comparison: ABComparison) -> Any:
+    """The variants of one comparison, then per challenger its fixed-horizon and its
+    sequential verdict against the control."""
     from rich.text import Text
 
     ci = f"{comparison.confidence * 100:g}% CI"
+    metric = _METRIC_COLUMNS.get(comparison.metric, comparison.metric)
     table = _table(
-        f"A/B: {comparison.template}",
+        f"A/B: {comparison.template} on {comparison.metric}, vs control {comparison.baseline} "
+        f"({comparison.control_source})",
         ("variant", "left"),
         ("calls", "right"),
-        (f"success ({ci})", "right"),
+        (f"{metric} ({ci})", "right"),
         ("p95 ms", "right"),
         ("mean cost", "right"),
         ("$/success", "right"),
     )
     for v in comparison.variants:
-        interval = (
-            f" ({v.ci_low * 100:.1f}\u2013{v.ci_high * 100:.1f})"
-            if v.ci_low is not None and v.ci_high is not None
-            else ""
-        )
         table.add_row(
             v.label + (" *" if v.is_baseline else ""),
             f"{v.executions:,}",
-            format_pct(v.success_rate) + interval,
+            _metric_cell(comparison, v),
             format_ms(v.p95_latency_ms),
             format_usd(v.mean_cost_usd),
             format_usd(v.cost_per_success_usd),
         )
     lines = []
     for v in comparison.variants[1:]:
-        text = Text("  ")
-        text.append(v.verdict, style=_verdict_style(v.outcome))
+        outcome = v.outcome
+        assert outcome is not None
+        text = Text(f"  {v.label} vs control {comparison.baseline}:\n    fixed horizon: ")
+        text.append(v.verdict, style=_verdict_style(outcome))
         if v.p_value is not None:
-            text.append(f"  (vs {comparison.baseline}, p={v.p_value:.3g})")
+            text.append(f" (p={v.p_value:.3g})")
+        text.append("\n    sequential:    ")
+        text.append(outcome.sequential_text, style=_sequential_style(outcome))
+        if outcome.sequential_p_value is not None:
+            text.append(f" (p={outcome.sequential_p_value:.3g})")
         lines.append(text)
+    infra = sum(v.infra_errors for v in comparison.variants)
+    if comparison.metric == "success" and infra:
+        how = "counted in" if comparison.include_infra_errors else "left out of"
+        lines.append(Text(f"  {infra:,} infrastructure errors {how} the success rates"))
     return table, lines
+
+
+def ab_footnote(comparison: ABComparison) -> str:
+    """What the verdicts of a comparison mean, in one sentence."""
+    fixed = "two-proportion z-test" if comparison.metric == "success" else "Welch t-test"
+    return (
+        f"* control. Fixed horizon: {fixed} at {comparison.confidence * 100:g}%, valid if read "
+        "once at a horizon fixed in advance. Sequential: mixture SPRT, valid however often it "
+        f"is read. 'not enough data' under {comparison.min_samples} calls per variant."
+    )
+
+
+def print_ab(comparison: ABComparison, console: Any) -> None:
+    """Print one A/B comparison: its table, the verdicts and what they mean."""
+    if len(comparison.variants) < 2:
+        console.print(comparison.summary)
+        return
+    table, lines = _ab_table(comparison)
+    console.print(table)
+    for line in lines:
+        console.print(line)
+    console.print(ab_footnote(comparison), style="dim", highlight=False)
 
 
 def print_users(report: Report, console: Any) -> None:
@@ -364,9 +419,4 @@ def print_report(report: Report, console: Any, *, users: bool = False) -> None:
         for line in lines:
             console.print(line)
         console.print()
-    console.print(
-        f"* baseline. Verdicts: two-proportion z-test of success rates at "
-        f"{report.ab[0].confidence * 100:g}%; 'not enough data' under "
-        f"{report.ab[0].min_samples} calls per variant.",
-        style="dim",
-    )
+    console.print(ab_footnote(report.ab[0]), style="dim", highlight=False)

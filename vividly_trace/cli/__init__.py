@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "vividly_trace.cli.pricing_cmd",
     "vividly_trace.cli.db_cmd",
     "vividly_trace.cli.report_cmd",
+    "vividly_trace.cli.ab_cmd",
     "vividly_trace.cli.demo_cmd",
 )
 
