@@ -248,8 +248,8 @@ class TestSequentialRendering:
         page = render_html(report)
         assert "nlu <span class='caption'>vs control v1/A (first registered)</span>" in page
         assert "<td>v1/A (control)</td>" in page
-        assert "<th>fixed-horizon verdict</th>" in page
-        assert "<th class='n'>sequential p</th><th>sequential verdict</th>" in page
+        assert "<th class='n'>p</th><th>fixed horizon</th>" in page
+        assert "<th class='n'>seq. p</th><th>sequential</th>" in page
         assert verdict.sequential_p_value is not None
         assert (
             "<span class='verdict better'>v2/B better at 95%</span></td>"

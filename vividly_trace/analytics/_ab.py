@@ -54,9 +54,10 @@ class ABDirection(enum.Enum):
     """
 
     BETTER = "better"
-    """Significantly higher success rate than the baseline."""
+    """Significantly better than the control on the metric (a higher success rate, a lower
+    cost or latency)."""
     WORSE = "worse"
-    """Significantly lower success rate than the baseline."""
+    """Significantly worse than the control on the metric."""
     NO_DIFFERENCE = "no difference"
     """Enough data, and the difference is not significant."""
     INSUFFICIENT_DATA = "insufficient data"

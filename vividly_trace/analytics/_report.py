@@ -703,8 +703,8 @@ def _ab_section(comparison: ABComparison, index: int) -> str:
         + "<table><thead><tr><th>variant</th><th class='n'>calls</th>"
         f"<th class='n'>success</th><th class='n'>{ci_label}</th><th class='n'>mean ms</th>"
         "<th class='n'>p95 ms</th><th class='n'>mean cost</th><th class='n'>cost / success</th>"
-        "<th class='n'>fixed p</th><th>fixed-horizon verdict</th>"
-        "<th class='n'>sequential p</th><th>sequential verdict</th></tr></thead><tbody>"
+        "<th class='n'>p</th><th>fixed horizon</th>"
+        "<th class='n'>seq. p</th><th>sequential</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
     )
