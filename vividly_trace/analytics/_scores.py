@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Table
     from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["ScoreSummary", "has_scores_table", "scores", "unmatched_scores"]
+__all__ = ["ScoreSummary", "describe_score", "has_scores_table", "scores", "unmatched_scores"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +190,18 @@ def unmatched_scores(source: StoreSource) -> int:
         )
         with engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+
+def describe_score(row: ScoreSummary, categories: int = 3) -> str:
+    """How reports show a summary's values: ``"4.17 ± 1.17"`` (numeric), ``"67% true"``
+    (boolean), ``"friendly 4 · curt 2"`` (the most frequent categories)."""
+    if row.data_type == "categorical":
+        shown = [f"{c} {n:,}" for c, n in row.distribution[:categories]]
+        more = len(row.distribution) - categories
+        return " \u00b7 ".join(shown) + (f" \u00b7 +{more} more" if more > 0 else "")
+    if row.mean is None:
+        return ""
+    if row.data_type == "boolean":
+        return f"{row.mean:.0%} true"
+    spread = f" \u00b1 {row.stdev:.3g}" if row.stdev is not None else ""
+    return f"{row.mean:.3g}{spread}"
