@@ -25,9 +25,25 @@ from vividly_trace.analytics import (
     render_html,
 )
 
+INFRA_TYPES = {"TimeoutError", "CancelledError", "ReadTimeout", "ConnectTimeout"}
+
+
+def _infra(r: PromptExecution) -> bool:
+    """An infrastructure failure, by hand: HTTP 408, 429, 5xx, a timeout or a cancellation."""
+    status = r.http_status or 0
+    return not r.success and (
+        status in (408, 429) or 500 <= status <= 599 or (r.error_type in INFRA_TYPES)
+    )
+
 
 def _counts(dataset: list[PromptExecution], version: str) -> tuple[int, int]:
-    mine = [r for r in dataset if r.template_key == "nlu" and r.template_version == version]
+    """Successes and executions of nlu ``version``, infrastructure failures left out (the
+    default of compare_ab)."""
+    mine = [
+        r
+        for r in dataset
+        if r.template_key == "nlu" and r.template_version == version and not _infra(r)
+    ]
     return sum(r.success for r in mine), len(mine)
 
 

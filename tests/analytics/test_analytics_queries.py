@@ -318,8 +318,9 @@ class TestErrorPatterns:
 
 class TestCompareAB:
     def test_by_hand(self, store: str, dataset: list[PromptExecution]) -> None:
-        """Counts, rates, costs and latencies per variant; v1/A (oldest) is the baseline."""
-        result = compare_ab(store, "nlu")
+        """Counts, rates, costs and latencies per variant; v1/A (lowest version, none
+        registered) is the baseline; every failure counts with include_infra_errors."""
+        result = compare_ab(store, "nlu", include_infra_errors=True)
         assert isinstance(result, ABComparison)
         assert result.baseline == "v1/A"
         assert [v.label for v in result.variants] == ["v1/A", "v2/B"]

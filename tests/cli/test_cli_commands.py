@@ -63,7 +63,7 @@ def assert_fits_80_columns(text: str) -> None:
 class TestReport:
     def test_terminal_tables(self, store_url: str) -> None:
         """Every section is printed, within 80 columns, nothing on stderr."""
-        result = run_cli("report", "--url", store_url)
+        result = run_cli("report", "--url", store_url, "--include-infra-errors")
         assert result.returncode == 0, result.stderr
         assert result.stderr == ""
         out = result.stdout
@@ -95,7 +95,9 @@ class TestReport:
 
     def test_filters_and_baseline(self, store_url: str) -> None:
         """--template, --baseline and a window with nothing in it."""
-        result = run_cli("report", "--url", store_url, "-t", "nlu", "--baseline", "v2/B")
+        result = run_cli(
+            "report", "--url", store_url, "-t", "nlu", "--control", "v2/B", "--include-infra-errors"
+        )
         assert result.returncode == 0, result.stderr
         assert "clarify" not in result.stdout
         assert "v1/A worse at 95%" in result.stdout

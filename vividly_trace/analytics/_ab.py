@@ -27,10 +27,18 @@ from decimal import Decimal
 from typing import Any
 
 from ..exceptions import ConfigurationError
+from ._metrics import Metric, infra_error_condition, resolve_metric
 from ._queries import latency_percentiles
 from ._rows import variant_label
 from ._sql import as_time, cost_sum, cost_value, executions_table, sort_key, window_conditions
-from ._stats import two_proportion_z_test, wilson_interval, z_for_confidence
+from ._stats import (
+    mixture_sprt,
+    t_interval,
+    two_proportion_z_test,
+    welch_t_test,
+    wilson_interval,
+    z_for_confidence,
+)
 from ._store import ResultList, StoreSource, TimeBound, open_store, rows_to_dataframe
 
 __all__ = ["MIN_SAMPLES", "ABComparison", "ABDirection", "ABVariant", "ABVerdict", "compare_ab"]
@@ -81,6 +89,18 @@ class ABVerdict:
     min_samples: int
     baseline_executions: int
     challenger_executions: int
+    test: str = "two-proportion z"
+    sequential_p_value: float | None = None
+    sequential_direction: ABDirection = ABDirection.INSUFFICIENT_DATA
+
+    @property
+    def sequential_text(self) -> str:
+        """The always-valid (mSPRT) verdict for people: safe to read after every day."""
+        if self.sequential_direction is ABDirection.INSUFFICIENT_DATA:
+            return "not enough data"
+        if self.sequential_direction is ABDirection.NO_DIFFERENCE:
+            return "no difference yet"
+        return f"{self.challenger} {self.sequential_direction.value} (always valid)"
 
     @property
     def significant(self) -> bool:
@@ -135,6 +155,11 @@ class ABVariant:
     p_value: float | None
     verdict: str
     outcome: ABVerdict | None
+    metric_executions: int = 0
+    metric_value: float | None = None
+    metric_ci_low: float | None = None
+    metric_ci_high: float | None = None
+    infra_errors: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The variant as a flat dict (the outcome as its ``direction`` value)."""
@@ -156,6 +181,9 @@ class ABComparison:
     min_samples: int
     variants: ResultList[ABVariant] = field(default_factory=ResultList)
     summary: str = ""
+    metric: str = "success"
+    include_infra_errors: bool = False
+    control_source: str = "declared"
 
     def variant(self, label: str) -> ABVariant:
         """The variant called ``label`` (``"v4/B"``, or its version or group alone).
@@ -186,46 +214,138 @@ def _money(value: Decimal | None) -> str:
     return "unknown" if value is None else f"${value:.6f}"
 
 
+TAU2_FRACTION = 0.01
+"""The mSPRT's mixing variance as a fraction of the per-call variance: the sequential test is
+tuned to detect differences of about a tenth of a standard deviation."""
+
+
+def _moments(r: dict[str, Any]) -> tuple[float, float]:
+    """(mean, sample variance) of the metric's values of a variant row."""
+    n, total, squares = r["m_n"], r["m_sum"], r["m_sq"]
+    if n == 0:
+        return 0.0, 0.0
+    mean = total / n
+    var = (squares - n * mean * mean) / (n - 1) if n > 1 else 0.0
+    return mean, max(var, 0.0)
+
+
+def _fixed_test(
+    metric: Metric, base: dict[str, Any], r: dict[str, Any]
+) -> tuple[float, float] | None:
+    if metric.kind == "proportion":
+        return two_proportion_z_test(round(base["m_sum"]), base["m_n"], round(r["m_sum"]), r["m_n"])
+    (ma, va), (mb, vb) = _moments(base), _moments(r)
+    welch = welch_t_test(ma, va, base["m_n"], mb, vb, r["m_n"])
+    return None if welch is None else (welch[0], welch[2])
+
+
+def _sequential(
+    metric: Metric, base: dict[str, Any], r: dict[str, Any], alpha: float
+) -> tuple[float, bool] | None:
+    na, nb = base["m_n"], r["m_n"]
+    if na < 2 or nb < 2:
+        return None
+    (ma, va), (mb, vb) = _moments(base), _moments(r)
+    if metric.kind == "proportion":
+        pooled = (base["m_sum"] + r["m_sum"]) / (na + nb)
+        unit = pooled * (1.0 - pooled)
+        variance = unit * (1.0 / na + 1.0 / nb)
+    else:
+        unit = (va + vb) / 2.0
+        variance = va / na + vb / nb
+    return mixture_sprt(mb - ma, variance, TAU2_FRACTION * unit, alpha)
+
+
+def _direction(metric: Metric, difference: float) -> ABDirection:
+    up = difference > 0 if metric.higher_is_better else difference < 0
+    return ABDirection.BETTER if up else ABDirection.WORSE
+
+
 def _judge(
+    metric: Metric,
     base: dict[str, Any],
     challenger: dict[str, Any],
-    test: tuple[float, float] | None,
     confidence: float,
     min_samples: int,
 ) -> ABVerdict:
-    if challenger["n"] < min_samples or base["n"] < min_samples or test is None:
+    alpha = 1.0 - confidence
+    test = _fixed_test(metric, base, challenger)
+    sequential = _sequential(metric, base, challenger, alpha)
+    difference = _moments(challenger)[0] - _moments(base)[0]
+    few = min(challenger["m_n"], base["m_n"]) < min_samples
+    if few or test is None:
         direction = ABDirection.INSUFFICIENT_DATA
-    elif test[1] < 1.0 - confidence:
-        direction = ABDirection.BETTER if test[0] > 0 else ABDirection.WORSE
+    elif test[1] < alpha:
+        direction = _direction(metric, difference)
     else:
         direction = ABDirection.NO_DIFFERENCE
+    if few or sequential is None:
+        seq_direction = ABDirection.INSUFFICIENT_DATA
+    elif sequential[1]:
+        seq_direction = _direction(metric, difference)
+    else:
+        seq_direction = ABDirection.NO_DIFFERENCE
     return ABVerdict(
         baseline=base["label"],
         challenger=challenger["label"],
         direction=direction,
-        metric="success_rate",
-        difference=challenger["ok"] / challenger["n"] - base["ok"] / base["n"],
+        metric="success_rate" if metric.name == "success" else f"mean_{metric.name}",
+        difference=difference,
         z=None if test is None else test[0],
         p_value=None if test is None else test[1],
         confidence=confidence,
         min_samples=min_samples,
-        baseline_executions=base["n"],
-        challenger_executions=challenger["n"],
+        baseline_executions=base["m_n"],
+        challenger_executions=challenger["m_n"],
+        test="two-proportion z" if metric.kind == "proportion" else "Welch t",
+        sequential_p_value=None if sequential is None else sequential[0],
+        sequential_direction=seq_direction,
     )
 
 
-def _pick_baseline(rows: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
-    if baseline is None:
-        # The oldest variant is the incumbent: the one that was running first.
-        return min(rows, key=lambda r: (r["first_seen"], sort_key(r["version"], r["ab_group"])))
-    matches = [r for r in rows if baseline == r["label"]]
-    if not matches:
-        matches = [r for r in rows if baseline in (r["version"], r["ab_group"])]
-    if len(matches) != 1:
-        known = ", ".join(r["label"] for r in rows)
-        reason = "is ambiguous" if matches else "matches no variant"
-        raise ConfigurationError(f"baseline {baseline!r} {reason} (variants: {known})")
-    return matches[0]
+def _match(rows: list[dict[str, Any]], wanted: str) -> list[dict[str, Any]]:
+    matches = [r for r in rows if wanted == r["label"]]
+    return matches or [r for r in rows if wanted in (r["version"], r["ab_group"])]
+
+
+def _registered_control(engine: Any, template: str, rows: list[dict[str, Any]]) -> Any:
+    """The variant of the earliest ``prompt_templates`` row of ``template`` (the first
+    version registered or pushed), or ``None``."""
+    from sqlalchemy import inspect, select
+
+    from ..sinks.sql.schema import prompt_templates
+
+    if not inspect(engine).has_table("prompt_templates"):
+        return None
+    t = prompt_templates.c
+    query = (
+        select(t.version, t.ab_test_group).where(t.name == template).order_by(t.created_at, t.id)
+    )
+    with engine.connect() as conn:
+        for version, group in conn.execute(query):
+            exact = [r for r in rows if (r["version"], r["ab_group"]) == (version, group)]
+            loose = [r for r in rows if version is not None and r["version"] == version]
+            found = exact or loose
+            if len(found) == 1:
+                return found[0]
+    return None
+
+
+def _pick_control(
+    engine: Any, template: str, rows: list[dict[str, Any]], control: str | None
+) -> tuple[dict[str, Any], str]:
+    if control is not None:
+        matches = _match(rows, control)
+        if len(matches) != 1:
+            known = ", ".join(r["label"] for r in rows)
+            reason = "is ambiguous" if matches else "matches no variant"
+            raise ConfigurationError(f"control {control!r} {reason} (variants: {known})")
+        return matches[0], "declared"
+    registered = _registered_control(engine, template, rows)
+    if registered is not None:
+        return registered, "first registered"
+    # Never registered: the lowest version (not whichever happened to be seen first).
+    return min(rows, key=lambda r: sort_key(r["version"], r["ab_group"])), "lowest version"
 
 
 def compare_ab(
@@ -234,32 +354,51 @@ def compare_ab(
     *,
     since: TimeBound = None,
     until: TimeBound = None,
+    control: str | None = None,
+    metric: str = "success",
+    include_infra_errors: bool = False,
     baseline: str | None = None,
     confidence: float = 0.95,
     min_samples: int = MIN_SAMPLES,
 ) -> ABComparison:
-    """Compare the variants (version / A/B group) of ``template``: the original design's A/B
-    query, with confidence intervals, a significance test and a verdict.
+    """Compare the variants (version / A/B group) of ``template`` against the control, on
+    one metric, with an interval per variant, the fixed-horizon test that fits the metric
+    and an always-valid sequential verdict.
 
     Args:
         source: database URL or SQLAlchemy Engine.
         template: the template key.
         since, until: the time window (``since`` inclusive, ``until`` exclusive).
-        baseline: the variant the others are tested against, by label (``"v3/A"``),
-            version or group; default: the oldest variant (earliest first execution).
-        confidence: confidence level of the intervals and the test (default 0.95).
-        min_samples: executions a variant (and the baseline) needs before a verdict
+        control: the variant the others are tested against, by label (``"v3/A"``),
+            version or group. Default: the first version registered or pushed (the
+            earliest ``prompt_templates`` row of the key); for a template never
+            registered, the lowest version. Never "the first seen in executions".
+        metric: ``"success"`` (rate: Wilson interval, two-proportion z-test),
+            ``"cost"`` (mean USD per priced call) or ``"latency"`` (mean ms): t interval,
+            Welch t-test. For cost and latency lower is better.
+        include_infra_errors: count infrastructure failures (HTTP 408, 429, 5xx,
+            timeouts, cancellations; see :mod:`vividly_trace.analytics._metrics`) in the
+            success rate. Default ``False``: they are left out, so an outage does not
+            decide an experiment.
+        baseline: the former name of ``control`` (still accepted).
+        confidence: confidence level of the intervals and the tests (default 0.95).
+        min_samples: values a variant (and the control) needs before a verdict
             (default 30).
 
     Returns:
-        An :class:`ABComparison` whose ``variants`` start with the baseline, then the
-        others by label. A template with no executions in the window has no variants.
+        An :class:`ABComparison` whose ``variants`` start with the control, then the
+        others by label. Each challenger's :class:`ABVerdict` carries the fixed-horizon
+        verdict (``direction``, valid only if read once, at a horizon fixed in advance)
+        and the sequential one (``sequential_direction``: a normal-mixture SPRT, valid
+        however often it is checked).
 
     Raises:
         StoreError: the store cannot be used. ConfigurationError: bad arguments (also an
-        unknown baseline).
+        unknown control or metric).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.3.0 ``control``, ``metric``, ``include_infra_errors``, the
+       sequential verdict; the default baseline is the first registered version.
     """
     from sqlalchemy import case, func, select
 
@@ -268,20 +407,36 @@ def compare_ab(
         raise ConfigurationError(f"min_samples must be a positive int, got {min_samples!r}")
     if not isinstance(template, str) or not template:
         raise ConfigurationError(f"template must be a non-empty string, got {template!r}")
+    if control is not None and baseline is not None and control != baseline:
+        raise ConfigurationError("give control= or baseline= (its former name), not both")
+    control = control if control is not None else baseline
+    chosen = resolve_metric(metric, include_infra_errors=include_infra_errors)
     e = executions_table().c
     with open_store(source) as engine:
         keys = [e.template_version, e.template_ab_test_group]
+        window = window_conditions(engine, since, until, template)
         query = (
             select(
                 *keys,
                 func.count().label("n"),
                 func.sum(case((e.success.is_(True), 1), else_=0)).label("ok"),
-                func.avg(e.response_time_ms).label("mean_ms"),
+                func.sum(case((infra_error_condition(), 1), else_=0)).label("infra"),
                 func.count(e.cost_usd).label("priced"),
                 cost_sum(engine).label("cost"),
                 func.min(e.executed_at).label("first_seen"),
             )
-            .where(*window_conditions(engine, since, until, template))
+            .where(*window)
+            .group_by(*keys)
+        )
+        value = chosen.value()
+        metric_query = (
+            select(
+                *keys,
+                func.count().label("m_n"),
+                func.sum(value).label("m_sum"),
+                func.sum(value * value).label("m_sq"),
+            )
+            .where(*window, *chosen.conditions())
             .group_by(*keys)
         )
         with engine.connect() as conn:
@@ -292,12 +447,20 @@ def compare_ab(
                     "label": variant_label(r.template_version, r.template_ab_test_group),
                     "n": int(r.n),
                     "ok": int(r.ok),
+                    "infra": int(r.infra or 0),
                     "priced": int(r.priced),
                     "cost": cost_value(engine, r.cost),
                     "first_seen": as_time(r.first_seen),
+                    "m_n": 0,
+                    "m_sum": 0.0,
+                    "m_sq": 0.0,
                 }
                 for r in conn.execute(query)
             ]
+            by_key = {(r["version"], r["ab_group"]): r for r in rows}
+            for m in conn.execute(metric_query):
+                row = by_key[(m.template_version, m.template_ab_test_group)]
+                row.update(m_n=int(m.m_n), m_sum=float(m.m_sum or 0.0), m_sq=float(m.m_sq or 0.0))
         latency = {
             (row.version, row.ab_group): row
             for row in latency_percentiles(
@@ -309,16 +472,18 @@ def compare_ab(
                 percentiles=(0.95,),
             )
         }
-    if not rows:
-        return ABComparison(
-            template=template,
-            baseline="",
-            confidence=confidence,
-            min_samples=min_samples,
-            variants=ResultList(),
-            summary=f"{template}: no executions in this window",
-        )
-    base = _pick_baseline(rows, baseline)
+        if not rows:
+            return ABComparison(
+                template=template,
+                baseline="",
+                confidence=confidence,
+                min_samples=min_samples,
+                variants=ResultList(),
+                summary=f"{template}: no executions in this window",
+                metric=chosen.name,
+                include_infra_errors=include_infra_errors,
+            )
+        base, how = _pick_control(engine, template, rows, control)
     ordered = [
         base,
         *sorted(
@@ -330,9 +495,13 @@ def compare_ab(
     for r in ordered:
         is_base = r is base
         lat = latency[(r["version"], r["ab_group"])]
-        test = None if is_base else two_proportion_z_test(base["ok"], base["n"], r["ok"], r["n"])
-        outcome = None if is_base else _judge(base, r, test, confidence, min_samples)
-        interval = wilson_interval(r["ok"], r["n"], confidence)
+        outcome = None if is_base else _judge(chosen, base, r, confidence, min_samples)
+        success = wilson_interval(r["ok"], r["n"], confidence)
+        mean, var = _moments(r)
+        if chosen.kind == "proportion":
+            ci = wilson_interval(round(r["m_sum"]), r["m_n"], confidence)
+        else:
+            ci = t_interval(mean, var, r["m_n"], confidence)
         variants.append(
             ABVariant(
                 label=r["label"],
@@ -341,8 +510,8 @@ def compare_ab(
                 executions=r["n"],
                 successes=r["ok"],
                 success_rate=r["ok"] / r["n"],
-                ci_low=interval[0] if interval else None,
-                ci_high=interval[1] if interval else None,
+                ci_low=success[0] if success else None,
+                ci_high=success[1] if success else None,
                 mean_latency_ms=lat.mean_ms,
                 p95_latency_ms=lat.p95_ms,
                 total_cost_usd=r["cost"],
@@ -352,10 +521,15 @@ def compare_ab(
                 first_seen=r["first_seen"],
                 is_baseline=is_base,
                 difference=None if outcome is None else outcome.difference,
-                z=None if test is None else test[0],
-                p_value=None if test is None else test[1],
+                z=None if outcome is None else outcome.z,
+                p_value=None if outcome is None else outcome.p_value,
                 verdict="baseline" if outcome is None else outcome.text,
                 outcome=outcome,
+                metric_executions=r["m_n"],
+                metric_value=mean if r["m_n"] else None,
+                metric_ci_low=ci[0] if ci else None,
+                metric_ci_high=ci[1] if ci else None,
+                infra_errors=r["infra"],
             )
         )
     return ABComparison(
@@ -364,23 +538,42 @@ def compare_ab(
         confidence=confidence,
         min_samples=min_samples,
         variants=variants,
-        summary=_summary(template, variants),
+        summary=_summary(template, chosen, variants),
+        metric=chosen.name,
+        include_infra_errors=include_infra_errors,
+        control_source=how,
     )
 
 
-def _summary(template: str, variants: list[ABVariant]) -> str:
+def _value(metric: Metric, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if metric.kind == "proportion":
+        return _pct(value)
+    return f"${value:.6f}" if metric.unit == "USD" else f"{value:.1f} {metric.unit}"
+
+
+def _summary(template: str, metric: Metric, variants: list[ABVariant]) -> str:
     base = variants[0]
     if len(variants) == 1:
         return f"{template}: only one variant ({base.label}), nothing to compare"
     lines = []
     for v in variants[1:]:
+        assert v.outcome is not None
         line = (
-            f"{template}: {v.verdict} (vs {base.label}); success {_pct(v.success_rate)} vs "
-            f"{_pct(base.success_rate)}"
+            f"{template}: {v.label} vs control {base.label} on {metric.name}: {v.verdict}; "
+            f"{_value(metric, v.metric_value)} vs {_value(metric, base.metric_value)}"
         )
         if v.p_value is not None:
             line += f", p={v.p_value:.3g}"
-        if v.cost_per_success_usd is not None and base.cost_per_success_usd:
+        line += f"; sequential: {v.outcome.sequential_text}"
+        if v.outcome.sequential_p_value is not None:
+            line += f" (p={v.outcome.sequential_p_value:.3g})"
+        if (
+            metric.name == "success"
+            and v.cost_per_success_usd is not None
+            and (base.cost_per_success_usd)
+        ):
             change = v.cost_per_success_usd / base.cost_per_success_usd - 1
             line += (
                 f"; cost per success {_money(v.cost_per_success_usd)} vs "

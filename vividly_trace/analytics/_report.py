@@ -322,6 +322,7 @@ def build_report(
     baseline: str | None = None,
     min_samples: int = MIN_SAMPLES,
     progress: ProgressCallback | None = None,
+    include_infra_errors: bool = False,
 ) -> Report:
     """Run every report query once (one engine, one window) and gather the results.
 
@@ -331,8 +332,10 @@ def build_report(
         template: only this template key.
         top_errors: how many error patterns to keep.
         baseline: the A/B baseline variant (label, version or group) for the templates
-            that have it; the others use their oldest variant.
+            that have it; the others use their control (first registered version, else the lowest).
         min_samples: executions per variant before an A/B verdict.
+        include_infra_errors: count infrastructure failures (429, 5xx, timeouts,
+            cancellations) in the A/B success rates (default: left out).
         progress: called with the name of each step before it runs.
 
     Raises:
@@ -385,8 +388,9 @@ def build_report(
                     name,
                     since=start,
                     until=end,
-                    baseline=use,
+                    control=use,
                     min_samples=min_samples,
+                    include_infra_errors=include_infra_errors,
                 )
             )
     return Report(

@@ -119,9 +119,18 @@ def _steps(total: int, description: str) -> Iterator[Callable[[str], None]]:
     help="Error patterns to show.",
 )
 @click.option(
+    "--control",
     "--baseline",
+    "baseline",
     default=None,
-    help="A/B baseline variant (e.g. v3/A, v3 or A); default: the oldest variant.",
+    help="A/B control variant (e.g. v3/A, v3 or A); default: the first version registered "
+    "or pushed, else the lowest version.",
+)
+@click.option(
+    "--include-infra-errors",
+    is_flag=True,
+    help="Count infrastructure failures (HTTP 408/429/5xx, timeouts, cancellations) in the "
+    "A/B success rates (default: left out, so an outage does not decide an experiment).",
 )
 @click.option(
     "--min-samples",
@@ -152,6 +161,7 @@ def report(
     min_samples: int,
     users: bool,
     scores: bool,
+    include_infra_errors: bool,
 ) -> None:
     """Cost by day and template, cost by model, latency p50/p95/p99, error patterns and A/B
     verdicts (with --users, the cost by user too; with --scores, the scores).
@@ -175,6 +185,7 @@ def report(
                 baseline=baseline,
                 min_samples=min_samples,
                 progress=step,
+                include_infra_errors=include_infra_errors,
             )
             written = None
             if html_path:
