@@ -270,3 +270,35 @@ def test_revision_0007_adds_and_drops_the_scores_table(db_url: str) -> None:
         assert not sa.inspect(engine).has_table("prompt_scores")
     finally:
         engine.dispose()
+
+
+def test_spool_replay_by_hand_sends_the_scores_too(db_url: str, tmp_path: Path) -> None:
+    """Scores left in their spool (the process ended during an outage) are sent by
+    ``vividly-trace spool replay``; a rerun changes nothing."""
+    import datetime as dt
+    import subprocess
+    import sys
+
+    from vividly_trace import Score
+    from vividly_trace._dispatch import ScoreChannel
+    from vividly_trace._spool import Spool, destination_key
+
+    spool_dir = tmp_path / "spool"
+    channel = ScoreChannel(SQLSink(db_url))
+    spool = Spool(spool_dir, channel.name, 1 << 30, key=destination_key(channel))
+    at = dt.datetime(2026, 12, 3, 7, 0, tzinfo=dt.timezone.utc)
+    kept = [
+        Score(f"e{i}", "stars", float(i), "numeric", scored_at=at + dt.timedelta(seconds=i))
+        for i in range(5)
+    ]
+    assert spool.append(kept)
+    cli = [sys.executable, "-m", "vividly_trace.cli", "spool", "replay", "--url", db_url]
+    cli += ["--spool-dir", str(spool_dir)]
+    result = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "replayed 0 records" in result.stdout and "replayed 5 scores" in result.stdout
+    assert [(r[0], r[3]) for r in stored_scores(db_url)] == [(f"e{i}", float(i)) for i in range(5)]
+    assert not spool.pending()
+    again = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert "replayed 0 scores" in again.stdout
+    assert len(stored_scores(db_url)) == 5
