@@ -302,3 +302,22 @@ def test_spool_replay_by_hand_sends_the_scores_too(db_url: str, tmp_path: Path) 
     again = subprocess.run(cli, capture_output=True, text=True, timeout=120)
     assert "replayed 0 scores" in again.stdout
     assert len(stored_scores(db_url)) == 5
+
+
+def test_the_memory_sink_keeps_scores_for_tests() -> None:
+    """``MemorySink.scores``: what a user's own test asserts on, with typed values."""
+    from vividly_trace.sinks import MemorySink
+
+    sink = MemorySink()
+    vividly_trace.configure(sinks=[sink], spool_dir=False)
+    with logged_prompt("nlu") as call:
+        call.score("valid_json", True, source="parser")
+    assert score(call.execution_id, "stars", 4, comment="ok") is True
+    assert vividly_trace.flush(timeout=10)
+    assert [(s.name, s.value, s.data_type, s.source, s.comment) for s in sink.scores] == [
+        ("valid_json", True, "boolean", "parser", None),
+        ("stars", 4.0, "numeric", "user", "ok"),
+    ]
+    assert {s.execution_id for s in sink.scores} == {r.execution_id for r in sink.records}
+    sink.clear()
+    assert sink.scores == []
