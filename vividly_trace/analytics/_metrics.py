@@ -24,7 +24,15 @@ from ._sql import executions_table
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, FromClause
 
-__all__ = ["INFRA_ERROR_TYPES", "INFRA_HTTP_STATUSES", "METRICS", "Metric", "resolve_metric"]
+__all__ = [
+    "INFRA_ERROR_TYPES",
+    "INFRA_HTTP_STATUSES",
+    "METRICS",
+    "SCORE_PREFIX",
+    "Metric",
+    "infra_error_condition",
+    "resolve_metric",
+]
 
 INFRA_HTTP_STATUSES = (408, 429)
 """HTTP statuses (besides 500-599) that make a failure an infrastructure error."""

@@ -21,7 +21,14 @@ if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Table
     from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["ScoreSummary", "describe_score", "has_scores_table", "scores", "unmatched_scores"]
+__all__ = [
+    "ScoreSummary",
+    "describe_score",
+    "has_scores_table",
+    "scores",
+    "scores_table",
+    "unmatched_scores",
+]
 
 
 @dataclass(frozen=True, slots=True)
