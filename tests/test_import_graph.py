@@ -68,6 +68,7 @@ LAYERS: list[tuple[str, ...]] = [
         "vividly_trace._safety",
         "vividly_trace._ids",
         "vividly_trace._active",
+        "vividly_trace._score",
     ),
     (
         "vividly_trace._jsonsafe",

@@ -24,6 +24,7 @@ from ._decorator import logged_prompt
 from ._jsonsafe import json_safe
 from ._record import PromptExecution, RequestRecord
 from ._scope import Scope, context
+from ._score import Score, score
 from ._version import __version__
 from .exceptions import ConfigurationError, MissingExtraError, RecordsRejected, VividlyTraceError
 from .pricing import ModelPrice, PricingTable
@@ -40,6 +41,7 @@ __all__ = [
     "RequestRecord",
     "ResponseInfo",
     "Scope",
+    "Score",
     "Usage",
     "VividlyTraceError",
     "__version__",
@@ -55,6 +57,7 @@ __all__ = [
     "logged_prompt",
     "register_extractor",
     "reset",
+    "score",
     "shutdown",
     "stats",
 ]

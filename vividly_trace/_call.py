@@ -21,6 +21,7 @@ from ._lifecycle import on_fork
 from ._record import PromptExecution
 from ._safety import warn_limited
 from ._scope import Scope, current_scope
+from ._score import send_score
 from .usage import Usage, extract, has_usage, usage_from_mapping
 
 __all__ = [
@@ -281,6 +282,20 @@ class CallHandle:
         if meta is None:
             meta = self._metadata = {}
         return meta
+
+    def score(
+        self,
+        name: str,
+        value: float | bool | str,
+        *,
+        comment: str | None = None,
+        source: str = "user",
+    ) -> bool:
+        """Score the execution this call produces (see :func:`vividly_trace.score`).
+
+        .. versionadded:: 0.2.0
+        """
+        return send_score(self.execution_id, name, value, comment, source)
 
     def record_response(self, response: Any) -> None:
         """Keep ``response`` (a Gemini response, stream chunk or usage dict) for this record.

@@ -506,7 +506,9 @@ def stats() -> dict[str, Any]:
 
     ``{"mode", "sampled_out", "enqueued", "written", "dropped": {reason: n},
     "sinks": {name: {"enqueued", "queued", "written", "failed_batches", "retries",
-    "spooled", "replayed", "spool_pending", "dropped": {reason: n}}}}``.
+    "spooled", "replayed", "spool_pending", "dropped": {reason: n}}},
+    "scores": {"enqueued", "written", "invalid", "sinks": {name.scores: {...}}}}``; a
+    score dropped counts in ``dropped`` as ``score_<reason>``.
 
     .. versionadded:: 0.1.0
     """
@@ -519,6 +521,7 @@ def stats() -> dict[str, Any]:
             "written": 0,
             "dropped": {},
             "sinks": {},
+            "scores": {"enqueued": 0, "written": 0, "invalid": 0, "sinks": {}},
         }
     return p.stats()
 

@@ -14,18 +14,18 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from ._build import Item, RecordBuilder
+from ._build import Item
 from ._errors import describe_error
 from ._record import PromptExecution
 from ._safety import internal_error, logger, warn_limited
 from ._spool import Spool, destination_key
 from .exceptions import RecordsRejected
 
-__all__ = ["DispatchOptions", "SinkWorker"]
+__all__ = ["PASS_THROUGH", "DispatchOptions", "ScoreChannel", "SinkWorker"]
 
 REPLAY_PER_WAKE = 10
 """Batches replayed from the spool per worker wake-up, at most."""
@@ -55,11 +55,53 @@ class DispatchOptions:
     spool_max_bytes: int = 256 * 1024 * 1024
 
 
+class Builder(Protocol):
+    """What turns queued items into what the sink writes (:class:`~._build.RecordBuilder`)."""
+
+    def build_batch(
+        self, items: Sequence[Any], on_error: Callable[[Exception], None]
+    ) -> list[Any]: ...
+
+
+class _PassThrough:
+    """The builder of items that are ready as queued (scores)."""
+
+    def build_batch(self, items: Sequence[Any], on_error: Callable[[Exception], None]) -> list[Any]:
+        return list(items)
+
+
+PASS_THROUGH = _PassThrough()
+
+
+class ScoreChannel:
+    """A sink's scores as a sink of their own: ``write_batch`` is the sink's
+    ``write_scores``, so that a :class:`SinkWorker` queues, batches, retries and spools
+    scores (in a spool of their own, ``<name>.scores``) exactly as it does records."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.name = f"{sink.name}.scores"
+        self.spool = getattr(sink, "spool", True)
+        self.spool_key = f"scores:{destination_key(sink)}"
+        self.max_batch_size = getattr(sink, "max_batch_size", None)
+
+    def write_batch(self, scores: Sequence[Any]) -> object:
+        return self.sink.write_scores(scores)
+
+    def close(self) -> None:
+        """Nothing: the sink's own worker closes the sink."""
+
+
 class SinkWorker:
     """The queue, worker thread, retry policy, spool and counters of one sink."""
 
     def __init__(
-        self, sink: Any, options: DispatchOptions, builder: RecordBuilder, sync: bool
+        self,
+        sink: Any,
+        options: DispatchOptions,
+        builder: Builder,
+        sync: bool,
+        decode: Callable[[dict[str, Any]], Any] = PromptExecution.from_dict,
     ) -> None:
         self.sink = sink
         self.name: str = str.__str__(sink.name)  # a plain copy: configure() checked it is a str
@@ -72,7 +114,13 @@ class SinkWorker:
         self._max_lag_ns = int(options.flush_interval * 1e9) // 2
         use_spool = getattr(sink, "spool", True) and options.spool_dir is not None
         self.spool: Spool | None = (
-            Spool(options.spool_dir, self.name, options.spool_max_bytes, destination_key(sink))
+            Spool(
+                options.spool_dir,
+                self.name,
+                options.spool_max_bytes,
+                destination_key(sink),
+                decode,
+            )
             if use_spool
             else None
         )

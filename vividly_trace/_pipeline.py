@@ -16,9 +16,10 @@ from typing import Any
 from ._active import state
 from ._build import Item, RecordBuilder, Redactor
 from ._call import OPEN_STREAMS, ReadyRecord, call_failed
-from ._dispatch import DispatchOptions, SinkWorker
+from ._dispatch import PASS_THROUGH, DispatchOptions, ScoreChannel, SinkWorker
 from ._lifecycle import on_fork
 from ._safety import internal_error, logger, warn_limited
+from ._score import Score
 from .pricing import PricingTable
 
 __all__ = ["Pipeline"]
@@ -91,6 +92,15 @@ class Pipeline:
             content_max_chars=content_max_chars,
         )
         self.workers = tuple(SinkWorker(s, options, self.builder, sync) for s in sinks)
+        # Scores go only to the sinks that store them, each through a worker of its own
+        # (its thread starts with the first score, so a set-up that never scores has none).
+        self.score_workers = tuple(
+            SinkWorker(ScoreChannel(s), options, PASS_THROUGH, sync, Score.from_dict)
+            for s in sinks
+            if callable(getattr(s, "write_scores", None))
+        )
+        self._every_worker = self.workers + self.score_workers
+        self.invalid_scores = 0
         self.sinks = tuple(sinks)
         self._offers = tuple(w.offer for w in self.workers)
         if len(self._offers) == 1 and sample_rate >= 1.0:
@@ -111,6 +121,23 @@ class Pipeline:
                 offer(item)
         except Exception as exc:
             internal_error("submit", exc, "vividly_trace could not queue a record: %r", exc)
+
+    def submit_score(self, score: Score) -> bool:
+        """Queue ``score`` for every sink that stores scores; False when none does."""
+        if self._closed:
+            current = state.pipeline
+            if isinstance(current, Pipeline) and current is not self and not current._closed:
+                return current.submit_score(score)
+            for worker in self.score_workers:
+                worker.count_drop("after_shutdown")
+            return False
+        for worker in self.score_workers:
+            worker.offer(score)  # type: ignore[arg-type]  # a ready item, passed through
+        return bool(self.score_workers)
+
+    def count_invalid_score(self) -> None:
+        """A score refused by :func:`~vividly_trace._score.make_score` (warned already)."""
+        self.invalid_scores += 1
 
     def _submit_after_close(self, item: Item) -> None:
         current = state.pipeline
@@ -134,7 +161,7 @@ class Pipeline:
         deadline = time.monotonic() + max(0.0, timeout)
         collect_abandoned_streams()
         ok = True
-        for worker in self.workers:
+        for worker in self._every_worker:
             ok = worker.flush(deadline) and ok
         return ok
 
@@ -154,10 +181,10 @@ class Pipeline:
         deadline = time.monotonic() + max(0.0, timeout)
         results = []
         # Stop all workers in parallel so that one hung sink does not eat the others' time.
-        for worker in self.workers:
+        for worker in self._every_worker:
             worker.begin_stop()  # every worker starts draining now
         threads = []
-        for worker in self.workers:
+        for worker in self._every_worker:
             t = threading.Thread(target=lambda w=worker: results.append(w.stop(deadline)))
             t.daemon = True
             try:
@@ -174,11 +201,11 @@ class Pipeline:
         # bounded by the queue size, never waiting on the sink): wait for that, or those
         # records die with the process unspooled and uncounted (their daemon thread is cut).
         grace = time.monotonic() + _SPOOL_GRACE
-        for worker in self.workers:
+        for worker in self._every_worker:
             worker.wait_kept(grace - time.monotonic())
-        ok = all(results) and len(results) == len(self.workers)
+        ok = all(results) and len(results) == len(self._every_worker)
         if not ok:
-            pending = {w.name: len(w.queue) for w in self.workers if w.queue}
+            pending = {w.name: len(w.queue) for w in self._every_worker if w.queue}
             logger.warning("vividly_trace shutdown timed out; still pending: %s", pending)
         return ok
 
@@ -205,7 +232,7 @@ class Pipeline:
 
     def after_fork(self) -> None:
         """In a forked child: fresh queues and threads for every worker."""
-        for worker in self.workers:
+        for worker in self._every_worker:
             worker.after_fork()
 
     def stats(self) -> dict[str, Any]:
@@ -215,6 +242,12 @@ class Pipeline:
         for s in sinks.values():
             for reason, n in s["dropped"].items():
                 dropped[reason] = dropped.get(reason, 0) + n
+        scores = {w.name: w.stats() for w in self.score_workers}
+        for s in scores.values():
+            for reason, n in s["dropped"].items():
+                dropped[f"score_{reason}"] = dropped.get(f"score_{reason}", 0) + n
+        if self.invalid_scores:
+            dropped["score_invalid"] = self.invalid_scores
         return {
             "mode": "sync" if self.sync else "background",
             "sampled_out": self.sampled_out,
@@ -222,4 +255,10 @@ class Pipeline:
             "written": sum(s["written"] for s in sinks.values()),
             "dropped": dropped,
             "sinks": sinks,
+            "scores": {
+                "enqueued": sum(s["enqueued"] for s in scores.values()),
+                "written": sum(s["written"] for s in scores.values()),
+                "invalid": self.invalid_scores,
+                "sinks": scores,
+            },
         }

@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from ._record import PromptExecution
 
@@ -96,13 +97,19 @@ class Spool:
     """
 
     def __init__(
-        self, directory: Path, sink_name: str, max_bytes: int, key: str | None = None
+        self,
+        directory: Path,
+        sink_name: str,
+        max_bytes: int,
+        key: str | None = None,
+        decode: Callable[[dict[str, Any]], Any] = PromptExecution.from_dict,
     ) -> None:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sink_name) or "sink"
         if key:
             safe = f"{safe}-{key}"
         self.directory = Path(directory) / safe
         self.max_bytes = max_bytes
+        self.decode = decode  # a line's dict -> what was spooled (records, or scores)
         self.corrupt_lines = 0
 
     @property
@@ -212,7 +219,7 @@ class Spool:
                                 if not line.strip():
                                     continue
                                 try:
-                                    batch.append(PromptExecution.from_dict(json.loads(line)))
+                                    batch.append(self.decode(json.loads(line)))
                                 except Exception:  # torn or foreign line: not a record
                                     corrupt += 1
                             if not batch:

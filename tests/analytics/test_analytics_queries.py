@@ -407,6 +407,7 @@ class TestRecentAndReport:
             "latency percentiles",
             "error patterns",
             "cost by user",
+            "scores",
             "A/B comparisons",
         ]
         assert report.executions == len(dataset)

@@ -154,7 +154,8 @@ def test_terminal_shows_both_verdicts(ab_url: str) -> None:
     [
         (
             ["--metric", "speed"],
-            "vividly-trace: error: unknown A/B metric 'speed' (known: success, cost, latency)",
+            "vividly-trace: error: unknown A/B metric 'speed' "
+            "(known: success, cost, latency, score:NAME)",
         ),
         (
             ["--control", "v9"],

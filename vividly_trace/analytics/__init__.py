@@ -4,7 +4,7 @@
 
     from vividly_trace.analytics import (
         ABDirection, compare_ab, cost_by_day, cost_by_model, latency_percentiles,
-        sessions, top_users,
+        scores, sessions, top_users,
     )
 
     url = "postgresql+psycopg://app@db/app"          # or an SQLAlchemy Engine
@@ -16,6 +16,8 @@
         print(user.user_id, user.calls, user.known_cost_usd)  # None: unknown, never $0
     for s in sessions(url, user_id="u-42"):
         print(s.session_id, s.calls, s.duration, s.templates)
+    for sc in scores(url, template="clarification"):   # vividly_trace.score() feedback
+        print(sc.name, sc.count, sc.mean, sc.distribution)
     p95 = latency_percentiles(url, since="24h", by_version=True).to_dataframe()
     ab = compare_ab(url, "nlu_extraction", since="14d")
     print(ab.summary)                              # "nlu_extraction: v4/B better at 95% ..."
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
         UserCost,
         variant_label,
     )
+    from ._scores import ScoreSummary, scores, unmatched_scores
     from ._store import (
         ResultList,
         StoreError,
@@ -98,6 +101,7 @@ __all__ = [
     "RepriceResult",
     "RepriceTemplate",
     "ResultList",
+    "ScoreSummary",
     "SessionRow",
     "StoreError",
     "StoreSchemaError",
@@ -123,10 +127,12 @@ __all__ = [
     "recent_executions",
     "render_html",
     "reprice",
+    "scores",
     "sessions",
     "success_rates",
     "top_users",
     "two_proportion_z_test",
+    "unmatched_scores",
     "variant_label",
     "wilson_interval",
     "write_html_report",
@@ -147,6 +153,9 @@ _LAZY = {
     "TemplateSummary": "._rows",
     "SessionRow": "._rows",
     "UserCost": "._rows",
+    "ScoreSummary": "._scores",
+    "scores": "._scores",
+    "unmatched_scores": "._scores",
     "cost_by_user": "._callers",
     "sessions": "._callers",
     "top_users": "._callers",

@@ -372,7 +372,7 @@ def _pick_control(
     if control is not None:
         matches = _match(rows, control)
         if len(matches) != 1:
-            known = ", ".join(r["label"] for r in rows)
+            known = ", ".join(sorted(r["label"] for r in rows))
             reason = "is ambiguous" if matches else "matches no variant"
             raise ConfigurationError(f"control {control!r} {reason} (variants: {known})")
         return matches[0], "declared"
@@ -410,7 +410,10 @@ def compare_ab(
             registered, the lowest version. Never "the first seen in executions".
         metric: ``"success"`` (rate: Wilson interval, two-proportion z-test),
             ``"cost"`` (mean USD per priced call) or ``"latency"`` (mean ms): t interval,
-            Welch t-test. For cost and latency lower is better.
+            Welch t-test. For cost and latency lower is better. ``"score:NAME"``
+            (``"score:NAME@SOURCE"`` for a source other than ``user``): the mean of a
+            numeric or boolean score (:func:`vividly_trace.score`; a boolean as 1 / 0)
+            over the executions that have it, t interval, Welch t-test, higher is better.
         include_infra_errors: count infrastructure failures (HTTP 408, 429, 5xx,
             timeouts, cancellations; see :mod:`vividly_trace.analytics._metrics`) in the
             success rate. Default ``False``: they are left out, so an outage does not
@@ -434,6 +437,7 @@ def compare_ab(
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.3.0 ``control``, ``metric``, ``include_infra_errors``, the
        sequential verdict; the default baseline is the first registered version.
+    .. versionchanged:: 0.4.0 ``metric="score:NAME"``.
     """
     from sqlalchemy import case, func, select
 
@@ -474,6 +478,8 @@ def compare_ab(
             .where(*window, *chosen.conditions())
             .group_by(*keys)
         )
+        if chosen.source is not None:
+            metric_query = metric_query.select_from(chosen.source())
         with engine.connect() as conn:
             rows = [
                 {
@@ -585,6 +591,8 @@ def _value(metric: Metric, value: float | None) -> str:
         return "n/a"
     if metric.kind == "proportion":
         return _pct(value)
+    if not metric.unit:  # a score
+        return f"{value:.3g}"
     return f"${value:.6f}" if metric.unit == "USD" else f"{value:.1f} {metric.unit}"
 
 

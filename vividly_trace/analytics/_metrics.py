@@ -22,12 +22,13 @@ from ..exceptions import ConfigurationError
 from ._sql import executions_table
 
 if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement
+    from sqlalchemy import ColumnElement, FromClause
 
 __all__ = [
     "INFRA_ERROR_TYPES",
     "INFRA_HTTP_STATUSES",
     "METRICS",
+    "SCORE_PREFIX",
     "Metric",
     "infra_error_condition",
     "resolve_metric",
@@ -52,8 +53,10 @@ INFRA_ERROR_TYPES = (
 """``error_type`` values (exception class names) that make a failure an infrastructure
 error: timeouts of asyncio / httpx / google-api-core, cancellation, quota and unavailability."""
 
-METRICS = ("success", "cost", "latency")
-"""The metric names :func:`resolve_metric` knows."""
+METRICS = ("success", "cost", "latency", "score:NAME")
+"""The metric names :func:`resolve_metric` knows (``score:NAME``: any score name)."""
+
+SCORE_PREFIX = "score:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,9 @@ class Metric:
     value: Callable[[], ColumnElement[float]]
     conditions: Callable[[], list[ColumnElement[bool]]]
     unit: str = ""
+    source: Callable[[], FromClause] | None = None
+    """What the metric's rows are read from, when not ``prompt_executions`` alone (a score
+    metric: the executions joined to their scores)."""
 
 
 def infra_error_condition() -> ColumnElement[bool]:
@@ -106,8 +112,41 @@ def _latency_value() -> ColumnElement[float]:
     return executions_table().c.response_time_ms
 
 
+def _score_metric(spec: str) -> Metric:
+    """``score:NAME`` (the ``user`` source) or ``score:NAME@SOURCE``: the mean of that
+    numeric or boolean score (1 / 0) over the executions that have it (Welch t-test)."""
+    from sqlalchemy import Double, type_coerce
+
+    from ._scores import scores_table
+
+    name, _, source = spec[len(SCORE_PREFIX) :].partition("@")
+    source = source or "user"
+    if not name or not source:
+        raise ConfigurationError(
+            f"A/B metric {spec!r}: write score:NAME or score:NAME@SOURCE (a non-empty name)"
+        )
+    s = scores_table().c
+
+    def conditions() -> list[ColumnElement[bool]]:
+        return [s.name == name, s.source == source, s.data_type != "categorical"]
+
+    def joined() -> FromClause:
+        return executions_table().join(scores_table(), s.execution_id == executions_table().c.id)
+
+    return Metric(
+        spec,
+        "mean",
+        True,
+        lambda: type_coerce(s.value_number, Double),
+        conditions,
+        source=joined,
+    )
+
+
 def resolve_metric(name: str, *, include_infra_errors: bool = False) -> Metric:
-    """The :class:`Metric` called ``name`` (``"success"``, ``"cost"``, ``"latency"``).
+    """The :class:`Metric` called ``name`` (``"success"``, ``"cost"``, ``"latency"``,
+    ``"score:NAME"`` or ``"score:NAME@SOURCE"``: a numeric or boolean score, higher is
+    better, of the ``user`` source unless another is named).
 
     Raises:
         ConfigurationError: an unknown metric.
@@ -132,4 +171,6 @@ def resolve_metric(name: str, *, include_infra_errors: bool = False) -> Metric:
         )
     if name == "latency":
         return Metric("latency", "mean", False, _latency_value, lambda: [], "ms")
+    if isinstance(name, str) and name.startswith(SCORE_PREFIX):
+        return _score_metric(name)
     raise ConfigurationError(f"unknown A/B metric {name!r} (known: {', '.join(METRICS)})")

@@ -41,6 +41,7 @@ from ._rows import (
     UserCost,
     variant_label,
 )
+from ._scores import ScoreSummary, describe_score, has_scores_table, scores
 from ._store import ResultList, StoreSource, TimeBound, hide_password, open_store, parse_time
 
 __all__ = [
@@ -188,11 +189,13 @@ class Report:
     template with two or more variants in the window. ``daily`` rows carry the rolled-up
     costs (``rollup=True``); ``models`` is :func:`cost_by_model` over the window;
     ``users`` is :func:`cost_by_user` over it (empty, with ``has_callers`` false, for a
-    store older than schema revision 0005).
+    store older than schema revision 0005); ``scores`` is :func:`scores` over it (empty,
+    with ``has_scores`` false, for a store older than schema revision 0007).
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.3.0 ``models``, :attr:`model_totals`, :meth:`rolled_up`,
        ``users``, ``has_callers``.
+    .. versionchanged:: 0.4.0 ``scores``, ``has_scores``.
     """
 
     source: str
@@ -208,6 +211,8 @@ class Report:
     models: ResultList[ModelCost] = field(default_factory=ResultList)
     users: ResultList[UserCost] = field(default_factory=ResultList)
     has_callers: bool = False
+    scores: ResultList[ScoreSummary] = field(default_factory=ResultList)
+    has_scores: bool = False
 
     @property
     def known_users(self) -> list[UserCost]:
@@ -361,6 +366,9 @@ def build_report(
         step("cost by user")
         has_callers = has_caller_columns(engine)
         users = cost_by_user(engine, **window) if has_callers else ResultList[UserCost]()
+        step("scores")
+        has_scores = has_scores_table(engine)
+        scored = scores(engine, **window) if has_scores else ResultList[ScoreSummary]()
         step("A/B comparisons")
         variants = success_rates(engine, **window, by_version=True)
         comparisons = []
@@ -399,6 +407,8 @@ def build_report(
         models=models,
         users=users,
         has_callers=has_callers,
+        scores=scored,
+        has_scores=has_scores,
     )
 
 
@@ -882,6 +892,36 @@ def _users_table(report: Report) -> str:
     )
 
 
+def _scores_table(report: Report) -> str:
+    if not report.has_scores:
+        return (
+            "<p class='empty'>This store predates the scores table (schema revision 0007): "
+            "run <code>vividly-trace db upgrade</code> to record scores.</p>"
+        )
+    if not report.scores:
+        return (
+            "<p class='empty'>No execution in this window has a score: send one with "
+            "<code>vividly_trace.score(execution_id, name, value)</code> or "
+            "<code>call.score(name, value)</code>.</p>"
+        )
+    rows = [
+        "<tr>"
+        f"<td>{_e(r.template)}</td><td>{_e(r.name)}</td><td>{_e(r.source)}</td>"
+        f"<td>{_e(r.data_type)}</td><td class='n'>{r.count:,}</td>"
+        f"<td>{_e(describe_score(r))}</td>"
+        "</tr>"
+        for r in report.scores
+    ]
+    return (
+        "<table id='scores-table'><thead><tr><th>template</th><th>score</th><th>source</th>"
+        "<th>type</th><th class='n'>scored calls</th><th>values</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table><p class='note'>Numeric: mean \u00b1 sample standard deviation; "
+        "boolean: the share of true; categorical: the most frequent values. One value per "
+        "execution, name and source (the latest given).</p>"
+    )
+
+
 def _errors_table(report: Report) -> str:
     if not report.errors:
         return "<p class='empty'>No failed calls in this window.</p>"
@@ -975,6 +1015,7 @@ def render_html(report: Report) -> str:
             "</section>"
             f"<section id='templates'><h2>Templates</h2>{_summary_table(report)}</section>"
             f"<section id='users'><h2>Users</h2>{_users_table(report)}</section>"
+            f"<section id='scores'><h2>Scores</h2>{_scores_table(report)}</section>"
             f"<section id='errors'><h2>Top error patterns</h2>{_errors_table(report)}</section>"
         )
     return (

@@ -17,8 +17,9 @@ from ._report import (
     format_pct,
     format_usd,
 )
+from ._scores import describe_score
 
-__all__ = ["ab_footnote", "print_ab", "print_report", "print_users"]
+__all__ = ["ab_footnote", "print_ab", "print_report", "print_scores", "print_users"]
 
 _BAR = "\u2588"
 _PARTS = " \u258f\u258e\u258d\u258c\u258b\u258a\u2589"
@@ -199,12 +200,47 @@ def print_users(report: Report, console: Any) -> None:
     console.print()
 
 
-def print_report(report: Report, console: Any, *, users: bool = False) -> None:
+def print_scores(report: Report, console: Any) -> None:
+    """Print the scores of ``report``: per template, name and source, their count and
+    values (mean and spread, share of true, most frequent categories).
+
+    .. versionadded:: 0.4.0
+    """
+    if not report.has_scores:
+        console.print(
+            "Scores: this store predates the scores table (schema revision 0007); run "
+            "'vividly-trace db upgrade' to record scores."
+        )
+        return
+    if not report.scores:
+        console.print(
+            "Scores: no execution in this window has a score (send one with "
+            "vividly_trace.score(execution_id, name, value) or call.score(name, value))."
+        )
+        return
+    table = _table(
+        "Scores",
+        ("template", "left"),
+        ("score", "left"),
+        ("source", "left"),
+        ("scored", "right"),
+        ("values", "left"),
+    )
+    for r in report.scores:
+        table.add_row(r.template, r.name, r.source, f"{r.count:,}", describe_score(r))
+    console.print(table)
+    console.print()
+
+
+def print_report(
+    report: Report, console: Any, *, users: bool = False, scores: bool = False
+) -> None:
     """Print ``report`` on a rich ``Console`` as a few narrow tables (with ``users``, also
-    the cost by user).
+    the cost by user; with ``scores``, the scores).
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.3.0 ``users``.
+    .. versionchanged:: 0.4.0 ``scores``.
     """
     from rich.text import Text
 
@@ -315,6 +351,8 @@ def print_report(report: Report, console: Any, *, users: bool = False) -> None:
 
     if users:
         print_users(report, console)
+    if scores:
+        print_scores(report, console)
 
     if report.no_usage_executions or report.unpriced_executions:
         table = _table(

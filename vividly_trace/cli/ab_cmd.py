@@ -48,7 +48,8 @@ def _jsonable(value: Any) -> Any:
     "--metric",
     default="success",
     show_default=True,
-    help="success (rate), cost (mean USD per priced call) or latency (mean ms).",
+    help="success (rate), cost (mean USD per priced call), latency (mean ms) or "
+    "score:NAME[@SOURCE] (mean of a numeric or boolean score).",
 )
 @click.option(
     "--include-infra-errors",
@@ -100,7 +101,7 @@ def ab(
             since=None if since.strip().lower() == "all" else since,
             until=until,
             control=control,
-            metric=metric.strip().lower(),
+            metric=_metric_name(metric),
             include_infra_errors=include_infra_errors,
             min_samples=min_samples,
         )
@@ -114,3 +115,9 @@ def ab(
 def register(cli: Any) -> None:
     """Add ``ab`` to the command line."""
     cli.add_command(ab)
+
+
+def _metric_name(metric: str) -> str:
+    """The metric's kind is case-insensitive; a score's name is kept as given."""
+    kind, sep, rest = metric.strip().partition(":")
+    return f"{kind.lower()}{sep}{rest}"

@@ -207,37 +207,55 @@ def spool() -> None:
 @click.option("--sink-name", default="sql", show_default=True, help="The SQL sink's name.")
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
 def spool_replay(url: str | None, spool_dir: Path | None, sink_name: str, batch_size: int) -> None:
-    """Send a SQL sink's spooled records to the database now (idempotent: rows already
-    written are skipped), and remove what was sent from the spool."""
-    from .._record import PromptExecution
+    """Send a SQL sink's spooled records (and scores) to the database now (idempotent:
+    rows already written are skipped; of two values of a score the later one stays), and
+    remove what was sent from the spool."""
+    from .._dispatch import ScoreChannel
+    from .._score import Score
     from .._spool import Spool, default_spool_dir, destination_key
 
     directory = spool_dir if spool_dir is not None else default_spool_dir()
     sink = _sink(url, sink_name)
-    store = Spool(directory, sink_name, max_bytes=1 << 62, key=destination_key(sink))
-    if not store.directory.is_dir():
+    channel = ScoreChannel(sink)
+    records = Spool(directory, sink_name, max_bytes=1 << 62, key=destination_key(sink))
+    scores = Spool(
+        directory, channel.name, 1 << 62, key=destination_key(channel), decode=Score.from_dict
+    )
+    if not records.directory.is_dir() and not scores.directory.is_dir():
         click.echo(f"nothing to replay: no spool for sink {sink_name!r} in {directory}")
         sink.close()
         return
     skipped: dict[str, int] = {}
 
-    def write(batch: Sequence[PromptExecution]) -> None:
+    def write(batch: Sequence[Any]) -> None:
         for reason, n in (sink.write_batch(batch) or {}).items():
             skipped[reason] = skipped.get(reason, 0) + n
 
     try:
-        replayed, corrupt = store.replay(write, batch_size)
-    except OSError as exc:
-        _fail(f"cannot read the spool in {store.directory}: {exc}")
+        replayed, corrupt = _replay(records, write, batch_size)
+        scored, corrupt_scores = _replay(scores, sink.write_scores, batch_size)
     except Exception as exc:
         _db_error(sink, exc)
     finally:
         sink.close()
     details = [f"{n} {reason}" for reason, n in sorted(skipped.items())]
-    if corrupt:
-        details.append(f"{corrupt} unreadable lines skipped")
+    if corrupt + corrupt_scores:
+        details.append(f"{corrupt + corrupt_scores} unreadable lines skipped")
     extra = f" ({', '.join(details)})" if details else ""
     click.echo(f"replayed {replayed} records to {sink.url}{extra}")
+    if scores.directory.is_dir():
+        click.echo(f"replayed {scored} scores to {sink.url}")
+
+
+def _replay(store: Any, write: Any, batch_size: int) -> tuple[int, int]:
+    """``store.replay``, or (0, 0) when it has no directory; exits on an unreadable spool."""
+    if not store.directory.is_dir():
+        return 0, 0
+    try:
+        replayed, corrupt = store.replay(write, batch_size)
+    except OSError as exc:
+        _fail(f"cannot read the spool in {store.directory}: {exc}")
+    return int(replayed), int(corrupt)
 
 
 def register(cli: Any) -> None:

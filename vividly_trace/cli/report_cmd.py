@@ -145,6 +145,11 @@ def _steps(total: int, description: str) -> Iterator[Callable[[str], None]]:
     help="Also show the cost by user (the users that vividly_trace.context or the "
     "middleware bound), highest first.",
 )
+@click.option(
+    "--scores",
+    is_flag=True,
+    help="Also show the scores (vividly_trace.score) per template: count, mean, categories.",
+)
 def report(
     url: str | None,
     template: str | None,
@@ -155,10 +160,11 @@ def report(
     baseline: str | None,
     min_samples: int,
     users: bool,
+    scores: bool,
     include_infra_errors: bool,
 ) -> None:
     """Cost by day and template, cost by model, latency p50/p95/p99, error patterns and A/B
-    verdicts (with --users, the cost by user too).
+    verdicts (with --users, the cost by user too; with --scores, the scores).
 
     Cost by model counts each Gemini request at its own model (a function calling two
     models counts under both). When logged calls are nested in others, the template table
@@ -169,7 +175,7 @@ def report(
     from ..analytics._terminal import print_report
 
     def run() -> Any:
-        with _steps(8 if html_path else 7, "Building the report") as step:
+        with _steps(9 if html_path else 8, "Building the report") as step:
             result = build_report(
                 _url(url),
                 since=None if since.strip().lower() == "all" else since,
@@ -191,7 +197,7 @@ def report(
 
     result, written = _guarded(run)
     console = _stdout()
-    print_report(result, console, users=users)
+    print_report(result, console, users=users, scores=scores)
     if written is not None:
         console.print(f"HTML report written to {written}")
 

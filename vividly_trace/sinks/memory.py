@@ -6,12 +6,14 @@ import threading
 from collections.abc import Sequence
 
 from .._record import PromptExecution
+from .._score import Score
 
 __all__ = ["MemorySink"]
 
 
 class MemorySink:
-    """Keeps every record it is given; :attr:`records` hands out a snapshot.
+    """Keeps every record it is given; :attr:`records` hands out a snapshot, and
+    :attr:`scores` the scores (:func:`vividly_trace.score`) in the order they arrived.
 
     For the records of the calls a test makes, :func:`vividly_trace.testing.capture_records`
     is simpler.
@@ -22,6 +24,7 @@ class MemorySink:
     def __init__(self, name: str = "memory") -> None:
         self.name = name
         self._records: list[PromptExecution] = []
+        self._scores: list[Score] = []
         self.batches = 0
         self._lock = threading.Lock()
 
@@ -31,6 +34,21 @@ class MemorySink:
         may be appending meanwhile)."""
         with self._lock:
             return list(self._records)
+
+    @property
+    def scores(self) -> list[Score]:
+        """The scores written so far, in order of arrival (every value, not only the
+        latest per key): a new list each time.
+
+        .. versionadded:: 0.4.0
+        """
+        with self._lock:
+            return list(self._scores)
+
+    def write_scores(self, scores: Sequence[Score]) -> None:
+        """Keep the scores."""
+        with self._lock:
+            self._scores.extend(scores)
 
     def write_batch(self, records: Sequence[PromptExecution]) -> None:
         """Keep the batch."""
@@ -43,9 +61,10 @@ class MemorySink:
         self._lock = threading.Lock()
 
     def clear(self) -> None:
-        """Forget the records kept so far."""
+        """Forget the records and scores kept so far."""
         with self._lock:
             self._records.clear()
+            self._scores.clear()
 
     def close(self) -> None:
         """Nothing to release."""

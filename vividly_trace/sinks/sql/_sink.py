@@ -15,10 +15,12 @@ from ..._active import state as _active_state
 from ..._lifecycle import on_fork
 from ..._record import PromptExecution
 from ..._safety import logger, warn_limited
+from ..._score import Score
 from ...exceptions import ConfigurationError, VividlyTraceError
 from . import migrate
 from ._engine import DEFAULT_URL, create_engine, describe_error, parse_url, spool_key, sqlite_file
 from ._rows import DIALECTS, POSTGRESQL, TemplateKey
+from ._scores import upsert_scores
 from ._templates import Templates
 from .schema import REQUEST_COLUMNS
 
@@ -230,6 +232,19 @@ class SQLSink:
         if invalid:
             skipped["invalid_record"] = invalid
         return skipped
+
+    def write_scores(self, scores: Sequence[Score]) -> None:
+        """Upsert ``scores`` into ``prompt_scores`` in one transaction (the latest value per
+        execution, name and source wins); raise :class:`SQLSinkError` on failure."""
+        if not scores:
+            return
+        try:
+            self._ensure_schema()
+            with self._engine.connect() as conn, conn.begin():
+                upsert_scores(conn, scores)
+        except Exception as exc:
+            self._forget()
+            raise SQLSinkError(self._describe(exc)) from None
 
     def close(self) -> None:
         """Close the engine's pooled connections (an engine passed in is left alone)."""

@@ -1,6 +1,6 @@
 """The SQL store's tables, as SQLAlchemy Core metadata.
 
-Three tables, the first two named so that the original design's analytics queries run
+Four tables, the first two named so that the original design's analytics queries run
 verbatim on PostgreSQL:
 
 ``prompt_templates``
@@ -33,6 +33,13 @@ verbatim on PostgreSQL:
     these rows. Executions without requests (a ``log_prompt_execution`` record, a store
     written before 0003) have none.
 
+``prompt_scores`` (revision 0007)
+    One row per score (:func:`vividly_trace.score`) of an execution, name and source (the
+    key); no foreign key, so a score that arrives before its execution is kept. The value
+    is ``value_number`` (numeric, and booleans as 1.0 / 0.0) or ``value_text``
+    (categorical), as ``data_type`` says. Rewritten by a later score of the same key: the
+    value given last (``updated_at``) wins, whatever the order of arrival.
+
 Types per engine:
 
 - money (``cost_usd``, ``total_cost_usd``) is ``NUMERIC``: exact and unbounded on PostgreSQL;
@@ -54,6 +61,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Double,
@@ -83,6 +91,7 @@ __all__ = [
     "metadata",
     "prompt_executions",
     "prompt_requests",
+    "prompt_scores",
     "prompt_templates",
 ]
 
@@ -290,6 +299,27 @@ Index(
     prompt_requests.c.started_at,
     prompt_requests.c.model,
 )
+
+prompt_scores = Table(
+    "prompt_scores",
+    metadata,
+    # No foreign key: a score may arrive before its execution's row (or outlive it).
+    Column("execution_id", String(64), primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("value_number", Double, nullable=True),
+    Column("value_text", Text, nullable=True),
+    Column("data_type", Text, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("data_type IN ('numeric', 'boolean', 'categorical')", name="data_type"),
+)
+"""One row per score of an execution, name and source (revision 0007): ``value_number``
+for numeric scores and booleans (1.0 / 0.0), ``value_text`` for categories; ``created_at``
+when the first value was given, ``updated_at`` when the stored (latest) one was."""
+
+Index("ix_prompt_scores_name_updated_at", prompt_scores.c.name, prompt_scores.c.updated_at)
 
 EXECUTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in prompt_executions.columns)
 """Column names of ``prompt_executions`` in table order (the order of COPY and INSERT)."""
