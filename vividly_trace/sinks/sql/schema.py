@@ -33,6 +33,14 @@ verbatim on PostgreSQL:
     these rows. Executions without requests (a ``log_prompt_execution`` record, a store
     written before 0003) have none.
 
+``alert_state`` (revision 0009)
+    One row per alert that fired: the rule's name, its subject (a template key, or ``*``
+    for all templates) and the start of its window are the key, so an alert fires once per
+    window whichever process checks. ``payload`` is what was sent; ``delivered_at`` stays
+    ``NULL`` until the webhook answered 2xx, ``lease_until`` / ``lease_owner`` claim a
+    delivery (and hold off the next attempt after a failure), ``attempts`` and
+    ``last_error`` tell how delivery went. See :mod:`vividly_trace.alerts`.
+
 Types per engine:
 
 - money (``cost_usd``, ``total_cost_usd``) is ``NUMERIC``: exact and unbounded on PostgreSQL;
@@ -80,6 +88,7 @@ __all__ = [
     "EXECUTION_COLUMNS",
     "REQUEST_COLUMNS",
     "Money",
+    "alert_state",
     "metadata",
     "prompt_executions",
     "prompt_requests",
@@ -290,6 +299,25 @@ Index(
     prompt_requests.c.started_at,
     prompt_requests.c.model,
 )
+
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("rule", Text, primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("fired_at", DateTime(timezone=True), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("payload", JSONDocument, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", Text, nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+"""One row per alert fired, per rule, subject and window (revision 0009)."""
 
 EXECUTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in prompt_executions.columns)
 """Column names of ``prompt_executions`` in table order (the order of COPY and INSERT)."""
