@@ -1,0 +1,143 @@
+"""Alerts against a real webhook receiver on 127.0.0.1, on SQLite and PostgreSQL: once per
+window, again in a new window, not lost while the receiver is down."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.factories import make_record
+from tests.sql.sql_helpers import write_records
+from vividly_trace.alerts import CostRule, ErrorRateRule
+from vividly_trace.alerts._evaluator import check_once
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 3, 30, 10, 0, tzinfo=UTC)
+
+
+class Receiver:
+    """A webhook receiver: records each POST's JSON; answers 503 while ``down``."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.refused = 0
+        self.down = False
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.down:
+                    receiver.refused += 1
+                    self.send_response(503)
+                else:
+                    receiver.posts.append(json.loads(body))
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T0/B0/secret"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(name="receiver")
+def _receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _spend(url: str, at: dt.datetime, costs: list[str], template: str = "nlu") -> None:
+    write_records(
+        url,
+        [
+            make_record(template, started_at=at + dt.timedelta(seconds=i), cost_usd=Decimal(c))
+            for i, c in enumerate(costs)
+        ],
+    )
+
+
+def test_fires_once_per_window_and_again_in_the_next(
+    db_url: str, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two checks in one window send one POST; spend in the next hour fires again."""
+    rules = [CostRule("hourly spend", "1.00", window="hour")]
+    _spend(db_url, T0 + dt.timedelta(minutes=5), ["0.40", "0.70"])
+    _spend(db_url, T0 + dt.timedelta(minutes=6), ["5"], template="other")
+    first = check_once(db_url, rules, T0 + dt.timedelta(minutes=10), webhook=receiver.url)
+    second = check_once(db_url, rules, T0 + dt.timedelta(minutes=20), webhook=receiver.url)
+    assert [(f.subject, f.value, f.new, f.delivered) for f in first] == [
+        ("*", Decimal("6.10"), True, True)
+    ]
+    assert [(f.new, f.delivered) for f in second] == [(False, False)]
+    assert len(receiver.posts) == 1
+    post = receiver.posts[0]
+    assert post["alert"]["rule"] == "hourly spend" and Decimal(post["alert"]["value"]) == Decimal(
+        "6.1"
+    )
+    assert "reached the budget of $1.00" in post["text"] and "[hourly spend] *" in post["text"]
+    assert "secret" not in caplog.text
+
+    _spend(db_url, T0 + dt.timedelta(hours=1, minutes=1), ["2"])
+    third = check_once(db_url, rules, T0 + dt.timedelta(hours=1, minutes=30), webhook=receiver.url)
+    new = [f for f in third if f.new]
+    assert [(f.window_start, f.value) for f in new] == [(T0 + dt.timedelta(hours=1), Decimal(2))]
+    assert len(receiver.posts) == 2
+
+
+def test_survives_the_receiver_being_down(
+    db_url: str, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the receiver answers 503 the alert stays undelivered (and is retried, with the
+    URL masked in the log); once it is back a later check delivers it exactly once."""
+    rules = [ErrorRateRule("errors", 0.5, window="day", min_calls=4)]
+    write_records(
+        db_url,
+        [
+            make_record("nlu", started_at=T0 + dt.timedelta(minutes=i), success=i % 4 != 0)
+            for i in range(8)
+        ]
+        + [
+            make_record("nlu", started_at=T0 + dt.timedelta(minutes=10 + i), success=False)
+            for i in range(4)
+        ],
+    )
+    receiver.down = True
+    options: dict[str, Any] = {"webhook": receiver.url, "tries": 2, "backoff_s": 0.01}
+    at = T0 + dt.timedelta(hours=1)
+    first = check_once(db_url, rules, at, retry_after_s=60, **options)
+    assert [(f.subject, f.new, f.delivered) for f in first] == [("nlu", True, False)]
+    assert first[0].value == pytest.approx(6 / 12)
+    assert receiver.refused == 2 and receiver.posts == []
+    assert "not delivered" in caplog.text and "http://127.0.0.1:" in caplog.text
+    assert "secret" not in caplog.text
+    # within the backoff: not even tried
+    check_once(db_url, rules, at + dt.timedelta(seconds=30), retry_after_s=60, **options)
+    assert receiver.refused == 2
+    check_once(db_url, rules, at + dt.timedelta(minutes=2), retry_after_s=60, **options)
+    assert receiver.refused == 4 and receiver.posts == []
+
+    receiver.down = False
+    later = check_once(db_url, rules, at + dt.timedelta(minutes=30), retry_after_s=60, **options)
+    assert [(f.new, f.delivered) for f in later] == [(False, True)]
+    check_once(db_url, rules, at + dt.timedelta(minutes=40), retry_after_s=60, **options)
+    assert len(receiver.posts) == 1
+    assert receiver.posts[0]["alert"]["subject"] == "nlu"
