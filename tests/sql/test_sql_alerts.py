@@ -141,3 +141,57 @@ def test_survives_the_receiver_being_down(
     check_once(db_url, rules, at + dt.timedelta(minutes=40), retry_after_s=60, **options)
     assert len(receiver.posts) == 1
     assert receiver.posts[0]["alert"]["subject"] == "nlu"
+
+
+def _cli(*args: str) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "vividly_trace.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "VIVIDLY_TRACE_ALERTS_WEBHOOK": ""},
+    )
+
+
+def test_alerts_check_exit_codes(db_url: str, receiver: Receiver, tmp_path: Any) -> None:
+    """0 when nothing fires, 1 when an alert fires (once: the next run is 0 again), 2 on a
+    bad rules file or store; --json lists the firings."""
+    now = dt.datetime.now(UTC)
+    rules = tmp_path / "alerts.toml"
+    rules.write_text(
+        '[[rule]]\nname = "daily"\nkind = "cost"\nthreshold = "1"\nwindow = "day"\n',
+        encoding="utf-8",
+    )
+    _spend(db_url, now - dt.timedelta(seconds=5), ["0.5"])
+    quiet = _cli("alerts", "check", "--url", db_url, "--rules", str(rules))
+    assert quiet.returncode == 0, quiet.stderr
+    assert "nothing over threshold" in quiet.stdout
+
+    _spend(db_url, now - dt.timedelta(seconds=3), ["0.75"])
+    fired = _cli(
+        "alerts",
+        "check",
+        "--url",
+        db_url,
+        "--rules",
+        str(rules),
+        "--webhook",
+        receiver.url,
+        "--json",
+    )
+    assert fired.returncode == 1, fired.stderr
+    (row,) = json.loads(fired.stdout)
+    assert (row["rule"], Decimal(row["value"]), row["new"]) == ("daily", Decimal("1.25"), True)
+    assert len(receiver.posts) == 1
+    again = _cli("alerts", "check", "--url", db_url, "--rules", str(rules))
+    assert again.returncode == 0 and "already notified" in again.stdout
+
+    rules.write_text('[[rule]]\nname = "daily"\nkind = "cost"\n', encoding="utf-8")
+    bad = _cli("alerts", "check", "--url", db_url, "--rules", str(rules))
+    assert bad.returncode == 2
+    assert "rule 'daily': threshold: missing" in bad.stderr
+    missing = _cli("alerts", "check", "--url", "sqlite:////nonexistent/x.db", "--rules", "x")
+    assert missing.returncode == 2 and "cannot read the rules file" in missing.stderr

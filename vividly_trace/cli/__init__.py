@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "vividly_trace.cli.db_cmd",
     "vividly_trace.cli.report_cmd",
     "vividly_trace.cli.demo_cmd",
+    "vividly_trace.cli.alerts_cmd",
 )
 
 
