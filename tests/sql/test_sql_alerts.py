@@ -195,3 +195,32 @@ def test_alerts_check_exit_codes(db_url: str, receiver: Receiver, tmp_path: Any)
     assert "rule 'daily': threshold: missing" in bad.stderr
     missing = _cli("alerts", "check", "--url", "sqlite:////nonexistent/x.db", "--rules", "x")
     assert missing.returncode == 2 and "cannot read the rules file" in missing.stderr
+
+
+def test_latency_missing_usage_and_unknown_costs(db_url: str) -> None:
+    """p95 per template over min_calls, calls without usage, and a per-template budget
+    whose unknown costs are reported, not taken as $0; no webhook: the log has them."""
+    from vividly_trace.alerts import LatencyRule, MissingUsageRule
+
+    slow = [
+        make_record("slow", started_at=T0 + dt.timedelta(seconds=i), response_time_ms=100.0 * i)
+        for i in range(1, 21)
+    ]
+    fast = [make_record("fast", started_at=T0, response_time_ms=5.0) for _ in range(20)]
+    bare = [make_record("bare", started_at=T0, cost_usd=None) for _ in range(3)]
+    priced = [make_record("bare", started_at=T0, cost_usd=Decimal("2"))]
+    write_records(db_url, slow + fast + bare + priced)
+    rules = [
+        LatencyRule("p95", 1500, window="day", min_calls=20),
+        MissingUsageRule("no usage", threshold=3, window="day"),
+        CostRule("per template", "1", window="day", per_template=True),
+    ]
+    firings = check_once(db_url, rules, T0 + dt.timedelta(hours=2))
+    got = {(f.rule, f.subject): f for f in firings}
+    assert set(got) == {("p95", "slow"), ("no usage", "*"), ("per template", "bare")}
+    assert got[("p95", "slow")].value == pytest.approx(1905.0)  # PERCENTILE_CONT of 100..2000
+    assert got[("no usage", "*")].value == 4 + 40  # make_record sets no token counts
+    budget = got[("per template", "bare")]
+    assert (budget.value, budget.unpriced_calls) == (Decimal(2), 3)
+    assert "3 calls without a known cost, not counted" in budget.message
+    assert all(f.new and f.delivered for f in firings)
