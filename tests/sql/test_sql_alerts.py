@@ -224,3 +224,41 @@ def test_latency_missing_usage_and_unknown_costs(db_url: str) -> None:
     assert (budget.value, budget.unpriced_calls) == (Decimal(2), 3)
     assert "3 calls without a known cost, not counted" in budget.message
     assert all(f.new and f.delivered for f in firings)
+
+
+def test_concurrent_checks_fire_once_and_run_loops(db_url: str, receiver: Receiver) -> None:
+    """Four checks at once (as four cron runs would) fire the alert once and POST it
+    once; run() keeps checking until stopped."""
+    from vividly_trace.alerts import run
+
+    rules = [CostRule("hourly spend", "1", window="hour")]
+    _spend(db_url, T0 + dt.timedelta(minutes=1), ["3"])
+    at = T0 + dt.timedelta(minutes=30)
+    results: list[Any] = []
+    barrier = threading.Barrier(4)
+
+    def check() -> None:
+        barrier.wait()
+        results.append(check_once(db_url, rules, at, webhook=receiver.url))
+
+    threads = [threading.Thread(target=check) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 4
+    assert sum(f.new for firings in results for f in firings) == 1
+    assert len(receiver.posts) == 1
+
+    stop = threading.Event()
+    calls: list[int] = []
+
+    class Counting(list):  # type: ignore[type-arg]
+        def __iter__(self) -> Any:
+            calls.append(1)
+            if len(calls) >= 6:
+                stop.set()
+            return super().__iter__()
+
+    run(db_url, Counting(rules), interval_s=0.01, stop=stop, now=at, webhook=receiver.url)
+    assert stop.is_set() and len(receiver.posts) == 1
