@@ -42,6 +42,7 @@ FORBIDDEN = [
 LAYERS: list[tuple[str, ...]] = [
     (
         "vividly_trace.cli",
+        "vividly_trace.alerts",
         "vividly_trace.analytics",
         "vividly_trace.testing",
         "vividly_trace.middleware",

@@ -29,21 +29,21 @@ def test_db_upgrade_twice(db_url: str) -> None:
     """The first run creates the store, the second one is a no-op; both exit 0."""
     first = _cli("db", "upgrade", db_url)
     assert first.returncode == 0, first.stderr
-    assert "upgraded from an empty database to 0007" in first.stdout
+    assert "upgraded from an empty database to 0009" in first.stdout
     second = _cli("db", "upgrade", db_url)
     assert second.returncode == 0, second.stderr
-    assert "already at revision 0007; nothing to do" in second.stdout
+    assert "already at revision 0009; nothing to do" in second.stdout
     engine = sa.create_engine(db_url)
     with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
         version = conn.execute(sa.text("SELECT version_num FROM vividly_trace_alembic_version"))
-        assert [r[0] for r in version] == ["0007"]
+        assert [r[0] for r in version] == ["0009"]
     assert {"prompt_templates", "prompt_executions", "vividly_trace_alembic_version"} <= tables
     engine.dispose()
     third = _cli("db", "upgrade", "--url", db_url)
     assert third.returncode == 0 and "nothing to do" in third.stdout
     current = _cli("db", "current", db_url, module=True)
-    assert current.returncode == 0 and "revision 0007 (up to date)" in current.stdout
+    assert current.returncode == 0 and "revision 0009 (up to date)" in current.stdout
 
 
 def test_db_upgrade_errors_are_one_line_with_exit_2() -> None:

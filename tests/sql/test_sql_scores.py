@@ -264,7 +264,7 @@ def test_revision_0007_adds_and_drops_the_scores_table(db_url: str) -> None:
     try:
         assert migrate.upgrade(engine, "0005") == (None, "0005")
         assert not sa.inspect(engine).has_table("prompt_scores")
-        assert migrate.upgrade(engine) == ("0005", "0007")
+        assert migrate.upgrade(engine, "0007") == ("0005", "0007")
         assert sa.inspect(engine).has_table("prompt_scores")
         assert migrate.downgrade(engine, "0005") == ("0007", "0005")
         assert not sa.inspect(engine).has_table("prompt_scores")

@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "vividly_trace.cli.report_cmd",
     "vividly_trace.cli.ab_cmd",
     "vividly_trace.cli.demo_cmd",
+    "vividly_trace.cli.alerts_cmd",
 )
 
 

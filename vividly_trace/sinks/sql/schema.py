@@ -39,6 +39,13 @@ verbatim on PostgreSQL:
     is ``value_number`` (numeric, and booleans as 1.0 / 0.0) or ``value_text``
     (categorical), as ``data_type`` says. Rewritten by a later score of the same key: the
     value given last (``updated_at``) wins, whatever the order of arrival.
+``alert_state`` (revision 0009)
+    One row per alert that fired: the rule's name, its subject (a template key, or ``*``
+    for all templates) and the start of its window are the key, so an alert fires once per
+    window whichever process checks. ``payload`` is what was sent; ``delivered_at`` stays
+    ``NULL`` until the webhook answered 2xx, ``lease_until`` / ``lease_owner`` claim a
+    delivery (and hold off the next attempt after a failure), ``attempts`` and
+    ``last_error`` tell how delivery went. See :mod:`vividly_trace.alerts`.
 
 Types per engine:
 
@@ -88,6 +95,7 @@ __all__ = [
     "EXECUTION_COLUMNS",
     "REQUEST_COLUMNS",
     "Money",
+    "alert_state",
     "metadata",
     "prompt_executions",
     "prompt_requests",
@@ -320,6 +328,24 @@ for numeric scores and booleans (1.0 / 0.0), ``value_text`` for categories; ``cr
 when the first value was given, ``updated_at`` when the stored (latest) one was."""
 
 Index("ix_prompt_scores_name_updated_at", prompt_scores.c.name, prompt_scores.c.updated_at)
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("rule", Text, primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("fired_at", DateTime(timezone=True), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("payload", JSONDocument, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", Text, nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+"""One row per alert fired, per rule, subject and window (revision 0009)."""
 
 EXECUTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in prompt_executions.columns)
 """Column names of ``prompt_executions`` in table order (the order of COPY and INSERT)."""
