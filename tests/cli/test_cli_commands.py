@@ -357,7 +357,7 @@ class TestPricing:
         assert_one_error_line(run_cli("pricing", "--file", str(tmp_path / "nope.toml")))
 
 
-@pytest.mark.parametrize("command", ["report", "tail", "reprice", "pricing", "demo"])
+@pytest.mark.parametrize("command", ["report", "tail", "reprice", "pricing", "demo", "serve"])
 def test_help(command: str) -> None:
     """Every command has help."""
     result = run_cli(command, "--help")

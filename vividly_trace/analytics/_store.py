@@ -33,6 +33,7 @@ __all__ = [
     "TimeBound",
     "default_url",
     "hide_password",
+    "normalise_url",
     "open_store",
     "parse_time",
     "rows_to_dataframe",
@@ -172,7 +173,7 @@ def default_url() -> str:
     return os.environ.get("VIVIDLY_TRACE_DATABASE_URL", "").strip() or DEFAULT_URL
 
 
-def _normalise_url(url: URL) -> URL:
+def normalise_url(url: URL) -> URL:
     """``postgres://`` and driverless ``postgresql://`` use psycopg 3 when it is the one there."""
     name = url.drivername
     if name in ("postgres", "postgresql"):
@@ -191,7 +192,7 @@ def _make_engine(source: str | URL) -> Engine:
 
     shown = hide_password(source)
     try:
-        url = _normalise_url(make_url(source))
+        url = normalise_url(make_url(source))
     except ArgumentError:
         raise StoreURLError(f"not a database URL: {shown!r}") from None
     password = url.password if isinstance(url.password, str) else None

@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "vividly_trace.cli.ab_cmd",
     "vividly_trace.cli.demo_cmd",
     "vividly_trace.cli.alerts_cmd",
+    "vividly_trace.cli.serve_cmd",
 )
 
 
