@@ -3,6 +3,7 @@ one clear line and exit status 2 for a store it cannot open."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -70,3 +71,48 @@ def test_without_the_extra(tmp_path: Path) -> None:
         if blocked != "uvicorn":
             assert found["error"].startswith("MissingExtraError: ")
             assert "pip install 'vividly-trace[dashboard]'" in found["error"]
+
+
+def test_serve_checks_alert_rules(tmp_path: Path) -> None:
+    """``serve --rules``: the rules are checked while the dashboard runs; the alert reaches
+    the webhook once per window although the check runs every second."""
+    import datetime as dt
+    import time
+    from decimal import Decimal
+
+    from tests.factories import make_record
+    from tests.sql.sql_helpers import write_records
+    from tests.sql.test_sql_alerts import Receiver
+
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    now = dt.datetime.now(dt.timezone.utc)
+    write_records(url, [make_record("nlu", started_at=now, cost_usd=Decimal("1.5"))])
+    rules = tmp_path / "alerts.toml"
+    rules.write_text(
+        '[[rule]]\nname = "daily"\nkind = "cost"\nthreshold = "1"\nwindow = "day"\n',
+        encoding="utf-8",
+    )
+    receiver = Receiver()
+    log = tmp_path / "serve.log"
+    try:
+        args = ("--rules", str(rules), "--webhook", receiver.url, "--alerts-every", "1")
+        with serving(url, *args, log=log) as base:
+            deadline = time.monotonic() + 30
+            while not receiver.posts and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(receiver.posts) == 1, log.read_text()
+            time.sleep(2.5)  # two more checks: still one notification in this window
+            assert len(receiver.posts) == 1
+            assert httpx.get(base + "/api/overview").status_code == 200
+        assert "daily" in json.dumps(receiver.posts[0])
+    finally:
+        receiver.close()
+    assert "alerts: 1 rules checked every 1 s" in log.read_text()
+
+
+def test_serve_rejects_bad_rules(tmp_path: Path) -> None:
+    rules = tmp_path / "alerts.toml"
+    rules.write_text('[[rule]]\nname = "daily"\nkind = "cost"\n', encoding="utf-8")
+    done = run_cli("serve", "--url", f"sqlite:///{tmp_path / 'x.db'}", "--rules", str(rules))
+    assert done.returncode == 2
+    assert "rule 'daily': threshold: missing" in done.stderr
