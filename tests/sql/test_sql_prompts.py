@@ -151,6 +151,7 @@ def test_register_template_text_is_served(db_url: str) -> None:
         (lambda: prompts.push("k", "t\x00", version="v"), "NUL"),
         (lambda: prompts.get("k", label="a", version="b"), "not both"),
         (lambda: prompts.get("k", user_id=1.5), "user_id must be"),
+        (lambda: prompts.get("k", label=["a"]), "label must be a string"),
         (lambda: prompts.get("k", fallback=3), "fallback must be"),
     ],
 )
@@ -264,6 +265,17 @@ def test_one_query_per_ttl_from_16_threads(db_url: str) -> None:
     stats = registry.stats()
     assert (stats["refreshes"], stats["fetch_failures"], stats["refresh_failures"]) == (1, 0, 0)
     assert stats["stale_hits"] >= 1
+    registry.close()
+
+
+def test_ttl_zero_reads_the_store_every_time(db_url: str) -> None:
+    push_two(db_url)
+    registry = PromptRegistry(db_url, ttl=0)
+    queries = snapshot_queries(registry.engine)
+    for _ in range(3):
+        assert registry.get(KEY).version == "v1"
+    assert len(queries) == 3 and registry.stats()["hits"] == 0
+    assert registry.wait_for_refresh(timeout=0)
     registry.close()
 
 
@@ -476,3 +488,5 @@ def test_a_logged_call_records_the_fetched_prompts_version_and_group(
 
     result = compare_ab(db_url, KEY, min_samples=1)
     assert (result.baseline, result.control_source) == ("v2/control", "rollout control")
+    declared = compare_ab(db_url, KEY, control="v1/treatment", min_samples=1)
+    assert (declared.baseline, declared.control_source) == ("v1/treatment", "declared")

@@ -79,7 +79,8 @@ class PromptRegistry:
     Args:
         url: the database URL (as for :class:`~vividly_trace.sinks.sql.SQLSink`).
         engine: an existing SQLAlchemy engine instead (left open by :meth:`close`).
-        ttl: seconds a key's snapshot is served before a background refresh (default 60).
+        ttl: seconds a key's snapshot is served before a background refresh (default 60;
+            0: no cache, every ``get`` reads the store).
         retry_after: seconds between attempts while the store is unreachable (default
             ``min(ttl, 5)``).
         clock: a monotonic clock in seconds (tests).
@@ -144,6 +145,9 @@ class PromptRegistry:
         key = check_key("prompts.get()", key)
         if label is not None and version is not None:
             raise ConfigurationError("prompts.get(): give label= or version=, not both")
+        for name, value in (("label", label), ("version", version)):
+            if value is not None and not isinstance(value, str):
+                raise ConfigurationError(f"prompts.get(): {name} must be a string, got {value!r}")
         if user_id is not None and (
             isinstance(user_id, bool) or not isinstance(user_id, (str, int))
         ):
@@ -280,6 +284,8 @@ class PromptRegistry:
             return entry
 
     def _snapshot(self, key: str) -> Snapshot:
+        if not self.ttl:  # no cache: every get reads the store
+            return self._load(key)
         entry = self._entry(key)
         snapshot = entry.snapshot
         now = self._clock()
