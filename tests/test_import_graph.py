@@ -43,6 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "vividly_trace.cli",
         "vividly_trace.alerts",
+        "vividly_trace.prompts",
         "vividly_trace.dashboard",
         "vividly_trace.analytics",
         "vividly_trace.testing",

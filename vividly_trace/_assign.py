@@ -9,12 +9,14 @@ from collections.abc import Mapping
 from ._jsonsafe import show
 from .exceptions import ConfigurationError
 
-__all__ = ["choose_variant"]
+__all__ = ["choose_variant", "validated_weights"]
 
 _SCALE = float(2**64)
 
 
-def _validated(weights: Mapping[str, float]) -> list[tuple[str, float]]:
+def validated_weights(weights: Mapping[str, float]) -> list[tuple[str, float]]:
+    """``weights`` as (variant, weight) pairs in name order, checked as
+    :func:`choose_variant` checks them (also for ``prompts.rollout``)."""
     try:
         pairs = list(weights.items()) if isinstance(weights, Mapping) else []
     except Exception:  # a mapping whose access raises
@@ -104,7 +106,7 @@ def choose_variant(template_key: str, unit_id: str | int, weights: Mapping[str, 
         unit = str.__str__(unit_id) if isinstance(unit_id, str) else int.__repr__(unit_id)
     except ValueError:  # an int beyond the int-to-str limit
         raise ConfigurationError("choose_variant(): unit_id is too large an int") from None
-    items = _validated(weights)
+    items = validated_weights(weights)
     # surrogatepass: a key holding a lone surrogate hashes too (valid text is unchanged).
     digest = hashlib.sha256(f"{key}\0{unit}".encode("utf-8", "surrogatepass")).digest()
     point = int.from_bytes(digest[:8], "big") / _SCALE * sum(w for _, w in items)

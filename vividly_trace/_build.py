@@ -445,6 +445,10 @@ def build_record(
     else:
         cost = None if usage is EMPTY_USAGE or usage.is_empty else pricing.cost(model, usage)
     parent = call._parent
+    version, group = spec.version, spec.ab_group
+    fetched = call._prompt
+    if fetched is not None:
+        version, group = fetched[1], fetched[2]
     prompt = answer = None
     if content_max_chars is not None:
         prompt, answer = _call_texts(call, content_max_chars, mask)
@@ -458,8 +462,8 @@ def build_record(
         # Whole microseconds / 1e6 is within 0.12 µs of exact until the year 2255, and
         # fromtimestamp() rounds to the microsecond: exact, and cheaper than epoch + delta.
         _from_timestamp(call._wall_ns // 1000 / 1e6, _UTC),  # started_at
-        spec.version,  # template_version
-        spec.ab_group,  # ab_test_group
+        version,  # template_version
+        group,  # ab_test_group
         info.provider,  # provider
         model,  # model
         info.response_model,  # response_model

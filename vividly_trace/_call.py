@@ -233,6 +233,9 @@ class CallHandle:
     _t_chunk: int = 0  # when the last stream chunk was handed to the consumer
     _open: bool = False  # a stream in OPEN_STREAMS: whoever claims it records it
     _claimed: bool = False
+    # (key, version, ab_group) of the prompt served from the store during the call
+    # (vividly_trace.prompts.get), which the record then carries as its version and group.
+    _prompt: tuple[str, str | None, str | None] | None = None
 
     def _open_stream(self) -> None:
         """A stream starts: ``shutdown()`` records it if it is still open then."""
@@ -376,6 +379,15 @@ class CallHandle:
         else:
             requests.append(request)
         return request
+
+    def _use_prompt(self, key: str, version: str | None, ab_group: str | None) -> None:
+        """A prompt was fetched from the store during this call: its version and group
+        become the record's. The first one fetched counts, unless a later one has the
+        call's own template key and the first had not."""
+        current = self._prompt
+        own = self._spec.template_key
+        if current is None or (current[0] != own and key == own):
+            self._prompt = (key, version, ab_group)
 
     # -- used by the decorator -----------------------------------------------------------
     def _finish(self) -> None:

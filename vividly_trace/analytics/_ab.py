@@ -366,6 +366,29 @@ def _registered_control(engine: Any, template: str, rows: list[dict[str, Any]]) 
     return None
 
 
+def _rollout_control(engine: Any, template: str, rows: list[dict[str, Any]]) -> Any:
+    """The variant of the control version that ``prompts.rollout(..., control=)`` declared
+    for ``template`` (served as group ``control``), or ``None``."""
+    from sqlalchemy import inspect, select
+
+    from ..sinks.sql.schema import prompt_deployments
+
+    if not inspect(engine).has_table("prompt_deployments"):
+        return None
+    d = prompt_deployments.c
+    with engine.connect() as conn:
+        version = conn.execute(select(d.control).where(d.name == template)).scalar()
+    if version is None:
+        return None
+    for found in (
+        [r for r in rows if (r["version"], r["ab_group"]) == (version, "control")],
+        [r for r in rows if r["version"] == version],
+    ):
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
 def _pick_control(
     engine: Any, template: str, rows: list[dict[str, Any]], control: str | None
 ) -> tuple[dict[str, Any], str]:
@@ -376,6 +399,9 @@ def _pick_control(
             reason = "is ambiguous" if matches else "matches no variant"
             raise ConfigurationError(f"control {control!r} {reason} (variants: {known})")
         return matches[0], "declared"
+    declared = _rollout_control(engine, template, rows)
+    if declared is not None:
+        return declared, "rollout control"
     registered = _registered_control(engine, template, rows)
     if registered is not None:
         return registered, "first registered"
@@ -405,9 +431,11 @@ def compare_ab(
         template: the template key.
         since, until: the time window (``since`` inclusive, ``until`` exclusive).
         control: the variant the others are tested against, by label (``"v3/A"``),
-            version or group. Default: the first version registered or pushed (the
-            earliest ``prompt_templates`` row of the key); for a template never
-            registered, the lowest version. Never "the first seen in executions".
+            version or group. Default: the control of the key's rollout
+            (``prompts.rollout(..., control=)``, ``control_source`` ``"rollout
+            control"``), else the first version registered or pushed (the earliest
+            ``prompt_templates`` row of the key), else, for a template never registered,
+            the lowest version. Never "the first seen in executions".
         metric: ``"success"`` (rate: Wilson interval, two-proportion z-test),
             ``"cost"`` (mean USD per priced call) or ``"latency"`` (mean ms): t interval,
             Welch t-test. For cost and latency lower is better. ``"score:NAME"``

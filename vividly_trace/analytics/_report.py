@@ -332,7 +332,8 @@ def build_report(
         template: only this template key.
         top_errors: how many error patterns to keep.
         baseline: the A/B baseline variant (label, version or group) for the templates
-            that have it; the others use their control (first registered version, else the lowest).
+            that have it; the others use their control (the rollout's control, else the first
+            registered version, else the lowest).
         min_samples: executions per variant before an A/B verdict.
         include_infra_errors: count infrastructure failures (429, 5xx, timeouts,
             cancellations) in the A/B success rates (default: left out).
@@ -1004,7 +1005,8 @@ def render_html(report: Report) -> str:
             f"{_latency_chart(report, colors)}</section>"
             f"<section id='ab'><h2>A/B experiments</h2>{ab}"
             "<p class='note'>Each variant is tested against the control (the declared one, "
-            "else the first version registered or pushed). Fixed-horizon verdict: a two-sided "
+            "else the rollout's control, else the first version registered or pushed). "
+            "Fixed-horizon verdict: a two-sided "
             "two-proportion z-test of the success rates, valid if read once at a horizon "
             "fixed in advance. Sequential verdict: a mixture SPRT, valid however often it is "
             "read, so checking every day does not inflate false positives. Infrastructure "

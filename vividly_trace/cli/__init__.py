@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "vividly_trace.cli.demo_cmd",
     "vividly_trace.cli.alerts_cmd",
     "vividly_trace.cli.serve_cmd",
+    "vividly_trace.cli.prompts_cmd",
 )
 
 

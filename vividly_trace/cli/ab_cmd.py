@@ -42,7 +42,7 @@ def _jsonable(value: Any) -> Any:
     "--control",
     default=None,
     help="The variant the others are tested against (e.g. v3/A, v3 or A); default: the "
-    "first version registered or pushed, else the lowest version.",
+    "rollout's control, else the first version registered or pushed, else the lowest version.",
 )
 @click.option(
     "--metric",

@@ -123,8 +123,8 @@ def _steps(total: int, description: str) -> Iterator[Callable[[str], None]]:
     "--baseline",
     "baseline",
     default=None,
-    help="A/B control variant (e.g. v3/A, v3 or A); default: the first version registered "
-    "or pushed, else the lowest version.",
+    help="A/B control variant (e.g. v3/A, v3 or A); default: the rollout's control, else the "
+    "first version registered or pushed, else the lowest version.",
 )
 @click.option(
     "--include-infra-errors",

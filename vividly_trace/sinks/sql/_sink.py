@@ -277,6 +277,23 @@ class SQLSink:
             self._forget()
             raise SQLSinkError(self._describe(exc)) from None
 
+    def ensure_schema(self) -> None:
+        """Create or upgrade the schema now, as the first batch would (``auto_migrate``).
+
+        Raises:
+            SQLSinkError: the database could not be reached or migrated, or the schema is
+                not current and ``auto_migrate`` is off.
+
+        .. versionadded:: 0.4.0
+        """
+        try:
+            self._ensure_schema()
+        except SQLSinkError:
+            raise
+        except Exception as exc:
+            self._forget()
+            raise SQLSinkError(self._describe(exc)) from None
+
     def _warn_invalid(self, record: Any, exc: BaseException) -> None:
         warn_limited(
             f"sql_invalid_record:{self.name}",

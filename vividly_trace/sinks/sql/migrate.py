@@ -27,7 +27,7 @@ __all__ = [
     "upgrade",
 ]
 
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 """The newest revision this version of the package ships (the Alembic head).
 
 ``0001``: the tables and the INSERT and DELETE statistics triggers. ``0002``: the
@@ -37,10 +37,12 @@ SCHEMA_REVISION = "0009"
 ``0005``: the caller columns ``prompt_executions.user_id``, ``session_id``,
 ``request_id`` and their indexes. ``0007``: the ``prompt_scores`` table. ``0009``: the
 ``alert_state`` table (alerts fired, per rule, subject and window, with their delivery
-state). Ids are not consecutive: each revision's ``down_revision`` is the one before it.
+state). ``0010``: the ``prompt_templates.config`` column and the ``prompt_deployments``
+table (a prompt key's labels and rollout). Ids are not consecutive: each revision's
+``down_revision`` is the one before it.
 """
 
-KNOWN_REVISIONS = frozenset({"0001", "0002", "0003", "0005", "0007", "0009"})
+KNOWN_REVISIONS = frozenset({"0001", "0002", "0003", "0005", "0007", "0009", "0010"})
 VERSION_TABLE = "vividly_trace_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

@@ -46,6 +46,13 @@ verbatim on PostgreSQL:
     ``NULL`` until the webhook answered 2xx, ``lease_until`` / ``lease_owner`` claim a
     delivery (and hold off the next attempt after a failure), ``attempts`` and
     ``last_error`` tell how delivery went. See :mod:`vividly_trace.alerts`.
+``prompt_deployments`` (revision 0010)
+    One row per prompt key served from the store (:mod:`vividly_trace.prompts`): its
+    ``labels`` (label -> version, e.g. ``{"production": "v3"}``) and its rollout
+    (``weights``: version -> weight, ``control``: the version the others are compared
+    with; both ``NULL`` without a rollout). The versions themselves are the
+    ``prompt_templates`` rows of the key with a ``template_text`` and no A/B group; their
+    ``config`` (revision 0010) is the JSON object pushed with them.
 
 Types per engine:
 
@@ -172,6 +179,9 @@ prompt_templates = Table(
     Column("avg_response_time_ms", Double, nullable=True),
     Column("first_executed_at", DateTime(timezone=True), nullable=True),
     Column("last_executed_at", DateTime(timezone=True), nullable=True),
+    # Added by revision 0010 (last: ALTER TABLE ... ADD COLUMN appends): the JSON object
+    # pushed with a prompt version (vividly_trace.prompts.push(config=...)).
+    Column("config", JSONDocument, nullable=True),
 )
 """Templates (key, version, A/B group) and their statistics."""
 
@@ -346,6 +356,18 @@ alert_state = Table(
     Column("last_error", Text, nullable=True),
 )
 """One row per alert fired, per rule, subject and window (revision 0009)."""
+
+prompt_deployments = Table(
+    "prompt_deployments",
+    metadata,
+    Column("name", Text, primary_key=True),  # the prompt (template) key
+    Column("labels", JSONDocument, nullable=False),
+    Column("weights", JSONDocument, nullable=True),
+    Column("control", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+"""Per prompt key: its labels (label -> version) and its rollout (version -> weight, and
+the control version), revision 0010."""
 
 EXECUTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in prompt_executions.columns)
 """Column names of ``prompt_executions`` in table order (the order of COPY and INSERT)."""
