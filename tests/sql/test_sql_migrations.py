@@ -157,20 +157,21 @@ def test_the_head_schema_equals_what_db_upgrade_builds(db_url: str, other_url: s
     upgraded = sa.create_engine(db_url)
     built = sa.create_engine(other_url)
     try:
-        assert migrate.upgrade(upgraded) == (None, "0009")
+        assert migrate.upgrade(upgraded) == (None, migrate.SCHEMA_REVISION)
         metadata.create_all(built)
         with built.begin() as conn:
             for statement in triggers.head_create_statements(built.dialect.name):
                 conn.exec_driver_sql(statement)
         expected = schema_snapshot(upgraded)
         assert schema_snapshot(built) == expected
-        assert [c[:3] for c in expected["prompt_executions"]["columns"][-6:]] == [
+        assert [c[:3] for c in expected["prompt_executions"]["columns"][-7:]] == [
             ("cached_audio_token_count", "BIGINT", True),
             ("prompt_text", "TEXT", True),
             ("response_text", "TEXT", True),
             ("user_id", "TEXT", True),
             ("session_id", "TEXT", True),
             ("request_id", "TEXT", True),
+            ("service_tier", "TEXT", True),
         ]
         requests = expected["prompt_requests"]
         assert [c[0] for c in requests["columns"]][:4] == [
@@ -221,20 +222,21 @@ def test_db_upgrade_from_0001_with_data(db_url: str) -> None:
 
     result = cli("db", "upgrade", db_url)
     assert result.returncode == 0, result.stderr
-    assert "upgraded from 0001 to 0009" in result.stdout
-    assert column_names(engine)[-6:] == [
+    assert f"upgraded from 0001 to {migrate.SCHEMA_REVISION}" in result.stdout
+    assert column_names(engine)[-7:] == [
         "cached_audio_token_count",
         "prompt_text",
         "response_text",
         "user_id",
         "session_id",
         "request_id",
+        "service_tier",
     ]
     assert trigger_names(engine) == head_triggers(engine)
     with engine.connect() as conn:
-        assert migrate.current_revision(conn) == "0009"
+        assert migrate.current_revision(conn) == migrate.SCHEMA_REVISION
         after = conn.execute(sa.text("SELECT * FROM prompt_executions ORDER BY id")).all()
-    assert [(*row, *[None] * 6) for row in before] == [tuple(row) for row in after]
+    assert [(*row, *[None] * 7) for row in before] == [tuple(row) for row in after]
     assert count_rows(engine, "prompt_requests") == 0  # old executions get no request rows
     assert statistics_mismatches(engine) == []
 
@@ -280,7 +282,7 @@ def test_downgrade_to_0001_and_back(db_url: str) -> None:
     engine = sink.engine
     head = schema_snapshot(engine)
 
-    assert migrate.downgrade(engine, "0001") == ("0009", "0001")
+    assert migrate.downgrade(engine, "0001") == (migrate.SCHEMA_REVISION, "0001")
     assert "cached_audio_token_count" not in column_names(engine)
     assert not sa.inspect(engine).has_table("prompt_requests")
     assert trigger_names(engine) == STATS_TRIGGERS - {"trg_prompt_executions_stats_update"}
@@ -298,14 +300,14 @@ def test_downgrade_to_0001_and_back(db_url: str) -> None:
     assert statistics_mismatches(engine) == []
     assert migrate.downgrade(engine, "0001") == ("0001", "0001")
 
-    assert migrate.upgrade(engine) == ("0001", "0009")
+    assert migrate.upgrade(engine) == ("0001", migrate.SCHEMA_REVISION)
     assert schema_snapshot(engine) == head
     with engine.connect() as conn:
         audio = conn.execute(sa.select(prompt_executions.c.cached_audio_token_count)).scalars()
         assert set(audio) == {None}  # the values went with the column
     assert statistics_mismatches(engine) == []
 
-    assert migrate.downgrade(engine, "base") == ("0009", None)
+    assert migrate.downgrade(engine, "base") == (migrate.SCHEMA_REVISION, None)
     assert not sa.inspect(engine).has_table("prompt_executions")
     sink.close()
 
@@ -335,7 +337,7 @@ def test_downgrade_to_0002_and_back_with_requests(db_url: str, other_url: str) -
             )
         ).all()
 
-    assert migrate.downgrade(engine, "0002") == ("0009", "0002")
+    assert migrate.downgrade(engine, "0002") == (migrate.SCHEMA_REVISION, "0002")
     assert not sa.inspect(engine).has_table("prompt_requests")
     assert column_names(engine)[-1] == "cached_audio_token_count"
     assert trigger_names(engine) == STATS_TRIGGERS
@@ -358,7 +360,7 @@ def test_downgrade_to_0002_and_back_with_requests(db_url: str, other_url: str) -
     with pytest.raises(SQLSinkError, match="at revision 0002"):
         SQLSink(db_url, auto_migrate=False).write_batch([record_with_requests("r", 1)])
 
-    assert migrate.upgrade(engine) == ("0002", "0009")
+    assert migrate.upgrade(engine) == ("0002", migrate.SCHEMA_REVISION)
     assert schema_snapshot(engine) == head
     assert count_rows(engine, "prompt_requests") == 0  # the rows went with the table
     again = record_with_requests("r", 2)
