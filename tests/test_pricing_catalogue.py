@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli.cli_helpers import run_cli
 from vividly_trace import PricingTable, Usage
 from vividly_trace.pricing import utc_day
 from vividly_trace.pricing._compile import (
@@ -31,8 +32,6 @@ from vividly_trace.pricing._compile import (
 
 genai_prices = pytest.importorskip("genai_prices")
 from genai_prices import data as genai_data  # noqa: E402
-
-CLI = str(Path(sys.executable).with_name("vividly-trace"))
 
 # (ours, genai-prices') usage of one request: plain text; cached and audio input; a prompt
 # above the 200k tier with cached tokens.
@@ -163,22 +162,16 @@ def test_packaged_table_is_what_compiling_gives() -> None:
 def test_compile_check_command(tmp_path: Path) -> None:
     """``pricing compile --check`` passes on the packaged file and fails on a changed copy;
     ``pricing compile --output`` writes what it checks."""
-    ok = subprocess.run([CLI, "pricing", "compile", "--check"], capture_output=True, text=True)
+    ok = run_cli("pricing", "compile", "--check")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "is up to date (genai-prices 0.2.3)" in ok.stdout
     copy = tmp_path / "gemini.toml"
     shutil.copy(packaged_path(), copy)
     copy.write_text(copy.read_text("utf-8").replace('input = "0.3"', 'input = "0.31"', 1))
-    bad = subprocess.run(
-        [CLI, "pricing", "compile", "--check", "--output", str(copy)],
-        capture_output=True,
-        text=True,
-    )
+    bad = run_cli("pricing", "compile", "--check", "--output", str(copy))
     assert bad.returncode == 1
     assert '-input = "0.31"' in bad.stdout and "is not what compiling gives" in bad.stdout
-    written = subprocess.run(
-        [CLI, "pricing", "compile", "--output", str(copy)], capture_output=True, text=True
-    )
+    written = run_cli("pricing", "compile", "--output", str(copy))
     assert written.returncode == 0, written.stderr
     assert copy.read_text("utf-8") == packaged_path().read_text("utf-8")
     assert PricingTable.from_file(copy).version == PricingTable.default().version

@@ -19,6 +19,9 @@ from ..pricing import ModelPrice, PricingTable
 
 __all__ = ["register"]
 
+#: A catalogue older than this many days is stale: `vividly-trace pricing` warns.
+STALE_AFTER_DAYS = 60
+
 _PRICE_COLUMNS = (
     "input",
     "output",
@@ -117,6 +120,14 @@ def pricing(ctx: click.Context, path: str | None, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     table = _load(path)
+    age = table.age_days()
+    if age is not None and age > STALE_AFTER_DAYS:
+        click.echo(
+            f"vividly-trace: warning: the price catalogue is {age} days old (of {table.date}); "
+            "prices may have changed: refresh a local copy with `vividly-trace pricing "
+            "update` (extra 'pricing') or upgrade vividly-trace",
+            err=True,
+        )
     if as_json:
         click.echo(_as_json(table))
         return
@@ -191,6 +202,10 @@ def pricing(ctx: click.Context, path: str | None, as_json: bool) -> None:
         if model.note:
             notes.append(f"{name}: {model.note}")
     console = Console(highlight=False)
+    if table.date is not None:
+        console.print(f"Catalogue of {table.date} ({age} days old).")
+    else:
+        console.print("Catalogue undated.")
     console.print(view)
     console.print()
     console.print("Thinking tokens are billed as output. '-': no separate price (the input")
@@ -258,6 +273,44 @@ def compile_cmd(check: bool, output: str | None) -> None:
         return
     target.write_text(text, "utf-8")
     click.echo(f"wrote {target} (genai-prices {_compile.genai_prices_version()})")
+
+
+@pricing.command("update")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    default="vividly_trace_prices.toml",
+    show_default=True,
+    help="Where to write the refreshed table.",
+)
+def update_cmd(output: str) -> None:
+    """Refresh a local copy of the price table from the installed genai-prices (upgrade it
+    first: pip install -U genai-prices) and the packaged curated overrides, dated today.
+    Use it with configure(pricing="FILE"): its models replace the packaged ones."""
+    import datetime as dt
+
+    from ..pricing import _compile
+
+    try:
+        text = _compile.compile_table(date=dt.datetime.now(dt.timezone.utc).date())
+    except ImportError:
+        click.echo(
+            "vividly-trace: error: pricing update needs the 'pricing' extra: "
+            "pip install 'vividly-trace[pricing]'",
+            err=True,
+        )
+        raise SystemExit(2) from None
+    except ConfigurationError as exc:
+        click.echo(f"vividly-trace: error: {' '.join(str(exc).split())}", err=True)
+        raise SystemExit(2) from None
+    target = Path(output)
+    try:
+        target.write_text(text, "utf-8")
+    except OSError as exc:
+        click.echo(f"vividly-trace: error: cannot write {target}: {exc}", err=True)
+        raise SystemExit(2) from None
+    version = PricingTable.from_file(target).version
+    click.echo(f"wrote {target} ({version}); use it with configure(pricing={str(target)!r})")
 
 
 def register(cli: Any) -> None:

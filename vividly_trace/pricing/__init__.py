@@ -440,6 +440,7 @@ class PricingTable:
                     self._aliases.setdefault(alias, price)
         self._resolved: dict[str, ModelPrice | None] = {}
         self._versions: dict[str | None, str] = {None: version}
+        self._replace = False  # a file's ``replace = true`` (see load)
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -466,6 +467,18 @@ class PricingTable:
         return cls._from_document(doc, str(p))
 
     @classmethod
+    def load(cls, path: str | Path) -> PricingTable:
+        """A user's table file over the packaged one: its models added to the packaged
+        table, or replacing the entries of the same name (each whole: prices, changes,
+        tiers); version ``PACKAGED+FILE``. A file with ``replace = true`` at the top is the
+        whole table instead (what :meth:`from_file` always gives)."""
+        table = cls.from_file(path)
+        if table._replace:
+            return table
+        base = cls.default()
+        return base.with_overrides(table.models, version=f"{base.version}+{table.version}")
+
+    @classmethod
     def _from_document(cls, doc: Mapping[str, Any], where: str) -> PricingTable:
         models = doc.get("models")
         version = doc.get("version")
@@ -476,7 +489,19 @@ class PricingTable:
             date = date.isoformat()
         if date is not None and not isinstance(date, str):
             raise ConfigurationError(f"price table {where}: 'date' must be a date (YYYY-MM-DD)")
-        return cls(models, version, date=date)
+        replace_all = doc.get("replace", False)
+        if not isinstance(replace_all, bool):
+            raise ConfigurationError(f"price table {where}: 'replace' must be true or false")
+        table = cls(models, version, date=date)
+        table._replace = replace_all
+        return table
+
+    def age_days(self, today: _dt.date | None = None) -> int | None:
+        """Days since the table's ``date`` (UTC today by default); None when undated."""
+        if self.date is None:
+            return None
+        now = today or _dt.datetime.now(_dt.timezone.utc).date()
+        return (now - _dt.date.fromisoformat(self.date)).days
 
     def with_overrides(
         self, models: Mapping[str, ModelPrice | Mapping[str, Any]], version: str | None = None

@@ -225,15 +225,17 @@ def _merge(entry: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]
     return out
 
 
-def compile_table(curated: str | Path | None = None) -> str:
+def compile_table(curated: str | Path | None = None, date: _dt.date | None = None) -> str:
     """The packaged table's text, from the installed genai-prices and the curated
-    overrides (``curated``: their file; default ``curated.toml``)."""
+    overrides (``curated``: their file; default ``curated.toml``). ``date``: the table's
+    date (default: the curated overrides' review date, so that a compile is reproducible;
+    ``pricing update`` gives today)."""
     import tomli_w
 
     version = genai_prices_version()
     doc = curated_overrides(curated)
-    date = doc["date"]
-    date = date.isoformat() if isinstance(date, _dt.date) else str(date)
+    when = date if date is not None else doc["date"]
+    date_text = when.isoformat() if isinstance(when, _dt.date) else str(when)
     models: dict[str, Any] = {}
     unmodelled: set[str] = set()
     for model in google_models():
@@ -250,15 +252,15 @@ def compile_table(curated: str | Path | None = None) -> str:
         aliases = _aliases(model.match, model.id)
         if aliases:
             entry["aliases"] = aliases
-        entry["as_of"] = date
+        entry["as_of"] = date_text
         entry["source"] = f"genai-prices {version}, provider google"
         unmodelled.update(_not_modelled(model))
         models[model.id] = entry
     for name, override in doc.get("models", {}).items():
         models[name] = _merge(models.get(name, {}), override)
     table = {
-        "version": f"genai-prices-{version}+curated-{date}",
-        "date": date,
+        "version": f"genai-prices-{version}+curated-{date_text}",
+        "date": date_text,
         "currency": "USD",
         "models": dict(sorted(models.items())),
     }
