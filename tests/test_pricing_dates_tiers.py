@@ -17,7 +17,7 @@ import pytest
 
 from vividly_trace import PricingTable, Usage, logged_prompt
 from vividly_trace.pricing import utc_day
-from vividly_trace.testing import CapturedRecords
+from vividly_trace.testing import CapturedRecords, capture_records
 from vividly_trace.testing.fake_gemini import Scenario
 
 genai = pytest.importorskip("google.genai")
@@ -178,11 +178,13 @@ class TestThroughGoogleGenai:
         assert rec.cost_usd == usd((1_000, inp), (100, out))
 
     def test_vertex_traffic_types(
-        self, gemini: Any, client: Any, records: CapturedRecords, caplog: pytest.LogCaptureFixture
+        self, gemini: Any, client: Any, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Vertex AI's usage_metadata.traffic_type: ON_DEMAND_FLEX bills flex; provisioned
         throughput has no per-token price (cost None, the reason warned once)."""
         caplog.set_level(logging.WARNING, logger="vividly_trace")
+        # A table of its own: the packaged one warns once per process.
+        fresh = PricingTable.default().with_overrides({}, version=VERSION)
         gemini.enqueue(
             Scenario(prompt_tokens=2_000, candidates_tokens=500, traffic_type="ON_DEMAND_FLEX")
         )
@@ -194,8 +196,9 @@ class TestThroughGoogleGenai:
                     traffic_type="PROVISIONED_THROUGHPUT",
                 )
             )
-        for _ in range(3):
-            _call(client, "gemini-3.7-flash")
+        with capture_records(pricing=fresh) as records:
+            for _ in range(3):
+                _call(client, "gemini-3.7-flash")
         flex, pt1, pt2 = records
         inp, out = FLASH37[("flex", AFTER_2027)]
         assert (flex.service_tier, flex.cost_usd) == ("flex", usd((2_000, inp), (500, out)))

@@ -283,7 +283,7 @@ class _Requests:
         tier = None
         for request in requests:
             info = _merged_info(request.response, request.last)
-            model = _priced_model(pricing, request.model, info.response_model)
+            model = pricing.priced_model(request.model, info.response_model)
             more = info.usage
             tier = call._tier or info.service_tier or _config_tier(request.config)
             price = None
@@ -352,14 +352,6 @@ def _request_record(
 
 _ZERO = Decimal(0)
 _DAY_NS = 86_400 * 10**9
-
-
-def _priced_model(pricing: PricingTable, requested: str | None, answered: str | None) -> Any:
-    """The requested model, or the one the answer names when only that one has a price (an
-    alias such as ``gemini-flash-latest``)."""
-    if requested and answered and requested != answered and pricing.resolve(requested) is None:
-        return answered
-    return requested or answered
 
 
 def _blocked(info: ResponseInfo) -> tuple[str, str]:

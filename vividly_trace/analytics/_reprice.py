@@ -11,13 +11,13 @@ table has no price for (they are counted as ``unpriced``, and the unknown models
 
 An execution with Gemini request rows (``prompt_requests``, schema revision 0003: what
 client capture saw) is repriced request by request, each at its own model (the requested
-one, or the one the answer named when only that one has a price, as the record builder
-does) and by its operation's billing rule (:meth:`PricingTable.request_cost`); the
-execution's cost becomes the sum of its requests' (a request left as it was keeps its
-cost; the sum is unknown when a request with tokens has none). The execution counts as
-``unpriced`` when one of its requests could not be priced, and is left as it was when none
-could. An execution without request
-rows is priced from its own counts and model, as before.
+one, or the one the answer named when the requested name has no price of its own, as the
+record builder does: :meth:`PricingTable.priced_model`) and by its operation's billing
+rule (:meth:`PricingTable.request_cost`); the execution's cost becomes the sum of its
+requests' (a request left as it was keeps its cost; the sum is unknown when a request with
+tokens has none). The execution counts as ``unpriced`` when one of its requests could not
+be priced, and is left as it was when none could. An execution without request rows is
+priced from its own counts and model, as before.
 Each execution is priced as the record builder priced it: at the prices in force on the UTC
 day it started (``executed_at``; a model whose prices change on a date, such as the end of
 an introductory price, gets the period's price, and ``pricing_version`` names the table and
@@ -514,14 +514,7 @@ def _requests_cost(
     for q in requests:
         if _no_tokens(q):
             continue  # a failed request: nothing billed, nothing to price
-        model = q.model or q.response_model
-        if (
-            q.model
-            and q.response_model
-            and table.resolve(q.model) is None
-            and table.resolve(q.response_model) is not None
-        ):
-            model = q.response_model  # an alias only the answer's name resolves
+        model = table.priced_model(q.model, q.response_model)
         new: Decimal | None = None
         priced_by: str | None = None
         if model and table.resolve(model) is None:

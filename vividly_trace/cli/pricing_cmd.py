@@ -15,25 +15,14 @@ from typing import Any
 import click
 
 from ..exceptions import ConfigurationError
-from ..pricing import ModelPrice, PricingTable
+from ..pricing import FIELD_ORDER, ModelPrice, PricingTable
 
 __all__ = ["register"]
 
 #: A catalogue older than this many days is stale: `vividly-trace pricing` warns.
 STALE_AFTER_DAYS = 60
 
-_PRICE_COLUMNS = (
-    "input",
-    "output",
-    "cached_input",
-    "audio_input",
-    "cached_audio_input",
-    "tier_threshold",
-    "input_above",
-    "output_above",
-    "cached_input_above",
-    "max_prompt_tokens",
-)
+_PRICE_COLUMNS = FIELD_ORDER
 
 
 def _price(value: Decimal | None) -> str:
@@ -227,6 +216,24 @@ def pricing(ctx: click.Context, path: str | None, as_json: bool) -> None:
         console.print(f"  [{number}] {source}, as of {as_of}{note}", markup=False)
 
 
+def _compiled(command: str, date: Any = None) -> str:
+    """The compiled table's text, or exit 2 with one line (no genai-prices, bad data)."""
+    from ..pricing import _compile
+
+    try:
+        return _compile.compile_table(date=date)
+    except ImportError:
+        click.echo(
+            f"vividly-trace: error: pricing {command} needs the 'pricing' extra: "
+            "pip install 'vividly-trace[pricing]'",
+            err=True,
+        )
+        raise SystemExit(2) from None
+    except ConfigurationError as exc:
+        click.echo(f"vividly-trace: error: {' '.join(str(exc).split())}", err=True)
+        raise SystemExit(2) from None
+
+
 @pricing.command("compile")
 @click.option(
     "--check",
@@ -241,22 +248,9 @@ def pricing(ctx: click.Context, path: str | None, as_json: bool) -> None:
 def compile_cmd(check: bool, output: str | None) -> None:
     """Regenerate the packaged price table from the installed genai-prices and the
     project's curated overrides (a maintainer's command; needs the 'pricing' extra)."""
-    try:
-        from ..pricing import _compile
-    except ImportError as exc:  # pragma: no cover - the module itself ships
-        raise click.ClickException(str(exc)) from None
-    try:
-        text = _compile.compile_table()
-    except ImportError:
-        click.echo(
-            "vividly-trace: error: pricing compile needs the 'pricing' extra: "
-            "pip install 'vividly-trace[pricing]'",
-            err=True,
-        )
-        raise SystemExit(2) from None
-    except ConfigurationError as exc:
-        click.echo(f"vividly-trace: error: {' '.join(str(exc).split())}", err=True)
-        raise SystemExit(2) from None
+    from ..pricing import _compile
+
+    text = _compiled("compile")
     target = Path(output) if output else _compile.packaged_path()
     if check:
         current = target.read_text("utf-8") if target.exists() else ""
@@ -289,20 +283,7 @@ def update_cmd(output: str) -> None:
     Use it with configure(pricing="FILE"): its models replace the packaged ones."""
     import datetime as dt
 
-    from ..pricing import _compile
-
-    try:
-        text = _compile.compile_table(date=dt.datetime.now(dt.timezone.utc).date())
-    except ImportError:
-        click.echo(
-            "vividly-trace: error: pricing update needs the 'pricing' extra: "
-            "pip install 'vividly-trace[pricing]'",
-            err=True,
-        )
-        raise SystemExit(2) from None
-    except ConfigurationError as exc:
-        click.echo(f"vividly-trace: error: {' '.join(str(exc).split())}", err=True)
-        raise SystemExit(2) from None
+    text = _compiled("update", dt.datetime.now(dt.timezone.utc).date())
     target = Path(output)
     try:
         target.write_text(text, "utf-8")

@@ -36,7 +36,14 @@ from .._jsonsafe import show
 from ..exceptions import ConfigurationError
 from ..usage import Usage
 
-__all__ = ["SERVICE_TIERS", "ModelPrice", "PricingTable", "normalize_model_name", "utc_day"]
+__all__ = [
+    "FIELD_ORDER",
+    "SERVICE_TIERS",
+    "ModelPrice",
+    "PricingTable",
+    "normalize_model_name",
+    "utc_day",
+]
 
 _logger = logging.getLogger("vividly_trace")
 _ONE = Decimal(1)
@@ -59,6 +66,7 @@ _PRICE_FIELDS = (
 #: provisioned throughput) has no per-token list price unless a table gives one.
 SERVICE_TIERS = frozenset({"standard", "flex", "priority", "batch", "provisioned"})
 _DAY_NS = 86_400 * 10**9
+_UNSET = object()
 _EPOCH = _dt.date(1970, 1, 1)
 
 
@@ -288,6 +296,19 @@ class ModelPrice:
 
 
 _PERIOD_FIELDS = (*_PRICE_FIELDS, "tier_threshold", "max_prompt_tokens")
+#: The fields of one price period, in the order tables show and write them.
+FIELD_ORDER = (
+    "input",
+    "output",
+    "cached_input",
+    "audio_input",
+    "cached_audio_input",
+    "tier_threshold",
+    "input_above",
+    "output_above",
+    "cached_input_above",
+    "max_prompt_tokens",
+)
 
 
 def _changes_of(
@@ -439,6 +460,7 @@ class PricingTable:
                 if alias not in self.models:
                     self._aliases.setdefault(alias, price)
         self._resolved: dict[str, ModelPrice | None] = {}
+        self._own: dict[str, object] = {}  # priced_model: a name's own key, or None
         self._versions: dict[str | None, str] = {None: version}
         self._replace = False  # a file's ``replace = true`` (see load)
         self._warned: set[str] = set()
@@ -548,6 +570,20 @@ class PricingTable:
         with self._lock:
             self._resolved[model] = found
         return found
+
+    def priced_model(self, requested: str | None, answered: str | None) -> str | None:
+        """The model to price a request at: the requested one, or the one the answer names
+        when the requested name has no price of its own (unknown, or only an alias of a
+        moving name such as ``gemini-flash-latest``) and the answer's has."""
+        if requested and answered and requested != answered:
+            own = self._own.get(requested, _UNSET)
+            if own is _UNSET:
+                own = next((c for c in normalize_model_name(requested) if c in self.models), None)
+                with self._lock:
+                    self._own[requested] = own
+            if own is None and self.resolve(answered) is not None:
+                return answered
+        return requested or answered
 
     def cost(
         self,

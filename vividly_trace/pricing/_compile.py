@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import ConfigurationError
+from . import FIELD_ORDER
 
 __all__ = [
     "CONTEXTS",
@@ -137,20 +138,7 @@ def _rates(price: Any, where: str) -> dict[str, Any]:
         out["tier_threshold"] = threshold
         out.setdefault("output_above", out["output"])
         out.setdefault("input_above", out["input"])
-    return dict(sorted(out.items(), key=lambda kv: _ORDER.index(kv[0])))
-
-
-_ORDER = (
-    "input",
-    "output",
-    "cached_input",
-    "audio_input",
-    "cached_audio_input",
-    "tier_threshold",
-    "input_above",
-    "output_above",
-    "cached_input_above",
-)
+    return dict(sorted(out.items(), key=lambda kv: FIELD_ORDER.index(kv[0])))
 
 
 def _start_dates(model: Any) -> list[_dt.date]:
