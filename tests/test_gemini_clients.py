@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 
 from tests.factories import usd as per_million
-from vividly_trace import logged_prompt
+from vividly_trace import PricingTable, logged_prompt
 from vividly_trace.testing import CapturedRecords
 from vividly_trace.testing.fake_gemini import Scenario
 
 genai = pytest.importorskip("google.genai")
 from google.genai import errors as genai_errors  # noqa: E402
 
-PRICING_VERSION = "gemini-2026-03-30"
+PRICING_VERSION = PricingTable.default().version
 
 
 class TestGenaiSync:

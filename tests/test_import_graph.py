@@ -244,10 +244,8 @@ def _all_of(module: str) -> frozenset[str]:
 
 def test_every_package_is_installed() -> None:
     """Each package directory is in pyproject's ``packages`` (a wheel leaves out the rest)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
+    import tomllib
+
     pyproject = PACKAGE.parent / "pyproject.toml"
     if not pyproject.is_file():
         pytest.skip("not a source checkout")

@@ -33,14 +33,16 @@ class TestTable:
 
     @pytest.mark.parametrize("model", sorted(OFFICIAL))
     def test_official_prices(self, model: str) -> None:
-        """Each model's prices, date and source match pricing-sources.md."""
-        price = PricingTable.default().models[model]
+        """Each model's standard prices (compiled from genai-prices) match the official
+        figures copied by hand from the pricing page (pricing-sources.md)."""
+        price = PricingTable.default().resolve(model)
+        assert price is not None
         inp, out, cached = OFFICIAL[model]
         assert price.input == Decimal(inp)
         assert price.output == Decimal(out)
         assert price.cached_input == (Decimal(cached) if cached else None)
-        assert price.as_of == "2026-03-30"
-        assert price.source == "https://" + "ai.google.dev/gemini-api/docs/pricing"
+        assert price.as_of == PricingTable.default().date
+        assert price.source == "genai-prices 0.2.3, provider google"
 
     def test_not_the_old_wrong_price(self) -> None:
         """2.5 Flash is not priced at the old 1.5 Flash figures of the original design."""
@@ -49,7 +51,9 @@ class TestTable:
 
     def test_version(self) -> None:
         """The table names its version."""
-        assert PricingTable.default().version == "gemini-2026-03-30"
+        table = PricingTable.default()
+        assert table.version == "genai-prices-0.2.3+curated-2026-12-03"
+        assert table.date == "2026-12-03"
 
 
 class TestCost:
@@ -101,8 +105,8 @@ class TestCost:
         cost = PricingTable.default().cost("gemini-2.5-pro", usage)
         assert cost == (200_000 * Decimal("2.50") + 100_000 * Decimal("0.25")) / M
 
-    def test_retired_model_beyond_range(self) -> None:
-        """A retired model priced only up to 128k gives None above it."""
+    def test_retired_model_tiers(self) -> None:
+        """A retired model (secondary sources) bills the whole request at its 128k tier."""
         table = PricingTable.default()
         small = Usage(input_tokens=1000, output_tokens=10, total_tokens=1010)
         big = Usage(input_tokens=200_000, output_tokens=10, total_tokens=200_010)
@@ -110,7 +114,17 @@ class TestCost:
             table.cost("gemini-1.5-flash", small)
             == (1000 * Decimal("0.075") + 10 * Decimal("0.30")) / M
         )
-        assert table.cost("gemini-1.5-flash", big) is None
+        assert (
+            table.cost("gemini-1.5-flash", big)
+            == (200_000 * Decimal("0.15") + 10 * Decimal("0.60")) / M
+        )
+        assert table.models["gemini-1.5-flash"].secondary_source
+
+    def test_beyond_range(self) -> None:
+        """A price with max_prompt_tokens gives None above it."""
+        table = PricingTable({"m": {"input": "1", "output": "2", "max_prompt_tokens": 100}}, "t")
+        assert table.cost("m", Usage(input_tokens=101, output_tokens=1)) is None
+        assert table.cost("m", Usage(input_tokens=100, output_tokens=1)) == Decimal("0.000102")
 
     def test_money_is_decimal(self) -> None:
         """Costs are exact Decimals."""
@@ -129,7 +143,8 @@ class TestNames:
             ("models/gemini-2.5-flash", "gemini-2.5-flash"),
             ("gemini-2.5-flash-001", "gemini-2.5-flash"),
             ("gemini-2.5-flash-latest", "gemini-2.5-flash"),
-            ("gemini-2.5-flash-preview-05-20", "gemini-2.5-flash"),
+            # genai-prices keeps the 2.5 Flash preview's own (lower) price.
+            ("gemini-2.5-flash-preview-05-20", "gemini-2.5-flash-preview"),
             ("gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite"),
             ("gemini-3-flash-preview", "gemini-3-flash-preview"),
             ("models/gemini-3.1-pro-preview", "gemini-3.1-pro-preview"),
@@ -162,7 +177,9 @@ class TestOverrides:
 
     def test_configure_with_mapping(self) -> None:
         """configure(pricing=mapping) prices records and names the version."""
-        sink = vividly_trace.sinks.MemorySink()
+        from vividly_trace.sinks import MemorySink
+
+        sink = MemorySink()
         vividly_trace.configure(
             sinks=[sink],
             sync=True,
@@ -173,7 +190,7 @@ class TestOverrides:
             call.set_usage(input_tokens=500_000, output_tokens=500_000)
         [rec] = sink.records
         assert rec.cost_usd == Decimal("1.00")
-        assert rec.pricing_version == "gemini-2026-03-30+custom"
+        assert rec.pricing_version == PricingTable.default().version + "+custom"
 
     def test_from_file(self, tmp_path: Path) -> None:
         """A TOML or JSON file loads; a bad one is a ConfigurationError."""

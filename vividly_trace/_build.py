@@ -32,6 +32,7 @@ from .usage import (
     add_usage,
     extract,
     interaction_failure,
+    service_tier_name,
 )
 
 __all__ = ["Item", "RecordBuilder", "Redactor", "build_record"]
@@ -180,6 +181,7 @@ def _merged_info(response: Any, last: Any) -> ResponseInfo:
                 response_model=info.response_model or tail.response_model,
                 finish_reason=tail.finish_reason or info.finish_reason,
                 block_reason=tail.block_reason or info.block_reason,
+                service_tier=info.service_tier or tail.service_tier,
             )
     return info if info is not None else EMPTY_INFO
 
@@ -220,6 +222,7 @@ _RECORD_FIELDS = (
     "user_id",
     "session_id",
     "request_id",
+    "service_tier",
 )
 if tuple(f.name for f in dataclasses.fields(PromptExecution)) != _RECORD_FIELDS:  # pragma: no cover
     raise RuntimeError("PromptExecution's fields changed: update build_record (positional)")
@@ -257,32 +260,64 @@ class _Requests:
     (a stream's merged chunks, ``model_dump()``), and counting it too would double the bill.
     """
 
-    __slots__ = ("cost", "error", "first_chunk", "info", "model", "records", "usage")
+    __slots__ = (
+        "cost",
+        "error",
+        "first_chunk",
+        "info",
+        "model",
+        "records",
+        "tier",
+        "usage",
+        "version",
+    )
 
-    def __init__(self, call: CallHandle, pricing: PricingTable) -> None:
+    def __init__(self, call: CallHandle, pricing: PricingTable, day: int) -> None:
         requests = tuple(call._requests or ())
         usage = EMPTY_USAGE
         cost: Decimal | None = _ZERO
         info = EMPTY_INFO
         records = []
         t0 = call._t0
+        version: str | None = None
+        tier = None
         for request in requests:
             info = _merged_info(request.response, request.last)
-            model = _priced_model(pricing, request.model, info.response_model)
+            model = pricing.priced_model(request.model, info.response_model)
             more = info.usage
-            price = None if more.is_empty else pricing.request_cost(request.operation, model, more)
+            tier = call._tier or info.service_tier or _config_tier(request.config)
+            price = None
             if not more.is_empty:
+                price, priced_by = pricing.quote(
+                    model, more, day=day, tier=tier, operation=request.operation
+                )
                 usage = add_usage(usage, more)
                 # One request without a price makes the total unknown (never an undercount).
                 cost = None if cost is None or price is None else cost + price
+                if priced_by is not None and priced_by != version:
+                    # Requests priced in different periods (a call across a price change).
+                    version = priced_by if version is None else f"{pricing.version}/mixed"
             records.append(_request_record(request, info, price, t0))
         self.usage = usage
         self.cost = None if usage.is_empty else cost
+        self.version = version if self.cost is not None else None
+        self.tier = tier
         self.info = info
         self.error = requests[-1].error if requests else None
         self.model = next((r.model for r in requests if r.model), None)
         self.records = tuple(records)
         self.first_chunk = next((r.t_first for r in requests if r.t_first), 0)
+
+
+def _config_tier(config: Any) -> str | None:
+    """The ``service_tier`` a google-genai request's config asks for (an object or a dict)."""
+    if config is None:
+        return None
+    if isinstance(config, dict):
+        value = config.get("service_tier", config.get("serviceTier"))
+    else:
+        value = getattr(config, "service_tier", None)
+    return None if value is None else service_tier_name(value)
 
 
 def _request_record(
@@ -316,14 +351,7 @@ def _request_record(
 
 
 _ZERO = Decimal(0)
-
-
-def _priced_model(pricing: PricingTable, requested: str | None, answered: str | None) -> Any:
-    """The requested model, or the one the answer names when only that one has a price (an
-    alias such as ``gemini-flash-latest``)."""
-    if requested and answered and requested != answered and pricing.resolve(requested) is None:
-        return answered
-    return requested or answered
+_DAY_NS = 86_400 * 10**9
 
 
 def _blocked(info: ResponseInfo) -> tuple[str, str]:
@@ -392,7 +420,8 @@ def build_record(
     """Turn a finished call into its record (extraction, pricing, sanitising); with
     ``content_max_chars``, its prompt and response texts too."""
     spec = call._spec
-    summed = _Requests(call, pricing) if call._requests else None
+    day = call._wall_ns // _DAY_NS  # the UTC day the call started: its price period
+    summed = _Requests(call, pricing, day) if call._requests else None
     if summed is not None:
         info = summed.info
         usage: Usage = call._usage or summed.usage
@@ -440,10 +469,14 @@ def build_record(
         flags = int(getattr(trace, "trace_flags", 0)) & 0xFF
         header = f"00-{trace.trace_id:032x}-{trace.span_id:016x}-{flags:02x}"
         metadata = {**metadata, "traceparent": header} if metadata else {"traceparent": header}
+    tier = summed.tier if summed is not None else (call._tier or info.service_tier)
     if summed is not None and call._usage is None:
         cost = summed.cost
+        priced_by = summed.version
+    elif usage is EMPTY_USAGE or usage.is_empty:
+        cost = priced_by = None
     else:
-        cost = None if usage is EMPTY_USAGE or usage.is_empty else pricing.cost(model, usage)
+        cost, priced_by = pricing.quote(model, usage, day=day, tier=tier)
     parent = call._parent
     version, group = spec.version, spec.ab_group
     fetched = call._prompt
@@ -476,7 +509,7 @@ def build_record(
         usage.audio_input_tokens,  # audio_input_token_count
         usage.cached_audio_tokens,  # cached_audio_token_count
         cost,  # cost_usd
-        pricing.version if cost is not None else None,  # pricing_version
+        priced_by,  # pricing_version
         error_type,  # error_type
         error_message,  # error_message
         http_status,  # http_status
@@ -492,4 +525,5 @@ def build_record(
         scope.user_id if scope is not None else None,  # user_id
         scope.session_id if scope is not None else None,  # session_id
         scope.request_id if scope is not None else None,  # request_id
+        tier,  # service_tier
     )

@@ -22,7 +22,7 @@ from ._record import PromptExecution
 from ._safety import warn_limited
 from ._scope import Scope, current_scope
 from ._score import send_score
-from .usage import Usage, extract, has_usage, usage_from_mapping
+from .usage import Usage, extract, has_usage, service_tier_name, usage_from_mapping
 
 __all__ = [
     "NOTHING",
@@ -94,6 +94,7 @@ class GeminiRequest:
     """
 
     __slots__ = (
+        "config",
         "error",
         "last",
         "model",
@@ -108,6 +109,7 @@ class GeminiRequest:
     def __init__(self, model: Any, operation: str = "generate_content") -> None:
         self.model = model if type(model) is str else None
         self.operation = operation
+        self.config: Any = None  # the request's config (its service_tier, read when built)
         self.response: Any = None
         self.last: Any = None
         self.error: tuple[str, str, int | None] | None = None
@@ -226,6 +228,7 @@ class CallHandle:
     _last_chunk: Any = NOTHING
     _usage: Usage | None = None
     _model: str | None = None
+    _tier: str | None = None  # set_service_tier
     _metadata: dict[str, Any] | None = None
     _record: Any = NOTHING
     _trace: Any = None  # the OpenTelemetry span context active at the start, if captured
@@ -361,6 +364,22 @@ class CallHandle:
                 "CallHandle.set_model: the model name must be a str; ignored (%s)",
                 type(name).__name__,
             )
+
+    def set_service_tier(self, tier: str) -> None:
+        """Name the service tier that priced this call: ``"batch"`` for the results of a
+        Batch API job handed to :meth:`record_response` (their responses do not say so),
+        or ``standard``, ``flex``, ``priority``, ``provisioned``. Wins over what the request
+        and the response say."""
+        name = service_tier_name(tier) if isinstance(tier, str) else None
+        if name is None:
+            warn_limited(
+                "set_service_tier",
+                "CallHandle.set_service_tier: unknown tier %r ignored (standard, flex, "
+                "priority, batch or provisioned)",
+                str(tier)[:40] if isinstance(tier, str) else type(tier).__name__,
+            )
+            return
+        self._tier = name
 
     def __repr__(self) -> str:
         return f"<CallHandle {self._spec.template_key!r} {self.execution_id}>"

@@ -118,8 +118,10 @@ def configure(
             record; return a changed record (``dataclasses.replace``) or ``None`` to drop it.
         mask_secrets: mask metadata values under keys that look like secrets and API keys
             or bearer tokens inside strings (on by default).
-        pricing: a :class:`PricingTable`, a path to a TOML/JSON table, or a mapping of
-            model overrides applied over the packaged table.
+        pricing: a mapping of model overrides, or a path to a TOML/JSON table, applied
+            over the packaged table (extending it: see :meth:`PricingTable.load`; a file
+            with ``replace = true`` replaces it); or a :class:`PricingTable`, used as it is
+            (``PricingTable.from_file(path)`` replaces the packaged table).
         queue_size: per-sink bound; beyond it records are dropped and counted.
         batch_size, flush_interval: a worker wakes when a batch is full or every
             ``flush_interval`` seconds.
@@ -341,7 +343,7 @@ def _pricing(pricing: Any) -> PricingTable:
         return pricing
     try:
         if isinstance(pricing, (str, Path)):
-            return PricingTable.from_file(pricing)
+            return PricingTable.load(pricing)
         if isinstance(pricing, Mapping):
             return PricingTable.default().with_overrides(pricing)
     except ConfigurationError:

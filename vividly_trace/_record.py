@@ -102,6 +102,13 @@ class PromptExecution:
     chars]`` marker and masked like metadata; ``None`` when unknown.
     ``user_id``, ``session_id`` and ``request_id`` are those bound by
     :func:`vividly_trace.context` (or the web middleware) when the call started.
+    ``service_tier`` is the tier that priced the call: ``standard``, ``flex``,
+    ``priority`` (the request's ``service_tier``, or the tier the answer says served it),
+    ``batch`` (:meth:`CallHandle.set_service_tier`, for Batch API results) or
+    ``provisioned`` (Vertex AI provisioned throughput: no per-token price); ``None`` when
+    nothing said (priced as standard). ``pricing_version`` names the price table and,
+    for a model whose prices change on a date, the period that applied
+    (``VERSION/until-DATE`` or ``VERSION/from-DATE``; the record's ``started_at`` day, UTC).
 
     Frozen: every sink's worker shares one instance. To change a record (in a ``redact``
     hook), return ``dataclasses.replace(record, ...)``.
@@ -144,6 +151,7 @@ class PromptExecution:
     user_id: str | None = None
     session_id: str | None = None
     request_id: str | None = None
+    service_tier: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a dict of plain JSON types.

@@ -234,6 +234,7 @@ class TestEntries:
             "user_id": None,
             "session_id": None,
             "request_id": None,
+            "service_tier": None,
         }
         for key, value in expected.items():
             assert payload[key] == value, key

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-import sys
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal, InvalidOperation
@@ -18,11 +18,6 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from ..exceptions import ConfigurationError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
     "KINDS",

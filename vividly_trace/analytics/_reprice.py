@@ -11,13 +11,18 @@ table has no price for (they are counted as ``unpriced``, and the unknown models
 
 An execution with Gemini request rows (``prompt_requests``, schema revision 0003: what
 client capture saw) is repriced request by request, each at its own model (the requested
-one, or the one the answer named when only that one has a price, as the record builder
-does) and by its operation's billing rule (:meth:`PricingTable.request_cost`); the
-execution's cost becomes the sum of its requests' (a request left as it was keeps its
-cost; the sum is unknown when a request with tokens has none). The execution counts as
-``unpriced`` when one of its requests could not be priced, and is left as it was when none
-could. An execution without request
-rows is priced from its own counts and model, as before.
+one, or the one the answer named when the requested name has no price of its own, as the
+record builder does: :meth:`PricingTable.priced_model`) and by its operation's billing
+rule (:meth:`PricingTable.request_cost`); the execution's cost becomes the sum of its
+requests' (a request left as it was keeps its cost; the sum is unknown when a request with
+tokens has none). The execution counts as ``unpriced`` when one of its requests could not
+be priced, and is left as it was when none could. An execution without request rows is
+priced from its own counts and model, as before.
+Each execution is priced as the record builder priced it: at the prices in force on the UTC
+day it started (``executed_at``; a model whose prices change on a date, such as the end of
+an introductory price, gets the period's price, and ``pricing_version`` names the table and
+the period, ``VERSION/from-DATE``) and at its stored ``service_tier`` (schema revision with
+that column; ``NULL`` or an older store: standard), which applies to its request rows too.
 A cost rewritten by ``reprice`` is what :class:`~vividly_trace.PricingTable` gives for the
 stored counts: input (cached part at the cached rate, cached audio at the cached-audio
 rate, other audio at the audio rate), output (thinking included) at the output rate, tier
@@ -33,7 +38,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigurationError
-from ..pricing import PricingTable
+from ..pricing import PricingTable, utc_day
 from ..usage import Usage
 from ._sql import (
     executions_table,
@@ -64,8 +69,9 @@ ProgressCallback = Callable[[int, int], None]
 _TOO_OLD = frozenset({None, "0001"})
 # One statement per batch: the statement-level trigger then runs once per batch.
 _PG_UPDATE = """
-UPDATE prompt_executions AS e SET cost_usd = v.cost, pricing_version = :version
-  FROM unnest(CAST(:ids AS text[]), CAST(:costs AS numeric[])) AS v (id, cost)
+UPDATE prompt_executions AS e SET cost_usd = v.cost, pricing_version = v.version
+  FROM unnest(CAST(:ids AS text[]), CAST(:costs AS numeric[]), CAST(:versions AS text[]))
+       AS v (id, cost, version)
  WHERE e.id = v.id
 """
 _PG_UPDATE_REQUESTS = """
@@ -192,8 +198,8 @@ def _require_revision(engine: Engine) -> None:
         )
 
 
-def _write(conn: Connection, statement: Any, changes: list[dict[str, Any]], version: str) -> None:
-    """Set the new costs and the pricing version of the changed rows."""
+def _write(conn: Connection, statement: Any, changes: list[dict[str, Any]]) -> None:
+    """Set the new costs and the pricing versions of the changed rows."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy import text
 
@@ -202,7 +208,7 @@ def _write(conn: Connection, statement: Any, changes: list[dict[str, Any]], vers
             {
                 "ids": [c["b_id"] for c in changes],
                 "costs": [c["b_cost"] for c in changes],
-                "version": version,
+                "versions": [c["b_version"] for c in changes],
             },
         )
     else:
@@ -334,6 +340,7 @@ def reprice(
         conditions = window_conditions(engine, since, until, template)
         with engine.connect() as conn:
             with_requests = has_requests_table(conn)
+            with_tier = _has_column(conn, "service_tier")
             total = int(
                 conn.execute(select(func.count()).select_from(e).where(*conditions)).scalar_one()
             )
@@ -349,8 +356,10 @@ def reprice(
         )
         done = 0
         last_id: str | None = None
+        extra = [c.executed_at, c.service_tier] if with_tier else [c.executed_at]
         while True:
             query = select(
+                *extra,
                 c.id,
                 c.template_name,
                 c.model,
@@ -383,14 +392,16 @@ def reprice(
                     entry[0] += 1
                     old = r.cost_usd
                     mine = children.get(r.id)
+                    day = utc_day(r.executed_at)
+                    tier = r.service_tier if with_tier else None
                     if mine is not None:
                         if all(_no_tokens(q) for q in mine):
                             entry[3] += 1  # only failed requests: nothing to price
                             entry[5] += old or _ZERO
                             entry[6] += old or _ZERO
                             continue
-                        new, repriced, partly_unpriced = _requests_cost(
-                            engine, table, r.id, mine, unknown, request_changes
+                        new, version, repriced, partly_unpriced = _requests_cost(
+                            engine, table, r.id, mine, unknown, request_changes, day, tier
                         )
                         entry[4] += 1 if partly_unpriced else 0
                         if not repriced:  # no request could be priced: left as it was
@@ -408,7 +419,7 @@ def reprice(
                                 )
                             continue
                     else:
-                        new = _new_cost(table, r, unknown)
+                        new, version = _new_cost(table, r, unknown, day, tier)
                     if new is None:
                         no_tokens = r.input_token_count is None and r.output_token_count is None
                         entry[3 if no_tokens else 4] += 1
@@ -419,15 +430,15 @@ def reprice(
                     entry[5] += old or _ZERO
                     entry[6] += new
                     cost_changed = old is None or old != new
-                    if cost_changed or r.pricing_version != table.version:
+                    if cost_changed or r.pricing_version != version:
                         entry[1] += 1
                         entry[2] += 1 if cost_changed else 0
-                        changes.append({"b_id": r.id, "b_cost": new, "b_version": table.version})
+                        changes.append({"b_id": r.id, "b_cost": new, "b_version": version})
                 if transaction is not None:
                     if request_changes:
                         _write_requests(conn, request_changes)
                     if changes:
-                        _write(conn, statement, changes, table.version)
+                        _write(conn, statement, changes)
                     transaction.commit()
             last_id = rows[-1].id
             done += len(rows)
@@ -454,6 +465,12 @@ def reprice(
     )
 
 
+def _has_column(conn: Connection, name: str) -> bool:
+    from sqlalchemy import inspect
+
+    return any(col["name"] == name for col in inspect(conn).get_columns("prompt_executions"))
+
+
 def _no_tokens(row: Any) -> bool:
     return row.input_token_count is None and row.output_token_count is None
 
@@ -478,33 +495,36 @@ def _requests_cost(
     requests: list[Any],
     unknown: set[str],
     changes: list[dict[str, Any]],
-) -> tuple[Decimal | None, bool, bool]:
-    """Reprice an execution's request rows, each at its own model.
+    day: int,
+    tier: str | None,
+) -> tuple[Decimal | None, str, bool, bool]:
+    """Reprice an execution's request rows, each at its own model, on the execution's
+    day and in its service tier.
 
     Appends the requests whose cost changes to ``changes``. Returns the execution's new
     cost (the exact sum over its requests with tokens; ``None`` when one of them has no
-    cost), whether any request was priced by ``table``, and whether a request with tokens
-    could not be (its cost left as it was).
+    cost), its pricing version (the table and the price period), whether any request was
+    priced by ``table``, and whether a request with tokens could not be (its cost left as
+    it was).
     """
     total: Decimal | None = _ZERO
+    version: str | None = None
     repriced = False
     partly_unpriced = False
     for q in requests:
         if _no_tokens(q):
             continue  # a failed request: nothing billed, nothing to price
-        model = q.model or q.response_model
-        if (
-            q.model
-            and q.response_model
-            and table.resolve(q.model) is None
-            and table.resolve(q.response_model) is not None
-        ):
-            model = q.response_model  # an alias only the answer's name resolves
+        model = table.priced_model(q.model, q.response_model)
         new: Decimal | None = None
+        priced_by: str | None = None
         if model and table.resolve(model) is None:
             unknown.add(model)
         elif model:
-            new = table.request_cost(q.operation, model, _usage(q))
+            new, priced_by = table.quote(
+                model, _usage(q), day=day, tier=tier, operation=q.operation
+            )
+        if priced_by is not None and priced_by != version:
+            version = priced_by if version is None else f"{table.version}/mixed"
         if new is None:
             partly_unpriced = True
             cost = q.cost_usd  # left as it was
@@ -515,17 +535,20 @@ def _requests_cost(
             if q.cost_usd is None or q.cost_usd != stored:
                 changes.append({"b_id": execution_id, "b_seq": q.seq, "b_cost": stored})
         total = None if total is None or cost is None else total + cost
-    return total, repriced, partly_unpriced
+    return total, version or table.version, repriced, partly_unpriced
 
 
-def _new_cost(table: PricingTable, row: Any, unknown: set[str]) -> Decimal | None:
+def _new_cost(
+    table: PricingTable, row: Any, unknown: set[str], day: int, tier: str | None
+) -> tuple[Decimal | None, str]:
+    """(cost, pricing version) of an execution without request rows."""
     if row.input_token_count is None and row.output_token_count is None:
-        return None
+        return None, table.version
     model = row.model or row.response_model
     if not model:
-        return None
-    price = table.resolve(model)
-    if price is None:
+        return None, table.version
+    if table.resolve(model) is None:
         unknown.add(model)
-        return None
-    return price.cost(_usage(row))
+        return None, table.version
+    cost, version = table.quote(model, _usage(row), day=day, tier=tier)
+    return cost, version or table.version

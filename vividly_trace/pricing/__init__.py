@@ -1,7 +1,13 @@
 """Dated, sourced price tables and cost computation in ``Decimal``.
 
-The packaged table (``data/gemini.toml``) holds the official Gemini API prices with their
-as-of date and source. Users extend or override it from a file or in code::
+The packaged table (``data/gemini.toml``) is compiled ahead of time from the genai-prices
+catalogue plus the project's curated overrides (``curated.toml``) by
+``vividly-trace pricing compile`` (:mod:`vividly_trace.pricing._compile`); nothing here
+imports genai-prices. A model's price has periods (``changes``: the prices in force from a
+date on, e.g. the end of an introductory price) and service tiers (``tiers``: ``flex``,
+``priority``, ``batch``, or a ``provisioned`` rate the user configures), and a request is
+priced at the period in force on the UTC day it started. Users extend or override the table
+from a file or in code::
 
     table = PricingTable.default().with_overrides(
         {"my-tuned-model": {"input": "0.5", "output": "2"}}, version="ours-2026-11"
@@ -11,11 +17,14 @@ as-of date and source. Users extend or override it from a file or in code::
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import logging
 import re
-import sys
 import threading
+import time
+import tomllib
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
@@ -27,12 +36,14 @@ from .._jsonsafe import show
 from ..exceptions import ConfigurationError
 from ..usage import Usage
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
-
-__all__ = ["ModelPrice", "PricingTable", "normalize_model_name"]
+__all__ = [
+    "FIELD_ORDER",
+    "SERVICE_TIERS",
+    "ModelPrice",
+    "PricingTable",
+    "normalize_model_name",
+    "utc_day",
+]
 
 _logger = logging.getLogger("vividly_trace")
 _ONE = Decimal(1)
@@ -50,6 +61,37 @@ _PRICE_FIELDS = (
     "output_above",
     "cached_input_above",
 )
+#: The service tiers a record can name. ``standard`` is the table's plain prices; the others
+#: are priced from a model's ``tiers`` (none: no price); ``provisioned`` (Vertex AI
+#: provisioned throughput) has no per-token list price unless a table gives one.
+SERVICE_TIERS = frozenset({"standard", "flex", "priority", "batch", "provisioned"})
+_DAY_NS = 86_400 * 10**9
+_UNSET = object()
+_EPOCH = _dt.date(1970, 1, 1)
+
+
+def utc_day(when: _dt.datetime | _dt.date | None = None) -> int:
+    """Days since 1970-01-01 of ``when`` in UTC (a naive datetime is UTC; None: now)."""
+    if when is None:
+        return time.time_ns() // _DAY_NS
+    if isinstance(when, _dt.datetime):
+        if when.tzinfo is not None:
+            when = when.astimezone(_dt.timezone.utc)
+        when = when.date()
+    return (when - _EPOCH).days
+
+
+def _day_of(name: str, value: Any) -> int:
+    """A change's ``from`` date (ISO string or date) as a UTC day number."""
+    try:
+        if isinstance(value, _dt.datetime):
+            raise TypeError
+        day = value if isinstance(value, _dt.date) else _dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"price of {show(name)}: a change needs 'from' = a date (YYYY-MM-DD), got {show(value)}"
+        ) from None
+    return (day - _EPOCH).days
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +101,12 @@ class ModelPrice:
     ``tier_threshold``: above this many prompt tokens the whole request is billed at the
     ``*_above`` prices. ``max_prompt_tokens``: above it the table has no price (cost None).
     Missing cached / audio prices fall back to the plain input price.
+
+    ``changes``: ``(date, price)`` pairs in date order: ``price`` is in force from that UTC
+    day on (this object's own rates before the first). ``tiers``: ``(tier, price)`` pairs,
+    each with its own ``changes``: the prices of a service tier other than standard.
+    ``aliases``: other model names priced the same (exact, after lower-casing). ``note``:
+    why a curated price differs from the catalogue it was compiled from.
 
     .. versionadded:: 0.1.0
     """
@@ -76,13 +124,37 @@ class ModelPrice:
     as_of: str | None = None
     source: str | None = None
     secondary_source: bool = False
+    note: str | None = None
+    changes: tuple[tuple[str, ModelPrice], ...] = ()
+    tiers: tuple[tuple[str, ModelPrice], ...] = ()
+    aliases: tuple[str, ...] = ()
     # The rates as integers over a common power of ten, so that a cost is integer arithmetic
     # and one exact Decimal at the end (cheaper than Decimal arithmetic per record).
     _scaled: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
+    _change_days: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
+    _tier_map: dict[str, ModelPrice] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for name in _PRICE_FIELDS:
             _check_rate(name, getattr(self, name))
+        days = tuple(_day_of("ModelPrice", start) for start, _ in self.changes)
+        if list(days) != sorted(set(days)):
+            raise ConfigurationError("ModelPrice: changes must be in date order, one per date")
+        for _, later in self.changes:
+            if not isinstance(later, ModelPrice) or later.changes or later.tiers:
+                raise ConfigurationError("ModelPrice: a change is a ModelPrice without changes")
+        object.__setattr__(self, "_change_days", days)
+        for tier, price in self.tiers:
+            if tier not in SERVICE_TIERS or tier == "standard":
+                raise ConfigurationError(
+                    f"ModelPrice: unknown service tier {show(tier)} (known: "
+                    f"{', '.join(sorted(SERVICE_TIERS - {'standard'}))})"
+                )
+            if not isinstance(price, ModelPrice) or price.tiers:
+                raise ConfigurationError("ModelPrice: a tier is a ModelPrice without tiers")
+            self._tier_map[tier] = price
         rates = [self._effective(above) for above in (False, True)]
         places = max(
             (max(0, -r.as_tuple().exponent) for pair in rates for r in pair),  # type: ignore[operator]
@@ -105,9 +177,12 @@ class ModelPrice:
         in_rate = self.input
         cached_rate = self.cached_input if self.cached_input is not None else in_rate
         audio_rate = self.audio_input if self.audio_input is not None else in_rate
-        cached_audio = (
-            self.cached_audio_input if self.cached_audio_input is not None else cached_rate
-        )
+        # No cached-audio price: the cached price, or without one (no caching) the audio
+        # price, as genai-prices bills it.
+        if self.cached_audio_input is not None:
+            cached_audio = self.cached_audio_input
+        else:
+            cached_audio = self.cached_input if self.cached_input is not None else audio_rate
         return in_rate, self.output, cached_rate, audio_rate, cached_audio
 
     @classmethod
@@ -125,7 +200,17 @@ class ModelPrice:
             )
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            if key in _PRICE_FIELDS:
+            if key == "changes":
+                kwargs[key] = _changes_of(name, data, value)
+            elif key == "tiers":
+                kwargs[key] = _tiers_of(name, value)
+            elif key == "aliases":
+                if not isinstance(value, (list, tuple)) or not all(
+                    isinstance(a, str) and a.strip() for a in value
+                ):
+                    raise ConfigurationError(f"price of {show(name)}: aliases must be names")
+                kwargs[key] = tuple(a.strip().lower() for a in value)
+            elif key in _PRICE_FIELDS:
                 kwargs[key] = _to_price(name, key, value)
             elif key in ("tier_threshold", "max_prompt_tokens"):
                 if value is not None and (type(value) is not int or value <= 0):
@@ -143,8 +228,38 @@ class ModelPrice:
             )
         return cls(**kwargs)
 
-    def cost(self, usage: Usage) -> Decimal | None:
-        """Cost of one request with this price, or ``None`` when no tier covers it."""
+    def select(self, day: int, tier: str | None = None) -> tuple[ModelPrice | None, str | None]:
+        """The price in force on UTC ``day`` (see :func:`utc_day`) for ``tier`` (None or
+        ``standard``: the plain prices), and the period's label (``until-DATE`` before the
+        first change, ``from-DATE`` after one; None for a price without changes). ``(None,
+        None)``: the model has no price for that tier."""
+        price: ModelPrice | None = self
+        if tier is not None and tier != "standard":
+            price = self._tier_map.get(tier)
+            if price is None:
+                return None, None
+        assert price is not None
+        changes = price.changes
+        if not changes:
+            return price, None
+        i = bisect_right(price._change_days, day)
+        if i == 0:
+            return price, f"until-{changes[0][0]}"
+        start, later = changes[i - 1]
+        return later, f"from-{start}"
+
+    def cost(self, usage: Usage, day: int | None = None, tier: str | None = None) -> Decimal | None:
+        """Cost of one request with this price on UTC ``day`` (None: today) in ``tier``, or
+        ``None`` when no prompt-size tier (or no price for the service tier) covers it."""
+        if self.changes or self.tiers:
+            price = self.select(utc_day() if day is None else day, tier)[0]
+            return None if price is None else price._cost(usage)
+        if tier is not None and tier != "standard":
+            return None
+        return self._cost(usage)
+
+    def _cost(self, usage: Usage) -> Decimal | None:
+        """Cost of one request at this object's own rates."""
         input_tokens = usage.input_tokens or 0
         output_tokens = usage.output_tokens or 0
         if self.max_prompt_tokens is not None and input_tokens > self.max_prompt_tokens:
@@ -178,6 +293,64 @@ class ModelPrice:
             total % scaled[11] == 0 if total < _EXACT_LIMIT else cost.as_tuple().exponent > 0  # type: ignore[operator]
         )
         return cost.quantize(_ONE) if integral else cost
+
+
+_PERIOD_FIELDS = (*_PRICE_FIELDS, "tier_threshold", "max_prompt_tokens")
+#: The fields of one price period, in the order tables show and write them.
+FIELD_ORDER = (
+    "input",
+    "output",
+    "cached_input",
+    "audio_input",
+    "cached_audio_input",
+    "tier_threshold",
+    "input_above",
+    "output_above",
+    "cached_input_above",
+    "max_prompt_tokens",
+)
+
+
+def _changes_of(
+    name: str, base: Mapping[str, Any], value: Any
+) -> tuple[tuple[str, ModelPrice], ...]:
+    """Parse ``changes``: each names its ``from`` date and the fields that change; the
+    others carry over from the period before."""
+    if not isinstance(value, (list, tuple)):
+        raise ConfigurationError(f"price of {show(name)}: changes must be a list of tables")
+    current = {k: base[k] for k in _PERIOD_FIELDS if k in base}
+    out = []
+    for change in value:
+        if not isinstance(change, Mapping) or "from" not in change:
+            raise ConfigurationError(f"price of {show(name)}: each change needs 'from'")
+        start = change["from"]
+        _day_of(name, start)
+        rest = {k: v for k, v in change.items() if k != "from"}
+        bad = [k for k in rest if k not in _PERIOD_FIELDS]
+        if bad:
+            raise ConfigurationError(
+                f"price of {show(name)}: a change may set only prices, got {sorted(map(show, bad))}"
+            )
+        current = {**current, **rest}
+        iso = start.isoformat() if isinstance(start, _dt.date) else str(start)
+        out.append((iso, ModelPrice.from_mapping(f"{name} from {iso}", current)))
+    return tuple(out)
+
+
+def _tiers_of(name: str, value: Any) -> tuple[tuple[str, ModelPrice], ...]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"price of {show(name)}: tiers must be a table of tiers")
+    out = []
+    for tier, data in value.items():
+        if tier not in SERVICE_TIERS or tier == "standard":
+            raise ConfigurationError(
+                f"price of {show(name)}: unknown service tier {show(tier)} (known: "
+                f"{', '.join(sorted(SERVICE_TIERS - {'standard'}))})"
+            )
+        if isinstance(data, Mapping) and "tiers" in data:
+            raise ConfigurationError(f"price of {show(name)}: a tier cannot have tiers")
+        out.append((tier, ModelPrice.from_mapping(f"{name} ({tier})", data)))
+    return tuple(out)
 
 
 def _to_price(model: str, key: str, value: Any) -> Decimal | None:
@@ -257,21 +430,39 @@ class PricingTable:
 
     _default: PricingTable | None = None
 
-    def __init__(self, models: Mapping[str, ModelPrice | Mapping[str, Any]], version: str) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, ModelPrice | Mapping[str, Any]],
+        version: str,
+        *,
+        date: str | None = None,
+    ) -> None:
         if not isinstance(version, str) or not version:
             raise ConfigurationError("a PricingTable needs a non-empty version string")
         if not isinstance(models, Mapping):
             raise ConfigurationError(
                 f"a PricingTable needs a mapping of models, got {show(models)}"
             )
+        if date is not None:
+            _day_of("the table", date)
         self.version = version
+        #: The day the catalogue was compiled and reviewed (ISO date), if known.
+        self.date = date
         self.models: dict[str, ModelPrice] = {}
         for name, price in models.items():
             key = _model_key(name)
             self.models[key] = (
                 price if isinstance(price, ModelPrice) else ModelPrice.from_mapping(name, price)
             )
+        self._aliases: dict[str, ModelPrice] = {}
+        for price in self.models.values():
+            for alias in price.aliases:
+                if alias not in self.models:
+                    self._aliases.setdefault(alias, price)
         self._resolved: dict[str, ModelPrice | None] = {}
+        self._own: dict[str, object] = {}  # priced_model: a name's own key, or None
+        self._versions: dict[str | None, str] = {None: version}
+        self._replace = False  # a file's ``replace = true`` (see load)
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -298,12 +489,41 @@ class PricingTable:
         return cls._from_document(doc, str(p))
 
     @classmethod
+    def load(cls, path: str | Path) -> PricingTable:
+        """A user's table file over the packaged one: its models added to the packaged
+        table, or replacing the entries of the same name (each whole: prices, changes,
+        tiers); version ``PACKAGED+FILE``. A file with ``replace = true`` at the top is the
+        whole table instead (what :meth:`from_file` always gives)."""
+        table = cls.from_file(path)
+        if table._replace:
+            return table
+        base = cls.default()
+        return base.with_overrides(table.models, version=f"{base.version}+{table.version}")
+
+    @classmethod
     def _from_document(cls, doc: Mapping[str, Any], where: str) -> PricingTable:
         models = doc.get("models")
         version = doc.get("version")
         if not isinstance(models, Mapping) or not isinstance(version, str):
             raise ConfigurationError(f"price table {where} needs 'version' and [models.*]")
-        return cls(models, version)
+        date = doc.get("date")
+        if isinstance(date, _dt.date):
+            date = date.isoformat()
+        if date is not None and not isinstance(date, str):
+            raise ConfigurationError(f"price table {where}: 'date' must be a date (YYYY-MM-DD)")
+        replace_all = doc.get("replace", False)
+        if not isinstance(replace_all, bool):
+            raise ConfigurationError(f"price table {where}: 'replace' must be true or false")
+        table = cls(models, version, date=date)
+        table._replace = replace_all
+        return table
+
+    def age_days(self, today: _dt.date | None = None) -> int | None:
+        """Days since the table's ``date`` (UTC today by default); None when undated."""
+        if self.date is None:
+            return None
+        now = today or _dt.datetime.now(_dt.timezone.utc).date()
+        return (now - _dt.date.fromisoformat(self.date)).days
 
     def with_overrides(
         self, models: Mapping[str, ModelPrice | Mapping[str, Any]], version: str | None = None
@@ -330,7 +550,7 @@ class PricingTable:
                 merged[key] = replace(base, **{k: getattr(updates, k) for k in price})
             else:
                 merged[key] = ModelPrice.from_mapping(name, price)
-        return PricingTable(merged, version or f"{self.version}+custom")
+        return PricingTable(merged, version or f"{self.version}+custom", date=self.date)
 
     def resolve(self, model: str) -> ModelPrice | None:
         """The price for ``model`` after name normalisation, or ``None``."""
@@ -344,44 +564,116 @@ class PricingTable:
             pass
         found = None
         for candidate in normalize_model_name(model):
-            found = self.models.get(candidate)
+            found = self.models.get(candidate) or self._aliases.get(candidate)
             if found is not None:
                 break
         with self._lock:
             self._resolved[model] = found
         return found
 
-    def cost(self, model: str | None, usage: Usage) -> Decimal | None:
+    def priced_model(self, requested: str | None, answered: str | None) -> str | None:
+        """The model to price a request at: the requested one, or the one the answer names
+        when the requested name has no price of its own (unknown, or only an alias of a
+        moving name such as ``gemini-flash-latest``) and the answer's has."""
+        if requested and answered and requested != answered:
+            own = self._own.get(requested, _UNSET)
+            if own is _UNSET:
+                own = next((c for c in normalize_model_name(requested) if c in self.models), None)
+                with self._lock:
+                    self._own[requested] = own
+            if own is None and self.resolve(answered) is not None:
+                return answered
+        return requested or answered
+
+    def cost(
+        self,
+        model: str | None,
+        usage: Usage,
+        *,
+        day: int | None = None,
+        tier: str | None = None,
+    ) -> Decimal | None:
         """Cost in USD of a request, or ``None`` for an unknown model (warned once) or
         an unknown input count (the API did not report the prompt's tokens).
 
         Cached input is billed at the cached rate (never twice), thinking at the output rate,
         tool-use prompt tokens as input, audio input at the audio rate, and the tier is
-        chosen by the prompt size and applied to the whole request.
+        chosen by the prompt size and applied to the whole request. ``day``: the UTC day the
+        request started (:func:`utc_day`; None: today), which chooses the price period;
+        ``tier``: its service tier (None: standard).
         """
+        return self.quote(model, usage, day=day, tier=tier)[0]
+
+    def quote(
+        self,
+        model: str | None,
+        usage: Usage,
+        *,
+        day: int | None = None,
+        tier: str | None = None,
+        operation: str = "generate_content",
+    ) -> tuple[Decimal | None, str | None]:
+        """``(cost, pricing version)`` of one request: :meth:`request_cost`, and the name of
+        the catalogue and the price period used (``VERSION`` or ``VERSION/from-DATE``,
+        ``VERSION/until-DATE``); the version is None when the cost is."""
+        if operation in _NOT_BILLED_AT_REQUEST:
+            if usage.is_empty or usage.input_tokens is None:
+                return None, None
+            return _ZERO, self.version
         if usage.is_empty or usage.input_tokens is None:
-            return None  # no input count reported: the cost is unknown, not output-only
+            return None, None  # no input count reported: the cost is unknown, not output-only
         if not model:
             self._warn_once("", "a call with token usage has no model name: cost not computed")
-            return None
-        price = self.resolve(model)
-        if price is None:
+            return None, None
+        found = self.resolve(model)
+        if found is None:
             self._warn_once(
                 model,
                 f"no price for model {model!r} in pricing table {self.version!r}: cost left "
                 "empty (add it with configure(pricing=...))",
             )
-            return None
-        result = price.cost(usage)
+            return None, None
+        if not found.changes and not found.tiers and (tier is None or tier == "standard"):
+            price: ModelPrice | None = found
+            period = None
+        else:
+            price, period = found.select(utc_day() if day is None else day, tier)
+        if price is None:
+            if tier == "provisioned":
+                message = (
+                    f"{model!r} served on provisioned throughput, which has no per-token price "
+                    "(a reserved capacity, billed by the unit): cost left empty (configure a "
+                    "'provisioned' tier for the model to price it)"
+                )
+            else:
+                message = (
+                    f"no {tier} service tier price for model {model!r} in pricing table "
+                    f"{self.version!r}: cost left empty (add tiers.{tier} to the model's price)"
+                )
+            self._warn_once(f"{model}/{tier}", message)
+            return None, None
+        result = price._cost(usage)
         if result is None:
             self._warn_once(
                 f"{model}/max",
                 f"prompt of {usage.input_tokens} tokens is beyond the priced range of "
                 f"{model!r}: cost left empty",
             )
-        return result
+            return None, None
+        version = self._versions.get(period)
+        if version is None:
+            version = self._versions[period] = f"{self.version}/{period}"
+        return result, version
 
-    def request_cost(self, operation: str, model: str | None, usage: Usage) -> Decimal | None:
+    def request_cost(
+        self,
+        operation: str,
+        model: str | None,
+        usage: Usage,
+        *,
+        day: int | None = None,
+        tier: str | None = None,
+    ) -> Decimal | None:
         """Cost in USD of one captured request of ``operation`` (``generate_content``,
         ``embed_content``, ``caches.create``...): :meth:`cost`, but for the billing rules
         that depend on what the request does.
@@ -399,9 +691,7 @@ class PricingTable:
         request's input; storage is not a per-request cost (it depends on how long the cache
         lives) and is left out here. Vertex AI's rules differ and are not in this table.
         """
-        if operation in _NOT_BILLED_AT_REQUEST:
-            return None if usage.is_empty or usage.input_tokens is None else _ZERO
-        return self.cost(model, usage)
+        return self.quote(model, usage, day=day, tier=tier, operation=operation)[0]
 
     def _warn_once(self, key: str, message: str) -> None:
         if key in self._warned:

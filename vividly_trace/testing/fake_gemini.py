@@ -47,6 +47,8 @@ tier field on ``GenerateContentResponse`` (``usage_metadata.traffic_type`` is Ve
 so it is read as ``response.sdk_http_response.headers["x-gemini-service-tier"]``. The fake
 sends that header on ``generateContent`` / ``streamGenerateContent`` answers: the
 scenario's ``service_tier`` if set (to play a downgrade), else the requested tier, else none.
+``Scenario.traffic_type`` adds Vertex AI's ``usageMetadata.trafficType`` (google-genai reads
+it as ``usage_metadata.traffic_type``), e.g. ``PROVISIONED_THROUGHPUT``.
 
 Embeddings: one ``{"values": [...]}`` per content, in request order, deterministic for a
 given text (unit length; the size is the request's ``outputDimensionality``, else
@@ -240,6 +242,9 @@ class Scenario:
     # The tier reported in the x-gemini-service-tier header (e.g. "standard" for a downgraded
     # priority request); None: the tier the request asked for, if any.
     service_tier: str | None = None
+    # Vertex AI's usageMetadata.trafficType (e.g. "ON_DEMAND", "ON_DEMAND_FLEX",
+    # "PROVISIONED_THROUGHPUT"); None: omitted, as the Gemini API does.
+    traffic_type: str | None = None
     # Embedding size when the request names no outputDimensionality (None: 3072).
     embedding_dimensions: int | None = None
 
@@ -285,6 +290,8 @@ def _usage(
             + (scenario.tool_use_prompt_tokens or 0)
         )
     usage["totalTokenCount"] = total
+    if scenario.traffic_type is not None:
+        usage["trafficType"] = scenario.traffic_type
     if scenario.omit_prompt_tokens:
         del usage["promptTokenCount"], usage["totalTokenCount"]
     if scenario.audio_prompt_tokens is not None:

@@ -14,7 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 from .._jsonsafe import valid_text
-from ._types import EMPTY_USAGE, MAX_TOKENS, ResponseInfo, Usage, add_usage, build_usage
+from ._types import (
+    EMPTY_USAGE,
+    MAX_TOKENS,
+    ResponseInfo,
+    Usage,
+    add_usage,
+    build_usage,
+    service_tier_name,
+)
 from .caches import extract_cached_content
 from .dicts import extract_dict, usage_from_mapping
 from .embeddings import extract_embedding
@@ -39,6 +47,7 @@ __all__ = [
     "has_usage",
     "interaction_failure",
     "register_extractor",
+    "service_tier_name",
     "unregister_extractor",
     "usage_from_mapping",
 ]

@@ -4,7 +4,45 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["EMPTY_USAGE", "MAX_TOKENS", "ResponseInfo", "Usage", "add_usage", "build_usage"]
+__all__ = [
+    "EMPTY_USAGE",
+    "MAX_TOKENS",
+    "ResponseInfo",
+    "Usage",
+    "add_usage",
+    "build_usage",
+    "service_tier_name",
+]
+
+# A request's or response's tier name (google-genai ServiceTier, the x-gemini-service-tier
+# header, Vertex AI's TrafficType) -> the record's service tier.
+_TIERS = {
+    "standard": "standard",
+    "flex": "flex",
+    "priority": "priority",
+    "batch": "batch",
+    "provisioned": "provisioned",
+    "on_demand": "standard",
+    "on_demand_flex": "flex",
+    "on_demand_priority": "priority",
+    "provisioned_throughput": "provisioned",
+}
+
+
+def service_tier_name(value: object) -> str | None:
+    """The record's service tier (``standard``, ``flex``, ``priority``, ``batch``,
+    ``provisioned``) for a tier as a client or the API names it (an enum member such as
+    ``ServiceTier.FLEX`` or ``TrafficType.PROVISIONED_THROUGHPUT``, or a string); None for
+    an unspecified or unknown one."""
+    name = getattr(value, "_name_", None) if not isinstance(value, str) else value
+    if not isinstance(name, str):
+        name = getattr(value, "value", None)
+        if not isinstance(name, str):
+            return None
+    name = name.strip().lower()
+    for prefix in ("service_tier_", "traffic_type_"):
+        name = name.removeprefix(prefix)
+    return _TIERS.get(name)
 
 
 class Usage(NamedTuple):
@@ -67,6 +105,8 @@ class ResponseInfo(NamedTuple):
     response_model: str | None = None
     finish_reason: str | None = None
     block_reason: str | None = None
+    #: The tier that served the request, when the response says (see service_tier_name).
+    service_tier: str | None = None
 
 
 def build_usage(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._types import MAX_TOKENS, ResponseInfo, Usage, build_usage
+from ._types import MAX_TOKENS, ResponseInfo, Usage, build_usage, service_tier_name
 
 __all__ = ["extract_gemini", "has_usage"]
 
@@ -100,6 +100,29 @@ def _model_version(response: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _served_tier(response: Any, meta: Any) -> str | None:
+    """The tier that served the request: Vertex AI's ``usage_metadata.traffic_type``, else
+    the Gemini API's ``x-gemini-service-tier`` response header (google-genai keeps the
+    headers in ``sdk_http_response``)."""
+    if meta is not None:
+        traffic = getattr(meta, "traffic_type", None)
+        if traffic is not None:
+            tier = service_tier_name(traffic)
+            if tier is not None:
+                return tier
+    headers = getattr(getattr(response, "sdk_http_response", None), "headers", None)
+    if isinstance(headers, dict):
+        value = headers.get("x-gemini-service-tier")
+        if value is None:
+            value = next(
+                (v for k, v in headers.items() if str(k).lower() == "x-gemini-service-tier"),
+                None,
+            )
+        if value is not None:
+            return service_tier_name(value)
+    return None
+
+
 def extract_gemini(response: Any) -> ResponseInfo | None:
     """Extract usage, model and outcome from a Gemini response or stream chunk.
 
@@ -130,5 +153,7 @@ def extract_gemini(response: Any) -> ResponseInfo | None:
             block = None
     if block is None and finish in _BLOCKING_FINISH_REASONS:
         block = finish
-    # Positional (usage, provider, response_model, finish_reason, block_reason): cheaper.
-    return ResponseInfo(usage, "gemini", _model_version(response), finish, block)
+    # Positional (usage, provider, response_model, finish_reason, block_reason, tier): cheaper.
+    return ResponseInfo(
+        usage, "gemini", _model_version(response), finish, block, _served_tier(response, meta)
+    )

@@ -175,6 +175,7 @@ _SQLITE_PLAIN = (
     ("user_id", "user_id"),
     ("session_id", "session_id"),
     ("request_id", "request_id"),
+    ("service_tier", "service_tier"),
 )
 _SQLITE_COMPUTED = ("template_id", "executed_at", "cost_usd", "metadata")
 _sqlite_plain = operator.attrgetter(*(attr for attr, _ in _SQLITE_PLAIN))
@@ -335,6 +336,7 @@ _PG_COLUMNS = (
     "user_id",
     "session_id",
     "request_id",
+    "service_tier",
 )
 assert _PG_COLUMNS == EXECUTION_COLUMNS, "schema.prompt_executions and _PG_COLUMNS differ"
 _pg_values_cache: dict[int, str] = {}
@@ -440,6 +442,7 @@ class _PostgreSQL(Dialect):
             t(r.user_id),
             t(r.session_id),
             t(r.request_id),
+            t(r.service_tier),
         )
 
     @staticmethod

@@ -240,6 +240,9 @@ prompt_executions = Table(
     Column("user_id", Text, nullable=True),
     Column("session_id", Text, nullable=True),
     Column("request_id", Text, nullable=True),
+    # Added by schema revision "service tier" (last, for the same reason): the tier that
+    # priced the call (standard, flex, priority, batch, provisioned), NULL: not said.
+    Column("service_tier", Text, nullable=True),
 )
 """One row per prompt execution."""
 

@@ -1,0 +1,74 @@
+"""``reprice`` over stored rows of different dates and tiers, on SQLite and PostgreSQL: each
+row priced at the period in force on its UTC day and at its service tier (costs by hand
+from the pricing page's figures)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from tests.factories import make_record
+from tests.sql.sql_helpers import write_records
+from vividly_trace import PricingTable
+from vividly_trace.analytics import reprice
+
+M = Decimal(1_000_000)
+UTC = dt.timezone.utc
+VERSION = PricingTable.default().version
+
+
+def usd(*parts: tuple[int, str]) -> Decimal:
+    """Sum of tokens x price per 1M tokens."""
+    return sum((n * Decimal(price) for n, price in parts), Decimal(0)) / M
+
+
+def test_reprice_by_day_and_tier(db_url: str) -> None:
+    """reprice prices each stored row at the period of its day and at its tier."""
+    rows = [
+        ("gemini-4-argon", dt.datetime(2026, 11, 30, 23, 59, tzinfo=UTC), None),
+        ("gemini-4-argon", dt.datetime(2026, 12, 1, 0, 0, tzinfo=UTC), None),
+        ("gemini-3.7-flash", dt.datetime(2026, 12, 31, 23, 0, tzinfo=UTC), None),
+        ("gemini-3.7-flash", dt.datetime(2027, 1, 1, 1, 0, tzinfo=UTC), None),
+        ("gemini-3.7-flash", dt.datetime(2026, 12, 20, tzinfo=UTC), "flex"),
+        ("gemini-3.7-flash", dt.datetime(2027, 1, 2, tzinfo=UTC), "priority"),
+        ("gemini-3.7-flash", dt.datetime(2027, 1, 2, tzinfo=UTC), "provisioned"),
+    ]
+    records = [
+        make_record(
+            "dated",
+            n=i + 1,
+            model=model,
+            started_at=when,
+            input_token_count=10_000,
+            output_token_count=1_000,
+            service_tier=tier,
+        )
+        for i, (model, when, tier) in enumerate(rows)
+    ]
+    write_records(db_url, records)
+    result = reprice(db_url)
+    assert result.updated == 6 and result.unpriced == 1
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text(
+                "SELECT cost_usd, pricing_version, service_tier FROM prompt_executions ORDER BY id"
+            )
+        ).all()
+    engine.dispose()
+    expected = [
+        (usd((10_000, "2"), (1_000, "10")), "until-2026-12-01"),
+        (usd((10_000, "4"), (1_000, "20")), "from-2026-12-01"),
+        (usd((10_000, "0.75"), (1_000, "3.75")), "until-2027-01-01"),
+        (usd((10_000, "1.50"), (1_000, "7.50")), "from-2027-01-01"),
+        (usd((10_000, "0.375"), (1_000, "1.875")), "until-2027-01-01"),
+        (usd((10_000, "2.70"), (1_000, "13.50")), "from-2027-01-01"),
+    ]
+    for (cost, version, _), (want, period) in zip(stored, expected, strict=False):
+        assert Decimal(str(cost)) == want
+        assert version == f"{VERSION}/{period}"
+    assert stored[-1][0] is None and stored[-1][2] == "provisioned"
+    assert [row[2] for row in stored] == [tier for _, _, tier in rows]
+    assert reprice(db_url).updated == 0  # idempotent
