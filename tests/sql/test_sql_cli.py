@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from tests.factories import make_record
 from tests.sql.sql_helpers import closed_port, count_rows, statistics_mismatches
 from vividly_trace._spool import Spool, destination_key
-from vividly_trace.sinks.sql import SQLSink
+from vividly_trace.sinks.sql import SQLSink, migrate
 
 SCRIPT = Path(sys.executable).with_name("vividly-trace")
 
@@ -29,21 +29,24 @@ def test_db_upgrade_twice(db_url: str) -> None:
     """The first run creates the store, the second one is a no-op; both exit 0."""
     first = _cli("db", "upgrade", db_url)
     assert first.returncode == 0, first.stderr
-    assert "upgraded from an empty database to 0009" in first.stdout
+    assert f"upgraded from an empty database to {migrate.SCHEMA_REVISION}" in first.stdout
     second = _cli("db", "upgrade", db_url)
     assert second.returncode == 0, second.stderr
-    assert "already at revision 0009; nothing to do" in second.stdout
+    assert f"already at revision {migrate.SCHEMA_REVISION}; nothing to do" in second.stdout
     engine = sa.create_engine(db_url)
     with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
         version = conn.execute(sa.text("SELECT version_num FROM vividly_trace_alembic_version"))
-        assert [r[0] for r in version] == ["0009"]
+        assert [r[0] for r in version] == [migrate.SCHEMA_REVISION]
     assert {"prompt_templates", "prompt_executions", "vividly_trace_alembic_version"} <= tables
     engine.dispose()
     third = _cli("db", "upgrade", "--url", db_url)
     assert third.returncode == 0 and "nothing to do" in third.stdout
     current = _cli("db", "current", db_url, module=True)
-    assert current.returncode == 0 and "revision 0009 (up to date)" in current.stdout
+    assert (
+        current.returncode == 0
+        and f"revision {migrate.SCHEMA_REVISION} (up to date)" in current.stdout
+    )
 
 
 def test_db_upgrade_errors_are_one_line_with_exit_2() -> None:

@@ -17,7 +17,12 @@ import sqlalchemy as sa
 from tests.factories import make_record, record_with_requests
 from tests.sql.sql_helpers import UTC, count_rows, statistics_mismatches
 from vividly_trace.sinks.sql import SQLSink, SQLSinkError, migrate, triggers
-from vividly_trace.sinks.sql.schema import metadata, prompt_executions, prompt_templates
+from vividly_trace.sinks.sql.schema import (
+    metadata,
+    prompt_executions,
+    prompt_templates,
+    to_sqlite_money,
+)
 from vividly_trace.testing.postgres import create_database
 
 SCRIPT = Path(sys.executable).with_name("vividly-trace")
@@ -118,8 +123,24 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def dollar_table(table: sa.Table) -> sa.Table:
+    """``table`` as revisions before 0012 bind a cost: dollars (a double on SQLite)."""
+    return sa.Table(
+        table.name,
+        sa.MetaData(),
+        *(
+            sa.Column(c.name, sa.Double() if c.name.endswith("cost_usd") else c.type)
+            for c in table.columns
+        ),
+    )
+
+
+_DOLLAR_EXECUTIONS = dollar_table(prompt_executions)
+
+
 def insert_at_0001(engine: sa.Engine, n: int) -> None:
-    """Executions as a revision-0001 store holds them (no cached audio column)."""
+    """Executions as a revision-0001 store holds them (no cached audio column, costs in
+    dollars)."""
     keys = ("old_a", "old_b")
     with engine.begin() as conn:
         for key in keys:
@@ -132,7 +153,7 @@ def insert_at_0001(engine: sa.Engine, n: int) -> None:
                 conn.execute(sa.insert(prompt_templates).values(name=key))
         ids = dict(conn.execute(sa.select(prompt_templates.c.name, prompt_templates.c.id)).all())
         conn.execute(
-            sa.insert(prompt_executions),
+            sa.insert(_DOLLAR_EXECUTIONS),
             [
                 {
                     "id": f"old-{uuid.uuid4()}",
@@ -157,7 +178,7 @@ def test_the_head_schema_equals_what_db_upgrade_builds(db_url: str, other_url: s
     upgraded = sa.create_engine(db_url)
     built = sa.create_engine(other_url)
     try:
-        assert migrate.upgrade(upgraded) == (None, "0009")
+        assert migrate.upgrade(upgraded) == (None, migrate.SCHEMA_REVISION)
         metadata.create_all(built)
         with built.begin() as conn:
             for statement in triggers.head_create_statements(built.dialect.name):
@@ -221,7 +242,7 @@ def test_db_upgrade_from_0001_with_data(db_url: str) -> None:
 
     result = cli("db", "upgrade", db_url)
     assert result.returncode == 0, result.stderr
-    assert "upgraded from 0001 to 0009" in result.stdout
+    assert f"upgraded from 0001 to {migrate.SCHEMA_REVISION}" in result.stdout
     assert column_names(engine)[-6:] == [
         "cached_audio_token_count",
         "prompt_text",
@@ -232,8 +253,14 @@ def test_db_upgrade_from_0001_with_data(db_url: str) -> None:
     ]
     assert trigger_names(engine) == head_triggers(engine)
     with engine.connect() as conn:
-        assert migrate.current_revision(conn) == "0009"
+        assert migrate.current_revision(conn) == migrate.SCHEMA_REVISION
         after = conn.execute(sa.text("SELECT * FROM prompt_executions ORDER BY id")).all()
+    if engine.dialect.name == "sqlite":  # revision 0012: dollars become pico-dollars
+        cost = list(prompt_executions.c.keys()).index("cost_usd")
+        before = [
+            (*r[:cost], None if r[cost] is None else to_sqlite_money(r[cost]), *r[cost + 1 :])
+            for r in before
+        ]
     assert [(*row, *[None] * 6) for row in before] == [tuple(row) for row in after]
     assert count_rows(engine, "prompt_requests") == 0  # old executions get no request rows
     assert statistics_mismatches(engine) == []
@@ -280,7 +307,7 @@ def test_downgrade_to_0001_and_back(db_url: str) -> None:
     engine = sink.engine
     head = schema_snapshot(engine)
 
-    assert migrate.downgrade(engine, "0001") == ("0009", "0001")
+    assert migrate.downgrade(engine, "0001") == (migrate.SCHEMA_REVISION, "0001")
     assert "cached_audio_token_count" not in column_names(engine)
     assert not sa.inspect(engine).has_table("prompt_requests")
     assert trigger_names(engine) == STATS_TRIGGERS - {"trg_prompt_executions_stats_update"}
@@ -298,14 +325,14 @@ def test_downgrade_to_0001_and_back(db_url: str) -> None:
     assert statistics_mismatches(engine) == []
     assert migrate.downgrade(engine, "0001") == ("0001", "0001")
 
-    assert migrate.upgrade(engine) == ("0001", "0009")
+    assert migrate.upgrade(engine) == ("0001", migrate.SCHEMA_REVISION)
     assert schema_snapshot(engine) == head
     with engine.connect() as conn:
         audio = conn.execute(sa.select(prompt_executions.c.cached_audio_token_count)).scalars()
         assert set(audio) == {None}  # the values went with the column
     assert statistics_mismatches(engine) == []
 
-    assert migrate.downgrade(engine, "base") == ("0009", None)
+    assert migrate.downgrade(engine, "base") == (migrate.SCHEMA_REVISION, None)
     assert not sa.inspect(engine).has_table("prompt_executions")
     sink.close()
 
@@ -327,15 +354,13 @@ def test_downgrade_to_0002_and_back_with_requests(db_url: str, other_url: str) -
     engine = sink.engine
     head = schema_snapshot(engine)
     assert count_rows(engine, "prompt_requests") == 3
+    e = prompt_executions.c
+    # Read as Decimal: 0012's downgrade turns SQLite's pico-dollars back into dollars.
+    money_columns = sa.select(e.id, e.template_name, e.cost_usd, e.input_token_count).order_by(e.id)
     with engine.connect() as conn:
-        before = conn.execute(
-            sa.text(
-                "SELECT id, template_name, cost_usd, input_token_count FROM prompt_executions "
-                "ORDER BY id"
-            )
-        ).all()
+        before = conn.execute(money_columns).all()
 
-    assert migrate.downgrade(engine, "0002") == ("0009", "0002")
+    assert migrate.downgrade(engine, "0002") == (migrate.SCHEMA_REVISION, "0002")
     assert not sa.inspect(engine).has_table("prompt_requests")
     assert column_names(engine)[-1] == "cached_audio_token_count"
     assert trigger_names(engine) == STATS_TRIGGERS
@@ -344,12 +369,7 @@ def test_downgrade_to_0002_and_back_with_requests(db_url: str, other_url: str) -
     assert schema_snapshot(engine) == schema_snapshot(plain_0002)
     plain_0002.dispose()
     with engine.connect() as conn:
-        after = conn.execute(
-            sa.text(
-                "SELECT id, template_name, cost_usd, input_token_count FROM prompt_executions "
-                "ORDER BY id"
-            )
-        ).all()
+        after = conn.execute(money_columns).all()
     assert after == before
     assert statistics_mismatches(engine) == []
     # Without the table, every execution is one call of its own model.
@@ -358,7 +378,7 @@ def test_downgrade_to_0002_and_back_with_requests(db_url: str, other_url: str) -
     with pytest.raises(SQLSinkError, match="at revision 0002"):
         SQLSink(db_url, auto_migrate=False).write_batch([record_with_requests("r", 1)])
 
-    assert migrate.upgrade(engine) == ("0002", "0009")
+    assert migrate.upgrade(engine) == ("0002", migrate.SCHEMA_REVISION)
     assert schema_snapshot(engine) == head
     assert count_rows(engine, "prompt_requests") == 0  # the rows went with the table
     again = record_with_requests("r", 2)

@@ -27,7 +27,7 @@ __all__ = [
     "upgrade",
 ]
 
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0012"
 """The newest revision this version of the package ships (the Alembic head).
 
 ``0001``: the tables and the INSERT and DELETE statistics triggers. ``0002``: the
@@ -37,10 +37,12 @@ SCHEMA_REVISION = "0009"
 ``0005``: the caller columns ``prompt_executions.user_id``, ``session_id``,
 ``request_id`` and their indexes. ``0007``: the ``prompt_scores`` table. ``0009``: the
 ``alert_state`` table (alerts fired, per rule, subject and window, with their delivery
-state). Ids are not consecutive: each revision's ``down_revision`` is the one before it.
+state). ``0012``: exact money on SQLite (costs and ``total_cost_usd`` as integer
+pico-dollars; nothing changes on PostgreSQL). Ids are not consecutive: each revision's
+``down_revision`` is the one before it.
 """
 
-KNOWN_REVISIONS = frozenset({"0001", "0002", "0003", "0005", "0007", "0009"})
+KNOWN_REVISIONS = frozenset({"0001", "0002", "0003", "0005", "0007", "0009", "0012"})
 VERSION_TABLE = "vividly_trace_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
