@@ -20,6 +20,7 @@ from vividly_trace.sinks.sql import SQLSink, SQLSinkError, migrate, triggers
 from vividly_trace.sinks.sql.schema import (
     metadata,
     prompt_executions,
+    prompt_requests,
     prompt_templates,
     to_sqlite_money,
 )
@@ -386,3 +387,116 @@ def test_downgrade_to_0002_and_back_with_requests(db_url: str, other_url: str) -
     assert count_rows(engine, "prompt_requests") == 2
     assert statistics_mismatches(engine) == []
     sink.close()
+
+
+def sqlite_kinds(engine: sa.Engine) -> set[str]:
+    """The storage classes of the executions' costs on SQLite."""
+    with engine.connect() as conn:
+        kinds = conn.execute(sa.text("SELECT DISTINCT typeof(cost_usd) FROM prompt_executions"))
+        return set(kinds.scalars())
+
+
+def dollars(value: object) -> Decimal:
+    """A cost as a store before revision 0012 gave it back."""
+    return value if isinstance(value, Decimal) else Decimal(repr(float(value)))  # type: ignore[arg-type]
+
+
+def test_0012_makes_sqlite_money_exact_and_downgrades(db_url: str) -> None:
+    """A 0009 store written in dollars (SQLite: doubles, and a total_cost_usd the triggers
+    added in floating point, off in the last digits): upgrading converts every cost of the
+    executions and their requests to pico-dollars and recomputes the totals, which then equal
+    the exact Decimal sums; the downgrade gives back dollars (the nearest doubles), and a new
+    upgrade is exact again. PostgreSQL's NUMERIC is exact throughout and left as it is."""
+    engine = sa.create_engine(db_url)
+    assert migrate.upgrade(engine, "0009") == (None, "0009")
+    sqlite = engine.dialect.name == "sqlite"
+    costs = [Decimal("0.0108407") * (i % 7 + 1) + Decimal(i) / 10**9 for i in range(60)]
+    whole = Decimal(2)  # a whole-dollar double SQLite's NUMERIC keeps as the integer 2
+    costs[5] = whole
+    expected = sum(costs, Decimal(0))
+    with engine.begin() as conn:
+        conn.execute(sa.insert(prompt_templates).values(name="old"))
+        template_id = conn.execute(sa.select(prompt_templates.c.id)).scalar_one()
+        conn.execute(
+            sa.insert(_DOLLAR_EXECUTIONS),
+            [
+                {
+                    "id": f"old-{i:03d}",
+                    "template_id": template_id,
+                    "template_name": "old",
+                    "executed_at": dt.datetime(2026, 11, 1, tzinfo=UTC) + dt.timedelta(hours=i),
+                    "success": True,
+                    "response_time_ms": 10.0,
+                    "cost_usd": cost,
+                }
+                for i, cost in enumerate(costs)
+            ],
+        )
+        conn.execute(
+            sa.insert(dollar_table(prompt_requests)),
+            [
+                {
+                    "execution_id": f"old-{i:03d}",
+                    "seq": 0,
+                    "started_at": dt.datetime(2026, 11, 1, tzinfo=UTC) + dt.timedelta(hours=i),
+                    "operation": "generate_content",
+                    "response_time_ms": 10.0,
+                    "success": True,
+                    "cost_usd": cost,
+                }
+                for i, cost in enumerate(costs)
+            ],
+        )
+        raw_total = conn.execute(sa.text("SELECT total_cost_usd FROM prompt_templates")).scalar()
+    if sqlite:
+        kinds = sqlite_kinds(
+            engine
+        )  # the drift this revision removes, and the stored doubles it converts
+        assert isinstance(raw_total, float) and Decimal(repr(raw_total)) != expected
+        assert kinds == {"real", "integer"}
+    else:
+        assert raw_total == expected
+
+    def read() -> tuple[list[Decimal], list[Decimal], Decimal]:
+        e, q = prompt_executions.c, prompt_requests.c
+        with engine.connect() as conn:
+            ex = list(conn.execute(sa.select(e.cost_usd).order_by(e.id)).scalars())
+            rq = list(conn.execute(sa.select(q.cost_usd).order_by(q.execution_id)).scalars())
+            total = conn.execute(sa.select(prompt_templates.c.total_cost_usd)).scalar_one()
+        return ex, rq, total
+
+    assert migrate.upgrade(engine) == ("0009", migrate.SCHEMA_REVISION)
+    assert read() == (costs, costs, expected)
+    assert type(read()[2]) is Decimal
+    assert statistics_mismatches(engine) == []
+    with engine.connect() as conn:
+        pico = conn.execute(sa.text("SELECT cost_usd FROM prompt_executions ORDER BY id")).all()
+        raw_total = conn.execute(sa.text("SELECT total_cost_usd FROM prompt_templates")).scalar()
+    if sqlite:
+        assert [r[0] for r in pico] == [to_sqlite_money(c) for c in costs]
+        assert raw_total == to_sqlite_money(expected)
+    # The triggers go on adding exactly after the upgrade.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(prompt_executions).where(prompt_executions.c.id == "old-000"),
+            {"cost_usd": costs[0] + Decimal("0.000000000001")},
+        )
+    assert read()[2] == expected + Decimal("0.000000000001")
+
+    assert migrate.downgrade(engine, "0009") == (migrate.SCHEMA_REVISION, "0009")
+    # Read as code before 0012 did (SQLite: doubles through their shortest repr).
+    with engine.connect() as conn:
+        ex = conn.execute(sa.text("SELECT cost_usd FROM prompt_executions ORDER BY id")).scalars()
+        rq = conn.execute(
+            sa.text("SELECT cost_usd FROM prompt_requests ORDER BY execution_id")
+        ).scalars()
+        total = conn.execute(sa.text("SELECT total_cost_usd FROM prompt_templates")).scalar()
+    assert [dollars(c) for c in ex][1:] == [dollars(c) for c in rq][1:] == costs[1:]
+    assert float(total) == pytest.approx(float(expected + Decimal("0.000000000001")), rel=1e-15)
+    if sqlite:
+        assert sqlite_kinds(engine) == {"real", "integer"}  # the whole $2 is an integer again
+
+    assert migrate.upgrade(engine) == ("0009", migrate.SCHEMA_REVISION)
+    assert read()[2] == expected + Decimal("0.000000000001")
+    assert statistics_mismatches(engine) == []
+    engine.dispose()

@@ -135,9 +135,10 @@ def cost_sum(
 
 
 def _raw_type(engine: Engine) -> Any:
-    from sqlalchemy import BigInteger, Numeric
+    from sqlalchemy import Numeric
 
-    return Numeric(asdecimal=True) if is_postgres(engine) else BigInteger()
+    # SQLite: an integer, or a double beyond 64-bit integers (see schema.to_sqlite_money).
+    return Numeric(asdecimal=True) if is_postgres(engine) else Numeric(asdecimal=False)
 
 
 def cost_value(engine: Engine, raw: Any) -> Decimal:
@@ -148,7 +149,7 @@ def cost_value(engine: Engine, raw: Any) -> Decimal:
         return raw if isinstance(raw, Decimal) else Decimal(str(raw))
     from ..sinks.sql.schema import from_sqlite_money
 
-    return from_sqlite_money(int(raw)) if raw else _ZERO
+    return from_sqlite_money(raw) if raw else _ZERO
 
 
 def as_date(value: Any) -> _dt.date:

@@ -134,23 +134,31 @@ _ONE = decimal.Decimal(1)
 # A double this large in a pico-dollar column is a sum that left SQLite's 64-bit integers
 # (SQLite then computes in floating point); a legacy dollar cost is never this large.
 _OVERFLOWED = float(2**63)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-def to_sqlite_money(value: decimal.Decimal | float | int) -> int:
+def to_sqlite_money(value: decimal.Decimal | float | int) -> int | float:
     """The integer pico-dollars SQLite stores for ``value`` USD (half-even to the pico-dollar).
+
+    Beyond SQLite's 64-bit integers (about 9.2 million USD) the pico-dollars as a double, as
+    SQLite's own integer arithmetic does on overflow: approximate, read back as such.
 
     .. versionadded:: 0.5.0
     """
     if not isinstance(value, decimal.Decimal):
         value = decimal.Decimal(repr(value) if isinstance(value, float) else value)
-    return int(value.scaleb(SQLITE_MONEY_SCALE).to_integral_value(decimal.ROUND_HALF_EVEN))
+    pico = int(value.scaleb(SQLITE_MONEY_SCALE).to_integral_value(decimal.ROUND_HALF_EVEN))
+    return pico if _INT64_MIN <= pico <= _INT64_MAX else float(pico)
 
 
-def from_sqlite_money(raw: int) -> decimal.Decimal:
-    """The exact USD amount of ``raw`` pico-dollars (``30`` and not ``3E+1``).
+def from_sqlite_money(raw: int | float) -> decimal.Decimal:
+    """The exact USD amount of ``raw`` pico-dollars (``30`` and not ``3E+1``); a double (a
+    value beyond 64-bit integers) gives its approximate amount.
 
     .. versionadded:: 0.5.0
     """
+    if isinstance(raw, float):
+        return decimal.Decimal(raw).scaleb(-SQLITE_MONEY_SCALE).normalize()
     usd = decimal.Decimal(raw).scaleb(-SQLITE_MONEY_SCALE)
     return usd.quantize(_ONE) if raw % _PICO_PER_USD == 0 else usd.normalize()
 
@@ -188,7 +196,7 @@ class Money(TypeDecorator[decimal.Decimal]):
                 return from_sqlite_money(value)
             if isinstance(value, float):
                 if abs(value) >= _OVERFLOWED:
-                    return decimal.Decimal(value).scaleb(-SQLITE_MONEY_SCALE)
+                    return from_sqlite_money(value)
                 return decimal.Decimal(repr(value))
         if isinstance(value, decimal.Decimal):
             return value
