@@ -147,7 +147,10 @@ def to_sqlite_money(value: decimal.Decimal | float | int) -> int | float:
     """
     if not isinstance(value, decimal.Decimal):
         value = decimal.Decimal(repr(value) if isinstance(value, float) else value)
-    pico = int(value.scaleb(SQLITE_MONEY_SCALE).to_integral_value(decimal.ROUND_HALF_EVEN))
+    scaled = value.scaleb(SQLITE_MONEY_SCALE)
+    pico = int(scaled)  # truncates: exact for the usual cost of at most 12 decimals
+    if pico != scaled:
+        pico = int(scaled.to_integral_value(decimal.ROUND_HALF_EVEN))
     return pico if _INT64_MIN <= pico <= _INT64_MAX else float(pico)
 
 

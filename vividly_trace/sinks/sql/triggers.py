@@ -38,7 +38,9 @@ counts), ``total_cost_usd``, ``total_response_time_ms``, ``avg_response_time_ms`
 (``total_response_time_ms / total_executions``), ``first_executed_at``,
 ``last_executed_at``. The counted columns of ``prompt_executions``: ``template_id``,
 ``success``, ``input_token_count``, ``output_token_count``, ``total_token_count``,
-``cost_usd``, ``response_time_ms``, ``executed_at``.
+``cost_usd``, ``response_time_ms``, ``executed_at``. Money adds exactly on both engines:
+``NUMERIC`` on PostgreSQL, integer pico-dollars on SQLite (revision 0012, see
+:mod:`~vividly_trace.sinks.sql.schema`); the trigger SQL is the same for both units.
 
 The Gemini requests of an execution (``prompt_requests``, revision 0003) go with it: on
 PostgreSQL through the foreign key's ``ON DELETE CASCADE``; on SQLite, which enforces
