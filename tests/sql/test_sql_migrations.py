@@ -35,12 +35,18 @@ STATS_TRIGGERS = {
 # SQLite only (PostgreSQL's foreign key cascades): revision 0003's trigger deleting an
 # execution's requests with it.
 REQUESTS_TRIGGER = "trg_prompt_executions_delete_requests"
+# SQLite only: revision 0012's triggers refusing a dollar amount in a money column.
+MONEY_TRIGGERS = {
+    f"trg_{table}_money_{event}"
+    for table in ("prompt_executions", "prompt_requests")
+    for event in ("insert", "update")
+}
 
 
 def head_triggers(engine: sa.Engine) -> set[str]:
     """The triggers a store at the head revision has on ``engine``'s database."""
     if engine.dialect.name == "sqlite":
-        return STATS_TRIGGERS | {REQUESTS_TRIGGER}
+        return STATS_TRIGGERS | {REQUESTS_TRIGGER} | MONEY_TRIGGERS
     return STATS_TRIGGERS
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from tests.factories import make_record, usd
+from tests.factories import make_record, record_with_requests, usd
 from tests.sql.sql_helpers import UTC, statistics_mismatches, write_records
 from tests.sql.test_sql_original_queries import DAILY_COST_BY_TEMPLATE
 from vividly_trace import PromptExecution, RequestRecord
@@ -286,4 +286,30 @@ def test_beyond_64_bit_integers_money_is_approximate_not_lost(sqlite_url: str) -
         cost = conn.execute(sa.select(prompt_executions.c.cost_usd)).scalar_one()
     assert template_totals(engine) == {("huge", None): pytest.approx(huge)}
     assert cost == pytest.approx(huge, rel=Decimal("1e-15"))
+    engine.dispose()
+
+
+def test_sqlite_refuses_a_dollar_amount_in_a_money_column(sqlite_url: str) -> None:
+    """A fraction in cost_usd can only be dollars (a writer older than revision 0012, a
+    hand-written statement): refused, so it never mixes units into the sums; integers
+    (pico-dollars) and NULL pass, and the totals stay exact."""
+    record = record_with_requests("guarded", 1)
+    write_records(sqlite_url, [record])
+    engine = sa.create_engine(sqlite_url)
+    refusal = "integer number of pico-dollars"
+    for statement in (
+        "UPDATE prompt_executions SET cost_usd = 0.0025",
+        "UPDATE prompt_requests SET cost_usd = 0.5",
+        "INSERT INTO prompt_executions (id, template_id, template_name, executed_at, success, "
+        "response_time_ms, cost_usd) SELECT 'hand', template_id, template_name, executed_at, "
+        "1, 1.0, 0.0025 FROM prompt_executions",
+    ):
+        with pytest.raises(sa.exc.IntegrityError, match=refusal), engine.begin() as conn:
+            conn.execute(sa.text(statement))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE prompt_executions SET cost_usd = 2500000001"))
+    assert template_totals(engine) == {("guarded", None): Decimal("0.002500000001")}
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE prompt_executions SET cost_usd = NULL"))
+    assert template_totals(engine) == {("guarded", None): ZERO}
     engine.dispose()

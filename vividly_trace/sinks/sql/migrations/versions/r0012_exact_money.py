@@ -12,6 +12,7 @@ through its shortest ``repr`` (what the store gave back before) and rounded half
 the pico-dollar; the templates' ``total_cost_usd`` are then recomputed from the executions
 (the statistics equal their aggregates), which also drops the drift. The statistics UPDATE
 trigger is dropped meanwhile (it would add the unit change to the totals) and created again.
+Triggers then refuse a fraction in those columns (a dollar amount from an older writer).
 PostgreSQL's ``NUMERIC`` is exact already: nothing changes there.
 
 The downgrade turns the integers back into doubles (the nearest double to each exact value).
@@ -87,6 +88,8 @@ def upgrade() -> None:
         "FROM prompt_executions e WHERE e.template_id = prompt_templates.id)"
     )
     _update_trigger(create=True)
+    for statement in triggers.create_money_statements("sqlite"):
+        op.execute(statement)
 
 
 def downgrade() -> None:
@@ -94,6 +97,8 @@ def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         return
+    for statement in triggers.drop_money_statements("sqlite"):
+        op.execute(statement)
     _update_trigger(create=False)
     pico = f"{_PICO_PER_USD}.0"
     for table in _COST_TABLES:
