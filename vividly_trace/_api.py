@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import datetime as _dt
+import difflib
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +20,7 @@ from ._jsonsafe import safe_repr, sanitize_metadata, show, valid_text
 from ._record import new_record
 from ._safety import internal_error, warn_limited
 from ._scope import current_scope
+from .pricing import normalize_model_name
 from .usage import MAX_TOKENS, Usage, usage_from_mapping
 
 __all__ = ["calculate_gemini_cost", "log_prompt_execution"]
@@ -273,6 +275,20 @@ def _log(
     return record.execution_id
 
 
+#: How many near names an unknown model's error offers, and how much of the name is compared
+#: (difflib is quadratic in the length: a hostile megabyte name must not stall the caller).
+_CLOSEST = 3
+_COMPARED_CHARS = 200
+
+
+def _closest_models(model: str, known: Iterable[str]) -> list[str]:
+    """The priced model names nearest to ``model`` (after the table's name normalisation),
+    best first; some are always named when the table has any."""
+    names = sorted(known)
+    query = normalize_model_name(model[:_COMPARED_CHARS])[-1]
+    return difflib.get_close_matches(query, names, n=_CLOSEST, cutoff=0.0)
+
+
 def calculate_gemini_cost(usage: dict[str, Any], model: str = "gemini-2.5-flash") -> float:
     """Cost in USD of one Gemini call from a usage dict (the original design's helper).
 
@@ -282,7 +298,8 @@ def calculate_gemini_cost(usage: dict[str, Any], model: str = "gemini-2.5-flash"
     configured table (the packaged one by default).
 
     Raises:
-        ValueError: the model has no price in the table, or ``usage`` holds no token count.
+        ValueError: the model has no price in the table (the message names the closest
+            priced models), or ``usage`` holds no token count.
 
     .. versionadded:: 0.1.0
     """
@@ -297,7 +314,11 @@ def calculate_gemini_cost(usage: dict[str, Any], model: str = "gemini-2.5-flash"
     table = current_pricing()
     price = table.resolve(model)
     if price is None:
-        raise ValueError(f"no price for model {show(model)} in pricing table {table.version!r}")
+        closest = ", ".join(map(repr, _closest_models(str.__str__(model), table.models)))
+        raise ValueError(
+            f"no price for model {show(model)} in pricing table {table.version!r}"
+            + (f"; the closest known models: {closest}" if closest else "")
+        )
     cost = price.cost(parsed)
     if cost is None:
         raise ValueError(

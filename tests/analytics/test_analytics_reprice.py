@@ -14,6 +14,7 @@ from tests.factories import make_record
 from tests.sql.sql_helpers import write_records
 from vividly_trace import ConfigurationError, PricingTable, PromptExecution
 from vividly_trace.analytics import StoreUnavailableError, reprice
+from vividly_trace.sinks.sql.schema import prompt_executions
 
 UTC = dt.timezone.utc
 M = Decimal(1_000_000)
@@ -119,18 +120,11 @@ def stored(url: str) -> dict[str, tuple[Decimal | None, str | None]]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text("SELECT id, cost_usd, pricing_version FROM prompt_executions")
-            ).all()
+            e = prompt_executions.c
+            rows = conn.execute(sa.select(e.id, e.cost_usd, e.pricing_version)).all()
     finally:
         engine.dispose()
-    return {
-        r[0]: (
-            None if r[1] is None else Decimal(repr(r[1])) if isinstance(r[1], float) else r[1],
-            r[2],
-        )
-        for r in rows
-    }
+    return {r[0]: (r[1], r[2]) for r in rows}
 
 
 def totals_match_aggregates(url: str) -> dict[str, tuple[Any, Any]]:
@@ -161,10 +155,8 @@ def assert_totals_equal(url: str, sqlite: bool, templates: set[str]) -> None:
     totals = totals_match_aggregates(url)
     assert set(totals) == templates
     for name, (total, aggregate) in totals.items():
-        if sqlite:  # SQLite's total is a floating-point sum (see schema.py)
-            assert float(total) == pytest.approx(float(aggregate), rel=1e-12, abs=1e-15), name
-        else:
-            assert total == aggregate, name
+        # Exact on both (SQLite: integer pico-dollars, see schema.py).
+        assert type(total) is type(aggregate) and total == aggregate, name
 
 
 class TestReprice:

@@ -4,6 +4,7 @@ calling the real google-genai client against the fake Gemini, written by the SQL
 from __future__ import annotations
 
 from contextlib import suppress
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,6 +66,19 @@ def scalar(url: str, sql: str, **params: Any) -> Any:
     try:
         with engine.connect() as conn:
             return conn.execute(sa.text(sql), params).scalar()
+    finally:
+        engine.dispose()
+
+
+def stored_costs(url: str) -> list[Decimal | None]:
+    """Every execution's ``cost_usd``, in dollars (the column's type converts SQLite's
+    pico-dollars)."""
+    from vividly_trace.sinks.sql.schema import prompt_executions
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.select(prompt_executions.c.cost_usd)).scalars())
     finally:
         engine.dispose()
 

@@ -16,6 +16,7 @@ from tests.dashboard.dashboard_data import (
     HOSTILE_META,
     PROMPT_TEXT,
     scalar,
+    stored_costs,
     values,
 )
 from tests.web.servers import UvicornServer
@@ -41,7 +42,7 @@ def test_overview_equals_sql(store: str) -> None:
         store, "select count(*) from prompt_executions where cost_usd is null"
     )
     known = sum(
-        (Decimal(str(v)) for v in values(store, "select cost_usd from prompt_executions") if v),
+        (v for v in stored_costs(store) if v),
         Decimal(0),
     )
     assert Decimal(totals["cost_usd"]) == known

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from vividly_trace import PromptExecution
+from vividly_trace.sinks.sql import migrate
 
 UTC = dt.timezone.utc
 
@@ -47,8 +48,8 @@ def _same(a: Any, b: Any) -> bool:
 def statistics_mismatches(engine: sa.Engine) -> list[str]:
     """Differences between the trigger-kept statistics and the raw aggregates (empty = equal).
 
-    Counts and token sums must be equal; money is compared exactly on PostgreSQL and as
-    floats on SQLite; the response-time sum and average within 1e-9 relative.
+    Counts and token sums must be equal; money is compared exactly (on SQLite before
+    revision 0012 as floats); the response-time sum and average within 1e-9 relative.
     """
     stat_cols = (
         "total_executions",
@@ -89,7 +90,11 @@ def statistics_mismatches(engine: sa.Engine) -> list[str]:
                 )
             )
         }
-        exact_money = conn.dialect.name == "postgresql"
+        # SQLite: integer pico-dollars from revision 0012 on, doubles before.
+        exact_money = (
+            conn.dialect.name == "postgresql"
+            or migrate.current_revision(conn) == migrate.SCHEMA_REVISION
+        )
     problems = []
     for tid, values in stats.items():
         expected = aggregates.get(tid, (0, 0, 0, 0, 0, 0, 0, 0, None, None, None))

@@ -17,7 +17,13 @@ import sqlalchemy as sa
 from tests.factories import make_record, record_with_requests
 from tests.sql.sql_helpers import UTC, count_rows, statistics_mismatches
 from vividly_trace.sinks.sql import SQLSink, SQLSinkError, migrate, triggers
-from vividly_trace.sinks.sql.schema import metadata, prompt_executions, prompt_templates
+from vividly_trace.sinks.sql.schema import (
+    metadata,
+    prompt_executions,
+    prompt_requests,
+    prompt_templates,
+    to_sqlite_money,
+)
 from vividly_trace.testing.postgres import create_database
 
 SCRIPT = Path(sys.executable).with_name("vividly-trace")
@@ -29,12 +35,18 @@ STATS_TRIGGERS = {
 # SQLite only (PostgreSQL's foreign key cascades): revision 0003's trigger deleting an
 # execution's requests with it.
 REQUESTS_TRIGGER = "trg_prompt_executions_delete_requests"
+# SQLite only: revision 0012's triggers refusing a dollar amount in a money column.
+MONEY_TRIGGERS = {
+    f"trg_{table}_money_{event}"
+    for table in ("prompt_executions", "prompt_requests")
+    for event in ("insert", "update")
+}
 
 
 def head_triggers(engine: sa.Engine) -> set[str]:
     """The triggers a store at the head revision has on ``engine``'s database."""
     if engine.dialect.name == "sqlite":
-        return STATS_TRIGGERS | {REQUESTS_TRIGGER}
+        return STATS_TRIGGERS | {REQUESTS_TRIGGER} | MONEY_TRIGGERS
     return STATS_TRIGGERS
 
 
@@ -118,8 +130,24 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def dollar_table(table: sa.Table) -> sa.Table:
+    """``table`` as revisions before 0012 bind a cost: dollars (a double on SQLite)."""
+    return sa.Table(
+        table.name,
+        sa.MetaData(),
+        *(
+            sa.Column(c.name, sa.Double() if c.name.endswith("cost_usd") else c.type)
+            for c in table.columns
+        ),
+    )
+
+
+_DOLLAR_EXECUTIONS = dollar_table(prompt_executions)
+
+
 def insert_at_0001(engine: sa.Engine, n: int) -> None:
-    """Executions as a revision-0001 store holds them (no cached audio column)."""
+    """Executions as a revision-0001 store holds them (no cached audio column, costs in
+    dollars)."""
     keys = ("old_a", "old_b")
     with engine.begin() as conn:
         for key in keys:
@@ -132,7 +160,7 @@ def insert_at_0001(engine: sa.Engine, n: int) -> None:
                 conn.execute(sa.insert(prompt_templates).values(name=key))
         ids = dict(conn.execute(sa.select(prompt_templates.c.name, prompt_templates.c.id)).all())
         conn.execute(
-            sa.insert(prompt_executions),
+            sa.insert(_DOLLAR_EXECUTIONS),
             [
                 {
                     "id": f"old-{uuid.uuid4()}",
@@ -236,6 +264,12 @@ def test_db_upgrade_from_0001_with_data(db_url: str) -> None:
     with engine.connect() as conn:
         assert migrate.current_revision(conn) == migrate.SCHEMA_REVISION
         after = conn.execute(sa.text("SELECT * FROM prompt_executions ORDER BY id")).all()
+    if engine.dialect.name == "sqlite":  # revision 0012: dollars become pico-dollars
+        cost = list(prompt_executions.c.keys()).index("cost_usd")
+        before = [
+            (*r[:cost], None if r[cost] is None else to_sqlite_money(r[cost]), *r[cost + 1 :])
+            for r in before
+        ]
     assert [(*row, *[None] * 7) for row in before] == [tuple(row) for row in after]
     assert count_rows(engine, "prompt_requests") == 0  # old executions get no request rows
     assert statistics_mismatches(engine) == []
@@ -329,13 +363,11 @@ def test_downgrade_to_0002_and_back_with_requests(db_url: str, other_url: str) -
     engine = sink.engine
     head = schema_snapshot(engine)
     assert count_rows(engine, "prompt_requests") == 3
+    e = prompt_executions.c
+    # Read as Decimal: 0012's downgrade turns SQLite's pico-dollars back into dollars.
+    money_columns = sa.select(e.id, e.template_name, e.cost_usd, e.input_token_count).order_by(e.id)
     with engine.connect() as conn:
-        before = conn.execute(
-            sa.text(
-                "SELECT id, template_name, cost_usd, input_token_count FROM prompt_executions "
-                "ORDER BY id"
-            )
-        ).all()
+        before = conn.execute(money_columns).all()
 
     assert migrate.downgrade(engine, "0002") == (migrate.SCHEMA_REVISION, "0002")
     assert not sa.inspect(engine).has_table("prompt_requests")
@@ -346,12 +378,7 @@ def test_downgrade_to_0002_and_back_with_requests(db_url: str, other_url: str) -
     assert schema_snapshot(engine) == schema_snapshot(plain_0002)
     plain_0002.dispose()
     with engine.connect() as conn:
-        after = conn.execute(
-            sa.text(
-                "SELECT id, template_name, cost_usd, input_token_count FROM prompt_executions "
-                "ORDER BY id"
-            )
-        ).all()
+        after = conn.execute(money_columns).all()
     assert after == before
     assert statistics_mismatches(engine) == []
     # Without the table, every execution is one call of its own model.
@@ -368,3 +395,116 @@ def test_downgrade_to_0002_and_back_with_requests(db_url: str, other_url: str) -
     assert count_rows(engine, "prompt_requests") == 2
     assert statistics_mismatches(engine) == []
     sink.close()
+
+
+def sqlite_kinds(engine: sa.Engine) -> set[str]:
+    """The storage classes of the executions' costs on SQLite."""
+    with engine.connect() as conn:
+        kinds = conn.execute(sa.text("SELECT DISTINCT typeof(cost_usd) FROM prompt_executions"))
+        return set(kinds.scalars())
+
+
+def dollars(value: object) -> Decimal:
+    """A cost as a store before revision 0012 gave it back."""
+    return value if isinstance(value, Decimal) else Decimal(repr(float(value)))  # type: ignore[arg-type]
+
+
+def test_0012_makes_sqlite_money_exact_and_downgrades(db_url: str) -> None:
+    """A 0009 store written in dollars (SQLite: doubles, and a total_cost_usd the triggers
+    added in floating point, off in the last digits): upgrading converts every cost of the
+    executions and their requests to pico-dollars and recomputes the totals, which then equal
+    the exact Decimal sums; the downgrade gives back dollars (the nearest doubles), and a new
+    upgrade is exact again. PostgreSQL's NUMERIC is exact throughout and left as it is."""
+    engine = sa.create_engine(db_url)
+    assert migrate.upgrade(engine, "0009") == (None, "0009")
+    sqlite = engine.dialect.name == "sqlite"
+    costs = [Decimal("0.0108407") * (i % 7 + 1) + Decimal(i) / 10**9 for i in range(60)]
+    whole = Decimal(2)  # a whole-dollar double SQLite's NUMERIC keeps as the integer 2
+    costs[5] = whole
+    expected = sum(costs, Decimal(0))
+    with engine.begin() as conn:
+        conn.execute(sa.insert(prompt_templates).values(name="old"))
+        template_id = conn.execute(sa.select(prompt_templates.c.id)).scalar_one()
+        conn.execute(
+            sa.insert(_DOLLAR_EXECUTIONS),
+            [
+                {
+                    "id": f"old-{i:03d}",
+                    "template_id": template_id,
+                    "template_name": "old",
+                    "executed_at": dt.datetime(2026, 11, 1, tzinfo=UTC) + dt.timedelta(hours=i),
+                    "success": True,
+                    "response_time_ms": 10.0,
+                    "cost_usd": cost,
+                }
+                for i, cost in enumerate(costs)
+            ],
+        )
+        conn.execute(
+            sa.insert(dollar_table(prompt_requests)),
+            [
+                {
+                    "execution_id": f"old-{i:03d}",
+                    "seq": 0,
+                    "started_at": dt.datetime(2026, 11, 1, tzinfo=UTC) + dt.timedelta(hours=i),
+                    "operation": "generate_content",
+                    "response_time_ms": 10.0,
+                    "success": True,
+                    "cost_usd": cost,
+                }
+                for i, cost in enumerate(costs)
+            ],
+        )
+        raw_total = conn.execute(sa.text("SELECT total_cost_usd FROM prompt_templates")).scalar()
+    if sqlite:
+        kinds = sqlite_kinds(
+            engine
+        )  # the drift this revision removes, and the stored doubles it converts
+        assert isinstance(raw_total, float) and Decimal(repr(raw_total)) != expected
+        assert kinds == {"real", "integer"}
+    else:
+        assert raw_total == expected
+
+    def read() -> tuple[list[Decimal], list[Decimal], Decimal]:
+        e, q = prompt_executions.c, prompt_requests.c
+        with engine.connect() as conn:
+            ex = list(conn.execute(sa.select(e.cost_usd).order_by(e.id)).scalars())
+            rq = list(conn.execute(sa.select(q.cost_usd).order_by(q.execution_id)).scalars())
+            total = conn.execute(sa.select(prompt_templates.c.total_cost_usd)).scalar_one()
+        return ex, rq, total
+
+    assert migrate.upgrade(engine) == ("0009", migrate.SCHEMA_REVISION)
+    assert read() == (costs, costs, expected)
+    assert type(read()[2]) is Decimal
+    assert statistics_mismatches(engine) == []
+    with engine.connect() as conn:
+        pico = conn.execute(sa.text("SELECT cost_usd FROM prompt_executions ORDER BY id")).all()
+        raw_total = conn.execute(sa.text("SELECT total_cost_usd FROM prompt_templates")).scalar()
+    if sqlite:
+        assert [r[0] for r in pico] == [to_sqlite_money(c) for c in costs]
+        assert raw_total == to_sqlite_money(expected)
+    # The triggers go on adding exactly after the upgrade.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(prompt_executions).where(prompt_executions.c.id == "old-000"),
+            {"cost_usd": costs[0] + Decimal("0.000000000001")},
+        )
+    assert read()[2] == expected + Decimal("0.000000000001")
+
+    assert migrate.downgrade(engine, "0009") == (migrate.SCHEMA_REVISION, "0009")
+    # Read as code before 0012 did (SQLite: doubles through their shortest repr).
+    with engine.connect() as conn:
+        ex = conn.execute(sa.text("SELECT cost_usd FROM prompt_executions ORDER BY id")).scalars()
+        rq = conn.execute(
+            sa.text("SELECT cost_usd FROM prompt_requests ORDER BY execution_id")
+        ).scalars()
+        total = conn.execute(sa.text("SELECT total_cost_usd FROM prompt_templates")).scalar()
+    assert [dollars(c) for c in ex][1:] == [dollars(c) for c in rq][1:] == costs[1:]
+    assert float(total) == pytest.approx(float(expected + Decimal("0.000000000001")), rel=1e-15)
+    if sqlite:
+        assert sqlite_kinds(engine) == {"real", "integer"}  # the whole $2 is an integer again
+
+    assert migrate.upgrade(engine) == ("0009", migrate.SCHEMA_REVISION)
+    assert read()[2] == expected + Decimal("0.000000000001")
+    assert statistics_mismatches(engine) == []
+    engine.dispose()

@@ -13,6 +13,7 @@ from tests.factories import make_record
 from tests.sql.sql_helpers import write_records
 from vividly_trace import PricingTable
 from vividly_trace.analytics import reprice
+from vividly_trace.sinks.sql.schema import prompt_executions
 
 M = Decimal(1_000_000)
 UTC = dt.timezone.utc
@@ -52,10 +53,9 @@ def test_reprice_by_day_and_tier(db_url: str) -> None:
     assert result.updated == 6 and result.unpriced == 1
     engine = sa.create_engine(db_url)
     with engine.connect() as conn:
+        t = prompt_executions  # through the Money column type: exact dollars on both engines
         stored = conn.execute(
-            sa.text(
-                "SELECT cost_usd, pricing_version, service_tier FROM prompt_executions ORDER BY id"
-            )
+            sa.select(t.c.cost_usd, t.c.pricing_version, t.c.service_tier).order_by(t.c.id)
         ).all()
     engine.dispose()
     expected = [
@@ -67,7 +67,7 @@ def test_reprice_by_day_and_tier(db_url: str) -> None:
         (usd((10_000, "2.70"), (1_000, "13.50")), "from-2027-01-01"),
     ]
     for (cost, version, _), (want, period) in zip(stored, expected, strict=False):
-        assert Decimal(str(cost)) == want
+        assert cost == want
         assert version == f"{VERSION}/{period}"
     assert stored[-1][0] is None and stored[-1][2] == "provisioned"
     assert [row[2] for row in stored] == [tier for _, _, tier in rows]

@@ -22,6 +22,7 @@ from tests.sql.test_sql_original_queries import (
 )
 from vividly_trace import PromptExecution
 from vividly_trace.sinks.sql import SQLSink, retention
+from vividly_trace.sinks.sql.schema import from_sqlite_money, prompt_templates, to_sqlite_money
 
 NOW = dt.datetime.now(UTC)
 
@@ -82,8 +83,9 @@ def _ids(engine: sa.Engine, table: str = "prompt_executions", column: str = "id"
 
 def _total_cost(engine: sa.Engine) -> Decimal:
     with engine.connect() as conn:
-        value = conn.execute(sa.text("SELECT sum(total_cost_usd) FROM prompt_templates")).scalar()
-    return Decimal(str(value))
+        value = conn.execute(sa.select(sa.func.sum(prompt_templates.c.total_cost_usd))).scalar()
+    assert isinstance(value, Decimal)
+    return value
 
 
 class TestParseAge:
@@ -122,7 +124,7 @@ class TestPrune:
 
     def test_prune_keeps_recent_rows_and_statistics(self, db_url: str) -> None:
         """Executions older than 90 days go with their requests, in batches; the statistics
-        equal the aggregates of what remains; money stays exact on PostgreSQL."""
+        equal the aggregates of what remains; money stays exact."""
         records = _workload()
         _write(db_url, records)
         engine = sa.create_engine(db_url)
@@ -147,11 +149,18 @@ class TestPrune:
         }
         assert count_rows(engine, "prompt_requests") == kept_requests
         assert statistics_mismatches(engine) == []
-        expected_cost = sum(r.cost_usd or Decimal(0) for r in records if r.execution_id in keep)
-        if engine.dialect.name == "postgresql":
-            assert _total_cost(engine) == expected_cost
-        else:
-            assert float(_total_cost(engine)) == pytest.approx(float(expected_cost), rel=1e-12)
+        # Exact on both engines; SQLite stores each cost to the pico-dollar (these have 15
+        # decimals).
+        sqlite = engine.dialect.name == "sqlite"
+        expected_cost = sum(
+            (
+                from_sqlite_money(to_sqlite_money(r.cost_usd)) if sqlite else r.cost_usd
+                for r in records
+                if r.execution_id in keep and r.cost_usd is not None
+            ),
+            Decimal(0),
+        )
+        assert _total_cost(engine) == expected_cost
 
         again = retention.prune(engine, dt.timedelta(days=90), now=NOW)
         assert again.executions == 0 and again.batches == 0

@@ -20,7 +20,7 @@ from tests.sql.sql_helpers import UTC, closed_port, count_rows, statistics_misma
 from vividly_trace import ConfigurationError, MissingExtraError, log_prompt_execution
 from vividly_trace._jsonsafe import MAX_STRING_CHARS, sanitize_metadata
 from vividly_trace.sinks.sql import SQLSink, SQLSinkError, register_template
-from vividly_trace.sinks.sql.schema import metadata, prompt_executions, prompt_templates
+from vividly_trace.sinks.sql.schema import Money, metadata, prompt_executions, prompt_templates
 
 INJECTION = [
     "'; DROP TABLE prompt_executions; --",
@@ -512,15 +512,18 @@ class TestStatistics:
                 "total_token_count = 8 WHERE input_token_count IS NULL"
             ),
         )
+        money = Money()  # dollars in the column's unit (SQLite: pico-dollars)
         update(
             sa.text(
-                "UPDATE prompt_executions SET cost_usd = cost_usd * 3 WHERE cost_usd > 0.00005"
-            ),
+                "UPDATE prompt_executions SET cost_usd = cost_usd * 3 WHERE cost_usd > :low"
+            ).bindparams(sa.bindparam("low", Decimal("0.00005"), type_=money)),
             sa.text(
                 "UPDATE prompt_executions SET cost_usd = NULL WHERE success"
                 " AND response_time_ms < 10"
             ),
-            sa.text("UPDATE prompt_executions SET cost_usd = 0.25 WHERE cost_usd IS NULL"),
+            sa.text(
+                "UPDATE prompt_executions SET cost_usd = :cost WHERE cost_usd IS NULL"
+            ).bindparams(sa.bindparam("cost", Decimal("0.25"), type_=money)),
         )
         update(
             sa.text(
@@ -655,9 +658,13 @@ class TestStatistics:
                 ).all()
                 assert [r[0] for r in rows] == [
                     "trg_prompt_executions_delete_requests",  # the cascade to requests
+                    "trg_prompt_executions_money_insert",  # no dollar amounts (0012)
+                    "trg_prompt_executions_money_update",
                     "trg_prompt_executions_stats_delete",
                     "trg_prompt_executions_stats_insert",
                     "trg_prompt_executions_stats_update",
+                    "trg_prompt_requests_money_insert",
+                    "trg_prompt_requests_money_update",
                 ]
                 assert all("FOR EACH ROW" in r[1] for r in rows)
 

@@ -103,9 +103,9 @@ def _success_value() -> ColumnElement[float]:
 
 
 def _cost_value() -> ColumnElement[float]:
-    from sqlalchemy import Double, type_coerce
+    from ..sinks.sql.schema import money_as_float
 
-    return type_coerce(executions_table().c.cost_usd, Double)
+    return money_as_float(executions_table().c.cost_usd)
 
 
 def _latency_value() -> ColumnElement[float]:

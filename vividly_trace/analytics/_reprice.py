@@ -178,9 +178,11 @@ class RepriceResult:
 
 
 def _stored(engine: Engine, value: Decimal) -> Decimal:
-    """The value as the store gives it back (SQLite keeps a double)."""
+    """The value as the store gives it back (SQLite keeps whole pico-dollars)."""
     if engine.dialect.name == "sqlite":
-        return Decimal(repr(float(value)))
+        from ..sinks.sql.schema import from_sqlite_money, to_sqlite_money
+
+        return from_sqlite_money(to_sqlite_money(value))
     return value
 
 

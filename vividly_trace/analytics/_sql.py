@@ -29,7 +29,6 @@ __all__ = [
     "window_conditions",
 ]
 
-_PICO = Decimal(10) ** -12
 _ZERO = Decimal(0)
 
 
@@ -127,14 +126,19 @@ def cost_sum(
 ) -> ColumnElement[Any]:
     """An exact ``SUM`` of ``column`` (default ``prompt_executions.cost_usd``); read its
     value with :func:`cost_value`."""
-    from sqlalchemy import BigInteger, Double, cast, func, literal_column, type_coerce
+    from sqlalchemy import func, type_coerce
 
     cost = executions_table().c.cost_usd if column is None else column
-    if is_postgres(engine):
-        return func.sum(cost)
-    # Integer pico-dollars: exact where a float sum would drift in the last digits.
-    pico = func.round(type_coerce(cost, Double) * literal_column("1000000000000"))
-    return func.sum(cast(pico, BigInteger))
+    # NUMERIC on PostgreSQL, integer pico-dollars on SQLite: both sums are exact. Read raw
+    # (cost_value converts), whatever type the column expression carries.
+    return type_coerce(func.sum(cost), _raw_type(engine))
+
+
+def _raw_type(engine: Engine) -> Any:
+    from sqlalchemy import Numeric
+
+    # SQLite: an integer, or a double beyond 64-bit integers (see schema.to_sqlite_money).
+    return Numeric(asdecimal=True) if is_postgres(engine) else Numeric(asdecimal=False)
 
 
 def cost_value(engine: Engine, raw: Any) -> Decimal:
@@ -143,7 +147,9 @@ def cost_value(engine: Engine, raw: Any) -> Decimal:
         return _ZERO
     if is_postgres(engine):
         return raw if isinstance(raw, Decimal) else Decimal(str(raw))
-    return (Decimal(int(raw)) * _PICO).normalize() if raw else _ZERO
+    from ..sinks.sql.schema import from_sqlite_money
+
+    return from_sqlite_money(raw) if raw else _ZERO
 
 
 def as_date(value: Any) -> _dt.date:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from ..._jsonsafe import json_safe, replace_nul
 from ..._record import PromptExecution
-from .schema import EXECUTION_COLUMNS, REQUEST_COLUMNS
+from .schema import EXECUTION_COLUMNS, REQUEST_COLUMNS, to_sqlite_money
 
 __all__ = ["DIALECTS", "POSTGRESQL", "SQLITE", "Dialect", "TemplateKey"]
 
@@ -235,7 +235,7 @@ class _SQLite(Dialect):
             *_sqlite_plain(record),
             template_id,
             _sqlite_time(record.started_at),
-            None if cost is None else float(cost),
+            None if cost is None else to_sqlite_money(cost),
             _json_text(record.metadata),
         )
 
@@ -257,7 +257,7 @@ class _SQLite(Dialect):
                     seq,
                     _sqlite_time(_request_start(record, request.offset_ms)),
                     *_request_plain(request),
-                    None if cost is None else float(cost),
+                    None if cost is None else to_sqlite_money(cost),
                     *_request_tail(request),
                 )
             )

@@ -56,9 +56,13 @@ verbatim on PostgreSQL:
 
 Types per engine:
 
-- money (``cost_usd``, ``total_cost_usd``) is ``NUMERIC``: exact and unbounded on PostgreSQL;
-  on SQLite, whose ``NUMERIC`` stores a double, a cost round-trips exactly up to 15
-  significant digits and the ``total_cost_usd`` statistic is a floating-point sum.
+- money (``cost_usd``, ``total_cost_usd``) is ``NUMERIC``: exact and unbounded on PostgreSQL.
+  On SQLite, whose ``NUMERIC`` keeps a double for a fraction, the column holds an integer
+  number of pico-dollars (10**-12 USD, revision 0012): the statistics triggers and every
+  ``SUM`` then add integers, exactly, up to about 9.2 million USD per sum (SQLite's 64-bit
+  integers). A cost with more than 12 decimals is rounded half-even to the pico-dollar when
+  stored on SQLite. :class:`Money` converts both ways, so Python code reads dollars as
+  :class:`~decimal.Decimal` on both engines.
 - timestamps are ``timestamptz`` on PostgreSQL; on SQLite they are naive UTC text
   (``YYYY-MM-DD HH:MM:SS.ffffff``), which sorts and works with ``DATE()``.
 - ``metadata`` is ``JSONB`` on PostgreSQL and ``JSON`` (text) on SQLite.
@@ -95,19 +99,26 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
     "CALLER_INDEXES",
     "EXECUTION_COLUMNS",
     "REQUEST_COLUMNS",
+    "SQLITE_MONEY_SCALE",
     "Money",
     "alert_state",
+    "from_sqlite_money",
     "metadata",
+    "money_as_float",
     "prompt_executions",
     "prompt_requests",
     "prompt_scores",
     "prompt_templates",
+    "to_sqlite_money",
 ]
 
 NAMING_CONVENTION = {
@@ -122,12 +133,54 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 """The metadata holding the tables (what the migrations create)."""
 
 
-class Money(TypeDecorator[decimal.Decimal]):
-    """``NUMERIC`` that always gives back a :class:`~decimal.Decimal`.
+SQLITE_MONEY_SCALE = 12
+"""On SQLite a money column holds ``round(usd * 10**SQLITE_MONEY_SCALE)``: pico-dollars."""
 
-    PostgreSQL keeps the exact value. SQLite stores a double; reading goes through the
-    shortest ``repr`` of that double, so every decimal of up to 15 significant digits comes
-    back exactly (``Decimal("0.00001875")`` and not ``0.0000187500000000001``).
+_PICO_PER_USD = 10**SQLITE_MONEY_SCALE
+_ONE = decimal.Decimal(1)
+# A double this large in a pico-dollar column is a sum that left SQLite's 64-bit integers
+# (SQLite then computes in floating point); a legacy dollar cost is never this large.
+_OVERFLOWED = float(2**63)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def to_sqlite_money(value: decimal.Decimal | float | int) -> int | float:
+    """The integer pico-dollars SQLite stores for ``value`` USD (half-even to the pico-dollar).
+
+    Beyond SQLite's 64-bit integers (about 9.2 million USD) the pico-dollars as a double, as
+    SQLite's own integer arithmetic does on overflow: approximate, read back as such.
+
+    .. versionadded:: 0.5.0
+    """
+    if not isinstance(value, decimal.Decimal):
+        value = decimal.Decimal(repr(value) if isinstance(value, float) else value)
+    scaled = value.scaleb(SQLITE_MONEY_SCALE)
+    pico = int(scaled)  # truncates: exact for the usual cost of at most 12 decimals
+    if pico != scaled:
+        pico = int(scaled.to_integral_value(decimal.ROUND_HALF_EVEN))
+    return pico if _INT64_MIN <= pico <= _INT64_MAX else float(pico)
+
+
+def from_sqlite_money(raw: int | float) -> decimal.Decimal:
+    """The exact USD amount of ``raw`` pico-dollars (``30`` and not ``3E+1``); a double (a
+    value beyond 64-bit integers) gives its approximate amount.
+
+    .. versionadded:: 0.5.0
+    """
+    if isinstance(raw, float):
+        return decimal.Decimal(raw).scaleb(-SQLITE_MONEY_SCALE).normalize()
+    usd = decimal.Decimal(raw).scaleb(-SQLITE_MONEY_SCALE)
+    return usd.quantize(_ONE) if raw % _PICO_PER_USD == 0 else usd.normalize()
+
+
+class Money(TypeDecorator[decimal.Decimal]):
+    """``NUMERIC`` that always gives back a :class:`~decimal.Decimal` of USD.
+
+    PostgreSQL keeps the exact value. SQLite keeps integer pico-dollars
+    (:data:`SQLITE_MONEY_SCALE`): binding converts dollars to them, reading converts back,
+    exactly. A double read on SQLite is a dollar amount of a store not yet upgraded to
+    revision 0012 (read through its shortest ``repr``), or a pico-dollar sum beyond 64-bit
+    integers (approximate).
     """
 
     impl = Numeric
@@ -142,15 +195,43 @@ class Money(TypeDecorator[decimal.Decimal]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return float(value)
+            return to_sqlite_money(value)
         return value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
 
     def process_result_value(self, value: Any, dialect: Dialect) -> decimal.Decimal | None:
         if value is None:
             return None
+        if dialect.name == "sqlite":
+            if isinstance(value, int):
+                return from_sqlite_money(value)
+            if isinstance(value, float):
+                if abs(value) >= _OVERFLOWED:
+                    return from_sqlite_money(value)
+                return decimal.Decimal(repr(value))
         if isinstance(value, decimal.Decimal):
             return value
-        return decimal.Decimal(repr(value) if isinstance(value, float) else str(value))
+        return decimal.Decimal(str(value))
+
+
+class money_as_float(FunctionElement[float]):
+    """A money column (or sum) as a floating-point number of USD on every engine, for
+    statistics that need no exact value (means and variances of the A/B cost metric).
+
+    .. versionadded:: 0.5.0
+    """
+
+    type = Double()
+    inherit_cache = True
+
+
+@compiles(money_as_float)
+def _money_as_float(element: money_as_float, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(money_as_float, "sqlite")
+def _money_as_float_sqlite(element: money_as_float, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} / {_PICO_PER_USD}.0)"
 
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")

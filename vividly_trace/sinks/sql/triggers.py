@@ -38,7 +38,12 @@ counts), ``total_cost_usd``, ``total_response_time_ms``, ``avg_response_time_ms`
 (``total_response_time_ms / total_executions``), ``first_executed_at``,
 ``last_executed_at``. The counted columns of ``prompt_executions``: ``template_id``,
 ``success``, ``input_token_count``, ``output_token_count``, ``total_token_count``,
-``cost_usd``, ``response_time_ms``, ``executed_at``.
+``cost_usd``, ``response_time_ms``, ``executed_at``. Money adds exactly on both engines:
+``NUMERIC`` on PostgreSQL, integer pico-dollars on SQLite (revision 0012, see
+:mod:`~vividly_trace.sinks.sql.schema`); the trigger SQL is the same for both units. On
+SQLite, ``BEFORE INSERT`` and ``BEFORE UPDATE OF cost_usd`` triggers on the executions and
+requests (:func:`create_money_statements`) refuse a fraction, a dollar amount from a writer
+older than 0012 or a hand-written statement, which would mix units in the sums.
 
 The Gemini requests of an execution (``prompt_requests``, revision 0003) go with it: on
 PostgreSQL through the foreign key's ``ON DELETE CASCADE``; on SQLite, which enforces
@@ -63,9 +68,11 @@ from __future__ import annotations
 
 __all__ = [
     "RECOMPUTE_STATISTICS_SQL",
+    "create_money_statements",
     "create_request_statements",
     "create_statements",
     "create_update_statements",
+    "drop_money_statements",
     "drop_request_statements",
     "drop_statements",
     "drop_update_statements",
@@ -452,6 +459,37 @@ END
 _SQLITE_DROP_REQUESTS = ("DROP TRIGGER IF EXISTS trg_prompt_executions_delete_requests",)
 
 
+# Revision 0012 (SQLite only): money columns hold integer pico-dollars. A fraction there can
+# only be a dollar amount (a writer older than 0012, a hand-written statement): refused, so
+# the sums never mix units. A double of 2**63 or more is a pico-dollar amount beyond 64-bit
+# integers (schema.to_sqlite_money), allowed.
+_MONEY_TABLES = ("prompt_executions", "prompt_requests")
+_MONEY_EVENTS = ("insert", "update")
+_MONEY_REFUSAL = (
+    "vividly_trace: cost_usd on SQLite is an integer number of pico-dollars (USD x 10^12) "
+    "since schema revision 0012"
+)
+
+
+def _money_guard(table: str, event: str) -> str:
+    of = " OF cost_usd" if event == "update" else ""
+    return f"""
+CREATE TRIGGER trg_{table}_money_{event}
+BEFORE {event.upper()}{of} ON {table}
+FOR EACH ROW WHEN typeof(NEW.cost_usd) NOT IN ('integer', 'null')
+    AND NOT (typeof(NEW.cost_usd) = 'real' AND abs(NEW.cost_usd) >= 9223372036854775808.0)
+BEGIN
+    SELECT RAISE(ABORT, '{_MONEY_REFUSAL}');
+END
+"""
+
+
+_SQLITE_CREATE_MONEY = tuple(_money_guard(t, e) for t in _MONEY_TABLES for e in _MONEY_EVENTS)
+_SQLITE_DROP_MONEY = tuple(
+    f"DROP TRIGGER IF EXISTS trg_{t}_money_{e}" for t in _MONEY_TABLES for e in _MONEY_EVENTS
+)
+
+
 def _pick(dialect_name: str, postgresql: _Statements, sqlite: _Statements) -> _Statements:
     if dialect_name == "postgresql":
         return postgresql
@@ -492,6 +530,17 @@ def drop_request_statements(dialect_name: str) -> tuple[str, ...]:
     return _pick(dialect_name, (), _SQLITE_DROP_REQUESTS)
 
 
+def create_money_statements(dialect_name: str) -> tuple[str, ...]:
+    """The DDL creating the triggers that refuse a dollar amount (a fraction) in a money
+    column (revision 0012; SQLite only: PostgreSQL keeps ``NUMERIC`` dollars)."""
+    return _pick(dialect_name, (), _SQLITE_CREATE_MONEY)
+
+
+def drop_money_statements(dialect_name: str) -> tuple[str, ...]:
+    """The DDL dropping what :func:`create_money_statements` creates."""
+    return _pick(dialect_name, (), _SQLITE_DROP_MONEY)
+
+
 def head_create_statements(dialect_name: str) -> tuple[str, ...]:
     """The DDL creating every trigger of the newest revision (what ``db upgrade`` leaves
     in a store) on ``dialect_name``."""
@@ -499,4 +548,5 @@ def head_create_statements(dialect_name: str) -> tuple[str, ...]:
         create_statements(dialect_name)
         + create_update_statements(dialect_name)
         + create_request_statements(dialect_name)
+        + create_money_statements(dialect_name)
     )
