@@ -184,18 +184,6 @@ def _model_getter(model_of: ModelOf | str) -> ModelOf:
     return model_of
 
 
-def _mark(response: Any) -> None:
-    """The response's capture mark (see ``was_captured``), for the wrappers below that
-    inline ``GeminiRequest.done``."""
-    try:
-        ref = weakref.ref(response)
-    except TypeError:  # not weakly referenceable: simply not marked
-        return
-    if len(_captured_refs) >= _MAX_CAPTURED:
-        _captured_refs.clear()
-    _captured_refs[id(response)] = ref
-
-
 # The request wrappers below are the hot path of every captured request: they inline what
 # begin() / send() / _answered() / _end() do when no content is kept and no skip test is
 # given (a Python call costs more than most of the work itself); the other cases take the
@@ -223,7 +211,8 @@ def sync_request(
             if call is None and not p.capture_unlogged:
                 return wrapped(*args, **kwargs)
             try:
-                own = CallHandle(_spec(_caller_key(2)), call, p.trace_getter)
+                caller = _caller_key(2)
+                own = CallHandle(_specs.get(caller) or _spec(caller), call, p.trace_getter)
             except Exception as exc:
                 internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
                 return wrapped(*args, **kwargs)
@@ -249,7 +238,14 @@ def sync_request(
             raise
         now = request.t1 = perf_counter_ns()
         request.response = response
-        _mark(response)
+        try:  # GeminiRequest.done's capture mark (see was_captured), inlined
+            ref = weakref.ref(response)
+        except TypeError:  # not weakly referenceable: simply not marked
+            pass
+        else:
+            if len(_captured_refs) >= _MAX_CAPTURED:
+                _captured_refs.clear()
+            _captured_refs[id(response)] = ref
         if own is not None:
             own._t1 = now
             try:
@@ -283,7 +279,8 @@ def async_request(
             if call is None and not p.capture_unlogged:
                 return await wrapped(*args, **kwargs)
             try:
-                own = CallHandle(_spec(_caller_key(2)), call, p.trace_getter)
+                caller = _caller_key(2)
+                own = CallHandle(_specs.get(caller) or _spec(caller), call, p.trace_getter)
             except Exception as exc:
                 internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
                 return await wrapped(*args, **kwargs)
@@ -309,7 +306,14 @@ def async_request(
             raise
         now = request.t1 = perf_counter_ns()
         request.response = response
-        _mark(response)
+        try:  # GeminiRequest.done's capture mark (see was_captured), inlined
+            ref = weakref.ref(response)
+        except TypeError:  # not weakly referenceable: simply not marked
+            pass
+        else:
+            if len(_captured_refs) >= _MAX_CAPTURED:
+                _captured_refs.clear()
+            _captured_refs[id(response)] = ref
         if own is not None:
             own._t1 = now
             try:
