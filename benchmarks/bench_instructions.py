@@ -395,29 +395,46 @@ def render(result: Result, env: dict[str, str]) -> str:
             f"- {t}: records written in the long run: {shown or 'none'}; dropped: {dropped}."
         )
     if len(trees) == 2:
-        a, b = trees
-        lines.append("")
-        lines.append(f"**{b} against {a}** (caller Ir added per call):")
-        lines.append("")
-        for arm, label in ARMS.items():
-            if arm == BASELINE or arm not in result.trees[a] or arm not in result.trees[b]:
-                continue
-            old = _median(
-                [
-                    r.caller.get("Ir", 0.0) - s.caller.get("Ir", 0.0)
-                    for r, s in zip(result.trees[a][arm], result.trees[a][BASELINE], strict=True)
-                ]
-            )
-            new = _median(
-                [
-                    r.caller.get("Ir", 0.0) - s.caller.get("Ir", 0.0)
-                    for r, s in zip(result.trees[b][arm], result.trees[b][BASELINE], strict=True)
-                ]
-            )
-            change = f"{new / old:.2f}x" if old > 500 else "n/a (within noise)"
-            lines.append(f"- {label}: {old:+,.0f} -> {new:+,.0f} ({change})")
+        lines += ["", *_compare(result, *trees)]
     lines.append("")
     return "\n".join(lines)
+
+
+def _added(result: Result, tree: str, arm: str) -> float:
+    """Median caller instructions the arm adds per call, against its tree's baseline."""
+    runs, base = result.trees[tree][arm], result.trees[tree][BASELINE]
+    return _median(
+        [r.caller.get("Ir", 0.0) - s.caller.get("Ir", 0.0) for r, s in zip(runs, base, strict=True)]
+    )
+
+
+def _compare(result: Result, old: str, new: str) -> list[str]:
+    """The second tree against the first, per arm; an arm, or its change, within twice the
+    larger A/A difference of the two trees is said to be within the noise."""
+    noise = 0.0
+    if "baseline_copy" in result.trees[old] and "baseline_copy" in result.trees[new]:
+        noise = 2 * max(
+            abs(_added(result, old, "baseline_copy")), abs(_added(result, new, "baseline_copy"))
+        )
+    lines = [
+        f"**{new} against {old}** (caller instructions added per call; noise: twice the "
+        f"larger A/A difference, {noise:,.0f}):",
+        "",
+    ]
+    for arm, label in ARMS.items():
+        if arm in (BASELINE, "baseline_copy"):
+            continue
+        if arm not in result.trees[old] or arm not in result.trees[new]:
+            continue
+        a, b = _added(result, old, arm), _added(result, new, arm)
+        if abs(a) <= noise and abs(b) <= noise:
+            change = "both within the noise"
+        elif abs(b - a) <= noise:
+            change = f"{b - a:+,.0f}: the change is within the noise"
+        else:
+            change = f"{b / a:.2f}x, {b - a:+,.0f}"
+        lines.append(f"- {label}: {a:+,.0f} -> {b:+,.0f} ({change})")
+    return lines
 
 
 def _repeats(result: Result) -> int:
