@@ -12,12 +12,12 @@ from typing import Any
 
 from .._active import UNSET, state
 from .._call import (
-    _MAX_CAPTURED,
+    CAPTURED_REFS,
+    MAX_CAPTURED,
     CallHandle,
     ContentRequest,
     GeminiRequest,
     TemplateSpec,
-    _captured_refs,
 )
 from .._context import current_call
 from .._safety import internal_error
@@ -243,9 +243,9 @@ def sync_request(
         except TypeError:  # not weakly referenceable: simply not marked
             pass
         else:
-            if len(_captured_refs) >= _MAX_CAPTURED:
-                _captured_refs.clear()
-            _captured_refs[id(response)] = ref
+            if len(CAPTURED_REFS) >= MAX_CAPTURED:
+                CAPTURED_REFS.clear()
+            CAPTURED_REFS[id(response)] = ref
         if own is not None:
             own._t1 = now
             try:
@@ -311,9 +311,9 @@ def async_request(
         except TypeError:  # not weakly referenceable: simply not marked
             pass
         else:
-            if len(_captured_refs) >= _MAX_CAPTURED:
-                _captured_refs.clear()
-            _captured_refs[id(response)] = ref
+            if len(CAPTURED_REFS) >= MAX_CAPTURED:
+                CAPTURED_REFS.clear()
+            CAPTURED_REFS[id(response)] = ref
         if own is not None:
             own._t1 = now
             try:
