@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-long lint bench clean
+.PHONY: demo test test-long lint bench bench-instructions clean
 
 # Two stamps: the demo installs only what it needs (extra `demo`), the tests the dev toolchain.
 $(VENV)/.installed: pyproject.toml
@@ -42,6 +42,10 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/sql_sink.py
+
+## bench-instructions: instructions per real call under valgrind (repeatable; slow)
+bench-instructions: $(VENV)/.installed
+	$(PY) benchmarks/bench_instructions.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -326,6 +326,27 @@ class TestOwnership:
         assert rec.cost_usd == usd((7, "0.30"), (1, "2.50"))
         assert rec.parent_execution_id is None
 
+    def test_a_failed_unlogged_request_is_a_failure_under_its_callers_name(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """An unlogged request that raises (sync and aio) is recorded as failed, with its
+        status, and the caller gets the client's own exception."""
+        gemini.enqueue(Scenario(error_status=429), Scenario(error_status=500))
+
+        def failing_sync() -> None:
+            client.models.generate_content(model=FLASH, contents="x")
+
+        async def failing_async() -> None:
+            await client.aio.models.generate_content(model=FLASH, contents="x")
+
+        with pytest.raises(genai_errors.APIError):
+            failing_sync()
+        with pytest.raises(genai_errors.APIError):
+            asyncio.run(failing_async())
+        vividly_trace.flush()
+        got = sorted((r.template_key.rsplit(".", 1)[-1], r.success, r.http_status) for r in records)
+        assert got == [("failing_async", False, 500), ("failing_sync", False, 429)]
+
     def test_unlogged_capture_can_be_turned_off(self, gemini: Any, client: Any) -> None:
         """``capture_unlogged=False``: requests outside logged calls are not recorded."""
         gemini.enqueue(Scenario(), Scenario())

@@ -25,6 +25,8 @@ from ._score import send_score
 from .usage import Usage, extract, has_usage, service_tier_name, usage_from_mapping
 
 __all__ = [
+    "CAPTURED_REFS",
+    "MAX_CAPTURED",
     "NOTHING",
     "OPEN_STREAMS",
     "CallHandle",
@@ -53,8 +55,8 @@ on_fork(_renew_claim_lock)
 # id -> weak reference, checked against the object itself (an id may be reused once its
 # object is gone). A plain dict of callback-free references costs a tenth of a
 # WeakValueDictionary per request; it is emptied when full, which only forgets old marks.
-_captured_refs: dict[int, weakref.ref[Any]] = {}
-_MAX_CAPTURED = 10_000
+CAPTURED_REFS: dict[int, weakref.ref[Any]] = {}
+MAX_CAPTURED = 10_000
 
 
 def _captured(response: Any) -> None:
@@ -62,15 +64,15 @@ def _captured(response: Any) -> None:
         ref = weakref.ref(response)
     except TypeError:  # not weakly referenceable: simply not marked
         return
-    if len(_captured_refs) >= _MAX_CAPTURED:
-        _captured_refs.clear()
-    _captured_refs[id(response)] = ref
+    if len(CAPTURED_REFS) >= MAX_CAPTURED:
+        CAPTURED_REFS.clear()
+    CAPTURED_REFS[id(response)] = ref
 
 
 def was_captured(response: Any) -> bool:
     """True when client capture recorded ``response`` (or this chunk) as a request: the
     builder never counts it again when a function returns it or hands it over elsewhere."""
-    ref = _captured_refs.get(id(response))
+    ref = CAPTURED_REFS.get(id(response))
     return ref is not None and ref() is response
 
 

@@ -5,12 +5,20 @@ record is built, but for a test per stream chunk of whether it carries usage).""
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from time import perf_counter_ns
 from typing import Any
 
 from .._active import UNSET, state
-from .._call import CallHandle, ContentRequest, GeminiRequest, TemplateSpec
+from .._call import (
+    CAPTURED_REFS,
+    MAX_CAPTURED,
+    CallHandle,
+    ContentRequest,
+    GeminiRequest,
+    TemplateSpec,
+)
 from .._context import current_call
 from .._safety import internal_error
 
@@ -170,36 +178,157 @@ async def asend(wrapped: Any, args: Any, kwargs: Any, begun: Begun) -> Any:
         raise
 
 
+def _model_getter(model_of: ModelOf | str) -> ModelOf:
+    if isinstance(model_of, str):
+        key = model_of
+        return lambda instance, args, kwargs: kwargs.get(key)
+    return model_of
+
+
+# The request wrappers below are the hot path of every captured request: they inline what
+# begin() / send() / _answered() / _end() do when no content is kept and no skip test is
+# given (a Python call costs more than most of the work itself); the other cases take the
+# general path through begin().
 def sync_request(
-    model_of: ModelOf, skip: Skip | None = None, operation: str = "generate_content"
+    model_of: ModelOf | str, skip: Skip | None = None, operation: str = "generate_content"
 ) -> Callable[..., Any]:
-    """The wrapper of a method that sends one request and returns its response."""
+    """The wrapper of a method that sends one request and returns its response
+    (``model_of`` a string: the keyword argument that names the model)."""
+    key = model_of if isinstance(model_of, str) else None
+    get_model = _model_getter(model_of)
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = begin(model_of, instance, args, kwargs, False, skip, operation)
-        if begun is None:
+        p = state.pipeline
+        if p is None or p is UNSET or not p.capture_clients:
             return wrapped(*args, **kwargs)
-        return _answered(*begun, send(wrapped, args, kwargs, begun))
+        if p.capture_content or skip is not None:
+            begun = begin(get_model, instance, args, kwargs, False, skip, operation)
+            if begun is None:
+                return wrapped(*args, **kwargs)
+            return _answered(*begun, send(wrapped, args, kwargs, begun))
+        call = current_call.get()
+        own = None
+        if call is None or call._t1:  # unlogged, or the logged call ended: see begin()
+            if call is None and not p.capture_unlogged:
+                return wrapped(*args, **kwargs)
+            try:
+                caller = _caller_key(2)
+                own = CallHandle(_specs.get(caller) or _spec(caller), call, p.trace_getter)
+            except Exception as exc:
+                internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
+                return wrapped(*args, **kwargs)
+            call = own
+        try:
+            request = GeminiRequest(
+                kwargs.get(key) if key is not None else get_model(instance, args, kwargs),
+                operation,
+            )
+            requests = call._requests
+            if requests is None:
+                call._requests = [request]
+            else:
+                requests.append(request)
+        except Exception as exc:  # the user's request must go ahead whatever happens here
+            internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
+            return wrapped(*args, **kwargs)
+        try:
+            response = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            request.failed(exc)
+            _end(p, own, request)
+            raise
+        now = request.t1 = perf_counter_ns()
+        request.response = response
+        try:  # GeminiRequest.done's capture mark (see was_captured), inlined
+            ref = weakref.ref(response)
+        except TypeError:  # not weakly referenceable: simply not marked
+            pass
+        else:
+            if len(CAPTURED_REFS) >= MAX_CAPTURED:
+                CAPTURED_REFS.clear()
+            CAPTURED_REFS[id(response)] = ref
+        if own is not None:
+            own._t1 = now
+            try:
+                p.submit(own)
+            except Exception as exc:
+                internal_error("capture", exc, "vividly_trace could not queue a request: %r", exc)
+        return response
 
     return wrapper
 
 
 def async_request(
-    model_of: ModelOf, skip: Skip | None = None, operation: str = "generate_content"
+    model_of: ModelOf | str, skip: Skip | None = None, operation: str = "generate_content"
 ) -> Callable[..., Any]:
     """The async twin of :func:`sync_request`."""
+    key = model_of if isinstance(model_of, str) else None
+    get_model = _model_getter(model_of)
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        begun = begin(model_of, instance, args, kwargs, False, skip, operation)
-        if begun is None:
+        p = state.pipeline
+        if p is None or p is UNSET or not p.capture_clients:
             return await wrapped(*args, **kwargs)
-        return _answered(*begun, await asend(wrapped, args, kwargs, begun))
+        if p.capture_content or skip is not None:
+            begun = begin(get_model, instance, args, kwargs, False, skip, operation)
+            if begun is None:
+                return await wrapped(*args, **kwargs)
+            return _answered(*begun, await asend(wrapped, args, kwargs, begun))
+        call = current_call.get()
+        own = None
+        if call is None or call._t1:  # unlogged, or the logged call ended: see begin()
+            if call is None and not p.capture_unlogged:
+                return await wrapped(*args, **kwargs)
+            try:
+                caller = _caller_key(2)
+                own = CallHandle(_specs.get(caller) or _spec(caller), call, p.trace_getter)
+            except Exception as exc:
+                internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
+                return await wrapped(*args, **kwargs)
+            call = own
+        try:
+            request = GeminiRequest(
+                kwargs.get(key) if key is not None else get_model(instance, args, kwargs),
+                operation,
+            )
+            requests = call._requests
+            if requests is None:
+                call._requests = [request]
+            else:
+                requests.append(request)
+        except Exception as exc:  # the user's request must go ahead whatever happens here
+            internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
+            return await wrapped(*args, **kwargs)
+        try:
+            response = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            request.failed(exc)
+            _end(p, own, request)
+            raise
+        now = request.t1 = perf_counter_ns()
+        request.response = response
+        try:  # GeminiRequest.done's capture mark (see was_captured), inlined
+            ref = weakref.ref(response)
+        except TypeError:  # not weakly referenceable: simply not marked
+            pass
+        else:
+            if len(CAPTURED_REFS) >= MAX_CAPTURED:
+                CAPTURED_REFS.clear()
+            CAPTURED_REFS[id(response)] = ref
+        if own is not None:
+            own._t1 = now
+            try:
+                p.submit(own)
+            except Exception as exc:
+                internal_error("capture", exc, "vividly_trace could not queue a request: %r", exc)
+        return response
 
     return wrapper
 
 
-def sync_stream(model_of: ModelOf, operation: str = "generate_content") -> Callable[..., Any]:
+def sync_stream(model_of: ModelOf | str, operation: str = "generate_content") -> Callable[..., Any]:
     """The wrapper of a method returning a stream of chunks (the request ends with it)."""
+    model_of = _model_getter(model_of)
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         begun = begin(model_of, instance, args, kwargs, True, None, operation)
@@ -231,8 +360,11 @@ def chunks(stream: Any, p: Any, own: CallHandle | None, request: GeminiRequest) 
         _end(p, own, request)
 
 
-def async_stream(model_of: ModelOf, operation: str = "generate_content") -> Callable[..., Any]:
+def async_stream(
+    model_of: ModelOf | str, operation: str = "generate_content"
+) -> Callable[..., Any]:
     """The wrapper of an async method whose result is an async stream of chunks."""
+    model_of = _model_getter(model_of)
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         begun = begin(model_of, instance, args, kwargs, True, None, operation)

@@ -21,8 +21,7 @@ from ._capture import async_request, async_stream, sync_request, sync_stream
 __all__ = ["patch", "patch_caches"]
 
 
-def _model(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return kwargs.get("model")  # the request methods take keyword arguments only
+_MODEL = "model"  # the request methods take keyword arguments only: kwargs["model"]
 
 
 def patch(module: Any, wrap: Callable[[Any, str, Any], None]) -> None:
@@ -33,9 +32,9 @@ def patch(module: Any, wrap: Callable[[Any, str, Any], None]) -> None:
     ):
         if cls is None:
             continue
-        wrap(cls, "_generate_content", request(_model))
-        wrap(cls, "_generate_content_stream", stream(_model))
-        wrap(cls, "_embed_content", request(_model, operation="embed_content"))
+        wrap(cls, "_generate_content", request(_MODEL))
+        wrap(cls, "_generate_content_stream", stream(_MODEL))
+        wrap(cls, "_embed_content", request(_MODEL, operation="embed_content"))
 
 
 def patch_caches(module: Any, wrap: Callable[[Any, str, Any], None]) -> None:
@@ -45,4 +44,4 @@ def patch_caches(module: Any, wrap: Callable[[Any, str, Any], None]) -> None:
         (getattr(module, "AsyncCaches", None), async_request),
     ):
         if cls is not None:
-            wrap(cls, "create", request(_model, operation="caches.create"))
+            wrap(cls, "create", request(_MODEL, operation="caches.create"))
