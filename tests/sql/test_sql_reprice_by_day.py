@@ -72,3 +72,34 @@ def test_reprice_by_day_and_tier(db_url: str) -> None:
     assert stored[-1][0] is None and stored[-1][2] == "provisioned"
     assert [row[2] for row in stored] == [tier for _, _, tier in rows]
     assert reprice(db_url).updated == 0  # idempotent
+
+
+def test_reprice_per_provider(db_url: str) -> None:
+    """reprice prices a stored Vertex AI row at the table's ``vertex_ai/MODEL`` price and a
+    Gemini API row of the same model at the plain one."""
+    table = PricingTable.default().with_overrides(
+        {"vertex_ai/gemini-2.5-flash": {"input": "1", "output": "4"}}, version="per-provider"
+    )
+    records = [
+        make_record(
+            "providers",
+            n=i + 1,
+            model="gemini-2.5-flash",
+            provider=provider,
+            input_token_count=10_000,
+            output_token_count=1_000,
+        )
+        for i, provider in enumerate(("gemini", "vertex_ai"))
+    ]
+    write_records(db_url, records)
+    assert reprice(db_url, pricing=table).updated == 2
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT provider, cost_usd FROM prompt_executions ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [(p, Decimal(str(c))) for p, c in stored] == [
+        ("gemini", usd((10_000, "0.30"), (1_000, "2.50"))),
+        ("vertex_ai", usd((10_000, "1"), (1_000, "4"))),
+    ]

@@ -362,6 +362,7 @@ def reprice(
                 *extra,
                 c.id,
                 c.template_name,
+                c.provider,
                 c.model,
                 c.response_model,
                 c.input_token_count,
@@ -401,7 +402,15 @@ def reprice(
                             entry[6] += old or _ZERO
                             continue
                         new, version, repriced, partly_unpriced = _requests_cost(
-                            engine, table, r.id, mine, unknown, request_changes, day, tier
+                            engine,
+                            table,
+                            r.id,
+                            mine,
+                            unknown,
+                            request_changes,
+                            day,
+                            tier,
+                            r.provider,
                         )
                         entry[4] += 1 if partly_unpriced else 0
                         if not repriced:  # no request could be priced: left as it was
@@ -497,9 +506,10 @@ def _requests_cost(
     changes: list[dict[str, Any]],
     day: int,
     tier: str | None,
+    provider: str | None = None,
 ) -> tuple[Decimal | None, str, bool, bool]:
     """Reprice an execution's request rows, each at its own model, on the execution's
-    day and in its service tier.
+    day, in its service tier and at its provider's prices.
 
     Appends the requests whose cost changes to ``changes``. Returns the execution's new
     cost (the exact sum over its requests with tokens; ``None`` when one of them has no
@@ -521,7 +531,7 @@ def _requests_cost(
             unknown.add(model)
         elif model:
             new, priced_by = table.quote(
-                model, _usage(q), day=day, tier=tier, operation=q.operation
+                model, _usage(q), day=day, tier=tier, operation=q.operation, provider=provider
             )
         if priced_by is not None and priced_by != version:
             version = priced_by if version is None else f"{table.version}/mixed"
@@ -550,5 +560,5 @@ def _new_cost(
     if table.resolve(model) is None:
         unknown.add(model)
         return None, table.version
-    cost, version = table.quote(model, _usage(row), day=day, tier=tier)
+    cost, version = table.quote(model, _usage(row), day=day, tier=tier, provider=row.provider)
     return cost, version or table.version

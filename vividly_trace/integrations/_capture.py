@@ -120,6 +120,7 @@ def begin(
             request = call._request(model, operation)
         request.streamed = stream
         request.config = kwargs.get("config")
+        request.client = instance
         return p, own, request
     except Exception as exc:  # the user's request must go ahead whatever happens here
         internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)

@@ -460,6 +460,8 @@ class PricingTable:
                 if alias not in self.models:
                     self._aliases.setdefault(alias, price)
         self._resolved: dict[str, ModelPrice | None] = {}
+        # Providers with prices of their own (``vertex_ai/MODEL`` keys), e.g. {"vertex_ai"}.
+        self._providers = frozenset(k.split("/", 1)[0] for k in self.models if "/" in k)
         self._own: dict[str, object] = {}  # priced_model: a name's own key, or None
         self._versions: dict[str | None, str] = {None: version}
         self._replace = False  # a file's ``replace = true`` (see load)
@@ -592,6 +594,7 @@ class PricingTable:
         *,
         day: int | None = None,
         tier: str | None = None,
+        provider: str | None = None,
     ) -> Decimal | None:
         """Cost in USD of a request, or ``None`` for an unknown model (warned once) or
         an unknown input count (the API did not report the prompt's tokens).
@@ -600,9 +603,9 @@ class PricingTable:
         tool-use prompt tokens as input, audio input at the audio rate, and the tier is
         chosen by the prompt size and applied to the whole request. ``day``: the UTC day the
         request started (:func:`utc_day`; None: today), which chooses the price period;
-        ``tier``: its service tier (None: standard).
+        ``tier``: its service tier (None: standard); ``provider``: see :meth:`quote`.
         """
-        return self.quote(model, usage, day=day, tier=tier)[0]
+        return self.quote(model, usage, day=day, tier=tier, provider=provider)[0]
 
     def quote(
         self,
@@ -612,10 +615,15 @@ class PricingTable:
         day: int | None = None,
         tier: str | None = None,
         operation: str = "generate_content",
+        provider: str | None = None,
     ) -> tuple[Decimal | None, str | None]:
         """``(cost, pricing version)`` of one request: :meth:`request_cost`, and the name of
         the catalogue and the price period used (``VERSION`` or ``VERSION/from-DATE``,
-        ``VERSION/until-DATE``); the version is None when the cost is."""
+        ``VERSION/until-DATE``); the version is None when the cost is.
+
+        ``provider``: ``vertex_ai`` for a Vertex AI request, ``gemini`` (or None) for the
+        Gemini API. A table entry named ``vertex_ai/MODEL`` prices MODEL on Vertex AI where
+        its price differs; without one, both are priced alike."""
         if operation in _NOT_BILLED_AT_REQUEST:
             if usage.is_empty or usage.input_tokens is None:
                 return None, None
@@ -625,7 +633,11 @@ class PricingTable:
         if not model:
             self._warn_once("", "a call with token usage has no model name: cost not computed")
             return None, None
-        found = self.resolve(model)
+        found = None
+        if provider is not None and provider in self._providers:
+            found = self.resolve(f"{provider}/{_PREFIX.sub('', model.strip().lower())}")
+        if found is None:
+            found = self.resolve(model)
         if found is None:
             self._warn_once(
                 model,
@@ -673,6 +685,7 @@ class PricingTable:
         *,
         day: int | None = None,
         tier: str | None = None,
+        provider: str | None = None,
     ) -> Decimal | None:
         """Cost in USD of one captured request of ``operation`` (``generate_content``,
         ``embed_content``, ``caches.create``...): :meth:`cost`, but for the billing rules
@@ -691,7 +704,9 @@ class PricingTable:
         request's input; storage is not a per-request cost (it depends on how long the cache
         lives) and is left out here. Vertex AI's rules differ and are not in this table.
         """
-        return self.quote(model, usage, day=day, tier=tier, operation=operation)[0]
+        return self.quote(model, usage, day=day, tier=tier, operation=operation, provider=provider)[
+            0
+        ]
 
     def _warn_once(self, key: str, message: str) -> None:
         if key in self._warned:

@@ -14,7 +14,9 @@ API endpoints with canned :class:`Scenario` responses::
         assert response.text == "hello"
         assert fake.requests[0]["model"] == "gemini-2.5-flash"
 
-Endpoints (``v1``, ``v1beta`` and ``v1alpha``; ``models/`` or ``tunedModels/``):
+Endpoints (``v1``, ``v1beta`` and ``v1alpha``; ``models/`` or ``tunedModels/``, also under
+Vertex AI's ``projects/P/locations/L/publishers/google/``: see
+:meth:`FakeGeminiServer.vertex_client`):
 
 * ``POST .../models/{m}:generateContent`` - one JSON response.
 * ``POST .../models/{m}:streamGenerateContent?alt=sse`` - Server-Sent Events
@@ -184,7 +186,8 @@ _STATUS_NAMES = {
     504: "DEADLINE_EXCEEDED",
 }
 _PATH_RE = re.compile(
-    r"^/(?P<version>v1|v1beta|v1alpha)/(?:models|tunedModels)/(?P<model>[^/:]+)"
+    r"^/(?P<version>v1|v1beta|v1alpha)/(?:projects/[^/]+/locations/[^/]+/)?"
+    r"(?:publishers/google/)?(?:models|tunedModels)/(?P<model>[^/:]+)"
     r":(?P<method>generateContent|streamGenerateContent|countTokens|batchEmbedContents"
     r"|embedContent)$"
 )
@@ -658,6 +661,22 @@ class FakeGeminiServer(BaseLocalServer):
             vertexai=False,
             api_key=api_key,
             http_options=types.HttpOptions(base_url=self.url, api_version="v1beta"),
+        )
+
+    def vertex_client(self, project: str = "fake-project", location: str = "us-central1") -> Any:
+        """Build a ``google.genai.Client`` for Vertex AI (``vertexai=True``) pointed at this
+        server: requests go to ``/v1/projects/P/locations/L/publishers/google/models/M:...``,
+        with a static OAuth token (nothing is refreshed, nothing leaves 127.0.0.1)."""
+        from google import genai
+        from google.genai import types
+        from google.oauth2.credentials import Credentials
+
+        return genai.Client(
+            vertexai=True,
+            project=project,
+            location=location,
+            credentials=Credentials(token="fake-token"),  # type: ignore[no-untyped-call]
+            http_options=types.HttpOptions(base_url=self.url, api_version="v1"),
         )
 
     def configure_generativeai(self, api_key: str = "fake-key") -> None:
