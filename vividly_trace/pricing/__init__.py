@@ -38,6 +38,7 @@ from ..usage import Usage
 
 __all__ = [
     "FIELD_ORDER",
+    "GROUNDING_UNITS",
     "SERVICE_TIERS",
     "ModelPrice",
     "PricingTable",
@@ -60,7 +61,15 @@ _PRICE_FIELDS = (
     "input_above",
     "output_above",
     "cached_input_above",
+    "image_input",
+    "video_input",
+    "image_output",
+    "audio_output",
+    "grounding_per_1k",
 )
+#: How a model bills Grounding with Google Search: per grounded prompt (a request whose
+#: answer ran searches: the 2.x models) or per search query (the Gemini 3 family).
+GROUNDING_UNITS = frozenset({"prompt", "query"})
 #: The service tiers a record can name. ``standard`` is the table's plain prices; the others
 #: are priced from a model's ``tiers`` (none: no price); ``provisioned`` (Vertex AI
 #: provisioned throughput) has no per-token list price unless a table gives one.
@@ -102,6 +111,13 @@ class ModelPrice:
     ``*_above`` prices. ``max_prompt_tokens``: above it the table has no price (cost None).
     Missing cached / audio prices fall back to the plain input price.
 
+    ``image_input`` / ``video_input``: the uncached input tokens of that modality (missing:
+    the input price); ``image_output`` / ``audio_output``: the output tokens of that
+    modality (missing: the output price). ``grounding_per_1k``: Grounding with Google
+    Search, USD per 1,000 ``grounding_unit`` (``prompt``: grounded prompts; ``query``: search
+    queries); the list price, before any free allowance (those are per account and per day
+    or month, which a record cannot know).
+
     ``changes``: ``(date, price)`` pairs in date order: ``price`` is in force from that UTC
     day on (this object's own rates before the first). ``tiers``: ``(tier, price)`` pairs,
     each with its own ``changes``: the prices of a service tier other than standard.
@@ -121,6 +137,12 @@ class ModelPrice:
     output_above: Decimal | None = None
     cached_input_above: Decimal | None = None
     max_prompt_tokens: int | None = None
+    image_input: Decimal | None = None
+    video_input: Decimal | None = None
+    image_output: Decimal | None = None
+    audio_output: Decimal | None = None
+    grounding_per_1k: Decimal | None = None
+    grounding_unit: str | None = None
     as_of: str | None = None
     source: str | None = None
     secondary_source: bool = False
@@ -132,6 +154,11 @@ class ModelPrice:
     # and one exact Decimal at the end (cheaper than Decimal arithmetic per record).
     _scaled: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
     _change_days: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
+    # Scaled image input, video input, image output, audio output and grounding (per 1M
+    # units) rates, each None without a rate of its own; None when the model has none.
+    _extra: tuple[int | None, ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
     _tier_map: dict[str, ModelPrice] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -139,6 +166,11 @@ class ModelPrice:
     def __post_init__(self) -> None:
         for name in _PRICE_FIELDS:
             _check_rate(name, getattr(self, name))
+        if self.grounding_unit is not None and self.grounding_unit not in GROUNDING_UNITS:
+            raise ConfigurationError(
+                f"ModelPrice: grounding_unit must be 'prompt' or 'query', got "
+                f"{show(self.grounding_unit)}"
+            )
         days = tuple(_day_of("ModelPrice", start) for start, _ in self.changes)
         if list(days) != sorted(set(days)):
             raise ConfigurationError("ModelPrice: changes must be in date order, one per date")
@@ -156,8 +188,19 @@ class ModelPrice:
                 raise ConfigurationError("ModelPrice: a tier is a ModelPrice without tiers")
             self._tier_map[tier] = price
         rates = [self._effective(above) for above in (False, True)]
+        # Per modality, and grounding per 1M units: None when the model has no rate of its own.
+        extra = (
+            self.image_input,
+            self.video_input,
+            self.image_output,
+            self.audio_output,
+            None if self.grounding_per_1k is None else self.grounding_per_1k * 1000,
+        )
         places = max(
-            (max(0, -r.as_tuple().exponent) for pair in rates for r in pair),  # type: ignore[operator]
+            (
+                max(0, -r.as_tuple().exponent)  # type: ignore[operator]
+                for r in (*rates[0], *rates[1], *(x for x in extra if x is not None))
+            ),
             default=0,
         )
         factor = 10**places
@@ -165,6 +208,13 @@ class ModelPrice:
         # [11]: a scaled total divisible by this is a whole number of tens of dollars.
         scaled.append(10 ** (places + 7))
         object.__setattr__(self, "_scaled", tuple(scaled))
+        object.__setattr__(
+            self,
+            "_extra",
+            None
+            if all(x is None for x in extra)
+            else tuple(None if x is None else int(x * factor) for x in extra),
+        )
 
     def _effective(self, above: bool) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
         """(input, output, cached, audio, cached audio) rates below or above the tier."""
@@ -212,6 +262,12 @@ class ModelPrice:
                 kwargs[key] = tuple(a.strip().lower() for a in value)
             elif key in _PRICE_FIELDS:
                 kwargs[key] = _to_price(name, key, value)
+            elif key == "grounding_unit":
+                if value not in GROUNDING_UNITS:
+                    raise ConfigurationError(
+                        f"price of {show(name)}: grounding_unit must be 'prompt' or 'query'"
+                    )
+                kwargs[key] = value
             elif key in ("tier_threshold", "max_prompt_tokens"):
                 if value is not None and (type(value) is not int or value <= 0):
                     raise ConfigurationError(f"price of {show(name)}: {key} must be a positive int")
@@ -284,7 +340,11 @@ class ModelPrice:
                 + cached_audio * scaled[base + 4]
             )
         else:  # the common case: plain input only
+            cached = audio = 0
             total += max(0, input_tokens) * scaled[base]
+        extra = self._extra
+        if extra is not None:
+            total += self._extra_cost(usage, extra, scaled, base, input_tokens - cached - audio)
         cost = Decimal(total).scaleb(-scaled[0]).normalize()
         # normalize() writes 30 as 3E+1: keep integral costs in plain notation. Below 10**28
         # normalize() is exact, so "3E+1" means a total ending in more zeros than the scale
@@ -294,8 +354,45 @@ class ModelPrice:
         )
         return cost.quantize(_ONE) if integral else cost
 
+    def _extra_cost(
+        self,
+        usage: Usage,
+        extra: tuple[int | None, ...],
+        scaled: tuple[int, ...],
+        base: int,
+        room: int,
+    ) -> int:
+        """What the modality rates and grounding add to a scaled total priced at the text
+        rates: (own rate - text rate) per token of the modality, and the grounding fee."""
+        add = 0
+        image_in, video_in, image_out, audio_out, grounding = extra
+        for rate, count in (
+            (image_in, usage.image_input_tokens),
+            (video_in, usage.video_input_tokens),
+        ):
+            if rate is not None and count and room > 0:
+                n = min(count, room)
+                room -= n
+                add += n * (rate - scaled[base])
+        out_room = usage.output_tokens or 0
+        for rate, count in (
+            (image_out, usage.image_output_tokens),
+            (audio_out, usage.audio_output_tokens),
+        ):
+            if rate is not None and count and out_room > 0:
+                n = min(count, out_room)
+                out_room -= n
+                add += n * (rate - scaled[base + 1])
+        if grounding is not None:
+            units = (
+                usage.grounded_prompts if self.grounding_unit == "prompt" else usage.search_queries
+            )
+            if units:
+                add += units * grounding
+        return add
 
-_PERIOD_FIELDS = (*_PRICE_FIELDS, "tier_threshold", "max_prompt_tokens")
+
+_PERIOD_FIELDS = (*_PRICE_FIELDS, "tier_threshold", "max_prompt_tokens", "grounding_unit")
 #: The fields of one price period, in the order tables show and write them.
 FIELD_ORDER = (
     "input",
@@ -308,6 +405,12 @@ FIELD_ORDER = (
     "output_above",
     "cached_input_above",
     "max_prompt_tokens",
+    "image_input",
+    "video_input",
+    "image_output",
+    "audio_output",
+    "grounding_per_1k",
+    "grounding_unit",
 )
 
 
