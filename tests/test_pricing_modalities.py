@@ -79,3 +79,30 @@ def test_grounded_3_per_query(
     rec = records.only()
     assert rec.cost_usd == usd((1_000, "0.50"), (200, "3.00")) + 3 * Decimal(14) / 1_000
     assert rec.cost_usd == Decimal("0.0431")
+
+
+def test_counts_on_the_record(gemini: Any, client: Any, records: CapturedRecords) -> None:
+    """The modality and grounding counts reach the record and its request."""
+    gemini.enqueue(
+        Scenario(
+            prompt_tokens=1_000,
+            image_prompt_tokens=258,
+            video_prompt_tokens=300,
+            candidates_tokens=1_300,
+            image_output_tokens=1_290,
+            search_queries=("a", "b"),
+        )
+    )
+    _ask(client, "gemini-2.5-flash-image")
+    rec = records.only()
+    got = (
+        rec.image_input_token_count,
+        rec.video_input_token_count,
+        rec.image_output_token_count,
+        rec.audio_output_token_count,
+        rec.grounded_prompt_count,
+        rec.search_query_count,
+    )
+    assert got == (258, 300, 1_290, None, 1, 2)
+    q = rec.requests[0]
+    assert (q.image_output_token_count, q.search_query_count) == (1_290, 2)

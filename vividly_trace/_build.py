@@ -223,6 +223,12 @@ _RECORD_FIELDS = (
     "session_id",
     "request_id",
     "service_tier",
+    "image_input_token_count",
+    "video_input_token_count",
+    "image_output_token_count",
+    "audio_output_token_count",
+    "grounded_prompt_count",
+    "search_query_count",
 )
 if tuple(f.name for f in dataclasses.fields(PromptExecution)) != _RECORD_FIELDS:  # pragma: no cover
     raise RuntimeError("PromptExecution's fields changed: update build_record (positional)")
@@ -246,6 +252,12 @@ _REQUEST_FIELDS = (
     "http_status",
     "finish_reason",
     "streamed",
+    "image_input_token_count",
+    "video_input_token_count",
+    "image_output_token_count",
+    "audio_output_token_count",
+    "grounded_prompt_count",
+    "search_query_count",
 )
 if tuple(f.name for f in dataclasses.fields(RequestRecord)) != _REQUEST_FIELDS:  # pragma: no cover
     raise RuntimeError("RequestRecord's fields changed: update _request_record (positional)")
@@ -365,6 +377,12 @@ def _request_record(
         error[2] if error is not None else None,
         info.finish_reason,
         request.streamed,
+        usage.image_input_tokens,
+        usage.video_input_tokens,
+        usage.image_output_tokens,
+        usage.audio_output_tokens,
+        usage.grounded_prompts,
+        usage.search_queries,
     )
 
 
@@ -545,4 +563,10 @@ def build_record(
         scope.session_id if scope is not None else None,  # session_id
         scope.request_id if scope is not None else None,  # request_id
         tier,  # service_tier
+        usage.image_input_tokens,  # image_input_token_count
+        usage.video_input_tokens,  # video_input_token_count
+        usage.image_output_tokens,  # image_output_token_count
+        usage.audio_output_tokens,  # audio_output_token_count
+        usage.grounded_prompts,  # grounded_prompt_count
+        usage.search_queries,  # search_query_count
     )

@@ -103,3 +103,57 @@ def test_reprice_per_provider(db_url: str) -> None:
         ("gemini", usd((10_000, "0.30"), (1_000, "2.50"))),
         ("vertex_ai", usd((10_000, "1"), (1_000, "4"))),
     ]
+
+
+def test_reprice_modalities_and_grounding(db_url: str) -> None:
+    """reprice bills the stored image output and grounding counts again (costs by hand from
+    the pricing page: 2.5 Flash Image 0.30 / 2.50 / image output 30; 2.5 Flash grounding $35
+    per 1,000 grounded prompts; Gemini 3 Flash 0.50 / 3.00, $14 per 1,000 search queries)."""
+    records = [
+        make_record(
+            "modal",
+            n=1,
+            model="gemini-2.5-flash-image",
+            input_token_count=100,
+            output_token_count=1_300,
+            image_output_token_count=1_290,
+            cost_usd=Decimal(0),
+        ),
+        make_record(
+            "modal",
+            n=2,
+            model="gemini-2.5-flash",
+            input_token_count=1_000,
+            output_token_count=200,
+            grounded_prompt_count=1,
+            search_query_count=3,
+            cost_usd=Decimal(0),
+        ),
+        make_record(
+            "modal",
+            n=3,
+            model="gemini-3-flash-preview",
+            input_token_count=1_000,
+            output_token_count=200,
+            grounded_prompt_count=1,
+            search_query_count=3,
+            cost_usd=Decimal(0),
+        ),
+    ]
+    write_records(db_url, records)
+    assert reprice(db_url).updated == 3
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text(
+                "SELECT cost_usd, image_output_token_count, search_query_count "
+                "FROM prompt_executions ORDER BY id"
+            )
+        ).all()
+    engine.dispose()
+    assert [Decimal(str(row[0])) for row in stored] == [
+        usd((100, "0.30"), (10, "2.50"), (1_290, "30")),
+        usd((1_000, "0.30"), (200, "2.50")) + Decimal("0.035"),
+        usd((1_000, "0.50"), (200, "3.00")) + 3 * Decimal("0.014"),
+    ]
+    assert [(row[1], row[2]) for row in stored] == [(1_290, None), (None, 3), (None, 3)]

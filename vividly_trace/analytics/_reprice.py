@@ -238,9 +238,20 @@ def _write_requests(conn: Connection, changes: list[dict[str, Any]]) -> None:
     conn.execute(statement, changes)
 
 
-def _requests_of(conn: Connection, ids: list[str]) -> dict[str, list[Any]]:
+#: The modality and grounding count columns (schema revision 0013), read where present.
+_MODAL_COLUMNS = (
+    "image_input_token_count",
+    "video_input_token_count",
+    "image_output_token_count",
+    "audio_output_token_count",
+    "grounded_prompt_count",
+    "search_query_count",
+)
+
+
+def _requests_of(conn: Connection, ids: list[str], modal: bool) -> dict[str, list[Any]]:
     """Execution id -> its request rows (in ``seq`` order), for the executions in ``ids``
-    that have some."""
+    that have some (``modal``: with the modality and grounding counts)."""
     from sqlalchemy import select
 
     r = requests_table().c
@@ -260,6 +271,7 @@ def _requests_of(conn: Connection, ids: list[str]) -> dict[str, list[Any]]:
             r.audio_input_token_count,
             r.cached_audio_token_count,
             r.cost_usd,
+            *(r[name] for name in _MODAL_COLUMNS if modal),
         )
         .where(r.execution_id.in_(ids))
         .order_by(r.execution_id, r.seq)
@@ -341,6 +353,7 @@ def reprice(
         with engine.connect() as conn:
             with_requests = has_requests_table(conn)
             with_tier = _has_column(conn, "service_tier")
+            with_modal = _has_column(conn, "search_query_count")
             total = int(
                 conn.execute(select(func.count()).select_from(e).where(*conditions)).scalar_one()
             )
@@ -357,6 +370,8 @@ def reprice(
         done = 0
         last_id: str | None = None
         extra = [c.executed_at, c.service_tier] if with_tier else [c.executed_at]
+        if with_modal:
+            extra += [c[name] for name in _MODAL_COLUMNS]
         while True:
             query = select(
                 *extra,
@@ -387,7 +402,9 @@ def reprice(
                     break
                 changes: list[dict[str, Any]] = []
                 request_changes: list[dict[str, Any]] = []
-                children = _requests_of(conn, [r.id for r in rows]) if with_requests else {}
+                children = (
+                    _requests_of(conn, [r.id for r in rows], with_modal) if with_requests else {}
+                )
                 for r in rows:
                     entry = stats.setdefault(r.template_name, [0, 0, 0, 0, 0, _ZERO, _ZERO])
                     entry[0] += 1
@@ -494,6 +511,12 @@ def _usage(row: Any) -> Usage:
         tool_use_tokens=row.tool_use_token_count,
         audio_input_tokens=row.audio_input_token_count,
         cached_audio_tokens=row.cached_audio_token_count,
+        image_input_tokens=getattr(row, "image_input_token_count", None),
+        video_input_tokens=getattr(row, "video_input_token_count", None),
+        image_output_tokens=getattr(row, "image_output_token_count", None),
+        audio_output_tokens=getattr(row, "audio_output_token_count", None),
+        grounded_prompts=getattr(row, "grounded_prompt_count", None),
+        search_queries=getattr(row, "search_query_count", None),
     )
 
 
