@@ -34,7 +34,7 @@ genai_prices = pytest.importorskip("genai_prices")
 from genai_prices import data as genai_data  # noqa: E402
 
 # (ours, genai-prices') usage of one request: plain text; cached and audio input; a prompt
-# above the 200k tier with cached tokens.
+# above the 200k tier with cached tokens; other modalities and grounding.
 USAGES = [
     (
         Usage(input_tokens=1000, output_tokens=500),
@@ -59,6 +59,30 @@ USAGES = [
     (
         Usage(input_tokens=250_000, output_tokens=1000, cached_tokens=50_000),
         {"input_tokens": 250_000, "output_tokens": 1000, "cache_read_tokens": 50_000},
+    ),
+    # Modalities and grounding: image and video input, image and audio output, two billed
+    # grounding units (grounded prompts on 2.x, search queries on 3.x: genai-prices'
+    # web_searches count either).
+    (
+        Usage(
+            input_tokens=1000,
+            output_tokens=900,
+            image_input_tokens=300,
+            video_input_tokens=200,
+            image_output_tokens=400,
+            audio_output_tokens=100,
+            grounded_prompts=2,
+            search_queries=2,
+        ),
+        {
+            "input_tokens": 1000,
+            "output_tokens": 900,
+            "input_image_tokens": 300,
+            "input_video_tokens": 200,
+            "output_image_tokens": 400,
+            "output_audio_tokens": 100,
+            "web_searches": 2,
+        },
     ),
 ]
 

@@ -223,6 +223,12 @@ _RECORD_FIELDS = (
     "session_id",
     "request_id",
     "service_tier",
+    "image_input_token_count",
+    "video_input_token_count",
+    "image_output_token_count",
+    "audio_output_token_count",
+    "grounded_prompt_count",
+    "search_query_count",
 )
 if tuple(f.name for f in dataclasses.fields(PromptExecution)) != _RECORD_FIELDS:  # pragma: no cover
     raise RuntimeError("PromptExecution's fields changed: update build_record (positional)")
@@ -246,6 +252,12 @@ _REQUEST_FIELDS = (
     "http_status",
     "finish_reason",
     "streamed",
+    "image_input_token_count",
+    "video_input_token_count",
+    "image_output_token_count",
+    "audio_output_token_count",
+    "grounded_prompt_count",
+    "search_query_count",
 )
 if tuple(f.name for f in dataclasses.fields(RequestRecord)) != _REQUEST_FIELDS:  # pragma: no cover
     raise RuntimeError("RequestRecord's fields changed: update _request_record (positional)")
@@ -266,6 +278,7 @@ class _Requests:
         "first_chunk",
         "info",
         "model",
+        "provider",
         "records",
         "tier",
         "usage",
@@ -281,15 +294,22 @@ class _Requests:
         t0 = call._t0
         version: str | None = None
         tier = None
+        provider = None
         for request in requests:
             info = _merged_info(request.response, request.last)
             model = pricing.priced_model(request.model, info.response_model)
             more = info.usage
             tier = call._tier or info.service_tier or _config_tier(request.config)
+            provider = _provider_of(request.client) or info.provider
             price = None
             if not more.is_empty:
                 price, priced_by = pricing.quote(
-                    model, more, day=day, tier=tier, operation=request.operation
+                    model,
+                    more,
+                    day=day,
+                    tier=tier,
+                    operation=request.operation,
+                    provider=provider,
                 )
                 usage = add_usage(usage, more)
                 # One request without a price makes the total unknown (never an undercount).
@@ -302,11 +322,21 @@ class _Requests:
         self.cost = None if usage.is_empty else cost
         self.version = version if self.cost is not None else None
         self.tier = tier
+        self.provider = provider
         self.info = info
         self.error = requests[-1].error if requests else None
         self.model = next((r.model for r in requests if r.model), None)
         self.records = tuple(records)
         self.first_chunk = next((r.t_first for r in requests if r.t_first), 0)
+
+
+def _provider_of(client: Any) -> str | None:
+    """``vertex_ai`` for a request a google-genai client built with ``vertexai=True`` sent
+    (its ``Models`` / ``Caches`` object's ``_api_client.vertexai``), else None."""
+    if client is None:
+        return None
+    api = getattr(client, "_api_client", None)
+    return "vertex_ai" if getattr(api, "vertexai", None) is True else None
 
 
 def _config_tier(config: Any) -> str | None:
@@ -347,6 +377,12 @@ def _request_record(
         error[2] if error is not None else None,
         info.finish_reason,
         request.streamed,
+        usage.image_input_tokens,
+        usage.video_input_tokens,
+        usage.image_output_tokens,
+        usage.audio_output_tokens,
+        usage.grounded_prompts,
+        usage.search_queries,
     )
 
 
@@ -470,13 +506,14 @@ def build_record(
         header = f"00-{trace.trace_id:032x}-{trace.span_id:016x}-{flags:02x}"
         metadata = {**metadata, "traceparent": header} if metadata else {"traceparent": header}
     tier = summed.tier if summed is not None else (call._tier or info.service_tier)
+    provider = summed.provider if summed is not None else info.provider
     if summed is not None and call._usage is None:
         cost = summed.cost
         priced_by = summed.version
     elif usage is EMPTY_USAGE or usage.is_empty:
         cost = priced_by = None
     else:
-        cost, priced_by = pricing.quote(model, usage, day=day, tier=tier)
+        cost, priced_by = pricing.quote(model, usage, day=day, tier=tier, provider=provider)
     parent = call._parent
     version, group = spec.version, spec.ab_group
     fetched = call._prompt
@@ -497,7 +534,7 @@ def build_record(
         _from_timestamp(call._wall_ns // 1000 / 1e6, _UTC),  # started_at
         version,  # template_version
         group,  # ab_test_group
-        info.provider,  # provider
+        provider,  # provider
         model,  # model
         info.response_model,  # response_model
         usage.input_tokens,  # input_token_count
@@ -526,4 +563,10 @@ def build_record(
         scope.session_id if scope is not None else None,  # session_id
         scope.request_id if scope is not None else None,  # request_id
         tier,  # service_tier
+        usage.image_input_tokens,  # image_input_token_count
+        usage.video_input_tokens,  # video_input_token_count
+        usage.image_output_tokens,  # image_output_token_count
+        usage.audio_output_tokens,  # audio_output_token_count
+        usage.grounded_prompts,  # grounded_prompt_count
+        usage.search_queries,  # search_query_count
     )

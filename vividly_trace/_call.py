@@ -96,6 +96,7 @@ class GeminiRequest:
     """
 
     __slots__ = (
+        "client",
         "config",
         "error",
         "last",
@@ -112,6 +113,7 @@ class GeminiRequest:
         self.model = model if type(model) is str else None
         self.operation = operation
         self.config: Any = None  # the request's config (its service_tier, read when built)
+        self.client: Any = None  # the client object that sent it (its provider, read when built)
         self.response: Any = None
         self.last: Any = None
         self.error: tuple[str, str, int | None] | None = None

@@ -53,6 +53,12 @@ class RequestRecord:
     http_status: int | None = None
     finish_reason: str | None = None
     streamed: bool = False
+    image_input_token_count: int | None = None
+    video_input_token_count: int | None = None
+    image_output_token_count: int | None = None
+    audio_output_token_count: int | None = None
+    grounded_prompt_count: int | None = None
+    search_query_count: int | None = None
 
     def to_exact_dict(self) -> dict[str, Any]:
         """The request as a JSON-ready dict, ``cost_usd`` an exact decimal string."""
@@ -106,7 +112,12 @@ class PromptExecution:
     ``priority`` (the request's ``service_tier``, or the tier the answer says served it),
     ``batch`` (:meth:`CallHandle.set_service_tier`, for Batch API results) or
     ``provisioned`` (Vertex AI provisioned throughput: no per-token price); ``None`` when
-    nothing said (priced as standard). ``pricing_version`` names the price table and,
+    nothing said (priced as standard). ``image_input_token_count``,
+    ``video_input_token_count`` (parts of the input, cached ones included),
+    ``image_output_token_count``, ``audio_output_token_count`` (parts of the output) are
+    the modality counts the answer's token details give; ``grounded_prompt_count`` (requests
+    whose answer ran Google searches) and ``search_query_count`` (the queries they ran)
+    are what Grounding with Google Search bills. ``pricing_version`` names the price table and,
     for a model whose prices change on a date, the period that applied
     (``VERSION/until-DATE`` or ``VERSION/from-DATE``; the record's ``started_at`` day, UTC).
 
@@ -152,6 +163,12 @@ class PromptExecution:
     session_id: str | None = None
     request_id: str | None = None
     service_tier: str | None = None
+    image_input_token_count: int | None = None
+    video_input_token_count: int | None = None
+    image_output_token_count: int | None = None
+    audio_output_token_count: int | None = None
+    grounded_prompt_count: int | None = None
+    search_query_count: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a dict of plain JSON types.

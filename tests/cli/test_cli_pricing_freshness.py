@@ -52,6 +52,13 @@ class TestFreshness:
         out = run_cli("pricing").stdout
         assert f"Catalogue of 2026-12-03 ({table.age_days()} days old)." in out
 
+    def test_modalities_and_grounding_shown(self) -> None:
+        """The table lists each model's own modality rates and grounding fee, with its unit."""
+        out = run_cli("pricing").stdout
+        assert "  gemini-2.5-flash-image: image out 30\n" in out
+        assert "  gemini-2.5-flash: grounding 35 per 1,000 grounded prompts\n" in out
+        assert "  gemini-3.5-flash: grounding 14 per 1,000 search queries\n" in out
+
     def test_update_writes_a_fresh_copy(self, tmp_path: Path) -> None:
         """``pricing update`` compiles the installed genai-prices into a local file dated
         today, with the packaged prices (same genai-prices, same curated overrides)."""

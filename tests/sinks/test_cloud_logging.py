@@ -235,6 +235,12 @@ class TestEntries:
             "session_id": None,
             "request_id": None,
             "service_tier": None,
+            "image_input_token_count": None,
+            "video_input_token_count": None,
+            "image_output_token_count": None,
+            "audio_output_token_count": None,
+            "grounded_prompt_count": None,
+            "search_query_count": None,
         }
         for key, value in expected.items():
             assert payload[key] == value, key

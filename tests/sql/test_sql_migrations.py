@@ -192,7 +192,7 @@ def test_the_head_schema_equals_what_db_upgrade_builds(db_url: str, other_url: s
                 conn.exec_driver_sql(statement)
         expected = schema_snapshot(upgraded)
         assert schema_snapshot(built) == expected
-        assert [c[:3] for c in expected["prompt_executions"]["columns"][-7:]] == [
+        assert [c[:3] for c in expected["prompt_executions"]["columns"][-13:]] == [
             ("cached_audio_token_count", "BIGINT", True),
             ("prompt_text", "TEXT", True),
             ("response_text", "TEXT", True),
@@ -200,6 +200,21 @@ def test_the_head_schema_equals_what_db_upgrade_builds(db_url: str, other_url: s
             ("session_id", "TEXT", True),
             ("request_id", "TEXT", True),
             ("service_tier", "TEXT", True),
+            ("image_input_token_count", "BIGINT", True),
+            ("video_input_token_count", "BIGINT", True),
+            ("image_output_token_count", "BIGINT", True),
+            ("audio_output_token_count", "BIGINT", True),
+            ("grounded_prompt_count", "BIGINT", True),
+            ("search_query_count", "BIGINT", True),
+        ]
+        assert [c[0] for c in expected["prompt_requests"]["columns"]][-7:] == [
+            "streamed",
+            "image_input_token_count",
+            "video_input_token_count",
+            "image_output_token_count",
+            "audio_output_token_count",
+            "grounded_prompt_count",
+            "search_query_count",
         ]
         requests = expected["prompt_requests"]
         assert [c[0] for c in requests["columns"]][:4] == [
@@ -251,7 +266,7 @@ def test_db_upgrade_from_0001_with_data(db_url: str) -> None:
     result = cli("db", "upgrade", db_url)
     assert result.returncode == 0, result.stderr
     assert f"upgraded from 0001 to {migrate.SCHEMA_REVISION}" in result.stdout
-    assert column_names(engine)[-7:] == [
+    assert column_names(engine)[-13:] == [
         "cached_audio_token_count",
         "prompt_text",
         "response_text",
@@ -259,6 +274,12 @@ def test_db_upgrade_from_0001_with_data(db_url: str) -> None:
         "session_id",
         "request_id",
         "service_tier",
+        "image_input_token_count",
+        "video_input_token_count",
+        "image_output_token_count",
+        "audio_output_token_count",
+        "grounded_prompt_count",
+        "search_query_count",
     ]
     assert trigger_names(engine) == head_triggers(engine)
     with engine.connect() as conn:
@@ -270,7 +291,7 @@ def test_db_upgrade_from_0001_with_data(db_url: str) -> None:
             (*r[:cost], None if r[cost] is None else to_sqlite_money(r[cost]), *r[cost + 1 :])
             for r in before
         ]
-    assert [(*row, *[None] * 7) for row in before] == [tuple(row) for row in after]
+    assert [(*row, *[None] * 13) for row in before] == [tuple(row) for row in after]
     assert count_rows(engine, "prompt_requests") == 0  # old executions get no request rows
     assert statistics_mismatches(engine) == []
 

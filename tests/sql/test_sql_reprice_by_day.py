@@ -72,3 +72,87 @@ def test_reprice_by_day_and_tier(db_url: str) -> None:
     assert stored[-1][0] is None and stored[-1][2] == "provisioned"
     assert [row[2] for row in stored] == [tier for _, _, tier in rows]
     assert reprice(db_url).updated == 0  # idempotent
+
+
+def test_reprice_per_provider(db_url: str) -> None:
+    """reprice prices a stored Vertex AI row at the table's ``vertex_ai/MODEL`` price and a
+    Gemini API row of the same model at the plain one."""
+    table = PricingTable.default().with_overrides(
+        {"vertex_ai/gemini-2.5-flash": {"input": "1", "output": "4"}}, version="per-provider"
+    )
+    records = [
+        make_record(
+            "providers",
+            n=i + 1,
+            model="gemini-2.5-flash",
+            provider=provider,
+            input_token_count=10_000,
+            output_token_count=1_000,
+        )
+        for i, provider in enumerate(("gemini", "vertex_ai"))
+    ]
+    write_records(db_url, records)
+    assert reprice(db_url, pricing=table).updated == 2
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        t = prompt_executions
+        stored = conn.execute(sa.select(t.c.provider, t.c.cost_usd).order_by(t.c.id)).all()
+    engine.dispose()
+    assert [(p, c) for p, c in stored] == [
+        ("gemini", usd((10_000, "0.30"), (1_000, "2.50"))),
+        ("vertex_ai", usd((10_000, "1"), (1_000, "4"))),
+    ]
+
+
+def test_reprice_modalities_and_grounding(db_url: str) -> None:
+    """reprice bills the stored image output and grounding counts again (costs by hand from
+    the pricing page: 2.5 Flash Image 0.30 / 2.50 / image output 30; 2.5 Flash grounding $35
+    per 1,000 grounded prompts; Gemini 3 Flash 0.50 / 3.00, $14 per 1,000 search queries)."""
+    records = [
+        make_record(
+            "modal",
+            n=1,
+            model="gemini-2.5-flash-image",
+            input_token_count=100,
+            output_token_count=1_300,
+            image_output_token_count=1_290,
+            cost_usd=Decimal(0),
+        ),
+        make_record(
+            "modal",
+            n=2,
+            model="gemini-2.5-flash",
+            input_token_count=1_000,
+            output_token_count=200,
+            grounded_prompt_count=1,
+            search_query_count=3,
+            cost_usd=Decimal(0),
+        ),
+        make_record(
+            "modal",
+            n=3,
+            model="gemini-3-flash-preview",
+            input_token_count=1_000,
+            output_token_count=200,
+            grounded_prompt_count=1,
+            search_query_count=3,
+            cost_usd=Decimal(0),
+        ),
+    ]
+    write_records(db_url, records)
+    assert reprice(db_url).updated == 3
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        t = prompt_executions
+        stored = conn.execute(
+            sa.select(t.c.cost_usd, t.c.image_output_token_count, t.c.search_query_count).order_by(
+                t.c.id
+            )
+        ).all()
+    engine.dispose()
+    assert [row[0] for row in stored] == [
+        usd((100, "0.30"), (10, "2.50"), (1_290, "30")),
+        usd((1_000, "0.30"), (200, "2.50")) + Decimal("0.035"),
+        usd((1_000, "0.50"), (200, "3.00")) + 3 * Decimal("0.014"),
+    ]
+    assert [(row[1], row[2]) for row in stored] == [(1_290, None), (None, 3), (None, 3)]

@@ -324,6 +324,12 @@ class TestRows:
                 cost_usd=Decimal("0.0001234"),
                 finish_reason="MAX\x00TOKENS",
                 streamed=True,
+                image_input_token_count=20,
+                video_input_token_count=30,
+                image_output_token_count=16,
+                audio_output_token_count=12,
+                grounded_prompt_count=1,
+                search_query_count=3,
             ),
         )
         started = dt.datetime(2026, 3, 30, 23, 59, 59, 990000, tzinfo=UTC)
@@ -371,6 +377,12 @@ class TestRows:
             "http_status": None,
             "finish_reason": f"MAX{nul}TOKENS",
             "streamed": True,
+            "image_input_token_count": 20,
+            "video_input_token_count": 30,
+            "image_output_token_count": 16,
+            "audio_output_token_count": 12,
+            "grounded_prompt_count": 1,
+            "search_query_count": 3,
         }
         execution = stored_execution(sink.engine, record.execution_id)
         assert (execution.prompt_text, execution.response_text) == (f"what is{nul} rain?", "water")

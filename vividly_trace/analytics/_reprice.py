@@ -240,9 +240,20 @@ def _write_requests(conn: Connection, changes: list[dict[str, Any]]) -> None:
     conn.execute(statement, changes)
 
 
-def _requests_of(conn: Connection, ids: list[str]) -> dict[str, list[Any]]:
+#: The modality and grounding count columns (schema revision 0013), read where present.
+_MODAL_COLUMNS = (
+    "image_input_token_count",
+    "video_input_token_count",
+    "image_output_token_count",
+    "audio_output_token_count",
+    "grounded_prompt_count",
+    "search_query_count",
+)
+
+
+def _requests_of(conn: Connection, ids: list[str], modal: bool) -> dict[str, list[Any]]:
     """Execution id -> its request rows (in ``seq`` order), for the executions in ``ids``
-    that have some."""
+    that have some (``modal``: with the modality and grounding counts)."""
     from sqlalchemy import select
 
     r = requests_table().c
@@ -262,6 +273,7 @@ def _requests_of(conn: Connection, ids: list[str]) -> dict[str, list[Any]]:
             r.audio_input_token_count,
             r.cached_audio_token_count,
             r.cost_usd,
+            *(r[name] for name in _MODAL_COLUMNS if modal),
         )
         .where(r.execution_id.in_(ids))
         .order_by(r.execution_id, r.seq)
@@ -343,6 +355,7 @@ def reprice(
         with engine.connect() as conn:
             with_requests = has_requests_table(conn)
             with_tier = _has_column(conn, "service_tier")
+            with_modal = _has_column(conn, "search_query_count")
             total = int(
                 conn.execute(select(func.count()).select_from(e).where(*conditions)).scalar_one()
             )
@@ -359,11 +372,14 @@ def reprice(
         done = 0
         last_id: str | None = None
         extra = [c.executed_at, c.service_tier] if with_tier else [c.executed_at]
+        if with_modal:
+            extra += [c[name] for name in _MODAL_COLUMNS]
         while True:
             query = select(
                 *extra,
                 c.id,
                 c.template_name,
+                c.provider,
                 c.model,
                 c.response_model,
                 c.input_token_count,
@@ -388,7 +404,9 @@ def reprice(
                     break
                 changes: list[dict[str, Any]] = []
                 request_changes: list[dict[str, Any]] = []
-                children = _requests_of(conn, [r.id for r in rows]) if with_requests else {}
+                children = (
+                    _requests_of(conn, [r.id for r in rows], with_modal) if with_requests else {}
+                )
                 for r in rows:
                     entry = stats.setdefault(r.template_name, [0, 0, 0, 0, 0, _ZERO, _ZERO])
                     entry[0] += 1
@@ -403,7 +421,15 @@ def reprice(
                             entry[6] += old or _ZERO
                             continue
                         new, version, repriced, partly_unpriced = _requests_cost(
-                            engine, table, r.id, mine, unknown, request_changes, day, tier
+                            engine,
+                            table,
+                            r.id,
+                            mine,
+                            unknown,
+                            request_changes,
+                            day,
+                            tier,
+                            r.provider,
                         )
                         entry[4] += 1 if partly_unpriced else 0
                         if not repriced:  # no request could be priced: left as it was
@@ -487,6 +513,12 @@ def _usage(row: Any) -> Usage:
         tool_use_tokens=row.tool_use_token_count,
         audio_input_tokens=row.audio_input_token_count,
         cached_audio_tokens=row.cached_audio_token_count,
+        image_input_tokens=getattr(row, "image_input_token_count", None),
+        video_input_tokens=getattr(row, "video_input_token_count", None),
+        image_output_tokens=getattr(row, "image_output_token_count", None),
+        audio_output_tokens=getattr(row, "audio_output_token_count", None),
+        grounded_prompts=getattr(row, "grounded_prompt_count", None),
+        search_queries=getattr(row, "search_query_count", None),
     )
 
 
@@ -499,9 +531,10 @@ def _requests_cost(
     changes: list[dict[str, Any]],
     day: int,
     tier: str | None,
+    provider: str | None = None,
 ) -> tuple[Decimal | None, str, bool, bool]:
     """Reprice an execution's request rows, each at its own model, on the execution's
-    day and in its service tier.
+    day, in its service tier and at its provider's prices.
 
     Appends the requests whose cost changes to ``changes``. Returns the execution's new
     cost (the exact sum over its requests with tokens; ``None`` when one of them has no
@@ -523,7 +556,7 @@ def _requests_cost(
             unknown.add(model)
         elif model:
             new, priced_by = table.quote(
-                model, _usage(q), day=day, tier=tier, operation=q.operation
+                model, _usage(q), day=day, tier=tier, operation=q.operation, provider=provider
             )
         if priced_by is not None and priced_by != version:
             version = priced_by if version is None else f"{table.version}/mixed"
@@ -552,5 +585,5 @@ def _new_cost(
     if table.resolve(model) is None:
         unknown.add(model)
         return None, table.version
-    cost, version = table.quote(model, _usage(row), day=day, tier=tier)
+    cost, version = table.quote(model, _usage(row), day=day, tier=tier, provider=row.provider)
     return cost, version or table.version

@@ -36,6 +36,24 @@ def _price(value: Decimal | None) -> str:
     return text
 
 
+def _modal_rates(model: ModelPrice) -> str:
+    """A model's own image / video / audio-output rates and grounding fee, as text."""
+    parts = [
+        f"{label} {_price(getattr(model, field))}"
+        for field, label in (
+            ("image_input", "image in"),
+            ("video_input", "video in"),
+            ("image_output", "image out"),
+            ("audio_output", "audio out"),
+        )
+        if getattr(model, field) is not None
+    ]
+    if model.grounding_per_1k is not None:
+        unit = "grounded prompts" if model.grounding_unit == "prompt" else "search queries"
+        parts.append(f"grounding {_price(model.grounding_per_1k)} per 1,000 {unit}")
+    return ", ".join(parts)
+
+
 def _tokens(n: int) -> str:
     return f"{n // 1000}k" if n % 1000 == 0 else f"{n:,}"
 
@@ -149,6 +167,7 @@ def pricing(ctx: click.Context, path: str | None, as_json: bool) -> None:
         view.add_column(name, justify="right", no_wrap=True)
     view.add_column("src", no_wrap=True)
     cached_audio: list[str] = []
+    modal: list[str] = []
     notes: list[str] = []
     for name, model in sorted(table.models.items(), key=_order):
         first = True
@@ -188,6 +207,9 @@ def pricing(ctx: click.Context, path: str | None, as_json: bool) -> None:
                 )
         if model.cached_audio_input is not None:
             cached_audio.append(f"{name} {_price(model.cached_audio_input)}")
+        own = _modal_rates(model)
+        if own:
+            modal.append(f"{name}: {own}")
         if model.note:
             notes.append(f"{name}: {model.note}")
     console = Console(highlight=False)
@@ -202,6 +224,11 @@ def pricing(ctx: click.Context, path: str | None, as_json: bool) -> None:
     console.print("row for is not priced (cost left empty).")
     if cached_audio:
         console.print("Cached audio input: " + "; ".join(cached_audio) + ".", markup=False)
+    if modal:
+        console.print()
+        console.print("Other modalities and grounding (list prices, before free allowances):")
+        for line in modal:
+            console.print(f"  {line}", markup=False)
     if notes:
         console.print()
         console.print("Curated:")

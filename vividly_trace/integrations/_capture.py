@@ -128,6 +128,7 @@ def begin(
             request = call._request(model, operation)
         request.streamed = stream
         request.config = kwargs.get("config")
+        request.client = instance
         return p, own, request
     except Exception as exc:  # the user's request must go ahead whatever happens here
         internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
@@ -223,6 +224,7 @@ def sync_request(
                 kwargs.get(key) if key is not None else get_model(instance, args, kwargs),
                 operation,
             )
+            request.client = instance  # the provider (Vertex AI or not) is read when built
             requests = call._requests
             if requests is None:
                 call._requests = [request]
@@ -291,6 +293,7 @@ def async_request(
                 kwargs.get(key) if key is not None else get_model(instance, args, kwargs),
                 operation,
             )
+            request.client = instance  # the provider (Vertex AI or not) is read when built
             requests = call._requests
             if requests is None:
                 call._requests = [request]

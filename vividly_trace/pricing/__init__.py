@@ -38,6 +38,7 @@ from ..usage import Usage
 
 __all__ = [
     "FIELD_ORDER",
+    "GROUNDING_UNITS",
     "SERVICE_TIERS",
     "ModelPrice",
     "PricingTable",
@@ -50,6 +51,16 @@ _ONE = Decimal(1)
 _ZERO = Decimal(0)
 #: Captured operations that bill no tokens at the time of the request (see request_cost).
 _NOT_BILLED_AT_REQUEST = frozenset({"caches.create"})
+_NO_COUNTS = (None,) * 6
+if Usage._fields[8:] != (
+    "image_input_tokens",
+    "video_input_tokens",
+    "image_output_tokens",
+    "audio_output_tokens",
+    "grounded_prompts",
+    "search_queries",
+):  # pragma: no cover
+    raise RuntimeError("Usage's fields changed: update ModelPrice._cost (usage[8:])")
 _EXACT_LIMIT = 10**28  # Decimal's default precision: integers below it convert exactly
 _PRICE_FIELDS = (
     "input",
@@ -60,7 +71,15 @@ _PRICE_FIELDS = (
     "input_above",
     "output_above",
     "cached_input_above",
+    "image_input",
+    "video_input",
+    "image_output",
+    "audio_output",
+    "grounding_per_1k",
 )
+#: How a model bills Grounding with Google Search: per grounded prompt (a request whose
+#: answer ran searches: the 2.x models) or per search query (the Gemini 3 family).
+GROUNDING_UNITS = frozenset({"prompt", "query"})
 #: The service tiers a record can name. ``standard`` is the table's plain prices; the others
 #: are priced from a model's ``tiers`` (none: no price); ``provisioned`` (Vertex AI
 #: provisioned throughput) has no per-token list price unless a table gives one.
@@ -102,6 +121,13 @@ class ModelPrice:
     ``*_above`` prices. ``max_prompt_tokens``: above it the table has no price (cost None).
     Missing cached / audio prices fall back to the plain input price.
 
+    ``image_input`` / ``video_input``: the uncached input tokens of that modality (missing:
+    the input price); ``image_output`` / ``audio_output``: the output tokens of that
+    modality (missing: the output price). ``grounding_per_1k``: Grounding with Google
+    Search, USD per 1,000 ``grounding_unit`` (``prompt``: grounded prompts; ``query``: search
+    queries); the list price, before any free allowance (those are per account and per day
+    or month, which a record cannot know).
+
     ``changes``: ``(date, price)`` pairs in date order: ``price`` is in force from that UTC
     day on (this object's own rates before the first). ``tiers``: ``(tier, price)`` pairs,
     each with its own ``changes``: the prices of a service tier other than standard.
@@ -121,6 +147,12 @@ class ModelPrice:
     output_above: Decimal | None = None
     cached_input_above: Decimal | None = None
     max_prompt_tokens: int | None = None
+    image_input: Decimal | None = None
+    video_input: Decimal | None = None
+    image_output: Decimal | None = None
+    audio_output: Decimal | None = None
+    grounding_per_1k: Decimal | None = None
+    grounding_unit: str | None = None
     as_of: str | None = None
     source: str | None = None
     secondary_source: bool = False
@@ -132,6 +164,11 @@ class ModelPrice:
     # and one exact Decimal at the end (cheaper than Decimal arithmetic per record).
     _scaled: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
     _change_days: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
+    # Scaled image input, video input, image output, audio output and grounding (per 1M
+    # units) rates, each None without a rate of its own; None when the model has none.
+    _extra: tuple[int | None, ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
     _tier_map: dict[str, ModelPrice] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -139,6 +176,11 @@ class ModelPrice:
     def __post_init__(self) -> None:
         for name in _PRICE_FIELDS:
             _check_rate(name, getattr(self, name))
+        if self.grounding_unit is not None and self.grounding_unit not in GROUNDING_UNITS:
+            raise ConfigurationError(
+                f"ModelPrice: grounding_unit must be 'prompt' or 'query', got "
+                f"{show(self.grounding_unit)}"
+            )
         days = tuple(_day_of("ModelPrice", start) for start, _ in self.changes)
         if list(days) != sorted(set(days)):
             raise ConfigurationError("ModelPrice: changes must be in date order, one per date")
@@ -156,8 +198,19 @@ class ModelPrice:
                 raise ConfigurationError("ModelPrice: a tier is a ModelPrice without tiers")
             self._tier_map[tier] = price
         rates = [self._effective(above) for above in (False, True)]
+        # Per modality, and grounding per 1M units: None when the model has no rate of its own.
+        extra = (
+            self.image_input,
+            self.video_input,
+            self.image_output,
+            self.audio_output,
+            None if self.grounding_per_1k is None else self.grounding_per_1k * 1000,
+        )
         places = max(
-            (max(0, -r.as_tuple().exponent) for pair in rates for r in pair),  # type: ignore[operator]
+            (
+                max(0, -r.as_tuple().exponent)  # type: ignore[operator]
+                for r in (*rates[0], *rates[1], *(x for x in extra if x is not None))
+            ),
             default=0,
         )
         factor = 10**places
@@ -165,6 +218,13 @@ class ModelPrice:
         # [11]: a scaled total divisible by this is a whole number of tens of dollars.
         scaled.append(10 ** (places + 7))
         object.__setattr__(self, "_scaled", tuple(scaled))
+        object.__setattr__(
+            self,
+            "_extra",
+            None
+            if all(x is None for x in extra)
+            else tuple(None if x is None else int(x * factor) for x in extra),
+        )
 
     def _effective(self, above: bool) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
         """(input, output, cached, audio, cached audio) rates below or above the tier."""
@@ -212,6 +272,12 @@ class ModelPrice:
                 kwargs[key] = tuple(a.strip().lower() for a in value)
             elif key in _PRICE_FIELDS:
                 kwargs[key] = _to_price(name, key, value)
+            elif key == "grounding_unit":
+                if value not in GROUNDING_UNITS:
+                    raise ConfigurationError(
+                        f"price of {show(name)}: grounding_unit must be 'prompt' or 'query'"
+                    )
+                kwargs[key] = value
             elif key in ("tier_threshold", "max_prompt_tokens"):
                 if value is not None and (type(value) is not int or value <= 0):
                     raise ConfigurationError(f"price of {show(name)}: {key} must be a positive int")
@@ -284,7 +350,12 @@ class ModelPrice:
                 + cached_audio * scaled[base + 4]
             )
         else:  # the common case: plain input only
+            cached = audio = 0
             total += max(0, input_tokens) * scaled[base]
+        extra = self._extra
+        # usage[8:]: the modality and grounding counts, all None on most records.
+        if extra is not None and usage[8:] != _NO_COUNTS:
+            total += self._extra_cost(usage, extra, scaled, base, input_tokens - cached - audio)
         cost = Decimal(total).scaleb(-scaled[0]).normalize()
         # normalize() writes 30 as 3E+1: keep integral costs in plain notation. Below 10**28
         # normalize() is exact, so "3E+1" means a total ending in more zeros than the scale
@@ -294,8 +365,45 @@ class ModelPrice:
         )
         return cost.quantize(_ONE) if integral else cost
 
+    def _extra_cost(
+        self,
+        usage: Usage,
+        extra: tuple[int | None, ...],
+        scaled: tuple[int, ...],
+        base: int,
+        room: int,
+    ) -> int:
+        """What the modality rates and grounding add to a scaled total priced at the text
+        rates: (own rate - text rate) per token of the modality, and the grounding fee."""
+        add = 0
+        image_in, video_in, image_out, audio_out, grounding = extra
+        for rate, count in (
+            (image_in, usage.image_input_tokens),
+            (video_in, usage.video_input_tokens),
+        ):
+            if rate is not None and count and room > 0:
+                n = min(count, room)
+                room -= n
+                add += n * (rate - scaled[base])
+        out_room = usage.output_tokens or 0
+        for rate, count in (
+            (image_out, usage.image_output_tokens),
+            (audio_out, usage.audio_output_tokens),
+        ):
+            if rate is not None and count and out_room > 0:
+                n = min(count, out_room)
+                out_room -= n
+                add += n * (rate - scaled[base + 1])
+        if grounding is not None:
+            units = (
+                usage.grounded_prompts if self.grounding_unit == "prompt" else usage.search_queries
+            )
+            if units:
+                add += units * grounding
+        return add
 
-_PERIOD_FIELDS = (*_PRICE_FIELDS, "tier_threshold", "max_prompt_tokens")
+
+_PERIOD_FIELDS = (*_PRICE_FIELDS, "tier_threshold", "max_prompt_tokens", "grounding_unit")
 #: The fields of one price period, in the order tables show and write them.
 FIELD_ORDER = (
     "input",
@@ -308,6 +416,12 @@ FIELD_ORDER = (
     "output_above",
     "cached_input_above",
     "max_prompt_tokens",
+    "image_input",
+    "video_input",
+    "image_output",
+    "audio_output",
+    "grounding_per_1k",
+    "grounding_unit",
 )
 
 
@@ -460,6 +574,8 @@ class PricingTable:
                 if alias not in self.models:
                     self._aliases.setdefault(alias, price)
         self._resolved: dict[str, ModelPrice | None] = {}
+        # Providers with prices of their own (``vertex_ai/MODEL`` keys), e.g. {"vertex_ai"}.
+        self._providers = frozenset(k.split("/", 1)[0] for k in self.models if "/" in k)
         self._own: dict[str, object] = {}  # priced_model: a name's own key, or None
         self._versions: dict[str | None, str] = {None: version}
         self._replace = False  # a file's ``replace = true`` (see load)
@@ -592,6 +708,7 @@ class PricingTable:
         *,
         day: int | None = None,
         tier: str | None = None,
+        provider: str | None = None,
     ) -> Decimal | None:
         """Cost in USD of a request, or ``None`` for an unknown model (warned once) or
         an unknown input count (the API did not report the prompt's tokens).
@@ -600,9 +717,9 @@ class PricingTable:
         tool-use prompt tokens as input, audio input at the audio rate, and the tier is
         chosen by the prompt size and applied to the whole request. ``day``: the UTC day the
         request started (:func:`utc_day`; None: today), which chooses the price period;
-        ``tier``: its service tier (None: standard).
+        ``tier``: its service tier (None: standard); ``provider``: see :meth:`quote`.
         """
-        return self.quote(model, usage, day=day, tier=tier)[0]
+        return self.quote(model, usage, day=day, tier=tier, provider=provider)[0]
 
     def quote(
         self,
@@ -612,10 +729,15 @@ class PricingTable:
         day: int | None = None,
         tier: str | None = None,
         operation: str = "generate_content",
+        provider: str | None = None,
     ) -> tuple[Decimal | None, str | None]:
         """``(cost, pricing version)`` of one request: :meth:`request_cost`, and the name of
         the catalogue and the price period used (``VERSION`` or ``VERSION/from-DATE``,
-        ``VERSION/until-DATE``); the version is None when the cost is."""
+        ``VERSION/until-DATE``); the version is None when the cost is.
+
+        ``provider``: ``vertex_ai`` for a Vertex AI request, ``gemini`` (or None) for the
+        Gemini API. A table entry named ``vertex_ai/MODEL`` prices MODEL on Vertex AI where
+        its price differs; without one, both are priced alike."""
         if operation in _NOT_BILLED_AT_REQUEST:
             if usage.is_empty or usage.input_tokens is None:
                 return None, None
@@ -625,7 +747,11 @@ class PricingTable:
         if not model:
             self._warn_once("", "a call with token usage has no model name: cost not computed")
             return None, None
-        found = self.resolve(model)
+        found = None
+        if provider is not None and provider in self._providers:
+            found = self.resolve(f"{provider}/{_PREFIX.sub('', model.strip().lower())}")
+        if found is None:
+            found = self.resolve(model)
         if found is None:
             self._warn_once(
                 model,
@@ -673,6 +799,7 @@ class PricingTable:
         *,
         day: int | None = None,
         tier: str | None = None,
+        provider: str | None = None,
     ) -> Decimal | None:
         """Cost in USD of one captured request of ``operation`` (``generate_content``,
         ``embed_content``, ``caches.create``...): :meth:`cost`, but for the billing rules
@@ -691,7 +818,9 @@ class PricingTable:
         request's input; storage is not a per-request cost (it depends on how long the cache
         lives) and is left out here. Vertex AI's rules differ and are not in this table.
         """
-        return self.quote(model, usage, day=day, tier=tier, operation=operation)[0]
+        return self.quote(model, usage, day=day, tier=tier, operation=operation, provider=provider)[
+            0
+        ]
 
     def _warn_once(self, key: str, message: str) -> None:
         if key in self._warned:

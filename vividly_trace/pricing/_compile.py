@@ -16,6 +16,7 @@ with the reason; the comparison test explains its differences with them.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
@@ -44,18 +45,16 @@ _UNITS = {
     "cache_read_mtok": ("cached_input", "cached_input_above"),
     "input_audio_mtok": ("audio_input", None),
     "cache_audio_read_mtok": ("cached_audio_input", None),
+    "input_image_mtok": ("image_input", None),
+    "input_video_mtok": ("video_input", None),
+    "output_image_mtok": ("image_output", None),
+    "output_audio_mtok": ("audio_output", None),
+    "web_searches_kcount": ("grounding_per_1k", None),
 }
 #: genai-prices units the runtime does not price, and why (each is left out of a record's
 #: cost; the record's token counts do not tell them apart, or they are not per token).
 NOT_MODELLED = {
-    "web_searches_kcount": "grounding with Google Search, billed per 1,000 queries: not yet "
-    "read from the response's grounding metadata",
-    "output_image_mtok": "image output: the record has no image-output count yet (billed at "
-    "the output rate, an undercount)",
-    "output_audio_mtok": "audio output (Live, TTS models): no audio-output count on the record",
     "output_video_mtok": "video output: no video-output count on the record",
-    "input_image_mtok": "image input at its own rate: priced at the text input rate",
-    "input_video_mtok": "video input at its own rate: priced at the text input rate",
     "cache_write_mtok": "cache writes: Gemini bills cache storage per token-hour instead",
     "cache_write_1h_mtok": "cache writes: Gemini bills cache storage per token-hour instead",
 }
@@ -114,7 +113,7 @@ def _text(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _rates(price: Any, where: str) -> dict[str, Any]:
+def _rates(price: Any, where: str, model_id: str) -> dict[str, Any]:
     """Our fields for one genai-prices ``ModelPrice`` (the units we model)."""
     out: dict[str, Any] = {}
     threshold: int | None = None
@@ -134,11 +133,24 @@ def _rates(price: Any, where: str) -> dict[str, Any]:
     if "input" not in out:
         raise ConfigurationError(f"{where}: no input price")
     out.setdefault("output", "0")  # embeddings: input only
+    if "grounding_per_1k" in out:
+        out["grounding_unit"] = grounding_unit(model_id)
     if threshold is not None:
         out["tier_threshold"] = threshold
         out.setdefault("output_above", out["output"])
         out.setdefault("input_above", out["input"])
     return dict(sorted(out.items(), key=lambda kv: FIELD_ORDER.index(kv[0])))
+
+
+_MAJOR = re.compile(r"^gemini-(\d+)[.-]")
+
+
+def grounding_unit(model_id: str) -> str:
+    """How the pricing page bills a model's Grounding with Google Search: ``prompt`` (per
+    grounded prompt) for the 1.x and 2.x models, ``query`` (per search query) for the
+    Gemini 3 family and later (and the named models of that lineup, e.g. nano-banana)."""
+    match = _MAJOR.match(model_id)
+    return "prompt" if match is not None and int(match.group(1)) < 3 else "query"
 
 
 def _start_dates(model: Any) -> list[_dt.date]:
@@ -161,7 +173,7 @@ def _periods(model: Any, dates: list[_dt.date], context: dict[str, str] | None) 
     periods: list[tuple[_dt.date, dict[str, Any]]] = []
     for day in [_FIRST, *dates]:
         when = _dt.datetime.combine(day, _dt.time(), _dt.timezone.utc)
-        rates = _rates(model.get_prices(when, context), f"{model.id} on {day}")
+        rates = _rates(model.get_prices(when, context), f"{model.id} on {day}", model.id)
         if not periods or periods[-1][1] != rates:
             if periods and set(periods[-1][1]) - set(rates):
                 raise ConfigurationError(f"{model.id}: a price disappears on {day}")

@@ -14,7 +14,9 @@ API endpoints with canned :class:`Scenario` responses::
         assert response.text == "hello"
         assert fake.requests[0]["model"] == "gemini-2.5-flash"
 
-Endpoints (``v1``, ``v1beta`` and ``v1alpha``; ``models/`` or ``tunedModels/``):
+Endpoints (``v1``, ``v1beta`` and ``v1alpha``; ``models/`` or ``tunedModels/``, also under
+Vertex AI's ``projects/P/locations/L/publishers/google/``: see
+:meth:`FakeGeminiServer.vertex_client`):
 
 * ``POST .../models/{m}:generateContent`` - one JSON response.
 * ``POST .../models/{m}:streamGenerateContent?alt=sse`` - Server-Sent Events
@@ -184,7 +186,8 @@ _STATUS_NAMES = {
     504: "DEADLINE_EXCEEDED",
 }
 _PATH_RE = re.compile(
-    r"^/(?P<version>v1|v1beta|v1alpha)/(?:models|tunedModels)/(?P<model>[^/:]+)"
+    r"^/(?P<version>v1|v1beta|v1alpha)/(?:projects/[^/]+/locations/[^/]+/)?"
+    r"(?:publishers/google/)?(?:models|tunedModels)/(?P<model>[^/:]+)"
     r":(?P<method>generateContent|streamGenerateContent|countTokens|batchEmbedContents"
     r"|embedContent)$"
 )
@@ -225,6 +228,12 @@ class Scenario:
     cached_tokens: int | None = None
     tool_use_prompt_tokens: int | None = None
     audio_prompt_tokens: int | None = None  # adds promptTokensDetails with AUDIO + TEXT split
+    image_prompt_tokens: int | None = None  # promptTokensDetails: IMAGE (TEXT the rest)
+    video_prompt_tokens: int | None = None  # promptTokensDetails: VIDEO (TEXT the rest)
+    image_output_tokens: int | None = None  # candidatesTokensDetails: IMAGE (TEXT the rest)
+    audio_output_tokens: int | None = None  # candidatesTokensDetails: AUDIO (TEXT the rest)
+    # Grounding with Google Search: the candidate's groundingMetadata.webSearchQueries.
+    search_queries: tuple[str, ...] | None = None
     cached_audio_tokens: int | None = None  # adds cacheTokensDetails: AUDIO (+ TEXT rest)
     total_tokens: int | None = None  # default: prompt + candidates + thoughts + tool_use
     model_version: str | None = None  # default: the model from the URL
@@ -294,17 +303,23 @@ def _usage(
         usage["trafficType"] = scenario.traffic_type
     if scenario.omit_prompt_tokens:
         del usage["promptTokenCount"], usage["totalTokenCount"]
-    if scenario.audio_prompt_tokens is not None:
-        usage["promptTokensDetails"] = [
-            {
-                "modality": _enum("TEXT", _MODALITIES, enum_int),
-                "tokenCount": scenario.prompt_tokens - scenario.audio_prompt_tokens,
-            },
-            {
-                "modality": _enum("AUDIO", _MODALITIES, enum_int),
-                "tokenCount": scenario.audio_prompt_tokens,
-            },
-        ]
+    given = _details(
+        scenario.prompt_tokens,
+        enum_int,
+        AUDIO=scenario.audio_prompt_tokens,
+        IMAGE=scenario.image_prompt_tokens,
+        VIDEO=scenario.video_prompt_tokens,
+    )
+    if given is not None:
+        usage["promptTokensDetails"] = given
+    answered = _details(
+        candidates or 0,
+        enum_int,
+        IMAGE=scenario.image_output_tokens,
+        AUDIO=scenario.audio_output_tokens,
+    )
+    if answered is not None and candidates is not None:
+        usage["candidatesTokensDetails"] = answered
     if scenario.cached_audio_tokens is not None:
         details = [
             {
@@ -319,6 +334,30 @@ def _usage(
             )
         usage["cacheTokensDetails"] = details
     return usage
+
+
+def _details(total: int, enum_int: bool, **counts: int | None) -> list[dict[str, Any]] | None:
+    """A ``*TokensDetails`` list: TEXT (the rest of ``total``) and each modality given."""
+    given = {k: v for k, v in counts.items() if v is not None}
+    if not given:
+        return None
+    out = [
+        {
+            "modality": _enum("TEXT", _MODALITIES, enum_int),
+            "tokenCount": total - sum(given.values()),
+        }
+    ]
+    out += [
+        {"modality": _enum(name, _MODALITIES, enum_int), "tokenCount": count}
+        for name, count in given.items()
+    ]
+    return out
+
+
+def _grounded(candidate: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
+    if scenario.search_queries is not None:
+        candidate["groundingMetadata"] = {"webSearchQueries": list(scenario.search_queries)}
+    return candidate
 
 
 def _split_text(text: str, n: int) -> list[str]:
@@ -351,11 +390,14 @@ def _full_response(
         return _blocked_response(scenario, model, response_id, enum_int)
     return {
         "candidates": [
-            {
-                "content": {"parts": [_part(scenario)], "role": "model"},
-                "finishReason": _enum(scenario.finish_reason, _FINISH_REASONS, enum_int),
-                "index": 0,
-            }
+            _grounded(
+                {
+                    "content": {"parts": [_part(scenario)], "role": "model"},
+                    "finishReason": _enum(scenario.finish_reason, _FINISH_REASONS, enum_int),
+                    "index": 0,
+                },
+                scenario,
+            )
         ],
         "usageMetadata": _usage(
             scenario,
@@ -388,6 +430,7 @@ def _stream_responses(
         }
         if last:
             candidate["finishReason"] = _enum(scenario.finish_reason, _FINISH_REASONS, enum_int)
+            _grounded(candidate, scenario)
         chunk: dict[str, Any] = {"candidates": [candidate]}
         if last or scenario.usage_on_every_chunk:
             cands = full_cands * (i + 1) // n
@@ -658,6 +701,22 @@ class FakeGeminiServer(BaseLocalServer):
             vertexai=False,
             api_key=api_key,
             http_options=types.HttpOptions(base_url=self.url, api_version="v1beta"),
+        )
+
+    def vertex_client(self, project: str = "fake-project", location: str = "us-central1") -> Any:
+        """Build a ``google.genai.Client`` for Vertex AI (``vertexai=True``) pointed at this
+        server: requests go to ``/v1/projects/P/locations/L/publishers/google/models/M:...``,
+        with a static OAuth token (nothing is refreshed, nothing leaves 127.0.0.1)."""
+        from google import genai
+        from google.genai import types
+        from google.oauth2.credentials import Credentials
+
+        return genai.Client(
+            vertexai=True,
+            project=project,
+            location=location,
+            credentials=Credentials(token="fake-token"),  # type: ignore[no-untyped-call]
+            http_options=types.HttpOptions(base_url=self.url, api_version="v1"),
         )
 
     def configure_generativeai(self, api_key: str = "fake-key") -> None:

@@ -65,6 +65,16 @@ class Usage(NamedTuple):
     tool_use_tokens: int | None = None
     audio_input_tokens: int | None = None
     cached_audio_tokens: int | None = None
+    #: Input tokens per modality (part of ``input_tokens``, cached ones included).
+    image_input_tokens: int | None = None
+    video_input_tokens: int | None = None
+    #: Output tokens per modality (part of ``output_tokens``).
+    image_output_tokens: int | None = None
+    audio_output_tokens: int | None = None
+    #: Grounding with Google Search: 1 for a request whose answer ran searches (summed over
+    #: requests), and how many search queries it ran (``webSearchQueries``).
+    grounded_prompts: int | None = None
+    search_queries: int | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -119,6 +129,10 @@ def build_usage(
     audio_input: int | None = None,
     cached_audio: int | None = None,
     reported_total: int | None = None,
+    image_input: int | None = None,
+    video_input: int | None = None,
+    image_output: int | None = None,
+    audio_output: int | None = None,
 ) -> Usage:
     """Normalise raw provider counts (Gemini semantics) into a :class:`Usage`.
 
@@ -136,7 +150,18 @@ def build_usage(
         # the input unknown, never 0, and with it the total (and the cost).
         output_tokens = c + (thinking or 0)
         return Usage(
-            None, output_tokens, None, cached, thinking, tool_use, audio_input, cached_audio
+            None,
+            output_tokens,
+            None,
+            cached,
+            thinking,
+            tool_use,
+            audio_input,
+            cached_audio,
+            image_input,
+            video_input,
+            image_output,
+            audio_output,
         )
     p = prompt or 0
     if thinking is None and tool_use is None and reported_total is not None:
@@ -146,7 +171,7 @@ def build_usage(
     input_tokens = p + (tool_use or 0)
     output_tokens = c + (thinking or 0)
     # Positional, in field order (input, output, total, cached, thinking, tool use, audio
-    # input, cached audio): half the cost of keywords, once per record.
+    # input, cached audio, modalities): half the cost of keywords, once per record.
     return Usage(
         input_tokens,
         output_tokens,
@@ -156,4 +181,8 @@ def build_usage(
         tool_use,
         audio_input,
         cached_audio,
+        image_input,
+        video_input,
+        image_output,
+        audio_output,
     )

@@ -61,6 +61,25 @@ def _modality_count(details: Any, modality: str) -> int | None:
     return total if found else None
 
 
+_NO_MODALITIES: dict[str, int] = {}
+
+
+def _modalities(details: Any) -> dict[str, int]:
+    """Tokens per modality name (``AUDIO``, ``IMAGE``...) of a ``*_tokens_details`` list,
+    in one pass; empty when there is none."""
+    if details is None:  # not truthiness: a hostile __bool__ (or NotImplemented) must not run
+        return _NO_MODALITIES
+    out: dict[str, int] = {}
+    try:
+        for item in details:
+            name = _enum_name(getattr(item, "modality", None))
+            if name is not None:
+                out[name] = out.get(name, 0) + (_count(item, "token_count") or 0)
+    except TypeError:
+        return _NO_MODALITIES
+    return out
+
+
 def usage_from_metadata(meta: Any) -> Usage:
     """Read a ``usage_metadata`` object of either client into a :class:`Usage`."""
     prompt = _count(meta, "prompt_token_count")
@@ -68,16 +87,37 @@ def usage_from_metadata(meta: Any) -> Usage:
     total = _count(meta, "total_token_count")
     if not (prompt or candidates or total):
         return build_usage(prompt=None, candidates=None)
+    given = _modalities(getattr(meta, "prompt_tokens_details", None))
+    answered = _modalities(getattr(meta, "candidates_tokens_details", None))
     return build_usage(
         prompt=prompt,
         candidates=candidates,
         thinking=_count(meta, "thoughts_token_count"),
         cached=_count(meta, "cached_content_token_count"),
         tool_use=_count(meta, "tool_use_prompt_token_count"),
-        audio_input=_modality_count(getattr(meta, "prompt_tokens_details", None), "AUDIO"),
+        audio_input=given.get("AUDIO") if given else None,
         cached_audio=_modality_count(getattr(meta, "cache_tokens_details", None), "AUDIO"),
         reported_total=total,
+        image_input=given.get("IMAGE") if given else None,
+        video_input=given.get("VIDEO") if given else None,
+        image_output=answered.get("IMAGE") if answered else None,
+        audio_output=answered.get("AUDIO") if answered else None,
     )
+
+
+def _search_queries(candidate: Any) -> int | None:
+    """How many Google Search queries a candidate's grounding ran (``web_search_queries``
+    of its ``grounding_metadata``), None without grounding."""
+    grounding = getattr(candidate, "grounding_metadata", None)
+    if grounding is None:
+        return None
+    queries = getattr(grounding, "web_search_queries", None)
+    if queries is None:
+        return None
+    try:
+        return len(queries)  # a list, or a proto's repeated field (google-generativeai)
+    except TypeError:
+        return None
 
 
 def has_usage(chunk: Any) -> bool:
@@ -140,9 +180,13 @@ def extract_gemini(response: Any) -> ResponseInfo | None:
     try:
         candidates = getattr(response, "candidates", None)
         if candidates:
-            finish = _enum_name(getattr(candidates[0], "finish_reason", None))
+            first = candidates[0]
+            finish = _enum_name(getattr(first, "finish_reason", None))
             if finish in ("FINISH_REASON_UNSPECIFIED", "0"):
                 finish = None
+            queries = _search_queries(first)
+            if queries and not usage.is_empty:
+                usage = usage._replace(grounded_prompts=1, search_queries=queries)
     except (TypeError, IndexError, KeyError):
         finish = None
     block: str | None = None

@@ -176,6 +176,12 @@ _SQLITE_PLAIN = (
     ("session_id", "session_id"),
     ("request_id", "request_id"),
     ("service_tier", "service_tier"),
+    ("image_input_token_count", "image_input_token_count"),
+    ("video_input_token_count", "video_input_token_count"),
+    ("image_output_token_count", "image_output_token_count"),
+    ("audio_output_token_count", "audio_output_token_count"),
+    ("grounded_prompt_count", "grounded_prompt_count"),
+    ("search_query_count", "search_query_count"),
 )
 _SQLITE_COMPUTED = ("template_id", "executed_at", "cost_usd", "metadata")
 _sqlite_plain = operator.attrgetter(*(attr for attr, _ in _SQLITE_PLAIN))
@@ -203,6 +209,12 @@ _REQUEST_TAIL = (
     "http_status",
     "finish_reason",
     "streamed",
+    "image_input_token_count",
+    "video_input_token_count",
+    "image_output_token_count",
+    "audio_output_token_count",
+    "grounded_prompt_count",
+    "search_query_count",
 )
 assert (*_REQUEST_HEAD, *_REQUEST_PLAIN, "cost_usd", *_REQUEST_TAIL) == REQUEST_COLUMNS, (
     "schema.prompt_requests and the request rows differ"
@@ -337,6 +349,12 @@ _PG_COLUMNS = (
     "session_id",
     "request_id",
     "service_tier",
+    "image_input_token_count",
+    "video_input_token_count",
+    "image_output_token_count",
+    "audio_output_token_count",
+    "grounded_prompt_count",
+    "search_query_count",
 )
 assert _PG_COLUMNS == EXECUTION_COLUMNS, "schema.prompt_executions and _PG_COLUMNS differ"
 _pg_values_cache: dict[int, str] = {}
@@ -443,6 +461,12 @@ class _PostgreSQL(Dialect):
             t(r.session_id),
             t(r.request_id),
             t(r.service_tier),
+            r.image_input_token_count,
+            r.video_input_token_count,
+            r.image_output_token_count,
+            r.audio_output_token_count,
+            r.grounded_prompt_count,
+            r.search_query_count,
         )
 
     @staticmethod
@@ -477,6 +501,12 @@ class _PostgreSQL(Dialect):
                     q.http_status,
                     t(q.finish_reason),
                     bool(q.streamed),
+                    q.image_input_token_count,
+                    q.video_input_token_count,
+                    q.image_output_token_count,
+                    q.audio_output_token_count,
+                    q.grounded_prompt_count,
+                    q.search_query_count,
                 )
             )
         return out

@@ -27,7 +27,7 @@ __all__ = [
     "upgrade",
 ]
 
-SCHEMA_REVISION = "0012"
+SCHEMA_REVISION = "0013"
 """The newest revision this version of the package ships (the Alembic head).
 
 ``0001``: the tables and the INSERT and DELETE statistics triggers. ``0002``: the
@@ -40,12 +40,13 @@ SCHEMA_REVISION = "0012"
 state). ``0010``: the ``prompt_templates.config`` column and the ``prompt_deployments``
 table (a prompt key's labels and rollout). ``0011``: the ``prompt_executions.service_tier``
 column. ``0012``: exact money on SQLite (costs and ``total_cost_usd`` as integer
-pico-dollars; nothing changes on PostgreSQL). Ids are not consecutive: each revision's
+pico-dollars; nothing changes on PostgreSQL). ``0013``: the modality and grounding counts
+on ``prompt_executions`` and ``prompt_requests``. Ids are not consecutive: each revision's
 ``down_revision`` is the one before it.
 """
 
 KNOWN_REVISIONS = frozenset(
-    {"0001", "0002", "0003", "0005", "0007", "0009", "0010", "0011", "0012"}
+    {"0001", "0002", "0003", "0005", "0007", "0009", "0010", "0011", "0012", "0013"}
 )
 VERSION_TABLE = "vividly_trace_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")

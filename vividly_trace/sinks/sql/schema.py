@@ -324,6 +324,14 @@ prompt_executions = Table(
     # Added by schema revision "service tier" (last, for the same reason): the tier that
     # priced the call (standard, flex, priority, batch, provisioned), NULL: not said.
     Column("service_tier", Text, nullable=True),
+    # Added by schema revision "modalities" (last, for the same reason): modality token
+    # counts and the units Grounding with Google Search bills.
+    Column("image_input_token_count", BigInteger, nullable=True),
+    Column("video_input_token_count", BigInteger, nullable=True),
+    Column("image_output_token_count", BigInteger, nullable=True),
+    Column("audio_output_token_count", BigInteger, nullable=True),
+    Column("grounded_prompt_count", BigInteger, nullable=True),
+    Column("search_query_count", BigInteger, nullable=True),
 )
 """One row per prompt execution."""
 
@@ -393,6 +401,13 @@ prompt_requests = Table(
     Column("http_status", Integer, nullable=True),
     Column("finish_reason", Text, nullable=True),
     Column("streamed", Boolean, nullable=False, server_default=false()),
+    # Added by schema revision "modalities", as on prompt_executions.
+    Column("image_input_token_count", BigInteger, nullable=True),
+    Column("video_input_token_count", BigInteger, nullable=True),
+    Column("image_output_token_count", BigInteger, nullable=True),
+    Column("audio_output_token_count", BigInteger, nullable=True),
+    Column("grounded_prompt_count", BigInteger, nullable=True),
+    Column("search_query_count", BigInteger, nullable=True),
 )
 """One row per Gemini request of an execution (revision 0003)."""
 
