@@ -95,6 +95,28 @@ class TestImportIsolation:
         # ... and importing the package adds none of them.
         assert heavy_loaded(out["after"]) == []
 
+    def test_import_defers_what_configure_sets_up(self, tmp_path: Path) -> None:
+        """Client capture, content capture and difflib load when first needed, not at
+        ``import vividly_trace``; configure() (capture on by default) then loads capture,
+        and reset() takes its wrappers off again."""
+        out = run(
+            """
+            import json, sys
+            import vividly_trace
+            from vividly_trace.sinks import MemorySink
+            deferred = ("vividly_trace.integrations", "vividly_trace._content", "difflib")
+            at_import = [m for m in deferred if m in sys.modules]
+            vividly_trace.configure(sinks=[MemorySink()], spool_dir=False)
+            from vividly_trace import integrations
+            installed = integrations.installed()
+            vividly_trace.reset()
+            print(json.dumps({"at_import": at_import, "installed": installed,
+                              "after_reset": integrations.installed()}))
+            """,
+            tmp=tmp_path,
+        )
+        assert out == {"at_import": [], "installed": True, "after_reset": False}
+
     def test_recording_loads_no_optional_package(self, tmp_path: Path) -> None:
         """configure() with core sinks, decorated calls and flush() stay on the core too."""
         out = run(

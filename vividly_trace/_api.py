@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -284,6 +283,8 @@ _COMPARED_CHARS = 200
 def _closest_models(model: str, known: Iterable[str]) -> list[str]:
     """The priced model names nearest to ``model`` (after the table's name normalisation),
     best first; some are always named when the table has any."""
+    import difflib  # only for this error message: not worth its import at start-up
+
     names = sorted(known)
     query = normalize_model_name(model[:_COMPARED_CHARS])[-1]
     return difflib.get_close_matches(query, names, n=_CLOSEST, cutoff=0.0)

@@ -17,7 +17,6 @@ from time import perf_counter_ns
 from typing import Any
 
 from ._call import NOTHING, CallHandle, ContentRequest, GeminiRequest, ReadyRecord, was_captured
-from ._content import bound_text, prompt_text, response_text, stream_text, system_instruction_of
 from ._errors import MAX_ERROR_CHARS
 from ._jsonsafe import sanitize_metadata
 from ._lifecycle import on_fork
@@ -415,6 +414,9 @@ def _call_texts(call: CallHandle, max_chars: int, mask: bool) -> tuple[str | Non
     answer); without client capture, the response is that of a raw response the function
     returned or handed to ``record_response`` (not of a stream, whose chunks are not kept).
     """
+    # Imported on first use: content capture is off by default.
+    from ._content import bound_text, prompt_text, response_text, stream_text, system_instruction_of
+
     try:
         prompt = response = None
         requests = call._requests

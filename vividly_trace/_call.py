@@ -95,31 +95,20 @@ class GeminiRequest:
     ``last`` (the last chunk) when the record is built.
     """
 
-    __slots__ = (
-        "client",
-        "config",
-        "error",
-        "last",
-        "model",
-        "operation",
-        "response",
-        "streamed",
-        "t0",
-        "t1",
-        "t_first",
-    )
+    # No __slots__: what most requests never set falls back to these class-level defaults,
+    # so that the constructor, on the path of every captured request, sets three.
+    config: Any = None  # the request's config (its service_tier, read when built)
+    client: Any = None  # the client object that sent it (its provider, read when built)
+    response: Any = None
+    last: Any = None
+    error: tuple[str, str, int | None] | None = None
+    streamed: bool = False
+    t1: int = 0
+    t_first: int = 0  # when a stream's first chunk arrived
 
     def __init__(self, model: Any, operation: str = "generate_content") -> None:
-        self.model = model if type(model) is str else None
+        self.model: str | None = model if type(model) is str else None
         self.operation = operation
-        self.config: Any = None  # the request's config (its service_tier, read when built)
-        self.client: Any = None  # the client object that sent it (its provider, read when built)
-        self.response: Any = None
-        self.last: Any = None
-        self.error: tuple[str, str, int | None] | None = None
-        self.streamed = False
-        self.t1 = 0
-        self.t_first = 0  # when a stream's first chunk arrived
         self.t0 = perf_counter_ns()
 
     def done(self, response: Any) -> None:
@@ -148,7 +137,6 @@ class ContentRequest(GeminiRequest):
     """A request whose content is kept too (``configure(capture_content=True)``): what it
     sent and, for a stream, every chunk; their text is read when the record is built."""
 
-    __slots__ = ("chunks", "contents", "kwargs")
     chunks: list[Any] | None
     contents: Any
     kwargs: dict[str, Any]

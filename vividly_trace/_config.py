@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import integrations
 from ._active import UNSET, state
 from ._build import Redactor
 from ._dispatch import DispatchOptions
@@ -331,9 +331,14 @@ def _set(pipeline: Any) -> None:
     active = isinstance(pipeline, Pipeline)
     state.sinks = pipeline.sinks if active else ()
     if active and pipeline.capture_clients:
+        # Imported here, not by ``import vividly_trace``: capture is what configure() sets up.
+        from . import integrations
+
         integrations.install()
     else:
-        integrations.uninstall()
+        installed = sys.modules.get(f"{__package__}.integrations")
+        if installed is not None:
+            installed.uninstall()
 
 
 def _pricing(pricing: Any) -> PricingTable:

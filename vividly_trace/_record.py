@@ -230,6 +230,10 @@ def _unfrozen_twin(cls: type) -> Any:
         f"_Unfrozen{cls.__name__}",
         [(f.name, f.type, f) for f in dataclasses.fields(cls)],
         slots=True,
+        # Only its __init__ ever runs: the record takes the frozen class's other methods.
+        repr=False,
+        eq=False,
+        match_args=False,
     )
 
 

@@ -51,6 +51,7 @@ _ONE = Decimal(1)
 _ZERO = Decimal(0)
 #: Captured operations that bill no tokens at the time of the request (see request_cost).
 _NOT_BILLED_AT_REQUEST = frozenset({"caches.create"})
+_MAX_PERIODS = 4096  # quote()'s memo of price periods: cleared when full
 _NO_COUNTS = (None,) * 6
 if Usage._fields[8:] != (
     "image_input_tokens",
@@ -574,6 +575,8 @@ class PricingTable:
                 if alias not in self.models:
                     self._aliases.setdefault(alias, price)
         self._resolved: dict[str, ModelPrice | None] = {}
+        # (model, provider, tier, UTC day) -> the price period and version quote() used.
+        self._periods: dict[tuple[str, str | None, str | None, int], tuple[ModelPrice, str]] = {}
         # Providers with prices of their own (``vertex_ai/MODEL`` keys), e.g. {"vertex_ai"}.
         self._providers = frozenset(k.split("/", 1)[0] for k in self.models if "/" in k)
         self._own: dict[str, object] = {}  # priced_model: a name's own key, or None
@@ -747,6 +750,14 @@ class PricingTable:
         if not model:
             self._warn_once("", "a call with token usage has no model name: cost not computed")
             return None, None
+        if day is None:
+            day = utc_day()
+        key = (model, provider, tier, day)
+        hit = self._periods.get(key) if type(model) is str and type(day) is int else None
+        if hit is not None:  # the price and period this model had on that day, found before
+            result = hit[0]._cost(usage)
+            if result is not None:
+                return result, hit[1]
         found = None
         if provider is not None and provider in self._providers:
             found = self.resolve(f"{provider}/{_PREFIX.sub('', model.strip().lower())}")
@@ -763,7 +774,7 @@ class PricingTable:
             price: ModelPrice | None = found
             period = None
         else:
-            price, period = found.select(utc_day() if day is None else day, tier)
+            price, period = found.select(day, tier)
         if price is None:
             if tier == "provisioned":
                 message = (
@@ -789,6 +800,12 @@ class PricingTable:
         version = self._versions.get(period)
         if version is None:
             version = self._versions[period] = f"{self.version}/{period}"
+        if type(model) is str and type(day) is int:
+            periods = self._periods
+            with self._lock:
+                if len(periods) >= _MAX_PERIODS:
+                    periods.clear()
+                periods[key] = (price, version)
         return result, version
 
     def request_cost(

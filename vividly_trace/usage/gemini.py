@@ -49,54 +49,100 @@ def _enum_name(value: Any) -> str | None:
 def _modality_count(details: Any, modality: str) -> int | None:
     if details is None:  # not truthiness: a hostile __bool__ (or NotImplemented) must not run
         return None
-    total = 0
-    found = False
-    try:
-        for item in details:
-            if _enum_name(getattr(item, "modality", None)) == modality:
-                total += _count(item, "token_count") or 0
-                found = True
-    except TypeError:
-        return None
-    return total if found else None
+    return _modalities(details).get(modality)
 
 
 _NO_MODALITIES: dict[str, int] = {}
+_TEXT = "TEXT"
 
 
 def _modalities(details: Any) -> dict[str, int]:
     """Tokens per modality name (``AUDIO``, ``IMAGE``...) of a ``*_tokens_details`` list,
-    in one pass; empty when there is none."""
+    in one pass, text left out; empty when there is none."""
     if details is None:  # not truthiness: a hostile __bool__ (or NotImplemented) must not run
         return _NO_MODALITIES
-    out: dict[str, int] = {}
+    out: dict[str, int] | None = None
     try:
         for item in details:
-            name = _enum_name(getattr(item, "modality", None))
-            if name is not None:
-                out[name] = out.get(name, 0) + (_count(item, "token_count") or 0)
+            modality = getattr(item, "modality", None)
+            # An Enum member's plain ``_name_`` (both clients), else _enum_name's slow cases.
+            name = getattr(modality, "_name_", None)
+            if type(name) is not str:
+                name = _enum_name(modality)
+                if name is None:
+                    continue
+            if name == _TEXT:  # no rate of its own: the plain input and output rates
+                continue
+            count = getattr(item, "token_count", None)
+            if type(count) is not int or not 0 <= count <= MAX_TOKENS:
+                count = _count(item, "token_count") or 0
+            if out is None:
+                out = {}
+            out[name] = out.get(name, 0) + count
     except TypeError:
         return _NO_MODALITIES
-    return out
+    return _NO_MODALITIES if out is None else out
+
+
+_COUNTS = (
+    "prompt_token_count",
+    "candidates_token_count",
+    "total_token_count",
+    "thoughts_token_count",
+    "cached_content_token_count",
+    "tool_use_prompt_token_count",
+)
+_INT_OR_NONE = frozenset({int, type(None)})
 
 
 def usage_from_metadata(meta: Any) -> Usage:
     """Read a ``usage_metadata`` object of either client into a :class:`Usage`."""
-    prompt = _count(meta, "prompt_token_count")
-    candidates = _count(meta, "candidates_token_count")
-    total = _count(meta, "total_token_count")
+    prompt = getattr(meta, "prompt_token_count", None)
+    candidates = getattr(meta, "candidates_token_count", None)
+    total = getattr(meta, "total_token_count", None)
+    thinking = getattr(meta, "thoughts_token_count", None)
+    cached = getattr(meta, "cached_content_token_count", None)
+    tool_use = getattr(meta, "tool_use_prompt_token_count", None)
+    plain = _INT_OR_NONE
+    if not (
+        type(prompt) in plain
+        and type(candidates) in plain
+        and type(total) in plain
+        and type(thinking) in plain
+        and type(cached) in plain
+        and type(tool_use) in plain
+        # Ints all in [0, MAX_TOKENS) exactly when their bitwise or is (a negative one
+        # makes it negative); the edge and everything else take the one-by-one path.
+        and 0
+        <= (
+            (prompt or 0)
+            | (candidates or 0)
+            | (total or 0)
+            | (thinking or 0)
+            | (cached or 0)
+            | (tool_use or 0)
+        )
+        < MAX_TOKENS
+    ):
+        prompt, candidates, total, thinking, cached, tool_use = (
+            _count(meta, name) for name in _COUNTS
+        )
     if not (prompt or candidates or total):
         return build_usage(prompt=None, candidates=None)
-    given = _modalities(getattr(meta, "prompt_tokens_details", None))
-    answered = _modalities(getattr(meta, "candidates_tokens_details", None))
+    details = getattr(meta, "prompt_tokens_details", None)
+    given = _modalities(details) if details is not None else _NO_MODALITIES
+    details = getattr(meta, "candidates_tokens_details", None)
+    answered = _modalities(details) if details is not None else _NO_MODALITIES
+    # Cached audio is a part of the cached tokens: without those, there is none to read.
+    details = getattr(meta, "cache_tokens_details", None) if cached else None
     return build_usage(
         prompt=prompt,
         candidates=candidates,
-        thinking=_count(meta, "thoughts_token_count"),
-        cached=_count(meta, "cached_content_token_count"),
-        tool_use=_count(meta, "tool_use_prompt_token_count"),
+        thinking=thinking,
+        cached=cached,
+        tool_use=tool_use,
         audio_input=given.get("AUDIO") if given else None,
-        cached_audio=_modality_count(getattr(meta, "cache_tokens_details", None), "AUDIO"),
+        cached_audio=_modalities(details).get("AUDIO") if details is not None else None,
         reported_total=total,
         image_input=given.get("IMAGE") if given else None,
         video_input=given.get("VIDEO") if given else None,
@@ -140,6 +186,10 @@ def _model_version(response: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+_TIER_HEADER = "x-gemini-service-tier"
+_TIER_LEN = len(_TIER_HEADER)
+
+
 def _served_tier(response: Any, meta: Any) -> str | None:
     """The tier that served the request: Vertex AI's ``usage_metadata.traffic_type``, else
     the Gemini API's ``x-gemini-service-tier`` response header (google-genai keeps the
@@ -152,10 +202,14 @@ def _served_tier(response: Any, meta: Any) -> str | None:
                 return tier
     headers = getattr(getattr(response, "sdk_http_response", None), "headers", None)
     if isinstance(headers, dict):
-        value = headers.get("x-gemini-service-tier")
-        if value is None:
+        value = headers.get(_TIER_HEADER)
+        if value is None:  # aiohttp keeps the server's spelling of header names
             value = next(
-                (v for k, v in headers.items() if str(k).lower() == "x-gemini-service-tier"),
+                (
+                    v
+                    for k, v in headers.items()
+                    if isinstance(k, str) and len(k) == _TIER_LEN and k.lower() == _TIER_HEADER
+                ),
                 None,
             )
         if value is not None:
