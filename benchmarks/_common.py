@@ -9,6 +9,7 @@ configuration, draining, and the timed loop. No statistics (``_stats.py``) and n
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -191,3 +192,60 @@ def rotation(names: Sequence[str], r: int) -> list[str]:
     """Round ``r``'s order: the names rotated by ``r`` (ABCDE, BCDEA, ...)."""
     k = r % len(names)
     return [*names[k:], *names[:k]]
+
+
+# --------------------------------------------------------------------------------------
+# Checkouts measured side by side (``--tree NAME=PATH``)
+# --------------------------------------------------------------------------------------
+def parse_trees(specs: Sequence[str], default_name: str = "this") -> dict[str, Path]:
+    """``--tree NAME=PATH`` values (repeatable; none: this checkout) as ``{NAME: PATH}``;
+    a bare ``PATH`` is named after itself. Raises ``ValueError`` for a path that is not a
+    directory."""
+    trees: dict[str, Path] = {}
+    for spec in specs or [f"{default_name}={ROOT}"]:
+        name, _, path = spec.rpartition("=")
+        if not Path(path).is_dir():
+            raise ValueError(f"--tree takes NAME=PATH with PATH a directory, got {spec!r}")
+        trees[name or path] = Path(path).resolve()
+    return trees
+
+
+def tree_env(tree: Path, **extra: str) -> dict[str, str]:
+    """The environment of a child process that runs ``tree``'s code (and these benchmarks'
+    helpers), plus ``extra``."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tree), str(ROOT / "benchmarks")]),
+        **extra,
+    }
+
+
+def time_blocks(
+    arms: Sequence[tuple[str, Callable[[], Any]]],
+    blocks: int,
+    rng: Any,
+    before: Callable[[str], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, list[int]], list[list[int]]]:
+    """Randomised blocks: each block times one call of every arm, in a freshly shuffled
+    order; ``before(name)`` runs outside the timed region, ``progress(blocks done)`` after
+    each block. Each call's result is released outside the timed region too. Returns (ns
+    per call by arm, one per block; ns by position in the block)."""
+    times: dict[str, list[int]] = {name: [] for name, _ in arms}
+    positions: list[list[int]] = [[] for _ in arms]
+    order = list(range(len(arms)))
+    for b in range(blocks):
+        rng.shuffle(order)
+        for pos, k in enumerate(order):
+            name, fn = arms[k]
+            if before is not None:
+                before(name)
+            t0 = perf_counter_ns()
+            response = fn()
+            elapsed = perf_counter_ns() - t0
+            del response  # freed outside the timed region (see bench_real_call)
+            times[name].append(elapsed)
+            positions[pos].append(elapsed)
+        if progress is not None:
+            progress(b + 1)
+    return times, positions

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import report
-from _common import MODEL, ROOT, DiscardSink, passthrough
+from _common import MODEL, ROOT, DiscardSink, parse_trees, passthrough
 
 START_MARK = "<!-- instructions:start -->"
 END_MARK = "<!-- instructions:end -->"
@@ -251,10 +251,10 @@ def measure(args: argparse.Namespace) -> Result:
     calls_low = args.calls_low if args.calls_low is not None else (4 if args.quick else 50)
     warmup = args.warmup or (5 if args.quick else 30)
     repeats = args.repeats or 1
-    trees: dict[str, Path] = {}
-    for spec in args.tree or [f"working tree={ROOT}"]:
-        name, _, path = spec.rpartition("=")
-        trees[name or path] = Path(path).resolve()
+    try:
+        trees = parse_trees(args.tree, default_name="working tree")
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     arms = [a for a in ARMS if not args.arms or a in args.arms or a == BASELINE]
     jobs = [
         (tree, arm, r, n)

@@ -34,12 +34,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from time import perf_counter_ns
 from types import SimpleNamespace
 from typing import Any
 
 import report
-from _common import MODEL, ROOT, DiscardSink, configure_vividly, passthrough
+from _common import MODEL, ROOT, DiscardSink, configure_vividly, passthrough, time_blocks
 from _stats import mean_ci, median_ci, paired_diffs
 
 import vividly_trace
@@ -246,30 +245,23 @@ def run_real(blocks: int, warmup: int) -> tuple[RealResult, list[list[int]]]:
         pipeline: Any = vividly_active.state.pipeline
         integrations.install()
         rng = random.Random(20240601)
-        times: dict[str, list[int]] = {name: [] for name, _ in arms}
-        positions: list[list[int]] = [[] for _ in arms]
-        order = list(range(len(arms)))
         for _ in range(warmup):
             for name, fn in arms:
                 pipeline.capture_clients = name in captured
                 fn()
         vividly_trace.flush(timeout=60)
         gc.collect()
-        for b in range(blocks):
-            rng.shuffle(order)
-            for pos, k in enumerate(order):
-                name, fn = arms[k]
-                pipeline.capture_clients = name in captured
-                t0 = perf_counter_ns()
-                response = fn()
-                elapsed = perf_counter_ns() - t0
-                # Freed outside the timed region, as the decorated arm's response is (its
-                # record keeps it until the worker has built the record).
-                del response
-                times[name].append(elapsed)
-                positions[pos].append(elapsed)
-            if (b + 1) % max(1, blocks // 4) == 0:
-                print(f"  {b + 1}/{blocks} blocks", flush=True)
+
+        def switch(name: str) -> None:
+            pipeline.capture_clients = name in captured
+
+        def progress(done: int) -> None:
+            if done % max(1, blocks // 4) == 0:
+                print(f"  {done}/{blocks} blocks", flush=True)
+
+        # Each response is freed outside the timed region, as the decorated arm's is (its
+        # record keeps it until the worker has built the record).
+        times, positions = time_blocks(arms, blocks, rng, switch, progress)
         vividly_trace.flush(timeout=60)
         stats = vividly_trace.stats()
         result = RealResult(

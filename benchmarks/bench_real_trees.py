@@ -25,18 +25,16 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import random
 import statistics
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from time import perf_counter_ns
 from typing import Any
 
 import report
-from _common import MODEL, ROOT, DiscardSink, passthrough
+from _common import MODEL, ROOT, DiscardSink, parse_trees, passthrough, time_blocks, tree_env
 from _stats import median_ci, paired_diffs
 from bench_real_call import start_fake_server, stop_process
 
@@ -99,8 +97,6 @@ def child(url: str, blocks: int, warmup: int) -> dict[str, Any]:
         ]
     captured = {"decorated_capture", "unlogged_capture"}
     pipeline: Any = _active.state.pipeline
-    times: dict[str, list[int]] = {name: [] for name, _ in arms}
-    order = list(range(len(arms)))
     rng = random.Random(20261203)
     for _ in range(warmup):
         for name, fn in arms:
@@ -109,28 +105,17 @@ def child(url: str, blocks: int, warmup: int) -> dict[str, Any]:
             fn()
     vividly_trace.flush(timeout=60)
     gc.collect()
-    for _ in range(blocks):
-        rng.shuffle(order)
-        for k in order:
-            name, fn = arms[k]
-            if capture:  # the flag, set outside the timed region (see bench_real_call)
-                pipeline.capture_clients = name in captured
-            t0 = perf_counter_ns()
-            response = fn()
-            elapsed = perf_counter_ns() - t0
-            del response
-            times[name].append(elapsed)
+
+    def switch(name: str) -> None:  # the flag, set outside the timed region
+        if capture:
+            pipeline.capture_clients = name in captured
+
+    times, _ = time_blocks(arms, blocks, rng, switch)
     vividly_trace.flush(timeout=60)
     dropped = sum(vividly_trace.stats()["dropped"].values())
     vividly_trace.shutdown()
     client.close()
     return {"times": times, "records": sink.records, "dropped": dropped}
-
-
-def _env(tree: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(tree), str(ROOT / "benchmarks")])
-    return env
 
 
 def measure(
@@ -155,7 +140,7 @@ def measure(
                     capture_output=True,
                     text=True,
                     cwd=str(tree),
-                    env=_env(tree),
+                    env=tree_env(tree),
                     timeout=3600,
                     check=False,
                 )
@@ -264,12 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     args.processes = args.processes or (1 if args.quick else 3)
     args.blocks = args.blocks or (100 if args.quick else 1500)
     args.warmup = args.warmup or (20 if args.quick else 200)
-    trees: dict[str, Path] = {}
-    for spec in args.tree or [f"this={ROOT}"]:
-        name, sep, path = spec.partition("=")
-        if not sep or not name or not Path(path).is_dir():
-            parser.error(f"--tree takes NAME=PATH with PATH a directory, got {spec!r}")
-        trees[name] = Path(path).resolve()
+    try:
+        trees = parse_trees(args.tree)
+    except ValueError as exc:
+        parser.error(str(exc))
     results = measure(trees, args.processes, args.blocks, args.warmup)
     body = render(results, trees, args)
     print(body)

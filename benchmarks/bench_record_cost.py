@@ -49,7 +49,7 @@ from time import perf_counter_ns
 from typing import Any
 
 import report
-from _common import ROOT
+from _common import ROOT, parse_trees, tree_env
 
 START_MARK = "<!-- record-cost:start -->"
 END_MARK = "<!-- record-cost:end -->"
@@ -228,13 +228,11 @@ def _env(tree: Path | None) -> dict[str, str]:
     """The tree's code first on the path, with byte-code caches of its own (written even
     where ``PYTHONDONTWRITEBYTECODE`` is set: an import that compiles every module measures
     the compiler, not the import a deployed application pays)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if tree is None:
-        env["PYTHONPYCACHEPREFIX"] = str(_PYCACHE / "none")
-        return env
-    paths = [str(tree), str(ROOT / "benchmarks")]
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env["PYTHONPYCACHEPREFIX"] = str(_PYCACHE / str(abs(hash(str(tree)))))
+        env = {**os.environ, "PYTHONPYCACHEPREFIX": str(_PYCACHE / "none")}
+    else:
+        env = tree_env(tree, PYTHONPYCACHEPREFIX=str(_PYCACHE / str(abs(hash(str(tree))))))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
@@ -320,12 +318,7 @@ def render(
         f" collector off, best of 7 x 2,000; drain: {args.records:,} records);"
         f" {args.imports} interleaved import timings. Medians over rounds.",
         "",
-        "| measurement | "
-        + " | ".join(f"`{n}`" for n in names)
-        + " | "
-        + " | ".join(f"`{n}` / `{base}`" for n in names[1:])
-        + " |",
-        "|---|" + "---:|" * (2 * len(names) - 1),
+        *_table_head("measurement", names, ""),
     ]
     for key, label, div, unit in ROWS:
         medians = {n: statistics.median(v) if (v := results[n].get(key)) else None for n in names}
@@ -345,12 +338,7 @@ def render(
             " that does not move with the machine's speed, which the timings above do (by"
             " up to 2x within minutes on this shared VM).",
             "",
-            "| response reached | "
-            + " | ".join(f"`{n}`" for n in names)
-            + " | "
-            + " | ".join(f"`{n}` / `{base}` returned" for n in names[1:])
-            + " |",
-            "|---|" + "---:|" * (2 * len(names) - 1),
+            *_table_head("response reached", names, " returned"),
         ]
         reference = instructions[base].get("returned")
         for mode, label in (
@@ -366,6 +354,17 @@ def render(
             lines.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _table_head(first: str, names: list[str], reference: str) -> list[str]:
+    """A table's header rows: one column per tree, then each tree's ratio to the first's
+    (``reference`` says which of the first tree's values)."""
+    base = names[0]
+    ratios = "".join(f" `{n}` / `{base}`{reference} |" for n in names[1:])
+    return [
+        f"| {first} |" + "".join(f" `{n}` |" for n in names) + ratios,
+        "|---|" + "---:|" * (2 * len(names) - 1),
+    ]
 
 
 def _describe(tree: Path) -> str:
@@ -405,12 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     args.rounds = args.rounds or (2 if args.quick else 9)
     args.records = args.records or (2_000 if args.quick else 20_000)
     args.imports = args.imports or (5 if args.quick else 31)
-    trees: dict[str, Path] = {}
-    for spec in args.tree or [f"this={ROOT}"]:
-        name, sep, path = spec.partition("=")
-        if not sep or not name or not Path(path).is_dir():
-            parser.error(f"--tree takes NAME=PATH with PATH a directory, got {spec!r}")
-        trees[name] = Path(path).resolve()
+    try:
+        trees = parse_trees(args.tree)
+    except ValueError as exc:
+        parser.error(str(exc))
     args.low, args.high = (200, 700) if args.quick else (500, 2500)
     instructions = None
     if not args.no_instructions:
