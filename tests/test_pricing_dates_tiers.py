@@ -72,6 +72,24 @@ class TestTableByDay:
         assert cost == usd((12_000, inp), (3_000, out))
         assert version == f"{VERSION}/{period}"
 
+    def test_one_table_interleaving_days_and_tiers(self) -> None:
+        """A worker prices records of many days and tiers with one table (which remembers
+        the period it found for each): each request still gets its own day's and tier's."""
+        table = PricingTable.default()
+        usage = Usage(input_tokens=10_000, output_tokens=2_000)
+        before, after = utc_day(dt.date(2026, 12, 31)), utc_day(dt.date(2027, 1, 1))
+        for day, tier, key in [
+            (before, None, ("standard", False)),
+            (after, None, ("standard", True)),
+            (before, "flex", ("flex", False)),
+            (before, None, ("standard", False)),
+            (after, "priority", ("priority", True)),
+            (after, None, ("standard", True)),
+        ]:
+            inp, out = FLASH37[key]
+            cost, _ = table.quote("gemini-3.7-flash", usage, day=day, tier=tier)
+            assert cost == usd((10_000, inp), (2_000, out)), (day, tier)
+
     @pytest.mark.parametrize(("tier", "after"), sorted(FLASH37))
     def test_gemini_3_7_flash(self, tier: str, after: bool) -> None:
         """Both sides of 2027-01-01, every tier (cached input at a tenth of input)."""
