@@ -13,7 +13,9 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -275,6 +277,29 @@ class TestOwnership:
         assert by_key["inner"].parent_execution_id == by_key["outer"].execution_id
         total = sum(r.cost_usd for r in records if r.cost_usd is not None)
         assert total == usd((300, "0.30"), (30, "2.50"))
+
+    def test_a_sampled_out_call_s_response_is_not_counted_by_its_caller(
+        self, gemini: Any, client: Any
+    ) -> None:
+        """The inner call is sampled out; the outer one fails (failures are always kept)
+        after handing the inner call's response to record_response: the outer record does
+        not take the inner request's tokens as its own."""
+        gemini.enqueue(Scenario(prompt_tokens=70, candidates_tokens=7))
+
+        @logged_prompt("inner_sampled")
+        def inner() -> Any:
+            return client.models.generate_content(model=FLASH, contents="inner")
+
+        @logged_prompt("outer_failed")
+        def outer() -> None:
+            get_current_call().record_response(inner())
+            raise RuntimeError("parsing failed")
+
+        with capture_records(sample_rate=0.0) as records, pytest.raises(RuntimeError):
+            outer()
+        rec = records.only()
+        assert (rec.template_key, rec.success) == ("outer_failed", False)
+        assert (rec.input_token_count, rec.output_token_count, rec.cost_usd) == (None, None, None)
 
     def test_record_response_does_not_count_twice(
         self, gemini: Any, client: Any, records: CapturedRecords
@@ -746,6 +771,45 @@ class TestNeverTwiceNeverLost:
         ]
         assert child.input_token_count == 33
         assert child.parent_execution_id == by_key["fire_and_forget"].execution_id
+
+    def test_a_request_in_flight_when_the_call_returned(
+        self, gemini: Any, client: Any, records: CapturedRecords
+    ) -> None:
+        """A thread the logged call started (its context carried) is still waiting for the
+        answer when the call returns: the answer is a record of its own whose parent is that
+        call, timed from when the request was sent (not added to the call already queued)."""
+        import threading
+
+        gemini.enqueue(Scenario(prompt_tokens=44, candidates_tokens=4, delay_s=0.2))
+        threads: list[threading.Thread] = []
+
+        def ask() -> None:
+            client.models.generate_content(model=FLASH, contents="slow")
+
+        @logged_prompt("left_running")
+        def start() -> None:
+            thread = threading.Thread(target=carry_context(ask))
+            thread.start()
+            threads.append(thread)
+            deadline = time.monotonic() + 10
+            while not gemini.requests and time.monotonic() < deadline:
+                time.sleep(0.005)  # until it is sent: in flight when this call returns
+
+        start()
+        threads[0].join()
+        vividly_trace.flush()
+        by_key = {r.template_key: r for r in records}
+        assert by_key["left_running"].input_token_count is None
+        (late,) = [r for r in records if r.template_key != "left_running"]
+        assert late.template_key.endswith(
+            "test_a_request_in_flight_when_the_call_returned.<locals>.ask"
+        )
+        assert (late.input_token_count, late.output_token_count) == (44, 4)
+        assert late.parent_execution_id == by_key["left_running"].execution_id
+        assert late.response_time_ms >= 150  # from the send, not from the answer
+        call = by_key["left_running"]
+        assert late.started_at <= call.started_at + timedelta(milliseconds=call.response_time_ms)
+        assert late.cost_usd == usd((44, "0.30"), (4, "2.50"))
 
     def test_an_unknown_input_in_one_request_leaves_the_sum_unknown(
         self, gemini: Any, client: Any, records: CapturedRecords

@@ -16,7 +16,15 @@ from decimal import Decimal
 from time import perf_counter_ns
 from typing import Any
 
-from ._call import NOTHING, CallHandle, ContentRequest, GeminiRequest, ReadyRecord, was_captured
+from ._call import (
+    NOTHING,
+    CallHandle,
+    ContentRequest,
+    GeminiRequest,
+    ReadyRecord,
+    requests_of,
+    was_captured,
+)
 from ._errors import MAX_ERROR_CHARS
 from ._jsonsafe import sanitize_metadata
 from ._lifecycle import on_fork
@@ -285,7 +293,7 @@ class _Requests:
     )
 
     def __init__(self, call: CallHandle, pricing: PricingTable, day: int) -> None:
-        requests = tuple(call._requests or ())
+        requests = requests_of(call)
         usage = EMPTY_USAGE
         cost: Decimal | None = _ZERO
         info = EMPTY_INFO
@@ -419,7 +427,7 @@ def _call_texts(call: CallHandle, max_chars: int, mask: bool) -> tuple[str | Non
 
     try:
         prompt = response = None
-        requests = call._requests
+        requests = requests_of(call)
         if requests:
             kept = [r for r in requests if type(r) is ContentRequest]
             for request in kept:

@@ -33,9 +33,11 @@ __all__ = [
     "ContentRequest",
     "GeminiRequest",
     "ReadyRecord",
+    "RequestEntry",
     "TemplateSpec",
     "call_failed",
     "carries_usage",
+    "requests_of",
     "was_captured",
 ]
 
@@ -133,6 +135,38 @@ class GeminiRequest:
         self.error = error_facts(exc)
 
 
+RequestEntry = tuple[Any, str, Any, int, int, Any]
+"""A request that answered, as the hot path of client capture keeps it: ``(model,
+operation, client, t0, t1, response)``, one tuple built after the response came (cheaper than
+an object built before it); :func:`requests_of` turns it into a :class:`GeminiRequest`."""
+
+
+def _entry_request(entry: RequestEntry) -> GeminiRequest:
+    model, operation, client, t0, t1, response = entry
+    request = GeminiRequest.__new__(GeminiRequest)
+    request.model = model if type(model) is str else None
+    request.operation = operation
+    request.client = client
+    request.t0 = t0
+    request.t1 = t1
+    request.response = response
+    # The capture mark, set here rather than on the hot path: the call that owns a request
+    # is queued (and so built) before any call that returns its response or is handed it
+    # (an enclosing call ends later), and a call sampled out is marked when it is dropped.
+    _captured(response)
+    return request
+
+
+def requests_of(call: CallHandle) -> list[GeminiRequest]:
+    """The Gemini requests client capture saw during ``call``, in order, as objects (those
+    the hot path kept as :data:`RequestEntry` tuples made into requests, their responses
+    marked captured: see :func:`was_captured`)."""
+    requests = call._requests
+    if not requests:
+        return []
+    return [_entry_request(r) if isinstance(r, tuple) else r for r in requests]
+
+
 class ContentRequest(GeminiRequest):
     """A request whose content is kept too (``configure(capture_content=True)``): what it
     sent and, for a stream, every chunk; their text is read when the record is built."""
@@ -175,7 +209,7 @@ def call_failed(call: CallHandle) -> bool:
     """True when a finished call failed: it raised, or its response was blocked."""
     if call._error is not None:
         return True
-    requests = call._requests
+    requests = requests_of(call)  # a call sampled out is marked here (see _entry_request)
     if requests:
         last = requests[-1]
         if last.error is not None:
@@ -224,7 +258,8 @@ class CallHandle:
     _metadata: dict[str, Any] | None = None
     _record: Any = NOTHING
     _trace: Any = None  # the OpenTelemetry span context active at the start, if captured
-    _requests: list[GeminiRequest] | None = None  # what client capture saw, in order
+    # What client capture saw, in order (read through requests_of).
+    _requests: list[GeminiRequest | RequestEntry] | None = None
     _t_chunk: int = 0  # when the last stream chunk was handed to the consumer
     _open: bool = False  # a stream in OPEN_STREAMS: whoever claims it records it
     _claimed: bool = False

@@ -5,15 +5,12 @@ record is built, but for a test per stream chunk of whether it carries usage).""
 from __future__ import annotations
 
 import sys
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from time import perf_counter_ns
 from typing import Any
 
 from .._active import UNSET, state
 from .._call import (
-    CAPTURED_REFS,
-    MAX_CAPTURED,
     CallHandle,
     ContentRequest,
     GeminiRequest,
@@ -186,10 +183,49 @@ def _model_getter(model_of: ModelOf | str) -> ModelOf:
     return model_of
 
 
+def _request_failed(
+    p: Any,
+    call: CallHandle,
+    own: CallHandle | None,
+    model: Any,
+    operation: str,
+    client: Any,
+    t0: int,
+    exc: BaseException,
+) -> None:
+    """A request of the inlined path raised: kept as a request that failed."""
+    try:
+        request = GeminiRequest(model, operation)
+        request.t0 = t0
+        request.client = client
+        request.failed(exc)
+        requests = call._requests
+        if requests is None:
+            call._requests = [request]
+        else:
+            requests.append(request)
+        _end(p, own, request)
+    except Exception as inner:
+        internal_error("capture", inner, "vividly_trace could not capture a request: %r", inner)
+
+
+def _answered_late(p: Any, call: CallHandle, entry: tuple[Any, str, Any, int, int, Any]) -> None:
+    """The logged call ended while its request was in flight (a thread or task it started
+    outlived it): the request is a record of its own, whose parent is that call."""
+    own = CallHandle(_spec(_caller_key(3)), call, p.trace_getter)
+    t0 = entry[3]
+    own._wall_ns -= own._t0 - t0  # it started when the request did
+    own._t0 = t0
+    own._t1 = entry[4]
+    own._requests = [entry]
+    p.submit(own)
+
+
 # The request wrappers below are the hot path of every captured request: they inline what
 # begin() / send() / _answered() / _end() do when no content is kept and no skip test is
-# given (a Python call costs more than most of the work itself); the other cases take the
-# general path through begin().
+# given (a Python call costs more than most of the work itself), and keep the request as
+# one tuple built once it answered (see RequestEntry); the other cases take the general
+# path through begin().
 def sync_request(
     model_of: ModelOf | str, skip: Skip | None = None, operation: str = "generate_content"
 ) -> Callable[..., Any]:
@@ -219,42 +255,37 @@ def sync_request(
                 internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
                 return wrapped(*args, **kwargs)
             call = own
-        try:
-            request = GeminiRequest(
-                kwargs.get(key) if key is not None else get_model(instance, args, kwargs),
-                operation,
-            )
-            request.client = instance  # the provider (Vertex AI or not) is read when built
-            requests = call._requests
-            if requests is None:
-                call._requests = [request]
-            else:
-                requests.append(request)
-        except Exception as exc:  # the user's request must go ahead whatever happens here
-            internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
-            return wrapped(*args, **kwargs)
+        t0 = perf_counter_ns()
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
-            request.failed(exc)
-            _end(p, own, request)
+            model = kwargs.get(key) if key is not None else get_model(instance, args, kwargs)
+            _request_failed(p, call, own, model, operation, instance, t0, exc)
             raise
-        now = request.t1 = perf_counter_ns()
-        request.response = response
-        try:  # GeminiRequest.done's capture mark (see was_captured), inlined
-            ref = weakref.ref(response)
-        except TypeError:  # not weakly referenceable: simply not marked
-            pass
-        else:
-            if len(CAPTURED_REFS) >= MAX_CAPTURED:
-                CAPTURED_REFS.clear()
-            CAPTURED_REFS[id(response)] = ref
-        if own is not None:
-            own._t1 = now
-            try:
+        t1 = perf_counter_ns()
+        try:
+            entry = (
+                kwargs.get(key) if key is not None else get_model(instance, args, kwargs),
+                operation,
+                instance,  # the client: its provider (Vertex AI or not) is read when built
+                t0,
+                t1,
+                response,
+            )
+            if own is not None:
+                own._t1 = t1
+                own._requests = [entry]
                 p.submit(own)
-            except Exception as exc:
-                internal_error("capture", exc, "vividly_trace could not queue a request: %r", exc)
+            elif call._t1:
+                _answered_late(p, call, entry)
+            else:
+                requests = call._requests
+                if requests is None:
+                    call._requests = [entry]
+                else:
+                    requests.append(entry)
+        except Exception as exc:  # the user's response must come back whatever happens here
+            internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
         return response
 
     return wrapper
@@ -288,42 +319,37 @@ def async_request(
                 internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
                 return await wrapped(*args, **kwargs)
             call = own
-        try:
-            request = GeminiRequest(
-                kwargs.get(key) if key is not None else get_model(instance, args, kwargs),
-                operation,
-            )
-            request.client = instance  # the provider (Vertex AI or not) is read when built
-            requests = call._requests
-            if requests is None:
-                call._requests = [request]
-            else:
-                requests.append(request)
-        except Exception as exc:  # the user's request must go ahead whatever happens here
-            internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
-            return await wrapped(*args, **kwargs)
+        t0 = perf_counter_ns()
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            request.failed(exc)
-            _end(p, own, request)
+            model = kwargs.get(key) if key is not None else get_model(instance, args, kwargs)
+            _request_failed(p, call, own, model, operation, instance, t0, exc)
             raise
-        now = request.t1 = perf_counter_ns()
-        request.response = response
-        try:  # GeminiRequest.done's capture mark (see was_captured), inlined
-            ref = weakref.ref(response)
-        except TypeError:  # not weakly referenceable: simply not marked
-            pass
-        else:
-            if len(CAPTURED_REFS) >= MAX_CAPTURED:
-                CAPTURED_REFS.clear()
-            CAPTURED_REFS[id(response)] = ref
-        if own is not None:
-            own._t1 = now
-            try:
+        t1 = perf_counter_ns()
+        try:
+            entry = (
+                kwargs.get(key) if key is not None else get_model(instance, args, kwargs),
+                operation,
+                instance,  # the client: its provider (Vertex AI or not) is read when built
+                t0,
+                t1,
+                response,
+            )
+            if own is not None:
+                own._t1 = t1
+                own._requests = [entry]
                 p.submit(own)
-            except Exception as exc:
-                internal_error("capture", exc, "vividly_trace could not queue a request: %r", exc)
+            elif call._t1:
+                _answered_late(p, call, entry)
+            else:
+                requests = call._requests
+                if requests is None:
+                    call._requests = [entry]
+                else:
+                    requests.append(entry)
+        except Exception as exc:  # the user's response must come back whatever happens here
+            internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
         return response
 
     return wrapper
