@@ -86,18 +86,9 @@ def child(records: int) -> dict[str, Any]:
         vividly_trace.configure(**options)
     pipeline: Any = _active.state.pipeline
     response = make_response()
-    spec = _call.TemplateSpec(template_key="bench")
-    returned = _call.CallHandle(spec, None)
-    returned._finish()
-    returned._response = response
-    calls = {"returned": returned}
+    calls = {"returned": finished_call(_call, "returned", response)}
     if hasattr(_call, "GeminiRequest"):
-        captured = _call.CallHandle(spec, None)
-        request = captured._request("gemini-2.5-flash", "generate_content")
-        request.response = response
-        request.t1 = perf_counter_ns()
-        captured._finish()
-        calls["captured"] = captured
+        calls["captured"] = finished_call(_call, "captured", response)
     out: dict[str, Any] = {}
     gc.disable()
     try:
@@ -127,6 +118,24 @@ def child(records: int) -> dict[str, Any]:
     return out
 
 
+def finished_call(_call: Any, mode: str, response: Any) -> Any:
+    """A finished call of the tree's ``_call`` module whose record has ``response``:
+    returned by the function (``returned``) or answered to a request client capture saw
+    (``captured``: the tuple the hot path keeps, or a tree's older request object)."""
+    call = _call.CallHandle(_call.TemplateSpec(template_key="bench"), None)
+    if mode == "returned":
+        call._response = response
+    elif hasattr(_call, "requests_of"):
+        t0 = perf_counter_ns()
+        call._requests = [("gemini-2.5-flash", "generate_content", None, t0, t0, response)]
+    else:
+        request = call._request("gemini-2.5-flash", "generate_content")
+        request.response = response
+        request.t1 = perf_counter_ns()
+    call._finish()
+    return call
+
+
 _PYCACHE = Path(tempfile.mkdtemp(prefix="vividly-bench-pycache-"))
 
 
@@ -144,16 +153,9 @@ def loop_child(mode: str, n: int) -> None:
     except TypeError:  # a tree from before client capture
         vividly_trace.configure(**options)
     pricing: Any = _active.state.pipeline.pricing
-    call = _call.CallHandle(_call.TemplateSpec(template_key="bench"), None)
-    if mode == "captured":
-        if not hasattr(_call, "GeminiRequest"):  # a tree from before client capture
-            raise SystemExit(NOT_APPLICABLE)
-        request = call._request("gemini-2.5-flash", "generate_content")
-        request.response = make_response()
-        request.t1 = perf_counter_ns()
-    else:
-        call._response = make_response()
-    call._finish()
+    if mode == "captured" and not hasattr(_call, "GeminiRequest"):
+        raise SystemExit(NOT_APPLICABLE)  # a tree from before client capture
+    call = finished_call(_call, mode, make_response())
     record = _build.build_record(call, pricing, True)
     assert record.input_token_count == 1234 and record.cost_usd is not None, record
     build = _build.build_record

@@ -20,8 +20,8 @@ from ._call import (
     NOTHING,
     CallHandle,
     ContentRequest,
-    GeminiRequest,
     ReadyRecord,
+    mark_captured,
     requests_of,
     was_captured,
 )
@@ -293,48 +293,65 @@ class _Requests:
     )
 
     def __init__(self, call: CallHandle, pricing: PricingTable, day: int) -> None:
-        requests = requests_of(call)
         usage = EMPTY_USAGE
         cost: Decimal | None = _ZERO
         info = EMPTY_INFO
         records = []
         t0 = call._t0
         version: str | None = None
-        tier = None
-        provider = None
-        for request in requests:
-            info = _merged_info(request.response, request.last)
-            model = pricing.priced_model(request.model, info.response_model)
+        tier = provider = first_model = error = None
+        first_chunk = 0
+        for request in call._requests or ():
+            if isinstance(request, tuple):  # a RequestEntry of the hot path: it answered
+                model, operation, client, r_t0, r_t1, response = request
+                if type(model) is not str:
+                    model = None
+                mark_captured(response)  # the capture mark, off the hot path (see RequestEntry)
+                info = extract(response)
+                config = None
+                error = None
+                streamed = False
+            else:
+                model = request.model
+                operation = request.operation
+                client = request.client
+                r_t0, r_t1 = request.t0, request.t1
+                info = _merged_info(request.response, request.last)
+                config = request.config
+                error = request.error
+                streamed = request.streamed
+                if not first_chunk:
+                    first_chunk = request.t_first
+            if model and first_model is None:
+                first_model = model
+            priced = pricing.priced_model(model, info.response_model)
             more = info.usage
-            tier = call._tier or info.service_tier or _config_tier(request.config)
-            provider = _provider_of(request.client) or info.provider
+            tier = call._tier or info.service_tier or _config_tier(config)
+            provider = _provider_of(client) or info.provider
             price = None
-            if not more.is_empty:
+            if more.input_tokens is not None or more.output_tokens is not None:
                 price, priced_by = pricing.quote(
-                    model,
-                    more,
-                    day=day,
-                    tier=tier,
-                    operation=request.operation,
-                    provider=provider,
+                    priced, more, day=day, tier=tier, operation=operation, provider=provider
                 )
-                usage = add_usage(usage, more)
+                usage = more if usage is EMPTY_USAGE else add_usage(usage, more)
                 # One request without a price makes the total unknown (never an undercount).
                 cost = None if cost is None or price is None else cost + price
                 if priced_by is not None and priced_by != version:
                     # Requests priced in different periods (a call across a price change).
                     version = priced_by if version is None else f"{pricing.version}/mixed"
-            records.append(_request_record(request, info, price, t0))
+            records.append(
+                _request_record(operation, model, r_t0, r_t1, error, streamed, info, price, t0)
+            )
         self.usage = usage
         self.cost = None if usage.is_empty else cost
         self.version = version if self.cost is not None else None
         self.tier = tier
         self.provider = provider
         self.info = info
-        self.error = requests[-1].error if requests else None
-        self.model = next((r.model for r in requests if r.model), None)
+        self.error = error  # the last request's
+        self.model = first_model
         self.records = tuple(records)
-        self.first_chunk = next((r.t_first for r in requests if r.t_first), 0)
+        self.first_chunk = first_chunk
 
 
 def _provider_of(client: Any) -> str | None:
@@ -358,18 +375,25 @@ def _config_tier(config: Any) -> str | None:
 
 
 def _request_record(
-    request: GeminiRequest, info: ResponseInfo, cost: Decimal | None, t0: int
+    operation: str,
+    model: str | None,
+    r_t0: int,
+    r_t1: int,
+    error: tuple[str, str, int | None] | None,
+    streamed: bool,
+    info: ResponseInfo,
+    cost: Decimal | None,
+    t0: int,
 ) -> RequestRecord:
     usage = info.usage
-    error = request.error
-    t1 = request.t1 or perf_counter_ns()
+    t1 = r_t1 or perf_counter_ns()
     success = error is None and not info.block_reason
     return new_request(
-        request.operation,
+        operation,
         success,
-        (t1 - request.t0) / 1e6,
-        (request.t0 - t0) / 1e6,
-        request.model,
+        (t1 - r_t0) / 1e6,
+        (r_t0 - t0) / 1e6,
+        model,
         info.response_model,
         usage.input_tokens,
         usage.output_tokens,
@@ -383,7 +407,7 @@ def _request_record(
         error[0] if error is not None else (_blocked(info)[0] if info.block_reason else None),
         error[2] if error is not None else None,
         info.finish_reason,
-        request.streamed,
+        streamed,
         usage.image_input_tokens,
         usage.video_input_tokens,
         usage.image_output_tokens,

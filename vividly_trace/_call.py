@@ -37,6 +37,7 @@ __all__ = [
     "TemplateSpec",
     "call_failed",
     "carries_usage",
+    "mark_captured",
     "requests_of",
     "was_captured",
 ]
@@ -61,7 +62,9 @@ CAPTURED_REFS: dict[int, weakref.ref[Any]] = {}
 MAX_CAPTURED = 10_000
 
 
-def _captured(response: Any) -> None:
+def mark_captured(response: Any) -> None:
+    """Mark ``response`` (a response or stream chunk) as one a captured request answered
+    (see :func:`was_captured`)."""
     try:
         ref = weakref.ref(response)
     except TypeError:  # not weakly referenceable: simply not marked
@@ -117,7 +120,7 @@ class GeminiRequest:
         """The request answered ``response``."""
         self.t1 = perf_counter_ns()
         self.response = response
-        _captured(response)
+        mark_captured(response)
 
     def chunk(self, chunk: Any) -> None:
         """A stream chunk arrived (the stream's usage is that of its last chunk with any)."""
@@ -127,7 +130,7 @@ class GeminiRequest:
         elif carries_usage(chunk):
             self.response = chunk
         self.last = chunk
-        _captured(chunk)
+        mark_captured(chunk)
 
     def failed(self, exc: BaseException) -> None:
         """The request raised ``exc`` (an HTTP error, a timeout...)."""
@@ -153,7 +156,7 @@ def _entry_request(entry: RequestEntry) -> GeminiRequest:
     # The capture mark, set here rather than on the hot path: the call that owns a request
     # is queued (and so built) before any call that returns its response or is handed it
     # (an enclosing call ends later), and a call sampled out is marked when it is dropped.
-    _captured(response)
+    mark_captured(response)
     return request
 
 

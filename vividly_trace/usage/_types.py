@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "EMPTY_USAGE",
@@ -11,6 +11,7 @@ __all__ = [
     "Usage",
     "add_usage",
     "build_usage",
+    "new_tuple",
     "service_tier_name",
 ]
 
@@ -83,6 +84,9 @@ class Usage(NamedTuple):
 
 
 EMPTY_USAGE = Usage()
+new_tuple: Any = tuple.__new__
+"""``new_tuple(Usage, (...))``: a named tuple from a tuple of all its fields, without the
+Python-level ``__new__`` (and its frame) that calling the class costs."""
 
 
 def add_usage(a: Usage, b: Usage) -> Usage:
@@ -117,6 +121,10 @@ class ResponseInfo(NamedTuple):
     block_reason: str | None = None
     #: The tier that served the request, when the response says (see service_tier_name).
     service_tier: str | None = None
+
+
+if len(Usage._fields) != 14 or len(ResponseInfo._fields) != 6:  # pragma: no cover
+    raise RuntimeError("Usage or ResponseInfo changed: update their new_tuple calls")
 
 
 def build_usage(
@@ -170,19 +178,24 @@ def build_usage(
             thinking = hidden
     input_tokens = p + (tool_use or 0)
     output_tokens = c + (thinking or 0)
-    # Positional, in field order (input, output, total, cached, thinking, tool use, audio
-    # input, cached audio, modalities): half the cost of keywords, once per record.
-    return Usage(
-        input_tokens,
-        output_tokens,
-        input_tokens + output_tokens,
-        cached,
-        thinking,
-        tool_use,
-        audio_input,
-        cached_audio,
-        image_input,
-        video_input,
-        image_output,
-        audio_output,
+    # Every field, in order (input, output, total, cached, thinking, tool use, audio input,
+    # cached audio, modalities, grounding), once per record.
+    return new_tuple(  # type: ignore[no-any-return]
+        Usage,
+        (
+            input_tokens,
+            output_tokens,
+            input_tokens + output_tokens,
+            cached,
+            thinking,
+            tool_use,
+            audio_input,
+            cached_audio,
+            image_input,
+            video_input,
+            image_output,
+            audio_output,
+            None,
+            None,
+        ),
     )

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._types import MAX_TOKENS, ResponseInfo, Usage, build_usage, service_tier_name
+from ._types import (
+    MAX_TOKENS,
+    ResponseInfo,
+    Usage,
+    build_usage,
+    new_tuple,
+    service_tier_name,
+)
 
 __all__ = ["extract_gemini", "has_usage"]
 
@@ -61,6 +68,12 @@ def _modalities(details: Any) -> dict[str, int]:
     in one pass, text left out; empty when there is none."""
     if details is None:  # not truthiness: a hostile __bool__ (or NotImplemented) must not run
         return _NO_MODALITIES
+    if (
+        type(details) is list
+        and len(details) == 1
+        and getattr(getattr(details[0], "modality", None), "_name_", None) == _TEXT
+    ):
+        return _NO_MODALITIES  # most responses: one text entry, no rate of its own
     out: dict[str, int] | None = None
     try:
         for item in details:
@@ -251,7 +264,9 @@ def extract_gemini(response: Any) -> ResponseInfo | None:
             block = None
     if block is None and finish in _BLOCKING_FINISH_REASONS:
         block = finish
-    # Positional (usage, provider, response_model, finish_reason, block_reason, tier): cheaper.
-    return ResponseInfo(
-        usage, "gemini", _model_version(response), finish, block, _served_tier(response, meta)
+    # (usage, provider, response_model, finish_reason, block_reason, tier), through
+    # tuple.__new__: the named tuple's own __new__ is a Python function, once per record.
+    return new_tuple(  # type: ignore[no-any-return]
+        ResponseInfo,
+        (usage, "gemini", _model_version(response), finish, block, _served_tier(response, meta)),
     )
