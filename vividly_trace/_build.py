@@ -17,6 +17,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from ._call import (
+    CAPTURED_REFS,
     NOTHING,
     CallHandle,
     ContentRequest,
@@ -28,7 +29,7 @@ from ._call import (
 from ._errors import MAX_ERROR_CHARS
 from ._jsonsafe import sanitize_metadata
 from ._lifecycle import on_fork
-from ._record import PromptExecution, RequestRecord, new_record, new_request
+from ._record import UNFROZEN_RECORD, UNFROZEN_REQUEST, PromptExecution, RequestRecord
 from ._safety import internal_error, logger, warn_limited
 from .pricing import PricingTable
 from .usage import (
@@ -157,20 +158,6 @@ class RecordBuilder:
     def _drop(self, reason: str) -> None:
         if self._on_drop is not None:
             self._on_drop(reason)
-
-
-def _info_of(call: CallHandle) -> ResponseInfo:
-    response = call._response
-    if response is NOTHING:
-        response = call._result
-    return _merged_info(response, call._last_chunk)
-
-
-def _captured_elsewhere(call: CallHandle) -> bool:
-    response = call._response
-    if response is NOTHING:
-        response = call._result
-    return response is not None and was_captured(response)
 
 
 def _merged_info(response: Any, last: Any) -> ResponseInfo:
@@ -388,7 +375,7 @@ def _request_record(
     usage = info.usage
     t1 = r_t1 or perf_counter_ns()
     success = error is None and not info.block_reason
-    return new_request(
+    request: Any = UNFROZEN_REQUEST(
         operation,
         success,
         (t1 - r_t0) / 1e6,
@@ -415,6 +402,8 @@ def _request_record(
         usage.grounded_prompts,
         usage.search_queries,
     )
+    request.__class__ = RequestRecord
+    return request  # type: ignore[no-any-return]
 
 
 _ZERO = Decimal(0)
@@ -496,9 +485,21 @@ def build_record(
         info = summed.info
         usage: Usage = call._usage or summed.usage
     else:
-        info = _info_of(call)
-        usage = call._usage or info.usage or EMPTY_USAGE
-        if call._usage is None and _captured_elsewhere(call):
+        response = call._response
+        if response is NOTHING:
+            response = call._result
+        last = call._last_chunk
+        if last is NOTHING or last is None or last is response:
+            info = extract(response)  # one response (EMPTY_INFO for None)
+        else:
+            info = _merged_info(response, last)
+        usage = call._usage or info.usage
+        if (
+            call._usage is None
+            and CAPTURED_REFS
+            and response is not None
+            and was_captured(response)
+        ):
             # A captured request's response, recorded already (under the call that made the
             # request, or on its own, e.g. from a thread pool the call did not carry into).
             usage = EMPTY_USAGE
@@ -544,7 +545,7 @@ def build_record(
     if summed is not None and call._usage is None:
         cost = summed.cost
         priced_by = summed.version
-    elif usage is EMPTY_USAGE or usage.is_empty:
+    elif usage.input_tokens is None:  # no count at all, or no input count: cost unknown
         cost = priced_by = None
     else:
         cost, priced_by = pricing.quote(model, usage, day=day, tier=tier, provider=provider)
@@ -558,7 +559,7 @@ def build_record(
         prompt, answer = _call_texts(call, content_max_chars, mask)
     # By position, in _RECORD_FIELDS order (checked at import): a third of the cost of
     # 29 keyword arguments, on the path every record takes.
-    return new_record(
+    record: Any = UNFROZEN_RECORD(
         call.execution_id,  # execution_id
         spec.template_key,  # template_key
         success,  # success
@@ -604,3 +605,5 @@ def build_record(
         usage.grounded_prompts,  # grounded_prompt_count
         usage.search_queries,  # search_query_count
     )
+    record.__class__ = PromptExecution
+    return record  # type: ignore[no-any-return]

@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 __all__ = [
+    "UNFROZEN_RECORD",
+    "UNFROZEN_REQUEST",
     "PromptExecution",
     "RequestRecord",
     "format_timestamp",
@@ -239,6 +241,11 @@ def _unfrozen_twin(cls: type) -> Any:
 
 _Unfrozen = _unfrozen_twin(PromptExecution)
 _UnfrozenRequest = _unfrozen_twin(RequestRecord)
+UNFROZEN_RECORD: Any = _Unfrozen
+"""The twin itself, for the record builder, which makes each record it builds the frozen
+class (``record.__class__ = PromptExecution``) without the frame of :func:`new_record`."""
+UNFROZEN_REQUEST: Any = _UnfrozenRequest
+"""The twin of :class:`RequestRecord` (see :data:`UNFROZEN_RECORD`)."""
 
 
 def new_record(*values: Any, **fields: Any) -> PromptExecution:

@@ -339,7 +339,16 @@ class ModelPrice:
         cached = usage.cached_tokens
         cached_audio = usage.cached_audio_tokens
         audio = usage.audio_input_tokens
-        if cached or cached_audio or audio:
+        if (
+            cached_audio is None
+            and audio is None
+            and cached is not None
+            and 0 < cached <= input_tokens
+        ):
+            # Text with a cached part (most cached calls): the general case below, shortened.
+            total += (input_tokens - cached) * scaled[base] + cached * scaled[base + 2]
+            audio = 0
+        elif cached or cached_audio or audio:
             cached = max(0, min(cached or 0, input_tokens))
             cached_audio = max(0, min(cached_audio or 0, cached))
             audio = max(0, min((audio or 0) - cached_audio, input_tokens - cached))
@@ -741,12 +750,12 @@ class PricingTable:
         ``provider``: ``vertex_ai`` for a Vertex AI request, ``gemini`` (or None) for the
         Gemini API. A table entry named ``vertex_ai/MODEL`` prices MODEL on Vertex AI where
         its price differs; without one, both are priced alike."""
+        # No input count (none at all, or not the input's): the cost is unknown, not
+        # output-only.
+        if usage.input_tokens is None:
+            return None, None
         if operation in _NOT_BILLED_AT_REQUEST:
-            if usage.is_empty or usage.input_tokens is None:
-                return None, None
             return _ZERO, self.version
-        if usage.is_empty or usage.input_tokens is None:
-            return None, None  # no input count reported: the cost is unknown, not output-only
         if not model:
             self._warn_once("", "a call with token usage has no model name: cost not computed")
             return None, None
