@@ -117,6 +117,54 @@ class TestImportIsolation:
         )
         assert out == {"at_import": [], "installed": True, "after_reset": False}
 
+    def test_context_and_scores_load_on_first_use(self, tmp_path: Path) -> None:
+        """``vividly_trace.context``, ``Scope``, ``score`` and ``Score`` are imported when
+        first read (PEP 562), yet work as plain names: ``from vividly_trace import ...``,
+        ``import *``, ``dir()``; a logged call records its context without them."""
+        out = run(
+            """
+            import json, sys
+            import vividly_trace
+            lazy = ("vividly_trace._scope", "vividly_trace._score")
+            at_import = [m for m in lazy if m in sys.modules]
+            listed = all(n in dir(vividly_trace) for n in ("context", "Scope", "score", "Score"))
+            from vividly_trace import context, score
+            namespace = {}
+            exec("from vividly_trace import *", namespace)
+            from vividly_trace.sinks import MemorySink
+            sink = MemorySink()
+            vividly_trace.configure(sinks=[sink], spool_dir=False, sync=True)
+            with context(user_id="u-1"):
+                with vividly_trace.logged_prompt("ctx") as call:
+                    pass
+            scored = score(call.execution_id, "helpful", True)
+            vividly_trace.flush()
+            try:
+                vividly_trace.no_such_name
+                missing = None
+            except AttributeError as exc:
+                missing = str(exc)
+            print(json.dumps({
+                "at_import": at_import, "listed": listed,
+                "star": sorted(set(vividly_trace.__all__) - set(namespace)),
+                "same": namespace["Scope"] is vividly_trace.Scope,
+                "user": sink.records[0].user_id, "scored": scored,
+                "scores": [s.name for s in sink.scores], "missing": missing,
+            }))
+            """,
+            tmp=tmp_path,
+        )
+        assert out == {
+            "at_import": [],
+            "listed": True,
+            "star": [],
+            "same": True,
+            "user": "u-1",
+            "scored": True,
+            "scores": ["helpful"],
+            "missing": "module 'vividly_trace' has no attribute 'no_such_name'",
+        }
+
     def test_recording_loads_no_optional_package(self, tmp_path: Path) -> None:
         """configure() with core sinks, decorated calls and flush() stay on the core too."""
         out = run(

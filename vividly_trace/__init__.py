@@ -15,6 +15,8 @@ Importing this package loads only the standard library and ``wrapt``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._api import calculate_gemini_cost, log_prompt_execution
 from ._assign import choose_variant
 from ._call import CallHandle
@@ -23,12 +25,34 @@ from ._context import carry_context, get_current_call
 from ._decorator import logged_prompt
 from ._jsonsafe import json_safe
 from ._record import PromptExecution, RequestRecord
-from ._scope import Scope, context
-from ._score import Score, score
 from ._version import __version__
 from .exceptions import ConfigurationError, MissingExtraError, RecordsRejected, VividlyTraceError
 from .pricing import ModelPrice, PricingTable
 from .usage import ResponseInfo, Usage, register_extractor
+
+if TYPE_CHECKING:
+    from ._scope import Scope, context
+    from ._score import Score, score
+
+# Imported on first use (PEP 562): most set-ups never bind a context or send a score, and
+# their modules would add a tenth to the package's import time.
+_LAZY = {"Scope": "_scope", "context": "_scope", "Score": "_score", "score": "_score"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "CallHandle",

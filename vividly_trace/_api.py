@@ -12,13 +12,12 @@ from typing import Any
 
 from ._call import ReadyRecord
 from ._config import current_pricing, get_pipeline
-from ._context import current_call
+from ._context import current_call, current_scope
 from ._errors import clean_error_message
 from ._ids import new_execution_id
 from ._jsonsafe import safe_repr, sanitize_metadata, show, valid_text
 from ._record import new_record
 from ._safety import internal_error, warn_limited
-from ._scope import current_scope
 from .pricing import normalize_model_name
 from .usage import MAX_TOKENS, Usage, usage_from_mapping
 

@@ -12,17 +12,19 @@ from collections.abc import Callable, Mapping
 from contextvars import Token
 from dataclasses import dataclass
 from time import perf_counter_ns, time_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._context import current_scope
 from ._errors import error_facts
 from ._ids import format_uuid7, next_sequence
 from ._jsonsafe import valid_text
 from ._lifecycle import on_fork
 from ._record import PromptExecution
 from ._safety import warn_limited
-from ._scope import Scope, current_scope
-from ._score import send_score
 from .usage import Usage, extract, has_usage, service_tier_name, usage_from_mapping
+
+if TYPE_CHECKING:
+    from ._scope import Scope
 
 __all__ = [
     "CAPTURED_REFS",
@@ -331,6 +333,8 @@ class CallHandle:
 
         .. versionadded:: 0.2.0
         """
+        from ._score import send_score  # scores are optional: not imported with the package
+
         return send_score(self.execution_id, name, value, comment, source)
 
     def record_response(self, response: Any) -> None:

@@ -10,12 +10,16 @@ import wrapt
 
 if TYPE_CHECKING:
     from ._call import CallHandle
+    from ._scope import Scope
 
-__all__ = ["carry_context", "current_call", "get_current_call", "reset_token"]
+__all__ = ["carry_context", "current_call", "current_scope", "get_current_call", "reset_token"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 current_call: ContextVar[CallHandle | None] = ContextVar("vividly_trace_call", default=None)
+current_scope: ContextVar[Scope | None] = ContextVar("vividly_trace_scope", default=None)
+"""Who called (:func:`vividly_trace.context`): here rather than in ``_scope``, so that a
+logged call reads it without importing the scope machinery."""
 
 
 def get_current_call() -> CallHandle | None:

@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._active import state
 from ._build import Item, RecordBuilder, Redactor
@@ -19,8 +19,10 @@ from ._call import OPEN_STREAMS, ReadyRecord, call_failed
 from ._dispatch import PASS_THROUGH, DispatchOptions, ScoreChannel, SinkWorker
 from ._lifecycle import on_fork
 from ._safety import internal_error, logger, warn_limited
-from ._score import Score
 from .pricing import PricingTable
+
+if TYPE_CHECKING:
+    from ._score import Score
 
 __all__ = ["Pipeline"]
 
@@ -50,6 +52,14 @@ def collect_abandoned_streams() -> None:
         return
     _last_collect = now
     gc.collect()
+
+
+def _score_from_dict(data: Any) -> Any:
+    """``Score.from_dict``, imported when a spooled score is replayed (scores are optional:
+    their module is not imported with the package)."""
+    from ._score import Score
+
+    return Score.from_dict(data)
 
 
 class Pipeline:
@@ -95,7 +105,7 @@ class Pipeline:
         # Scores go only to the sinks that store them, each through a worker of its own
         # (its thread starts with the first score, so a set-up that never scores has none).
         self.score_workers = tuple(
-            SinkWorker(ScoreChannel(s), options, PASS_THROUGH, sync, Score.from_dict)
+            SinkWorker(ScoreChannel(s), options, PASS_THROUGH, sync, _score_from_dict)
             for s in sinks
             if callable(getattr(s, "write_scores", None))
         )

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar, Token
+from contextvars import Token
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 import wrapt
 
+from ._context import current_scope
 from ._jsonsafe import valid_text
 from ._safety import warn_limited
 
@@ -35,9 +36,6 @@ class Scope:
     session_id: str | None = None
     request_id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
-
-
-current_scope: ContextVar[Scope | None] = ContextVar("vividly_trace_scope", default=None)
 
 
 def _clean_id(name: str, value: Any) -> str | None:

@@ -20,10 +20,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from .._assign import choose_variant
-from .._context import current_call
+from .._context import current_call, current_scope
 from .._lifecycle import on_fork
 from .._safety import warn_limited
-from .._scope import current_scope
 from ..exceptions import ConfigurationError
 from ..sinks.sql import migrate
 from ._prompt import Prompt, PromptNotFoundError, PromptUnavailableError
