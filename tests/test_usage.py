@@ -127,3 +127,43 @@ class TestRegistry:
         """A non-callable is refused."""
         with pytest.raises(TypeError):
             register_extractor(42)  # type: ignore[arg-type]
+
+
+class TestGeminiTexts:
+    """The texts the Gemini extractor reads come out as valid, plain ``str``."""
+
+    def test_lone_surrogates_and_str_subclasses_are_made_valid(self) -> None:
+        """A model name with a lone surrogate, a finish reason given as a ``str`` subclass
+        and a block reason whose enum-like ``_name_`` is not ASCII: each is plain, valid
+        text (a sink would refuse the whole batch over one lone surrogate)."""
+        from types import SimpleNamespace
+
+        class Text(str):
+            pass
+
+        response = SimpleNamespace(
+            model_version="gemini-\ud800flash",
+            candidates=[SimpleNamespace(finish_reason=Text("STOP"), grounding_metadata=None)],
+            prompt_feedback=SimpleNamespace(block_reason=SimpleNamespace(_name_="BLOCK\udfffÉ")),
+            usage_metadata=SimpleNamespace(prompt_token_count=3, candidates_token_count=2),
+        )
+        info = extract(response)
+        texts = (info.response_model, info.finish_reason, info.block_reason)
+        assert [type(t) for t in texts] == [str, str, str]
+        for text in texts:
+            text.encode("utf-8")  # raises on a lone surrogate
+        assert info.finish_reason == "STOP"
+        assert "\ud800" not in info.response_model and info.response_model.startswith("gemini-")
+        assert info.block_reason.startswith("BLOCK") and info.block_reason.endswith("É")
+        assert (info.usage.input_tokens, info.usage.output_tokens) == (3, 2)
+
+    def test_an_empty_model_name_is_none(self) -> None:
+        """An empty ``model_version`` is no model name."""
+        from types import SimpleNamespace
+
+        response = SimpleNamespace(
+            model_version="",
+            candidates=[],
+            usage_metadata=SimpleNamespace(prompt_token_count=1, candidates_token_count=1),
+        )
+        assert extract(response).response_model is None

@@ -94,6 +94,8 @@ def extract(response: Any) -> ResponseInfo:
             continue
         if info is not None:
             if isinstance(info, ResponseInfo):
+                if extractor is extract_gemini:  # its texts are valid and plain already
+                    return info
                 if extractor in _BUILTIN:
                     return _valid_strings(info)
                 return _valid_info(info)

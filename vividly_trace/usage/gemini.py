@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._jsonsafe import valid_text
 from ._types import (
     MAX_TOKENS,
     ResponseInfo,
@@ -40,17 +41,20 @@ def _count(obj: Any, name: str) -> int | None:
 
 
 def _enum_name(value: Any) -> str | None:
+    """An enum's name as valid, plain text (a member's ``_name_``, else its ``name``, else
+    the text itself)."""
     if value is None:
         return None
     # ``_name_`` is a plain attribute of every Enum member (the enums of both clients);
     # ``.name`` is a much slower property.
     name = getattr(value, "_name_", None)
-    if isinstance(name, str):
+    if type(name) is str and name.isascii():
         return name
-    if isinstance(value, str):
-        return value or None
-    name = getattr(value, "name", None)
-    return name if isinstance(name, str) else str(value)
+    if not isinstance(name, str):
+        name = value if isinstance(value, str) else getattr(value, "name", None)
+        if not isinstance(name, str):
+            name = str(value)
+    return valid_text(str.__str__(name)) or None
 
 
 def _modality_count(details: Any, modality: str) -> int | None:
@@ -196,7 +200,9 @@ def _model_version(response: Any) -> str | None:
     if value is None:
         # google-generativeai keeps the proto in ``_result``.
         value = getattr(getattr(response, "_result", None), "model_version", None)
-    return value if isinstance(value, str) and value else None
+    if type(value) is str and value.isascii():
+        return value or None
+    return (valid_text(str.__str__(value)) or None) if isinstance(value, str) else None
 
 
 _TIER_HEADER = "x-gemini-service-tier"
