@@ -29,7 +29,7 @@ from ._call import (
 from ._errors import MAX_ERROR_CHARS
 from ._jsonsafe import sanitize_metadata
 from ._lifecycle import on_fork
-from ._record import UNFROZEN_RECORD, UNFROZEN_REQUEST, PromptExecution, RequestRecord
+from ._record import TWINS, PromptExecution, RequestRecord, twin_of
 from ._safety import internal_error, logger, warn_limited
 from .pricing import PricingTable
 from .usage import (
@@ -375,7 +375,7 @@ def _request_record(
     usage = info.usage
     t1 = r_t1 or perf_counter_ns()
     success = error is None and not info.block_reason
-    request: Any = UNFROZEN_REQUEST(
+    request: Any = (TWINS.get(RequestRecord) or twin_of(RequestRecord))(
         operation,
         success,
         (t1 - r_t0) / 1e6,
@@ -559,7 +559,7 @@ def build_record(
         prompt, answer = _call_texts(call, content_max_chars, mask)
     # By position, in _RECORD_FIELDS order (checked at import): a third of the cost of
     # 29 keyword arguments, on the path every record takes.
-    record: Any = UNFROZEN_RECORD(
+    record: Any = (TWINS.get(PromptExecution) or twin_of(PromptExecution))(
         call.execution_id,  # execution_id
         spec.template_key,  # template_key
         success,  # success

@@ -9,14 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 __all__ = [
-    "UNFROZEN_RECORD",
-    "UNFROZEN_REQUEST",
+    "TWINS",
     "PromptExecution",
     "RequestRecord",
     "format_timestamp",
     "new_record",
     "new_request",
     "parse_timestamp",
+    "twin_of",
 ]
 
 _FIELD_NAMES: tuple[str, ...] = ()
@@ -239,26 +239,32 @@ def _unfrozen_twin(cls: type) -> Any:
     )
 
 
-_Unfrozen = _unfrozen_twin(PromptExecution)
-_UnfrozenRequest = _unfrozen_twin(RequestRecord)
-UNFROZEN_RECORD: Any = _Unfrozen
-"""The twin itself, for the record builder, which makes each record it builds the frozen
-class (``record.__class__ = PromptExecution``) without the frame of :func:`new_record`."""
-UNFROZEN_REQUEST: Any = _UnfrozenRequest
-"""The twin of :class:`RequestRecord` (see :data:`UNFROZEN_RECORD`)."""
+TWINS: dict[type, Any] = {}
+"""Frozen record class -> its twin, made on first use (:func:`twin_of`): making one costs
+about a millisecond, which ``import vividly_trace`` need not pay."""
+
+
+def twin_of(cls: type) -> Any:
+    """The unfrozen twin of ``cls`` (``PromptExecution`` or ``RequestRecord``); the record
+    builder reads :data:`TWINS` first and makes each record it builds the frozen class
+    (``record.__class__ = PromptExecution``). Two threads may both make it: either works."""
+    twin = TWINS.get(cls)
+    if twin is None:
+        twin = TWINS[cls] = _unfrozen_twin(cls)
+    return twin
 
 
 def new_record(*values: Any, **fields: Any) -> PromptExecution:
     """``PromptExecution(*values, **fields)``, built the cheap way (for the record builder
     and ``log_prompt_execution``, where every record passes)."""
-    record: Any = _Unfrozen(*values, **fields)
+    record: Any = (TWINS.get(PromptExecution) or twin_of(PromptExecution))(*values, **fields)
     record.__class__ = PromptExecution
     return record  # type: ignore[no-any-return]
 
 
 def new_request(*values: Any) -> RequestRecord:
     """``RequestRecord(*values)``, built the cheap way (see :func:`new_record`)."""
-    request: Any = _UnfrozenRequest(*values)
+    request: Any = (TWINS.get(RequestRecord) or twin_of(RequestRecord))(*values)
     request.__class__ = RequestRecord
     return request  # type: ignore[no-any-return]
 
