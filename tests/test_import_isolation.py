@@ -117,17 +117,25 @@ class TestImportIsolation:
         )
         assert out == {"at_import": [], "installed": True, "after_reset": False}
 
-    def test_context_and_scores_load_on_first_use(self, tmp_path: Path) -> None:
-        """``vividly_trace.context``, ``Scope``, ``score`` and ``Score`` are imported when
-        first read (PEP 562), yet work as plain names: ``from vividly_trace import ...``,
-        ``import *``, ``dir()``; a logged call records its context without them."""
+    def test_context_scores_and_prices_load_on_first_use(self, tmp_path: Path) -> None:
+        """``vividly_trace.context``, ``Scope``, ``score``, ``Score``, ``ModelPrice``,
+        ``PricingTable`` (and ``vividly_trace.pricing``), and the extractors of responses that
+        are not ``generateContent``'s are imported when first needed (PEP 562), yet work as
+        plain names: ``from vividly_trace import ...``, ``import *``, ``dir()``; a logged
+        call records its context without them."""
         out = run(
             """
             import json, sys
             import vividly_trace
-            lazy = ("vividly_trace._scope", "vividly_trace._score")
+            lazy = ("vividly_trace._scope", "vividly_trace._score", "vividly_trace.pricing",
+                    "vividly_trace.usage.interactions", "vividly_trace.usage.caches",
+                    "vividly_trace.usage.embeddings")
             at_import = [m for m in lazy if m in sys.modules]
-            listed = all(n in dir(vividly_trace) for n in ("context", "Scope", "score", "Score"))
+            names = ("context", "Scope", "score", "Score", "ModelPrice", "PricingTable")
+            listed = all(n in dir(vividly_trace) for n in names)
+            submodule = vividly_trace.pricing.PricingTable is vividly_trace.PricingTable
+            from vividly_trace.usage import extract, interaction_failure
+            dict_usage = extract({"input_tokens": 4, "output_tokens": 1}).usage.total_tokens
             from vividly_trace import context, score
             namespace = {}
             exec("from vividly_trace import *", namespace)
@@ -145,7 +153,8 @@ class TestImportIsolation:
             except AttributeError as exc:
                 missing = str(exc)
             print(json.dumps({
-                "at_import": at_import, "listed": listed,
+                "at_import": at_import, "listed": listed, "submodule": submodule,
+                "dict_usage": dict_usage, "failure": interaction_failure("cancelled")[0],
                 "star": sorted(set(vividly_trace.__all__) - set(namespace)),
                 "same": namespace["Scope"] is vividly_trace.Scope,
                 "user": sink.records[0].user_id, "scored": scored,
@@ -157,6 +166,9 @@ class TestImportIsolation:
         assert out == {
             "at_import": [],
             "listed": True,
+            "submodule": True,
+            "dict_usage": 5,
+            "failure": "InteractionCancelled",
             "star": [],
             "same": True,
             "user": "u-1",

@@ -27,25 +27,33 @@ from ._jsonsafe import json_safe
 from ._record import PromptExecution, RequestRecord
 from ._version import __version__
 from .exceptions import ConfigurationError, MissingExtraError, RecordsRejected, VividlyTraceError
-from .pricing import ModelPrice, PricingTable
 from .usage import ResponseInfo, Usage, register_extractor
 
 if TYPE_CHECKING:
     from ._scope import Scope, context
     from ._score import Score, score
+    from .pricing import ModelPrice, PricingTable
 
 # Imported on first use (PEP 562): most set-ups never bind a context or send a score, and
-# their modules would add a tenth to the package's import time.
-_LAZY = {"Scope": "_scope", "context": "_scope", "Score": "_score", "score": "_score"}
+# the price table loads with the first pipeline (configure(), or the first logged call).
+_LAZY = {
+    "Scope": "_scope",
+    "context": "_scope",
+    "Score": "_score",
+    "score": "_score",
+    "ModelPrice": "pricing",
+    "PricingTable": "pricing",
+}
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
-    if module is None:
+    if module is None and name != "pricing":  # ``vividly_trace.pricing`` without importing it
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
-    value = getattr(import_module(f"{__name__}.{module}"), name)
+    loaded = import_module(f"{__name__}.{module or name}")
+    value = loaded if module is None else getattr(loaded, name)
     globals()[name] = value
     return value
 

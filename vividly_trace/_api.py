@@ -18,7 +18,6 @@ from ._ids import new_execution_id
 from ._jsonsafe import safe_repr, sanitize_metadata, show, valid_text
 from ._record import new_record
 from ._safety import internal_error, warn_limited
-from .pricing import normalize_model_name
 from .usage import MAX_TOKENS, Usage, usage_from_mapping
 
 __all__ = ["calculate_gemini_cost", "log_prompt_execution"]
@@ -283,6 +282,8 @@ def _closest_models(model: str, known: Iterable[str]) -> list[str]:
     """The priced model names nearest to ``model`` (after the table's name normalisation),
     best first; some are always named when the table has any."""
     import difflib  # only for this error message: not worth its import at start-up
+
+    from .pricing import normalize_model_name
 
     names = sorted(known)
     query = normalize_model_name(model[:_COMPARED_CHARS])[-1]

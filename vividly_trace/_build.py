@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from time import perf_counter_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._call import (
     CAPTURED_REFS,
@@ -31,7 +31,6 @@ from ._jsonsafe import sanitize_metadata
 from ._lifecycle import on_fork
 from ._record import TWINS, PromptExecution, RequestRecord, twin_of
 from ._safety import internal_error, logger, warn_limited
-from .pricing import PricingTable
 from .usage import (
     EMPTY_INFO,
     EMPTY_USAGE,
@@ -39,9 +38,11 @@ from .usage import (
     Usage,
     add_usage,
     extract,
-    interaction_failure,
     service_tier_name,
 )
+
+if TYPE_CHECKING:
+    from .pricing import PricingTable
 
 __all__ = ["Item", "RecordBuilder", "Redactor", "build_record"]
 
@@ -413,6 +414,8 @@ _DAY_NS = 86_400 * 10**9
 def _blocked(info: ResponseInfo) -> tuple[str, str]:
     """(error type, message) of a blocked prompt, a response stopped by a filter, or an
     interaction that failed, was cancelled or exceeded its budget."""
+    from .usage.interactions import interaction_failure  # rare: a blocked or failed answer
+
     failed = interaction_failure(info.block_reason)
     if failed is not None:
         return failed

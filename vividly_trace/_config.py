@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._active import UNSET, state
 from ._build import Redactor
@@ -25,7 +25,9 @@ from ._safety import internal_error, logger
 from ._spool import default_spool_dir
 from ._trace import trace_context_getter
 from .exceptions import ConfigurationError
-from .pricing import PricingTable
+
+if TYPE_CHECKING:
+    from .pricing import PricingTable
 
 __all__ = [
     "configure",
@@ -342,6 +344,8 @@ def _set(pipeline: Any) -> None:
 
 
 def _pricing(pricing: Any) -> PricingTable:
+    from .pricing import PricingTable  # the price table loads with the first pipeline
+
     if pricing is None:
         return PricingTable.default()
     if isinstance(pricing, PricingTable):
@@ -444,7 +448,11 @@ def get_pipeline() -> Pipeline | None:
 def current_pricing() -> PricingTable:
     """The configured price table (the packaged one when not configured)."""
     p = state.pipeline
-    return p.pricing if isinstance(p, Pipeline) else PricingTable.default()
+    if isinstance(p, Pipeline):
+        return p.pricing
+    from .pricing import PricingTable
+
+    return PricingTable.default()
 
 
 def _timeout(caller: str, value: Any, default: float) -> float:

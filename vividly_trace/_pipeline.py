@@ -19,10 +19,10 @@ from ._call import OPEN_STREAMS, ReadyRecord, call_failed
 from ._dispatch import PASS_THROUGH, DispatchOptions, ScoreChannel, SinkWorker
 from ._lifecycle import on_fork
 from ._safety import internal_error, logger, warn_limited
-from .pricing import PricingTable
 
 if TYPE_CHECKING:
     from ._score import Score
+    from .pricing import PricingTable
 
 __all__ = ["Pipeline"]
 

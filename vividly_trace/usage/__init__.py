@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._jsonsafe import valid_text
 from ._types import (
@@ -23,11 +23,13 @@ from ._types import (
     build_usage,
     service_tier_name,
 )
-from .caches import extract_cached_content
 from .dicts import extract_dict, usage_from_mapping
-from .embeddings import extract_embedding
 from .gemini import extract_gemini, has_usage
-from .interactions import extract_interaction, interaction_failure
+
+if TYPE_CHECKING:
+    from .caches import extract_cached_content
+    from .embeddings import extract_embedding
+    from .interactions import extract_interaction, interaction_failure
 
 __all__ = [
     "EMPTY_INFO",
@@ -56,14 +58,47 @@ Extractor = Callable[[Any], "ResponseInfo | None"]
 
 _logger = logging.getLogger("vividly_trace")
 _user_extractors: list[Extractor] = []
-_BUILTIN: tuple[Extractor, ...] = (
-    extract_gemini,
-    extract_embedding,
-    extract_cached_content,
-    extract_interaction,
-    extract_dict,
-)
+_RELOAD: Any = object()
+
+
+def _load_builtins(response: Any) -> Any:
+    """Stands for the built-in extractors after Gemini's until one is needed: imports them
+    (embeddings, context caches, the Interactions API; most responses are Gemini's, and
+    ``import vividly_trace`` need not load them) and has :func:`extract` start again."""
+    global _BUILTIN
+    from .caches import extract_cached_content
+    from .embeddings import extract_embedding
+    from .interactions import extract_interaction
+
+    _BUILTIN = (
+        extract_gemini,
+        extract_embedding,
+        extract_cached_content,
+        extract_interaction,
+        extract_dict,
+    )
+    return _RELOAD
+
+
+_BUILTIN: tuple[Extractor, ...] = (extract_gemini, _load_builtins)
 EMPTY_INFO = ResponseInfo()
+_LAZY = {
+    "extract_cached_content": "caches",
+    "extract_embedding": "embeddings",
+    "extract_interaction": "interactions",
+    "interaction_failure": "interactions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 def register_extractor(extractor: Extractor) -> None:
@@ -99,6 +134,8 @@ def extract(response: Any) -> ResponseInfo:
                 if extractor in _BUILTIN:
                     return _valid_strings(info)
                 return _valid_info(info)
+            if info is _RELOAD:  # the other built-in extractors were just imported
+                return extract(response)
             _logger.debug(
                 "usage extractor %r returned a %s, not ResponseInfo", extractor, type(info).__name__
             )
