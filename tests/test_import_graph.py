@@ -75,6 +75,7 @@ LAYERS: list[tuple[str, ...]] = [
     ),
     (
         "vividly_trace._jsonsafe",
+        "vividly_trace._lazy",
         "vividly_trace._lifecycle",
         "vividly_trace._version",
         "vividly_trace.exceptions",

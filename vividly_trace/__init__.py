@@ -15,7 +15,7 @@ Importing this package loads only the standard library and ``wrapt``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._api import calculate_gemini_cost, log_prompt_execution
 from ._assign import choose_variant
@@ -24,6 +24,7 @@ from ._config import configure, flush, reset, shutdown, stats
 from ._context import carry_context, get_current_call
 from ._decorator import logged_prompt
 from ._jsonsafe import json_safe
+from ._lazy import lazy_names
 from ._record import PromptExecution, RequestRecord
 from ._version import __version__
 from .exceptions import ConfigurationError, MissingExtraError, RecordsRejected, VividlyTraceError
@@ -37,29 +38,16 @@ if TYPE_CHECKING:
 # Imported on first use (PEP 562): most set-ups never bind a context or send a score, and
 # the price table loads with the first pipeline (configure(), or the first logged call).
 _LAZY = {
-    "Scope": "_scope",
-    "context": "_scope",
-    "Score": "_score",
-    "score": "_score",
-    "ModelPrice": "pricing",
-    "PricingTable": "pricing",
+    "Scope": "._scope",
+    "context": "._scope",
+    "Score": "._score",
+    "score": "._score",
+    "ModelPrice": ".pricing",
+    "PricingTable": ".pricing",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None and name != "pricing":  # ``vividly_trace.pricing`` without importing it
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    loaded = import_module(f"{__name__}.{module or name}")
-    value = loaded if module is None else getattr(loaded, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals(), submodules=("pricing",))
 
 
 __all__ = [

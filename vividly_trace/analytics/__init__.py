@@ -41,10 +41,10 @@ Importing this package is cheap: SQLAlchemy and the queries load on first use, s
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._assign import choose_variant
+from .._lazy import lazy_names
 from ._patterns import normalize_error_message
 from ._stats import percentile_cont, two_proportion_z_test, wilson_interval
 
@@ -186,14 +186,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

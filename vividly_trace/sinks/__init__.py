@@ -7,10 +7,10 @@ any Google or OpenTelemetry package.
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any
 
+from .._lazy import lazy_names
 from ..exceptions import ConfigurationError
 from ._base import Sink
 from .jsonl import JSONLinesSink
@@ -40,13 +40,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 def sink_from_spec(spec: str) -> Any:

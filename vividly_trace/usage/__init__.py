@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._jsonsafe import valid_text
+from .._lazy import lazy_names
 from ._types import (
     EMPTY_USAGE,
     MAX_TOKENS,
@@ -83,22 +84,14 @@ def _load_builtins(response: Any) -> Any:
 _BUILTIN: tuple[Extractor, ...] = (extract_gemini, _load_builtins)
 EMPTY_INFO = ResponseInfo()
 _LAZY = {
-    "extract_cached_content": "caches",
-    "extract_embedding": "embeddings",
-    "extract_interaction": "interactions",
-    "interaction_failure": "interactions",
+    "extract_cached_content": ".caches",
+    "extract_embedding": ".embeddings",
+    "extract_interaction": ".interactions",
+    "interaction_failure": ".interactions",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 def register_extractor(extractor: Extractor) -> None:
