@@ -72,12 +72,12 @@ def _modalities(details: Any) -> dict[str, int]:
     in one pass, text left out; empty when there is none."""
     if details is None:  # not truthiness: a hostile __bool__ (or NotImplemented) must not run
         return _NO_MODALITIES
-    if (
-        type(details) is list
-        and len(details) == 1
-        and getattr(getattr(details[0], "modality", None), "_name_", None) == _TEXT
-    ):
-        return _NO_MODALITIES  # most responses: one text entry, no rate of its own
+    if type(details) is list and len(details) == 1:
+        try:
+            if details[0].modality._name_ == _TEXT:
+                return _NO_MODALITIES  # most responses: one text entry, no rate of its own
+        except AttributeError:
+            pass  # not an enum member: the general case below
     out: dict[str, int] | None = None
     try:
         for item in details:
@@ -114,12 +114,17 @@ _INT_OR_NONE = frozenset({int, type(None)})
 
 def usage_from_metadata(meta: Any) -> Usage:
     """Read a ``usage_metadata`` object of either client into a :class:`Usage`."""
-    prompt = getattr(meta, "prompt_token_count", None)
-    candidates = getattr(meta, "candidates_token_count", None)
-    total = getattr(meta, "total_token_count", None)
-    thinking = getattr(meta, "thoughts_token_count", None)
-    cached = getattr(meta, "cached_content_token_count", None)
-    tool_use = getattr(meta, "tool_use_prompt_token_count", None)
+    try:  # both clients' usage objects have every field (None when not reported)
+        prompt = meta.prompt_token_count
+        candidates = meta.candidates_token_count
+        total = meta.total_token_count
+        thinking = meta.thoughts_token_count
+        cached = meta.cached_content_token_count
+        tool_use = meta.tool_use_prompt_token_count
+    except AttributeError:  # another shape: a missing count is not reported
+        prompt, candidates, total, thinking, cached, tool_use = (
+            getattr(meta, name, None) for name in _COUNTS
+        )
     plain = _INT_OR_NONE
     if not (
         type(prompt) in plain
@@ -241,11 +246,14 @@ def extract_gemini(response: Any) -> ResponseInfo | None:
 
     Returns ``None`` when ``response`` does not look like a Gemini response.
     """
-    if isinstance(response, dict) or not hasattr(response, "usage_metadata"):
+    if isinstance(response, dict):
+        return None
+    try:
+        meta = response.usage_metadata
+    except AttributeError:
         return None
     if not (hasattr(response, "candidates") or hasattr(response, "prompt_feedback")):
         return None
-    meta = getattr(response, "usage_metadata", None)
     usage = (
         usage_from_metadata(meta) if meta is not None else build_usage(prompt=None, candidates=None)
     )
