@@ -14,7 +14,6 @@ __all__ = [
     "RequestRecord",
     "format_timestamp",
     "new_record",
-    "new_request",
     "parse_timestamp",
     "twin_of",
 ]
@@ -260,13 +259,6 @@ def new_record(*values: Any, **fields: Any) -> PromptExecution:
     record: Any = (TWINS.get(PromptExecution) or twin_of(PromptExecution))(*values, **fields)
     record.__class__ = PromptExecution
     return record  # type: ignore[no-any-return]
-
-
-def new_request(*values: Any) -> RequestRecord:
-    """``RequestRecord(*values)``, built the cheap way (see :func:`new_record`)."""
-    request: Any = (TWINS.get(RequestRecord) or twin_of(RequestRecord))(*values)
-    request.__class__ = RequestRecord
-    return request  # type: ignore[no-any-return]
 
 
 def format_timestamp(value: _dt.datetime) -> str:

@@ -221,6 +221,39 @@ def _answered_late(p: Any, call: CallHandle, entry: tuple[Any, str, Any, int, in
     p.submit(own)
 
 
+def _own_call(p: Any, parent: CallHandle | None) -> CallHandle | None:
+    """The record of its own of a request made outside any open logged call (``parent``:
+    the one that ended, if any); None when it cannot be made (logged)."""
+    try:
+        caller = _caller_key(3)
+        return CallHandle(_specs.get(caller) or _spec(caller), parent, p.trace_getter)
+    except Exception as exc:
+        internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
+        return None
+
+
+def _keep(
+    p: Any, call: CallHandle, own: CallHandle | None, entry: tuple[Any, str, Any, int, int, Any]
+) -> None:
+    """A request of the inlined path answered: its entry goes to its call (queued at once
+    when the request is a record of its own)."""
+    try:
+        if own is not None:
+            own._t1 = entry[4]
+            own._requests = [entry]
+            p.submit(own)
+        elif call._t1:
+            _answered_late(p, call, entry)
+        else:
+            requests = call._requests
+            if requests is None:
+                call._requests = [entry]
+            else:
+                requests.append(entry)
+    except Exception as exc:  # the user's response must come back whatever happens here
+        internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
+
+
 # The request wrappers below are the hot path of every captured request: they inline what
 # begin() / send() / _answered() / _end() do when no content is kept and no skip test is
 # given (a Python call costs more than most of the work itself), and keep the request as
@@ -248,11 +281,8 @@ def sync_request(
         if call is None or call._t1:  # unlogged, or the logged call ended: see begin()
             if call is None and not p.capture_unlogged:
                 return wrapped(*args, **kwargs)
-            try:
-                caller = _caller_key(2)
-                own = CallHandle(_specs.get(caller) or _spec(caller), call, p.trace_getter)
-            except Exception as exc:
-                internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
+            own = _own_call(p, call)
+            if own is None:
                 return wrapped(*args, **kwargs)
             call = own
         t0 = perf_counter_ns()
@@ -272,20 +302,10 @@ def sync_request(
                 t1,
                 response,
             )
-            if own is not None:
-                own._t1 = t1
-                own._requests = [entry]
-                p.submit(own)
-            elif call._t1:
-                _answered_late(p, call, entry)
-            else:
-                requests = call._requests
-                if requests is None:
-                    call._requests = [entry]
-                else:
-                    requests.append(entry)
         except Exception as exc:  # the user's response must come back whatever happens here
             internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
+        else:
+            _keep(p, call, own, entry)
         return response
 
     return wrapper
@@ -312,11 +332,8 @@ def async_request(
         if call is None or call._t1:  # unlogged, or the logged call ended: see begin()
             if call is None and not p.capture_unlogged:
                 return await wrapped(*args, **kwargs)
-            try:
-                caller = _caller_key(2)
-                own = CallHandle(_specs.get(caller) or _spec(caller), call, p.trace_getter)
-            except Exception as exc:
-                internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
+            own = _own_call(p, call)
+            if own is None:
                 return await wrapped(*args, **kwargs)
             call = own
         t0 = perf_counter_ns()
@@ -336,20 +353,10 @@ def async_request(
                 t1,
                 response,
             )
-            if own is not None:
-                own._t1 = t1
-                own._requests = [entry]
-                p.submit(own)
-            elif call._t1:
-                _answered_late(p, call, entry)
-            else:
-                requests = call._requests
-                if requests is None:
-                    call._requests = [entry]
-                else:
-                    requests.append(entry)
         except Exception as exc:  # the user's response must come back whatever happens here
             internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
+        else:
+            _keep(p, call, own, entry)
         return response
 
     return wrapper

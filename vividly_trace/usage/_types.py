@@ -156,28 +156,17 @@ def build_usage(
     if prompt is None and tool_use is None:
         # A prompt has tokens: an answer that does not say how many (file-URI inputs) leaves
         # the input unknown, never 0, and with it the total (and the cost).
+        input_tokens = total = None
         output_tokens = c + (thinking or 0)
-        return Usage(
-            None,
-            output_tokens,
-            None,
-            cached,
-            thinking,
-            tool_use,
-            audio_input,
-            cached_audio,
-            image_input,
-            video_input,
-            image_output,
-            audio_output,
-        )
-    p = prompt or 0
-    if thinking is None and tool_use is None and reported_total is not None:
-        hidden = reported_total - p - c
-        if hidden > 0:
-            thinking = hidden
-    input_tokens = p + (tool_use or 0)
-    output_tokens = c + (thinking or 0)
+    else:
+        p = prompt or 0
+        if thinking is None and tool_use is None and reported_total is not None:
+            hidden = reported_total - p - c
+            if hidden > 0:
+                thinking = hidden
+        input_tokens = p + (tool_use or 0)
+        output_tokens = c + (thinking or 0)
+        total = input_tokens + output_tokens
     # Every field, in order (input, output, total, cached, thinking, tool use, audio input,
     # cached audio, modalities, grounding), once per record.
     return new_tuple(  # type: ignore[no-any-return]
@@ -185,7 +174,7 @@ def build_usage(
         (
             input_tokens,
             output_tokens,
-            input_tokens + output_tokens,
+            total,
             cached,
             thinking,
             tool_use,
