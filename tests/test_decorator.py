@@ -18,6 +18,17 @@ from vividly_trace.sinks import MemorySink
 from vividly_trace.testing import CapturedRecords, capture_records
 
 
+def _instance_spy(seen: list[Any]) -> Any:
+    """A wrapt decorator noting the ``instance`` wrapt hands it on each call."""
+
+    @wrapt.decorator
+    def spy(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        seen.append(instance)
+        return wrapped(*args, **kwargs)
+
+    return spy
+
+
 @pytest.fixture(name="records")
 def _records() -> Iterator[CapturedRecords]:
     """The records of the calls the test makes."""
@@ -168,11 +179,7 @@ class TestKinds:
         through the class) get theirs; the user's function is not changed (no ``__self__``
         is written onto it, which frameworks would read as "bound method")."""
         seen: list[Any] = []
-
-        @wrapt.decorator
-        def spy(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            seen.append(instance)
-            return wrapped(*args, **kwargs)
+        spy = _instance_spy(seen)
 
         def plain(x: int) -> int:
             return x
@@ -199,6 +206,47 @@ class TestKinds:
         assert not inspect.ismethod(plain)
         assert seen == [None, s, s]
         assert [r.template_key for r in records] == ["p", "m", "m", "t"]
+
+    @pytest.mark.parametrize("implementation", ["C extension", "pure Python"])
+    def test_plain_function_wrapper_skips_wrapts_self_lookup(
+        self,
+        records: CapturedRecords,
+        implementation: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A decorated plain function's wrapper is made with an instance of its own, so a
+        direct call skips wrapt's failing ``__self__`` lookup (its cost: see BENCHMARKS.md);
+        binding still works as wrapt's: methods through an instance, through the class, a
+        wrapper reused in a subclass, and a stacked decorator that reads ``instance``.
+        Both of wrapt's implementations take the re-initialisation."""
+        if implementation == "pure Python":
+            monkeypatch.setattr(wrapt, "FunctionWrapper", wrapt.wrappers.FunctionWrapper)
+        seen: list[Any] = []
+        spy = _instance_spy(seen)
+
+        def plain(x: int) -> int:
+            return x + 1
+
+        class Service:
+            @logged_prompt("m")
+            def method(self, x: int) -> tuple[Any, int]:
+                return self, x
+
+        class Sub(Service):
+            again = Service.method
+
+        decorated = logged_prompt("p")(plain)
+        assert type(decorated) is wrapt.FunctionWrapper
+        assert decorated._self_instance is not None  # the lookup's guard in wrapt's __call__
+        assert decorated(1) == 2
+        assert spy(decorated)(2) == 3
+        s, sub = Service(), Sub()
+        assert s.method(3) == (s, 3)
+        assert Service.method(s, 4) == (s, 4)
+        assert sub.again(5) == (sub, 5)
+        assert sub.method(6) == (sub, 6)
+        assert seen == [None]
+        assert [r.template_key for r in records] == ["p", "p", "m", "m", "m", "m"]
 
     def test_generator_send_and_return(self, records: CapturedRecords) -> None:
         """A generator's send() values and return value pass through."""

@@ -32,6 +32,30 @@ __all__ = ["logged_prompt"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _STREAM_TYPES = frozenset({GeneratorType, AsyncGeneratorType})
+_UNBOUND: Any = object()  # the instance of a plain function's wrapper: see _wrap
+
+
+def _wrap(wrapped: Any, wrapper: Callable[..., Any]) -> Any:
+    """``wrapt.FunctionWrapper(wrapped, wrapper)``; for a plain function, one whose direct
+    calls skip wrapt's ``__self__`` lookup.
+
+    Called unbound (``instance`` None), wrapt looks for ``wrapped.__self__`` on every call in
+    case it wraps a bound method; on a plain function that lookup fails, and the
+    ``AttributeError`` it makes and clears costs more than the rest of wrapt's call. A
+    wrapper made with any other instance skips it; binding (a method reached through an
+    instance or its class) never reads the unbound wrapper's instance, and the wrappers of
+    this module ignore ``instance``. Re-initialising through the base class is wrapt's own
+    constructor (``wrapped, instance, wrapper, enabled, binding, parent``, in wrapt 1.x
+    and 2.x alike); a wrapt whose base refuses it keeps the plain wrapper.
+    """
+    proxy = wrapt.FunctionWrapper(wrapped, wrapper)
+    if proxy._self_binding == "function" and proxy._self_instance is None:
+        try:
+            base: Any = type(proxy).__mro__[1]  # wrapt's _FunctionWrapperBase
+            base.__init__(proxy, wrapped, _UNBOUND, wrapper, None, "function")
+        except Exception:  # another wrapt: the plain wrapper, its lookup included
+            proxy = wrapt.FunctionWrapper(wrapped, wrapper)
+    return proxy
 
 
 def _active() -> Pipeline | None:
@@ -165,7 +189,7 @@ class logged_prompt:
             wrapper = _async_wrapper(spec)
         else:
             wrapper = _sync_wrapper(spec)
-        return wrapt.decorator(wrapper)(wrapped)  # type: ignore[return-value]
+        return _wrap(wrapped, wrapper)  # type: ignore[no-any-return]
 
     # -- context manager -----------------------------------------------------------------
     def __enter__(self) -> CallHandle:
