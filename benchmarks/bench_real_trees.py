@@ -14,7 +14,10 @@ undecorated call of its block; responses released outside the timed regions) in 
 interpreters whose ``PYTHONPATH`` is each tree in turn, trees alternating process by
 process against one fake Gemini server, so each tree's added latency is measured on the
 same machine in the same minutes. Arms a tree does not have (client capture before it
-existed) are left out for it.
+existed) are left out for it. A tree with client capture also times the same call through
+a ``Models`` class without the capture wrapper (``unwrapped``): every other arm goes through
+the installed wrapper (switched off by a flag where the arm is not captured), so the capture
+arms are also shown against that call, their true added latency.
 
 Printed, and written to ``BENCHMARKS.md`` between ``<!-- real-trees:start -->`` and
 ``<!-- real-trees:end -->`` (``--no-write`` to skip).
@@ -49,6 +52,16 @@ ARMS = {  # name -> label, in the report's order
     "unlogged_capture": "no decorator, client capture on (recorded under its caller's key)",
 }
 TARGETS_US = {"decorated_capture": 10.0, "unlogged_capture": 15.0}  # issue 11, on its machine
+BASELINES = {  # name -> what the paired differences are taken against
+    "undecorated": "the undecorated call (through the capture wrapper, if installed, "
+    "switched off for the call)",
+    "unwrapped": "the undecorated call through a `Models` without the capture wrapper",
+}
+UNWRAPPED_ARMS = {
+    "undecorated": "undecorated, through the capture wrapper switched off (its pass-through)",
+    "decorated_capture": ARMS["decorated_capture"],
+    "unlogged_capture": ARMS["unlogged_capture"],
+}
 
 
 def child(url: str, blocks: int, warmup: int) -> dict[str, Any]:
@@ -95,6 +108,10 @@ def child(url: str, blocks: int, warmup: int) -> dict[str, Any]:
             ("decorated_capture", logged_prompt("bench_capture")(decorated)),
             ("unlogged_capture", make()),
         ]
+        # The same call through a Models class without the capture wrapper (the methods as
+        # google-genai ships them), on the same API client: what a process without client
+        # capture pays, the baseline of the capture arms' true added latency.
+        arms.append(("unwrapped", _unwrapped_call(client)))
     captured = {"decorated_capture", "unlogged_capture"}
     pipeline: Any = _active.state.pipeline
     rng = random.Random(20261203)
@@ -116,6 +133,33 @@ def child(url: str, blocks: int, warmup: int) -> dict[str, Any]:
     vividly_trace.shutdown()
     client.close()
     return {"times": times, "records": sink.records, "dropped": dropped}
+
+
+def _pairs(times: dict[str, Any]) -> list[tuple[str, str]]:
+    """(arm, baseline) pairs a process's times have: every arm against the undecorated
+    call, and, where there is an unwrapped call, those of ``UNWRAPPED_ARMS`` against it."""
+    pairs = [(arm, "undecorated") for arm in ARMS if arm in times]
+    if "unwrapped" in times:
+        pairs += [(arm, "unwrapped") for arm in UNWRAPPED_ARMS if arm in times]
+    return pairs
+
+
+def _unwrapped_call(client: Any) -> Callable[[], Any]:
+    from google import genai
+    from google.genai import models
+
+    names = ("_generate_content", "_generate_content_stream", "_embed_content")
+    originals = {n: getattr(models.Models.__dict__[n], "__wrapped__", None) for n in names}
+    if any(f is None for f in originals.values()):
+        raise RuntimeError("client capture is not installed: no unwrapped baseline")
+    raw_models = type("UnwrappedModels", (models.Models,), originals)
+    raw = genai.Client(vertexai=False, api_key="fake-key")
+    raw._models = raw_models(client._api_client)  # the same connection pool as the others
+
+    def call_gemini() -> Any:
+        return raw.models.generate_content(model=MODEL, contents="Book me a flight")
+
+    return call_gemini
 
 
 def measure(
@@ -150,9 +194,10 @@ def measure(
                 mine = results[name]
                 for arm, values in part["times"].items():
                     mine["times"].setdefault(arm, []).extend(values)
-                    if arm != "undecorated":
-                        diffs = paired_diffs(values, part["times"]["undecorated"])
-                        mine["per_process"].setdefault(arm, []).append(statistics.median(diffs))
+                for arm, baseline in _pairs(part["times"]):
+                    diffs = paired_diffs(part["times"][arm], part["times"][baseline])
+                    per = mine["per_process"].setdefault((arm, baseline), [])
+                    per.append(statistics.median(diffs))
                 mine["records"] += part["records"]
                 mine["dropped"] += part["dropped"]
                 print(f"  process {i + 1}/{processes}, tree {name}: done", flush=True)
@@ -189,32 +234,34 @@ def render(
         for n in names
     ]
     lines.append("| undecorated call | " + " | ".join(undecorated) + " |")
-    for arm, label in ARMS.items():
-        cells = []
-        for n in names:
-            times = results[n]["times"]
-            if arm not in times:
-                cells.append("-")
-                continue
-            diffs = paired_diffs(times[arm], times["undecorated"])
-            lo, hi = median_ci(diffs)
-            per = ", ".join(f"{d / 1000:+.1f}" for d in results[n]["per_process"][arm])
-            cells.append(
-                f"**{statistics.median(diffs) / 1000:+.2f}** ({lo / 1000:+.2f} .. "
-                f"{hi / 1000:+.2f}); {per}"
-            )
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    base_decorated = _median_diff(results[base], "decorated")
+    lines += _rows(results, names, ARMS, "undecorated")
+    unwrapped = [n for n in names if "unwrapped" in results[n]["times"]]
+    if unwrapped:
+        lines += [
+            "",
+            f"The same, against {BASELINES['unwrapped']} (the methods as google-genai ships "
+            "them, same API client): the latency a process without client capture does not "
+            "pay, the capture wrapper's binding and pass-through included.",
+            "",
+            "| arm | " + " | ".join(f"`{n}`" for n in unwrapped) + " |",
+            "|---|" + "---:|" * len(unwrapped),
+        ]
+        lines += _rows(results, unwrapped, UNWRAPPED_ARMS, "unwrapped")
+    base_decorated = _median_diff(results[base], "decorated", "undecorated")
     lines += [""]
     if base_decorated:
         for n in names[1:]:
-            for arm in ("decorated", *TARGETS_US):
-                value = _median_diff(results[n], arm)
+            for arm, baseline in [
+                ("decorated", "undecorated"),
+                *((a, b) for a in TARGETS_US for b in BASELINES),
+            ]:
+                value = _median_diff(results[n], arm, baseline)
                 if value is None:
                     continue
                 lines.append(
-                    f"- `{n}` {ARMS[arm]}: **{value / base_decorated:.2f}x** what `{base}`'s "
-                    "decorator adds (median paired differences, this run)."
+                    f"- `{n}` {ARMS[arm]}, against {BASELINES[baseline]}: "
+                    f"**{value / base_decorated:.2f}x** what `{base}`'s decorator adds "
+                    "(median paired differences, this run)."
                 )
     records = {n: (results[n]["records"], results[n]["dropped"]) for n in names}
     lines += [
@@ -225,11 +272,35 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def _median_diff(result: dict[str, Any], arm: str) -> float | None:
+def _rows(
+    results: dict[str, dict[str, Any]], names: list[str], arms: dict[str, str], baseline: str
+) -> list[str]:
+    """Table rows: each arm's median paired difference against ``baseline`` per tree, its
+    CI, then each process's median."""
+    lines = []
+    for arm, label in arms.items():
+        cells = []
+        for n in names:
+            times = results[n]["times"]
+            if arm not in times or baseline not in times:
+                cells.append("-")
+                continue
+            diffs = paired_diffs(times[arm], times[baseline])
+            lo, hi = median_ci(diffs)
+            per = ", ".join(f"{d / 1000:+.1f}" for d in results[n]["per_process"][(arm, baseline)])
+            cells.append(
+                f"**{statistics.median(diffs) / 1000:+.2f}** ({lo / 1000:+.2f} .. "
+                f"{hi / 1000:+.2f}); {per}"
+            )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _median_diff(result: dict[str, Any], arm: str, baseline: str) -> float | None:
     times = result["times"]
-    if arm not in times:
+    if arm not in times or baseline not in times:
         return None
-    return statistics.median(paired_diffs(times[arm], times["undecorated"]))
+    return statistics.median(paired_diffs(times[arm], times[baseline]))
 
 
 def main(argv: list[str] | None = None) -> int:
