@@ -40,6 +40,7 @@ __all__ = [
     "call_failed",
     "carries_usage",
     "mark_captured",
+    "open_call",
     "requests_of",
     "was_captured",
 ]
@@ -292,20 +293,13 @@ class CallHandle:
         OPEN_STREAMS.discard(self)
         return True
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         spec: TemplateSpec,
         parent: CallHandle | None,
         trace_getter: Callable[[], Any] | None = None,
-    ) -> None:
-        self._spec = spec
-        self._parent = parent
-        self._scope = current_scope.get()
-        self._seq = next_sequence()
-        self._wall_ns = time_ns()
-        if trace_getter is not None:
-            self._trace = trace_getter()
-        self._t0 = perf_counter_ns()  # last: the clock starts just before the call
+    ) -> CallHandle:
+        return open_call(spec, parent, trace_getter)
 
     # -- public handle API ---------------------------------------------------------------
     @property
@@ -469,6 +463,29 @@ class CallHandle:
         if not self._t1:
             self._t1 = self._t_chunk or perf_counter_ns()
         self._finish()
+
+
+_new = object.__new__
+
+
+def open_call(
+    spec: TemplateSpec,
+    parent: CallHandle | None,
+    trace_getter: Callable[[], Any] | None = None,
+) -> CallHandle:
+    """A logged call starts: its handle, the clock started last. ``CallHandle(...)`` is this;
+    the hot path calls it directly (a plain call costs about 75 ns less than ``type.__call__``
+    and an ``__init__``)."""
+    call: CallHandle = _new(CallHandle)
+    call._spec = spec
+    call._parent = parent
+    call._scope = current_scope.get()
+    call._seq = next_sequence()
+    call._wall_ns = time_ns()
+    if trace_getter is not None:
+        call._trace = trace_getter()
+    call._t0 = perf_counter_ns()  # last: the clock starts just before the call
+    return call
 
 
 class ReadyRecord:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import wrapt
 
 from ._active import UNSET, state
-from ._call import CallHandle, TemplateSpec, carries_usage
+from ._call import CallHandle, TemplateSpec, carries_usage, open_call
 from ._config import get_pipeline
 from ._context import current_call, reset_token
 from ._jsonsafe import valid_text
@@ -195,7 +195,7 @@ class logged_prompt:
     def __enter__(self) -> CallHandle:
         p = state.pipeline
         getter = p.trace_getter if isinstance(p, Pipeline) else None
-        call = CallHandle(self._spec, current_call.get(), getter)
+        call = open_call(self._spec, current_call.get(), getter)
         call._token = current_call.set(call)
         return call
 
@@ -247,7 +247,7 @@ def _sync_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
             p = get_pipeline()
             if p is None:
                 return wrapped(*args, **kwargs)
-        call = CallHandle(spec, get(), p.trace_getter)
+        call = open_call(spec, get(), p.trace_getter)
         token = set_(call)
         try:
             result = wrapped(*args, **kwargs)
@@ -283,7 +283,7 @@ def _async_wrapper(spec: TemplateSpec) -> Callable[..., Any]:
             p = get_pipeline()
             if p is None:
                 return await wrapped(*args, **kwargs)
-        call = CallHandle(spec, get(), p.trace_getter)
+        call = open_call(spec, get(), p.trace_getter)
         token = set_(call)
         try:
             result = await wrapped(*args, **kwargs)
@@ -331,7 +331,7 @@ def _start_stream(
     if call is not None:
         stream = make()
     else:
-        call = CallHandle(spec, current_call.get(), p.trace_getter)
+        call = open_call(spec, current_call.get(), p.trace_getter)
         token = current_call.set(call)
         try:
             stream = make()

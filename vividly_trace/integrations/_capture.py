@@ -14,7 +14,9 @@ from .._call import (
     CallHandle,
     ContentRequest,
     GeminiRequest,
+    RequestEntry,
     TemplateSpec,
+    open_call,
 )
 from .._context import current_call
 from .._safety import internal_error
@@ -112,7 +114,7 @@ def begin(
             # whose parent is that call.
             if call is None and not p.capture_unlogged:
                 return None
-            own = CallHandle(_spec(_caller_key(3)), call, p.trace_getter)
+            own = open_call(_spec(_caller_key(3)), call, p.trace_getter)
             if stream:
                 own._streamed = True
                 own._open_stream()
@@ -209,10 +211,10 @@ def _request_failed(
         internal_error("capture", inner, "vividly_trace could not capture a request: %r", inner)
 
 
-def _answered_late(p: Any, call: CallHandle, entry: tuple[Any, str, Any, int, int, Any]) -> None:
+def _answered_late(p: Any, call: CallHandle, entry: RequestEntry) -> None:
     """The logged call ended while its request was in flight (a thread or task it started
     outlived it): the request is a record of its own, whose parent is that call."""
-    own = CallHandle(_spec(_caller_key(3)), call, p.trace_getter)
+    own = open_call(_spec(_caller_key(3)), call, p.trace_getter)
     t0 = entry[3]
     own._wall_ns -= own._t0 - t0  # it started when the request did
     own._t0 = t0
@@ -226,30 +228,22 @@ def _own_call(p: Any, parent: CallHandle | None) -> CallHandle | None:
     the one that ended, if any); None when it cannot be made (logged)."""
     try:
         caller = _caller_key(3)
-        return CallHandle(_specs.get(caller) or _spec(caller), parent, p.trace_getter)
+        return open_call(_specs.get(caller) or _spec(caller), parent, p.trace_getter)
     except Exception as exc:
         internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
         return None
 
 
-def _keep(
-    p: Any, call: CallHandle, own: CallHandle | None, entry: tuple[Any, str, Any, int, int, Any]
-) -> None:
-    """A request of the inlined path answered: its entry goes to its call (queued at once
-    when the request is a record of its own)."""
+def _keep(p: Any, own: CallHandle | None, call: CallHandle, entry: RequestEntry) -> None:
+    """A request of the inlined path answered outside an open logged call: a record of its
+    own, queued at once (``own``), or one whose logged call ended while it was in flight."""
     try:
         if own is not None:
             own._t1 = entry[4]
             own._requests = [entry]
             p.submit(own)
-        elif call._t1:
-            _answered_late(p, call, entry)
         else:
-            requests = call._requests
-            if requests is None:
-                call._requests = [entry]
-            else:
-                requests.append(entry)
+            _answered_late(p, call, entry)
     except Exception as exc:  # the user's response must come back whatever happens here
         internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
 
@@ -304,8 +298,13 @@ def sync_request(
             )
         except Exception as exc:  # the user's response must come back whatever happens here
             internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
+            return response
+        if own is not None or call._t1:
+            _keep(p, own, call, entry)
+        elif call._requests is None:  # the common case: a request of the open logged call
+            call._requests = [entry]
         else:
-            _keep(p, call, own, entry)
+            call._requests.append(entry)
         return response
 
     return wrapper
@@ -355,8 +354,13 @@ def async_request(
             )
         except Exception as exc:  # the user's response must come back whatever happens here
             internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
+            return response
+        if own is not None or call._t1:
+            _keep(p, own, call, entry)
+        elif call._requests is None:  # the common case: a request of the open logged call
+            call._requests = [entry]
         else:
-            _keep(p, call, own, entry)
+            call._requests.append(entry)
         return response
 
     return wrapper
