@@ -27,6 +27,7 @@ from ._call import (
     was_captured,
 )
 from ._errors import MAX_ERROR_CHARS
+from ._ids import format_uuid7
 from ._jsonsafe import sanitize_metadata
 from ._lifecycle import on_fork
 from ._record import TWINS, PromptExecution, RequestRecord, twin_of
@@ -373,7 +374,9 @@ def _request_record(
     cost: Decimal | None,
     t0: int,
 ) -> RequestRecord:
-    usage = info.usage
+    usage = info.usage  # unpacked as in build_record
+    (n_in, n_out, n_total, n_cached, n_thinking, n_tool, n_audio, n_cached_audio) = usage[:8]
+    (n_image, n_video, n_image_out, n_audio_out, n_grounded, n_queries) = usage[8:]
     t1 = r_t1 or perf_counter_ns()
     success = error is None and not info.block_reason
     request: Any = (TWINS.get(RequestRecord) or twin_of(RequestRecord))(
@@ -383,25 +386,25 @@ def _request_record(
         (r_t0 - t0) / 1e6,
         model,
         info.response_model,
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.total_tokens,
-        usage.cached_tokens,
-        usage.thinking_tokens,
-        usage.tool_use_tokens,
-        usage.audio_input_tokens,
-        usage.cached_audio_tokens,
+        n_in,
+        n_out,
+        n_total,
+        n_cached,
+        n_thinking,
+        n_tool,
+        n_audio,
+        n_cached_audio,
         cost,
         error[0] if error is not None else (_blocked(info)[0] if info.block_reason else None),
         error[2] if error is not None else None,
         info.finish_reason,
         streamed,
-        usage.image_input_tokens,
-        usage.video_input_tokens,
-        usage.image_output_tokens,
-        usage.audio_output_tokens,
-        usage.grounded_prompts,
-        usage.search_queries,
+        n_image,
+        n_video,
+        n_image_out,
+        n_audio_out,
+        n_grounded,
+        n_queries,
     )
     request.__class__ = RequestRecord
     return request  # type: ignore[no-any-return]
@@ -562,8 +565,11 @@ def build_record(
         prompt, answer = _call_texts(call, content_max_chars, mask)
     # By position, in _RECORD_FIELDS order (checked at import): a third of the cost of
     # 29 keyword arguments, on the path every record takes.
+    # Unpacked (field order checked in usage._types): cheaper than 14 attribute reads.
+    (n_in, n_out, n_total, n_cached, n_thinking, n_tool, n_audio, n_cached_audio) = usage[:8]
+    (n_image, n_video, n_image_out, n_audio_out, n_grounded, n_queries) = usage[8:]
     record: Any = (TWINS.get(PromptExecution) or twin_of(PromptExecution))(
-        call.execution_id,  # execution_id
+        format_uuid7(call._wall_ns, call._seq),  # execution_id (CallHandle.execution_id)
         spec.template_key,  # template_key
         success,  # success
         (t1 - call._t0) / 1e6,  # response_time_ms
@@ -575,14 +581,14 @@ def build_record(
         provider,  # provider
         model,  # model
         info.response_model,  # response_model
-        usage.input_tokens,  # input_token_count
-        usage.output_tokens,  # output_token_count
-        usage.total_tokens,  # total_token_count
-        usage.cached_tokens,  # cached_token_count
-        usage.thinking_tokens,  # thinking_token_count
-        usage.tool_use_tokens,  # tool_use_token_count
-        usage.audio_input_tokens,  # audio_input_token_count
-        usage.cached_audio_tokens,  # cached_audio_token_count
+        n_in,  # input_token_count
+        n_out,  # output_token_count
+        n_total,  # total_token_count
+        n_cached,  # cached_token_count
+        n_thinking,  # thinking_token_count
+        n_tool,  # tool_use_token_count
+        n_audio,  # audio_input_token_count
+        n_cached_audio,  # cached_audio_token_count
         cost,  # cost_usd
         priced_by,  # pricing_version
         error_type,  # error_type
@@ -601,12 +607,12 @@ def build_record(
         scope.session_id if scope is not None else None,  # session_id
         scope.request_id if scope is not None else None,  # request_id
         tier,  # service_tier
-        usage.image_input_tokens,  # image_input_token_count
-        usage.video_input_tokens,  # video_input_token_count
-        usage.image_output_tokens,  # image_output_token_count
-        usage.audio_output_tokens,  # audio_output_token_count
-        usage.grounded_prompts,  # grounded_prompt_count
-        usage.search_queries,  # search_query_count
+        n_image,  # image_input_token_count
+        n_video,  # video_input_token_count
+        n_image_out,  # image_output_token_count
+        n_audio_out,  # audio_output_token_count
+        n_grounded,  # grounded_prompt_count
+        n_queries,  # search_query_count
     )
     record.__class__ = PromptExecution
     return record  # type: ignore[no-any-return]

@@ -53,15 +53,6 @@ _ZERO = Decimal(0)
 _NOT_BILLED_AT_REQUEST = frozenset({"caches.create"})
 _MAX_PERIODS = 4096  # quote()'s memo of price periods: cleared when full
 _NO_COUNTS = (None,) * 6
-if Usage._fields[8:] != (
-    "image_input_tokens",
-    "video_input_tokens",
-    "image_output_tokens",
-    "audio_output_tokens",
-    "grounded_prompts",
-    "search_queries",
-):  # pragma: no cover
-    raise RuntimeError("Usage's fields changed: update ModelPrice._cost (usage[8:])")
 _EXACT_LIMIT = 10**28  # Decimal's default precision: integers below it convert exactly
 _PRICE_FIELDS = (
     "input",
@@ -363,7 +354,8 @@ class ModelPrice:
             cached = audio = 0
             total += max(0, input_tokens) * scaled[base]
         extra = self._extra
-        # usage[8:]: the modality and grounding counts, all None on most records.
+        # usage[8:]: the modality and grounding counts, all None on most records (the
+        # field order is checked in usage._types).
         if extra is not None and usage[8:] != _NO_COUNTS:
             total += self._extra_cost(usage, extra, scaled, base, input_tokens - cached - audio)
         cost = Decimal(total).scaleb(-scaled[0]).normalize()

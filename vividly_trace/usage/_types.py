@@ -83,6 +83,24 @@ class Usage(NamedTuple):
         return self.input_tokens is None and self.output_tokens is None
 
 
+if Usage._fields != (  # pragma: no cover
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "thinking_tokens",
+    "tool_use_tokens",
+    "audio_input_tokens",
+    "cached_audio_tokens",
+    "image_input_tokens",
+    "video_input_tokens",
+    "image_output_tokens",
+    "audio_output_tokens",
+    "grounded_prompts",
+    "search_queries",
+):
+    # The record builder and the price table unpack a Usage by position.
+    raise RuntimeError("Usage's fields changed: update _build and pricing (they unpack it)")
 EMPTY_USAGE = Usage()
 new_tuple: Any = tuple.__new__
 """``new_tuple(Usage, (...))``: a named tuple from a tuple of all its fields, without the
