@@ -234,16 +234,20 @@ def _own_call(p: Any, parent: CallHandle | None) -> CallHandle | None:
         return None
 
 
-def _keep(p: Any, own: CallHandle | None, call: CallHandle, entry: RequestEntry) -> None:
-    """A request of the inlined path answered outside an open logged call: a record of its
-    own, queued at once (``own``), or one whose logged call ended while it was in flight."""
+def _keep(p: Any, call: CallHandle, own: CallHandle | None, entry: RequestEntry) -> None:
+    """A request of the inlined path answered: its entry goes to its call (queued at once
+    when the request is a record of its own, or on its own when its call ended meanwhile)."""
     try:
         if own is not None:
             own._t1 = entry[4]
             own._requests = [entry]
             p.submit(own)
-        else:
+        elif call._t1:
             _answered_late(p, call, entry)
+        elif call._requests is None:
+            call._requests = [entry]
+        else:
+            call._requests.append(entry)
     except Exception as exc:  # the user's response must come back whatever happens here
         internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
 
@@ -298,13 +302,8 @@ def sync_request(
             )
         except Exception as exc:  # the user's response must come back whatever happens here
             internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
-            return response
-        if own is not None or call._t1:
-            _keep(p, own, call, entry)
-        elif call._requests is None:  # the common case: a request of the open logged call
-            call._requests = [entry]
         else:
-            call._requests.append(entry)
+            _keep(p, call, own, entry)
         return response
 
     return wrapper
@@ -354,13 +353,8 @@ def async_request(
             )
         except Exception as exc:  # the user's response must come back whatever happens here
             internal_error("capture", exc, "vividly_trace could not capture a request: %r", exc)
-            return response
-        if own is not None or call._t1:
-            _keep(p, own, call, entry)
-        elif call._requests is None:  # the common case: a request of the open logged call
-            call._requests = [entry]
         else:
-            call._requests.append(entry)
+            _keep(p, call, own, entry)
         return response
 
     return wrapper
